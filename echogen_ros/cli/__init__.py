@@ -1,0 +1,44 @@
+"""`echogen`: the command-line entry point. Each sub-command lives in its own module here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from echogen_ros.cli import demo, world
+
+
+class CliError(Exception):
+    """A bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise CliError(message)
+
+
+COMMANDS = (world, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="echogen", description="EchoGen for robots: ground and imagine tabletop scenes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.run(args) or 0)
+    except (CliError, ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"echogen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("echogen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

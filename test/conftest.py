@@ -1,0 +1,23 @@
+"""Shared fixtures: small world exports written once per test session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from echogen_ros.world.dataset import export
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-scene train export at 640×480."""
+    out = tmp_path_factory.mktemp("world") / "train"
+    export(out, seed=7, count=60, split="train")
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_annotations(world_dir: Path) -> dict:
+    return json.loads((world_dir / "annotations.json").read_text())

@@ -1,0 +1,98 @@
+"""`echogen world` / `world-bench` / `demo` from the command line: contract and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from echogen_ros.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "echogen_ros", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_world_writes_the_contract(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    result = _run(
+        "world",
+        "--seed",
+        "3",
+        "--count",
+        "3",
+        "--out",
+        str(out),
+        "--width",
+        "160",
+        "--height",
+        "120",
+        "--min-objects",
+        "2",
+        "--max-objects",
+        "4",
+        "--split",
+        "heldout",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "annotations.json").read_text())
+    assert len(data["images"]) == 3 and len(list((out / "images").glob("*.png"))) == 3
+    assert all(im["width"] == 160 for im in data["images"])
+    assert all(r["split"] == "heldout" for r in data["refs"])
+
+
+BAD = [
+    (["--count", "0"], "outside"),
+    (["--count", "x"], "integer"),
+    (["--count", "2", "--width", "8"], "outside"),
+    (["--count", "2", "--min-objects", "5", "--max-objects", "3"], "larger than"),
+    (["--count", "2", "--max-objects", "13"], "outside"),
+    (["--count", "2", "--split", "nope"], "invalid choice"),
+    (["--count", "2", "--seed", "-1"], "outside"),
+    (["--count", "2"], "required"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD)
+def test_bad_arguments_exit_2_with_one_line_and_no_output(tmp_path: Path, capsys, extra, message) -> None:
+    out = tmp_path / "out"
+    args = ["world", *extra] + ([] if extra == ["--count", "2"] else ["--out", str(out)])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("echogen: error:")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no partial directory either
+
+
+def test_existing_directory_is_not_clobbered(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["world", "--count", "1", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main(["world", "--count", "1", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "keep.txt").exists() and (out / "annotations.json").is_file()
+
+
+def test_one_line_error_from_the_real_process(tmp_path: Path) -> None:
+    result = _run("world", "--count", "-5", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "outside" in result.stderr
+
+
+def test_world_bench_reports_json() -> None:
+    result = _run("world-bench", "--count", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["scenes"] == 20 and figures["scenes_per_s"] > 0
+
+
+def test_demo_writes_annotated_scenes(tmp_path: Path) -> None:
+    result = _run("demo", "--out", str(tmp_path / "demo"), "--count", "2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["scene_000.png", "scene_001.png"]
+    assert str(tmp_path / "demo") in result.stdout
