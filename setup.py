@@ -39,6 +39,10 @@ setup(
         "opencv-python-headless>=4.8",
         "rosbags>=0.10",
         "pyyaml>=6",
+        "torch>=2.4",  # `make` installs the CPU wheel first (TORCH_SPEC); pip alone may pick a CUDA build
+        "transformers>=5.0,<6",
+        "tokenizers>=0.20",
+        "safetensors>=0.4",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "catkin_pkg>=1.0", "cmakelint>=1.4"],

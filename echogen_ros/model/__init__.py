@@ -1,0 +1,1 @@
+"""EchoGen on the Janus architecture: token scheme, letterboxing, grounding and imagining."""

@@ -1,0 +1,236 @@
+"""`EchoGen`: one Janus model that grounds expressions in images and imagines images of layouts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from transformers import JanusForConditionalGeneration
+from transformers.utils import logging as hf_logging
+
+from echogen_ros.model import checkpoint, generation
+from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
+from echogen_ros.model.letterbox import Letterbox, check_image
+from echogen_ros.model.presets import PRESETS, janus_config
+from echogen_ros.model.scheme import IMAGE, PAD
+from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
+
+hf_logging.disable_progress_bar()
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+NO_DEFAULT = (
+    "no embedded default model is installed in this echogen_ros: pass a model directory "
+    "(--model DIR or EchoGen.load(DIR)), create a random-weight one with `echogen model-init --out DIR`, "
+    "or train one with echogen-train (training/)"
+)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    image: np.ndarray  # imagined RGB uint8 (H, W, 3)
+    grounded: Layout  # objects grounded back in the imagined image
+    ious: list[float]  # per object, in layout order
+    mean_iou: float
+
+
+class EchoGen:
+    def __init__(self, model: JanusForConditionalGeneration, tokenizer: Tokenizer, manifest: dict) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.scheme = token_scheme(tokenizer, manifest["scheme"]["bins"], manifest["scheme"]["image_tokens"])
+        self.vision_size = int(manifest["vision_size"])
+        self.image_size = int(manifest["image_size"])
+        self.max_objects = int(manifest.get("max_objects", 12))
+        self.guidance = float(manifest.get("guidance", 3.0))
+        self.temperature = float(manifest.get("temperature", 1.0))
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, preset: str = "tabletop", seed: int = 0) -> EchoGen:
+        """A randomly initialised model of a preset (what training starts from)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        spec = PRESETS[preset]
+        tokenizer = build_word_tokenizer(spec.bins)
+        torch.manual_seed(seed)
+        config = janus_config(spec, tokenizer.get_vocab_size(), tokenizer.token_to_id(IMAGE))
+        return cls(
+            JanusForConditionalGeneration(config), tokenizer, _manifest(preset, config, spec.bins, spec.max_objects)
+        )
+
+    @classmethod
+    def from_janus_pro(cls, directory: str | Path, bins: int = 1000, dtype: torch.dtype | None = None) -> EchoGen:
+        """A Janus-Pro checkpoint directory (config.json, safetensors, tokenizer.json) extended with our
+        layout tokens, embeddings resized: ready for training."""
+        directory = Path(directory)
+        tokenizer_file = directory / checkpoint.TOKENIZER
+        if not tokenizer_file.is_file():
+            raise checkpoint.CheckpointError(f"{directory} has no {checkpoint.TOKENIZER}; is it a Janus-Pro directory?")
+        model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype or torch.float32)
+        tokenizer = extend_tokenizer(Tokenizer.from_file(str(tokenizer_file)), bins)
+        model.resize_token_embeddings(tokenizer.get_vocab_size())
+        model.config.image_token_id = tokenizer.token_to_id(IMAGE)
+        return cls(model, tokenizer, _manifest("janus-pro", model.config, bins, 16))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "cpu", dtype: torch.dtype | None = None) -> EchoGen:
+        """Load a model directory (None: the embedded default), checking its manifest and hashes."""
+        directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        if path is None and not (directory / checkpoint.MANIFEST).is_file():
+            raise checkpoint.CheckpointError(NO_DEFAULT)
+        manifest = checkpoint.read_manifest(directory)
+        dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
+        try:
+            model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype, use_safetensors=True)
+        except (OSError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"cannot load weights from {directory}: {exc}") from None
+        tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
+        return cls(model.to(device), tokenizer, manifest)
+
+    def save(self, path: str | Path, stage: str | None = None, metrics: dict | None = None) -> Path:
+        """Write config, safetensors weights, tokenizer.json and the hashed manifest to `path`."""
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save(str(directory / checkpoint.TOKENIZER))
+        manifest = dict(self.manifest)
+        if stage is not None:
+            manifest["stage"] = stage
+        if metrics is not None:
+            manifest["metrics"] = metrics
+        self.manifest = checkpoint.write_manifest(directory, manifest)
+        return directory
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # ---- image → layout ------------------------------------------------------------------------
+    def pixels(self, image: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
+        """Letterboxed, normalised (1, 3, S, S) tensor of an RGB uint8 image, and its letterbox."""
+        check_image(image)
+        box = Letterbox(image.shape[1], image.shape[0], self.vision_size)
+        frame = torch.from_numpy(box.apply(image)).to(self.device)
+        pixels = frame.permute(2, 0, 1).unsqueeze(0).to(self.dtype) / 127.5 - 1.0
+        return pixels, box
+
+    def _expression_ids(self, expression: str) -> list[int]:
+        if not isinstance(expression, str) or not expression.strip():
+            raise ValueError("expression is empty")
+        ids = encode_text(self.tokenizer, expression.strip())
+        if not ids:
+            raise ValueError(f"expression {expression!r} has no tokens")
+        return ids
+
+    @torch.inference_mode()
+    def ground(self, image: np.ndarray, expression: str, top_k: int = 1) -> list[Detection]:
+        """Boxes (input-image pixels) for what `expression` names, best first."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if top_k == 1:
+            return [self.ground_many(image, [expression])[0]]
+        pixels, letterbox = self.pixels(image)
+        ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
+        embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
+        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k)
+        return [self._detection(letterbox, tokens, score, expression) for tokens, score in beams]
+
+    @torch.inference_mode()
+    def ground_many(self, image: np.ndarray, expressions: list[str]) -> list[Detection]:
+        """The best box for each expression; the image is encoded once, prompts run as one batch."""
+        if not expressions:
+            return []
+        prompts = [self.scheme.i2l_prompt(self._expression_ids(e)) for e in expressions]
+        pixels, letterbox = self.pixels(image)
+        features = generation.image_features(self.model, pixels)
+        length = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), length), self.scheme.pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
+            ids[row, length - len(prompt) :] = torch.tensor(prompt)
+            mask[row, length - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        embeds = generation.embed(self.model, ids, features.expand(len(prompts), -1, -1))
+        tokens, probs = generation.decode_boxes(self.model, self.scheme, embeds, mask)
+        scores = probs.clamp_min(1e-30).log().mean(-1).exp()
+        return [self._detection(letterbox, tokens[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
+
+    def _detection(self, letterbox: Letterbox, tokens: list[int], score: float, label: str) -> Detection:
+        x1, y1, x2, y2 = self.scheme.box_from_tokens(tokens)
+        half = 0.5 / self.scheme.bins  # a box never collapses below one bin
+        (x1, x2), (y1, y2) = (_ordered(x1, x2, half), _ordered(y1, y2, half))
+        box = (x1, y1, x2, y2)
+        return Detection(letterbox.from_normalised(box), score, label)
+
+    # ---- layout → image ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def imagine(
+        self,
+        layout: Layout,
+        caption: str | None = None,
+        seed: int | None = None,
+        guidance: float | None = None,
+        temperature: float | None = None,
+    ) -> np.ndarray:
+        """An RGB uint8 image (layout.height, layout.width, 3) of the layout, generated at model
+        resolution (letterboxed) and scaled up."""
+        layout.validate(self.max_objects)
+        letterbox = Letterbox(layout.width, layout.height, self.image_size)
+        text = caption if caption is not None else layout.caption
+        objects = [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
+        cond, uncond = self.scheme.l2i_prompt(encode_text(self.tokenizer, text) if text else [], objects)
+        count = self.scheme.image_tokens
+        limit = self.model.config.text_config.max_position_embeddings
+        if len(cond) + count > limit:
+            raise ValueError(f"layout prompt has {len(cond)} tokens; with {count} image tokens it exceeds {limit}")
+        generator = torch.Generator().manual_seed(seed if seed is not None else random.getrandbits(63))
+        tokens = generation.generate_image_tokens(
+            self.model,
+            torch.tensor([cond], device=self.device),
+            torch.tensor([uncond], device=self.device),
+            count,
+            self.guidance if guidance is None else guidance,
+            self.temperature if temperature is None else temperature,
+            generator,
+        )
+        frame = generation.decode_image(self.model, tokens)[0].cpu().numpy()
+        return letterbox.crop(frame)
+
+    def cycle(self, layout: Layout, seed: int | None = None, caption: str | None = None) -> CycleResult:
+        """Imagine the layout, ground every object back, and compare boxes (the cycle check)."""
+        image = self.imagine(layout, caption=caption, seed=seed)
+        found = self.ground_many(image, [o.label for o in layout.objects])
+        grounded = Layout(
+            layout.width, layout.height, tuple(LayoutObject(d.label, d.box) for d in found), layout.caption
+        )
+        ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
+        return CycleResult(image, grounded, ious, float(np.mean(ious)))
+
+
+def _ordered(a: float, b: float, half: float) -> tuple[float, float]:
+    lo, hi = min(a, b), max(a, b)
+    if hi - lo < 2 * half:
+        mid = (lo + hi) / 2
+        lo, hi = mid - half, mid + half
+    return lo, hi
+
+
+def _manifest(preset: str, config, bins: int, max_objects: int) -> dict:
+    grid = config.vq_config.num_patches
+    return {
+        "preset": preset,
+        "scheme": {"bins": bins, "image_tokens": grid * grid, "pad": PAD},
+        "vision_size": config.vision_config.image_size,
+        "image_size": grid * 2 ** (len(config.vq_config.channel_multiplier) - 1),
+        "max_objects": max_objects,
+        "stage": "init",
+        "metrics": {},
+    }

@@ -1,0 +1,129 @@
+"""The two decoding loops on a Janus model, as plain functions (no state beyond the KV cache).
+
+- `decode_boxes`: I2L greedy decoding of the four box-bin tokens (constrained to bins), batched with
+  left padding; `beam_boxes`: the k best boxes of one prompt.
+- `generate_image_tokens`: L2I sampling of image tokens through the generation head with
+  classifier-free guidance (conditional and unconditional prompts in one batch of two).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, JanusForConditionalGeneration
+
+from echogen_ros.model.scheme import TokenScheme
+
+BOX_TOKENS = 4
+
+
+def image_features(model: JanusForConditionalGeneration, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) in [-1, 1] → aligned vision features (B, N, D)."""
+    return model.model.get_image_features(pixels).pooler_output
+
+
+def embed(
+    model: JanusForConditionalGeneration, ids: torch.Tensor, features: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Token ids (B, T) → embeddings (B, T, D), with `<image>` positions replaced by `features`."""
+    embeds = model.get_input_embeddings()(ids)
+    if features is not None:
+        mask = (ids == model.config.image_token_id).unsqueeze(-1)
+        embeds = embeds.masked_scatter(mask, features.to(embeds.dtype))
+    return embeds
+
+
+def hidden_states(
+    model: JanusForConditionalGeneration,
+    embeds: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    positions: torch.Tensor | None = None,
+    cache: DynamicCache | None = None,
+) -> torch.Tensor:
+    out = model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=cache is not None
+    )
+    return out.last_hidden_state
+
+
+def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden: torch.Tensor) -> torch.Tensor:
+    """Probabilities of the bin tokens (B, bins) under the full vocabulary softmax."""
+    probs = model.lm_head(hidden).float().softmax(-1)
+    return probs[:, scheme.bin_offset : scheme.bin_offset + scheme.bins]
+
+
+def decode_boxes(
+    model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy box tokens (B, 4) and their probabilities (B, 4) for left-padded prompts."""
+    cache = DynamicCache(config=model.config.text_config)
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    hidden = hidden_states(model, embeds, mask, positions, cache)[:, -1]
+    tokens, probs = [], []
+    for step in range(BOX_TOKENS):
+        p = _bin_probs(model, scheme, hidden)
+        best = p.argmax(-1)
+        tokens.append(best + scheme.bin_offset)
+        probs.append(p.gather(1, best[:, None])[:, 0])
+        if step == BOX_TOKENS - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        positions = positions[:, -1:] + 1
+        step_embeds = model.get_input_embeddings()(tokens[-1][:, None])
+        hidden = hidden_states(model, step_embeds, mask, positions, cache)[:, -1]
+    return torch.stack(tokens, 1), torch.stack(probs, 1)
+
+
+def beam_boxes(
+    model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, k: int
+) -> list[tuple[list[int], float]]:
+    """The k most probable box-token sequences of one prompt (1, T, D): (tokens, geometric-mean prob)."""
+    beams: list[tuple[list[int], float]] = [([], 0.0)]
+    for _ in range(BOX_TOKENS):
+        batch = embeds.expand(len(beams), -1, -1)
+        if beams[0][0]:
+            ids = torch.tensor([b[0] for b in beams], device=embeds.device)
+            batch = torch.cat([batch, model.get_input_embeddings()(ids)], dim=1)
+        logp = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1]).clamp_min(1e-30).log()
+        top = logp.topk(min(k, scheme.bins), dim=-1)
+        candidates = [
+            (tokens + [scheme.bin_offset + int(j)], total + float(v))
+            for (tokens, total), values, indices in zip(beams, top.values, top.indices)
+            for v, j in zip(values, indices)
+        ]
+        beams = sorted(candidates, key=lambda c: -c[1])[:k]
+    return [(tokens, float(torch.tensor(total / BOX_TOKENS).exp())) for tokens, total in beams]
+
+
+def generate_image_tokens(
+    model: JanusForConditionalGeneration,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    count: int,
+    guidance: float,
+    temperature: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Sample `count` image tokens (1, count) for one layout prompt with classifier-free guidance."""
+    cache = DynamicCache(config=model.config.text_config)
+    hidden = hidden_states(model, embed(model, torch.cat([cond, uncond])), cache=cache)[:, -1]
+    tokens = []
+    for _ in range(count):
+        logits = model.model.generation_head(hidden).float()  # (2, codebook)
+        logits = logits[1] + guidance * (logits[0] - logits[1])
+        if temperature > 0:
+            probs = (logits / temperature).softmax(-1)
+            token = torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)
+        else:
+            token = logits.argmax(-1, keepdim=True)
+        tokens.append(token)
+        if len(tokens) == count:
+            break
+        step = model.prepare_embeddings_for_image_generation(token.view(1, 1)).expand(2, -1, -1)
+        hidden = hidden_states(model, step, cache=cache)[:, -1]
+    return torch.cat(tokens).view(1, count)
+
+
+def decode_image(model: JanusForConditionalGeneration, tokens: torch.Tensor) -> torch.Tensor:
+    """Image tokens (B, N) → RGB uint8 (B, S, S, 3)."""
+    pixels = model.decode_image_tokens(tokens).float()  # (B, S, S, 3) in [-1, 1]
+    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -1,0 +1,94 @@
+"""Layouts (labelled boxes in an image frame) and detections: the model's inputs and outputs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box
+    score: float  # 0..1, from the box tokens' probabilities
+    label: str
+
+    def to_json(self) -> dict:
+        return {"box": [round(v, 2) for v in self.box], "score": round(self.score, 4), "label": self.label}
+
+
+@dataclass(frozen=True)
+class LayoutObject:
+    label: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    height: int
+    objects: tuple[LayoutObject, ...]
+    caption: str = ""
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def validate(self, max_objects: int | None = None) -> Layout:
+        """Raise ValueError naming the first problem: size, label, box outside/degenerate/non-finite."""
+        if not (isinstance(self.width, int) and isinstance(self.height, int)) or self.width < 2 or self.height < 2:
+            raise ValueError(f"layout size must be integers >= 2, got {self.width}x{self.height}")
+        if not self.objects:
+            raise ValueError("layout has no objects")
+        if max_objects is not None and len(self.objects) > max_objects:
+            raise ValueError(f"layout has {len(self.objects)} objects; this model supports at most {max_objects}")
+        for i, obj in enumerate(self.objects):
+            if not obj.label.strip():
+                raise ValueError(f"object {i} has an empty label")
+            validate_box(obj.box, self.width, self.height, f"object {i} ({obj.label!r})")
+        return self
+
+    @classmethod
+    def from_json(cls, data: dict) -> Layout:
+        """Parse `{"caption", "width", "height", "objects": [{"label", "box": [x1, y1, x2, y2]}]}`."""
+        if not isinstance(data, dict):
+            raise ValueError("layout JSON must be an object")
+        missing = [k for k in ("width", "height", "objects") if k not in data]
+        if missing:
+            raise ValueError(f"layout JSON lacks {', '.join(missing)}")
+        if not isinstance(data["objects"], list):
+            raise ValueError("layout 'objects' must be a list")
+        objects = []
+        for i, obj in enumerate(data["objects"]):
+            if not isinstance(obj, dict) or "label" not in obj or "box" not in obj:
+                raise ValueError(f"object {i} needs 'label' and 'box'")
+            box = obj["box"]
+            if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+                raise ValueError(f"object {i}: box must be four numbers [x1, y1, x2, y2]")
+            objects.append(LayoutObject(str(obj["label"]), tuple(float(v) for v in box)))
+        return cls(data["width"], data["height"], tuple(objects), str(data.get("caption", "")))
+
+    def to_json(self) -> dict:
+        return {
+            "caption": self.caption,
+            "width": self.width,
+            "height": self.height,
+            "objects": [{"label": o.label, "box": [round(v, 2) for v in o.box]} for o in self.objects],
+        }
+
+
+def validate_box(box: Sequence[float], width: int, height: int, what: str = "box") -> None:
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise ValueError(f"{what}: box must be four finite numbers, got {list(box)}")
+    x1, y1, x2, y2 = box
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"{what}: degenerate box {list(box)} (need x2 > x1 and y2 > y1)")
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        raise ValueError(f"{what}: box {list(box)} is outside the {width}x{height} image")
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

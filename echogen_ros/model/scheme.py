@@ -1,0 +1,89 @@
+"""The token scheme: special tokens, box-coordinate bins, and the two prompt templates.
+
+One source of truth for how layouts and boxes become tokens:
+- an object is `<ref> label </ref> <box> x1 y1 x2 y2 </box>`, each coordinate a bin token `<bin_k>`;
+  coordinates are normalised to the model's square (letterboxed) frame, k = floor(u * bins);
+- L2I (layout → image): `<bos> <l2i> caption objects… <boi>` then image tokens from the generation head;
+  the unconditional prompt for classifier-free guidance keeps the length and masks every condition
+  token with `<pad>`;
+- I2L (image → layout): `<bos> <i2l> <image>×N <ref> expression </ref> <box>` then four bin tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+IMAGE = "<image>"
+REF, REF_END, BOX, BOX_END = "<ref>", "</ref>", "<box>", "</box>"
+L2I, I2L, BOI, EOI = "<l2i>", "<i2l>", "<boi>", "<eoi>"
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, REF, REF_END, BOX, BOX_END, L2I, I2L, BOI, EOI)
+
+
+def bin_token(k: int) -> str:
+    return f"<bin_{k}>"
+
+
+def coordinate_bin(u: float, bins: int) -> int:
+    """Normalised coordinate u in [0, 1] → bin index in [0, bins)."""
+    if not math.isfinite(u):
+        raise ValueError(f"non-finite coordinate {u}")
+    return min(bins - 1, max(0, int(math.floor(u * bins))))
+
+
+def bin_center(k: int, bins: int) -> float:
+    return (k + 0.5) / bins
+
+
+@dataclass(frozen=True)
+class TokenScheme:
+    """Token ids of the scheme inside one tokenizer (bins are a contiguous id range)."""
+
+    bins: int
+    bin_offset: int  # id of <bin_0>
+    special: dict[str, int]
+    image_tokens: int  # <image> placeholders per I2L prompt (= vision patches)
+
+    @property
+    def pad(self) -> int:
+        return self.special[PAD]
+
+    def is_bin(self, token_id: int) -> bool:
+        return self.bin_offset <= token_id < self.bin_offset + self.bins
+
+    def box_tokens(self, box: Sequence[float]) -> list[int]:
+        """Box (x1, y1, x2, y2) normalised to [0, 1] → four bin token ids."""
+        return [self.bin_offset + coordinate_bin(u, self.bins) for u in box]
+
+    def box_from_tokens(self, tokens: Sequence[int]) -> tuple[float, float, float, float]:
+        """Four bin token ids → normalised box (bin centres). Raises on a non-bin token."""
+        if len(tokens) != 4 or not all(self.is_bin(t) for t in tokens):
+            raise ValueError(f"expected four box-bin tokens, got {list(tokens)}")
+        x1, y1, x2, y2 = (bin_center(t - self.bin_offset, self.bins) for t in tokens)
+        return x1, y1, x2, y2
+
+    def object_tokens(self, label_ids: Sequence[int], box: Sequence[float]) -> list[int]:
+        s = self.special
+        return [s[REF], *label_ids, s[REF_END], s[BOX], *self.box_tokens(box), s[BOX_END]]
+
+    def l2i_prompt(
+        self, caption_ids: Sequence[int], objects: Sequence[tuple[Sequence[int], Sequence[float]]]
+    ) -> tuple[list[int], list[int]]:
+        """(conditional, unconditional) L2I prompts of equal length; objects are (label ids, box)."""
+        condition = list(caption_ids)
+        for label_ids, box in objects:
+            condition += self.object_tokens(label_ids, box)
+        s = self.special
+        cond = [s[BOS], s[L2I], *condition, s[BOI]]
+        uncond = [s[BOS], s[L2I], *([self.pad] * len(condition)), s[BOI]]
+        return cond, uncond
+
+    def i2l_prompt(self, expression_ids: Sequence[int]) -> list[int]:
+        s = self.special
+        return [s[BOS], s[I2L], *([s[IMAGE]] * self.image_tokens), s[REF], *expression_ids, s[REF_END], s[BOX]]
+
+    def i2l_target(self, box: Sequence[float]) -> list[int]:
+        """What the model should produce after an I2L prompt (for training)."""
+        return [*self.box_tokens(box), self.special[BOX_END], self.special[EOS]]
