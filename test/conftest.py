@@ -21,3 +21,18 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def world_annotations(world_dir: Path) -> dict:
     return json.loads((world_dir / "annotations.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised `tiny` EchoGen model directory (fast; every code path)."""
+    from echogen_ros.model.echogen import EchoGen
+
+    return EchoGen.create("tiny", seed=0).save(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path):
+    from echogen_ros.model.echogen import EchoGen
+
+    return EchoGen.load(tiny_model_dir)

@@ -56,7 +56,10 @@ def decode_boxes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy box tokens (B, 4) and their probabilities (B, 4) for left-padded prompts."""
     cache = DynamicCache(config=model.config.text_config)
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    if bool(mask.all()):  # no padding: let the model build its causal mask (faster)
+        mask = positions = None
+    else:
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embeds, mask, positions, cache)[:, -1]
     tokens, probs = [], []
     for step in range(BOX_TOKENS):
@@ -66,8 +69,9 @@ def decode_boxes(
         probs.append(p.gather(1, best[:, None])[:, 0])
         if step == BOX_TOKENS - 1:
             break
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        positions = positions[:, -1:] + 1
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            positions = positions[:, -1:] + 1
         step_embeds = model.get_input_embeddings()(tokens[-1][:, None])
         hidden = hidden_states(model, step_embeds, mask, positions, cache)[:, -1]
     return torch.stack(tokens, 1), torch.stack(probs, 1)

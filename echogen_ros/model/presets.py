@@ -40,7 +40,7 @@ PRESETS: dict[str, Preset] = {
     # for tests: the smallest thing that runs every path
     "tiny": Preset(
         vision_size=32, image_size=32, patch=8, hidden=32, layers=2, heads=2, intermediate=64,
-        vision_hidden=32, vision_layers=1, codebook=64, vq_channels=8, vq_multipliers=(1, 2, 2, 2),
+        vision_hidden=32, vision_layers=1, codebook=64, vq_channels=32, vq_multipliers=(1, 1, 1, 1),
         bins=32, max_objects=12, max_positions=256,
     ),
 }  # fmt: skip

@@ -1,0 +1,98 @@
+"""`echogen bench`: grounding / imagining latency, FLOPs and the achieved fraction of matmul peak."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from echogen_ros.cli.args import bounded_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bench", help="measure grounding and imagining speed on this machine")
+    b.add_argument("--model", type=Path, default=None, help="model directory (default: a random tabletop model)")
+    b.add_argument("--iterations", type=bounded_int(5, 100_000), default=50)
+    b.add_argument("--imagine-iterations", type=bounded_int(0, 1000), default=5)
+    b.add_argument("--threads", type=bounded_int(0, 256), default=0, help="torch threads (0: torch's default)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(run=run)
+
+
+def matmul_peak(dtype, size: int = 1024, repeats: int = 20) -> float:
+    """Measured GFLOP/s of a size×size matmul in `dtype` on this machine."""
+    import torch
+
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def grounding_flops(model, image: np.ndarray, expression: str) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model.ground(image, expression)
+    return int(counter.get_total_flops())
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from echogen_ros.model.echogen import EchoGen
+    from echogen_ros.model.layout import Layout, LayoutObject
+    from echogen_ros.world.dataset import world_sample
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = EchoGen.load(args.model) if args.model else EchoGen.create("tabletop")
+    sample = world_sample(0, 0, "test")
+    image = sample.image(640, 480)
+    expression = sample.expressions[0].text if sample.expressions else "the cup"
+    for _ in range(3):
+        model.ground(image, expression)
+    ground_ms = []
+    for _ in range(args.iterations):
+        start = time.perf_counter()
+        model.ground(image, expression)
+        ground_ms.append((time.perf_counter() - start) * 1000)
+    layout = Layout(640, 480, tuple(LayoutObject(o.category, b) for o, b in zip(sample.scene.objects, sample.boxes())))
+    imagine_ms = []
+    for seed in range(args.imagine_iterations):
+        start = time.perf_counter()
+        model.imagine(layout, caption=sample.caption, seed=seed)
+        imagine_ms.append((time.perf_counter() - start) * 1000)
+    flops = grounding_flops(model, image, expression)
+    peak = matmul_peak(torch.float32)
+    p50 = _percentile(ground_ms, 50)
+    result = {
+        "model": str(args.model) if args.model else "random tabletop",
+        "threads": torch.get_num_threads(),
+        "ground_p50_ms": round(p50, 2),
+        "ground_p95_ms": round(_percentile(ground_ms, 95), 2),
+        "ground_fps": round(1000 / p50, 1),
+        "imagine_p50_ms": round(_percentile(imagine_ms, 50), 1) if imagine_ms else None,
+        "ground_gflop": round(flops / 1e9, 4),
+        "matmul_peak_fp32_gflops": round(peak, 1),
+        "matmul_peak_bf16_gflops": round(matmul_peak(torch.bfloat16), 1),
+        "ground_peak_fraction": round(flops / (p50 / 1000) / (peak * 1e9), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>26}: {value}")
+    return 0

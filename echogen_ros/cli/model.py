@@ -1,0 +1,123 @@
+"""`echogen ground`, `echogen imagine` and `echogen model-init`: the model from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echogen_ros.cli.args import bounded_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("ground", help="find what a referring expression names in an image")
+    g.add_argument("--image", type=Path, required=True)
+    g.add_argument("--expr", required=True, help='e.g. "the red cup left of the plate"')
+    g.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
+    g.add_argument("--top-k", type=bounded_int(1, 32), default=1)
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.set_defaults(run=run_ground)
+
+    i = sub.add_parser("imagine", help="generate an image of a layout JSON")
+    i.add_argument("--layout", type=Path, required=True, help='{"caption", "width", "height", "objects": [...]}')
+    i.add_argument("--out", type=Path, required=True, help="output PNG")
+    i.add_argument("--model", type=Path, default=None)
+    i.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=None)
+    i.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    i.add_argument("--temperature", type=float, default=None)
+    i.set_defaults(run=run_imagine)
+
+    m = sub.add_parser("model-init", help="write a randomly initialised model directory (for tests and training)")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--preset", default="tabletop")
+    m.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
+    m.set_defaults(run=run_init)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as RGB uint8; ValueError with the reason when it cannot be read."""
+    if not path.is_file():
+        raise ValueError(f"image {path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode {path} as an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_layout(path: Path):
+    from echogen_ros.model.layout import Layout
+
+    if not path.is_file():
+        raise ValueError(f"layout {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    return Layout.from_json(data)
+
+
+def _finite(name: str, value: float | None) -> None:
+    if value is not None and not np.isfinite(value):
+        raise ValueError(f"--{name} must be a finite number")
+
+
+def load_model(path: Path | None):
+    from echogen_ros.model.echogen import EchoGen
+
+    return EchoGen.load(path)
+
+
+def run_ground(args: argparse.Namespace) -> int:
+    if not args.expr.strip():
+        raise ValueError("--expr is empty")
+    image = read_image(args.image)
+    model = load_model(args.model)
+    start = time.perf_counter()
+    detections = model.ground(image, args.expr, top_k=args.top_k)
+    latency = (time.perf_counter() - start) * 1000
+    result = {"detections": [d.to_json() for d in detections], "latency_ms": round(latency, 2)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for d in result["detections"]:
+            print(f"{d['label']}: box {d['box']} score {d['score']}")
+        print(f"({result['latency_ms']} ms)")
+    return 0
+
+
+def run_imagine(args: argparse.Namespace) -> int:
+    _finite("guidance", args.guidance)
+    _finite("temperature", args.temperature)
+    if args.temperature is not None and args.temperature < 0:
+        raise ValueError("--temperature must be >= 0")
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"--out must be a .png file, got {args.out}")
+    layout = read_layout(args.layout)
+    model = load_model(args.model)
+    layout.validate(model.max_objects)
+    start = time.perf_counter()
+    image = model.imagine(layout, seed=args.seed, guidance=args.guidance, temperature=args.temperature)
+    latency = (time.perf_counter() - start) * 1000
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise ValueError(f"cannot write {args.out}")
+    print(
+        json.dumps(
+            {"out": str(args.out), "width": layout.width, "height": layout.height, "latency_ms": round(latency, 1)}
+        )
+    )
+    return 0
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from echogen_ros.model.echogen import EchoGen
+
+    model = EchoGen.create(args.preset, seed=args.seed)
+    model.save(args.out, stage="init")
+    params = sum(p.numel() for p in model.model.parameters())
+    print(f"wrote a random {args.preset} model ({params / 1e6:.1f}M parameters) to {args.out}")
+    return 0

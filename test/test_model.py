@@ -1,0 +1,188 @@
+"""EchoGen with a tiny random model: shapes, determinism, batching, save/load, corrupted checkpoints,
+and the Janus-Pro loading path on a tiny saved Janus config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, pre_tokenizers
+from tokenizers.models import WordLevel
+from transformers import JanusForConditionalGeneration
+
+from echogen_ros.model.checkpoint import CheckpointError
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.layout import Layout, LayoutObject
+from echogen_ros.model.presets import PRESETS, janus_config
+from echogen_ros.world.dataset import world_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = world_sample(0, 1, "val").image(320, 240)
+LAYOUT = Layout(
+    320, 240, (LayoutObject("red cup", (10, 20, 90, 100)), LayoutObject("plate", (150, 60, 300, 200))), "a table"
+)
+
+
+def test_ground_returns_boxes_in_input_pixels(tiny_model: EchoGen) -> None:
+    (det,) = tiny_model.ground(IMAGE, "the red cup")
+    x1, y1, x2, y2 = det.box
+    assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
+    assert 0.0 < det.score <= 1.0 and det.label == "the red cup"
+
+
+def test_top_k_gives_k_distinct_boxes_best_first(tiny_model: EchoGen) -> None:
+    detections = tiny_model.ground(IMAGE, "the ball", top_k=4)
+    assert len(detections) == 4
+    scores = [d.score for d in detections]
+    assert scores == sorted(scores, reverse=True)
+    assert len({d.box for d in detections}) == 4
+    assert detections[0].box == tiny_model.ground(IMAGE, "the ball")[0].box  # beam 1 = greedy
+
+
+def test_batched_grounding_equals_one_by_one(tiny_model: EchoGen) -> None:
+    expressions = ["the red cup", "the ball left of the plate", "the second block from the left", "the bowl"]
+    batched = tiny_model.ground_many(IMAGE, expressions)
+    for expression, det in zip(expressions, batched):
+        (single,) = tiny_model.ground(IMAGE, expression)
+        assert det.box == single.box
+        assert det.score == pytest.approx(single.score, rel=1e-4)
+
+
+def test_imagine_is_deterministic_for_a_seed(tiny_model: EchoGen) -> None:
+    a = tiny_model.imagine(LAYOUT, seed=3)
+    assert a.shape == (240, 320, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, tiny_model.imagine(LAYOUT, seed=3))
+    assert not np.array_equal(a, tiny_model.imagine(LAYOUT, seed=4))
+
+
+def test_cycle_reports_per_object_iou(tiny_model: EchoGen) -> None:
+    result = tiny_model.cycle(LAYOUT, seed=1)
+    assert result.image.shape == (240, 320, 3)
+    assert len(result.ious) == 2 and all(0.0 <= v <= 1.0 for v in result.ious)
+    assert result.mean_iou == pytest.approx(np.mean(result.ious))
+    assert [o.label for o in result.grounded.objects] == ["red cup", "plate"]
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        (Layout(320, 240, (LayoutObject("cup", (10, 10, 400, 50)),)), "outside"),
+        (Layout(320, 240, (LayoutObject("cup", (50, 10, 50, 50)),)), "degenerate"),
+        (Layout(320, 240, (LayoutObject("cup", (10, float("nan"), 20, 50)),)), "finite"),
+        (Layout(320, 240, ()), "no objects"),
+        (Layout(320, 240, (LayoutObject("cup", (1, 1, 5, 5)),) * 13), "at most 12"),
+    ],
+)
+def test_imagine_rejects_bad_layouts(tiny_model: EchoGen, layout: Layout, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_model.imagine(layout)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [(np.zeros((10, 10), np.uint8), "RGB"), (np.zeros((10, 10, 3), np.float32), "uint8"), ([[1]], "numpy")],
+)
+def test_ground_rejects_bad_images(tiny_model: EchoGen, image, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_model.ground(image, "the cup")
+
+
+def test_ground_rejects_empty_expression(tiny_model: EchoGen) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        tiny_model.ground(IMAGE, "   ")
+
+
+def test_save_then_load_gives_identical_outputs(tiny_model: EchoGen, tmp_path: Path) -> None:
+    again = EchoGen.load(tiny_model.save(tmp_path / "copy"))
+    assert again.ground(IMAGE, "the bowl") == tiny_model.ground(IMAGE, "the bowl")
+    assert np.array_equal(again.imagine(LAYOUT, seed=5), tiny_model.imagine(LAYOUT, seed=5))
+    manifest = json.loads((tmp_path / "copy" / "echogen.json").read_text())
+    assert manifest["preset"] == "tiny" and manifest["scheme"]["bins"] == PRESETS["tiny"].bins
+    assert not list((tmp_path / "copy").glob("*.bin")) and not list((tmp_path / "copy").glob("*.pt"))
+
+
+def _corrupt_truncate(d: Path) -> None:
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def _corrupt_flip(d: Path) -> None:
+    data = bytearray((d / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (d / "model.safetensors").write_bytes(bytes(data))
+
+
+def _corrupt_manifest_version(d: Path) -> None:
+    manifest = json.loads((d / "echogen.json").read_text())
+    manifest["format_version"] = 99
+    (d / "echogen.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (_corrupt_truncate, "truncated or replaced"),
+        (_corrupt_flip, "truncated or replaced"),
+        (lambda d: (d / "tokenizer.json").unlink(), "missing tokenizer.json"),
+        (lambda d: (d / "echogen.json").unlink(), "not an echogen model directory"),
+        (lambda d: (d / "echogen.json").write_text("{oops"), "not valid JSON"),
+        (_corrupt_manifest_version, "format version 99"),
+    ],
+)
+def test_corrupted_checkpoints_are_rejected(tiny_model_dir: Path, tmp_path: Path, corrupt, message: str) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    corrupt(broken)
+    with pytest.raises(CheckpointError, match=message):
+        EchoGen.load(broken)
+
+
+def test_missing_directory_and_missing_default_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        EchoGen.load(tmp_path / "nowhere")
+    from echogen_ros.model import echogen
+
+    if not (echogen.DEFAULT_MODEL_DIR / "echogen.json").is_file():
+        with pytest.raises(CheckpointError, match="model-init"):
+            EchoGen.load()
+
+
+def test_janus_pro_directory_loads_extends_and_trains(tmp_path: Path) -> None:
+    """A Janus-Pro-style directory (saved with save_pretrained + its own tokenizer) gains our tokens."""
+    words = ["<unk>", "<|begin▁of▁sentence|>", "<image_placeholder>", "the", "red", "cup", "plate"]
+    tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    config = janus_config(PRESETS["tiny"], vocab_size=len(words), image_token_id=2)
+    JanusForConditionalGeneration(config).save_pretrained(tmp_path / "janus")
+    tokenizer.save(str(tmp_path / "janus" / "tokenizer.json"))
+
+    model = EchoGen.from_janus_pro(tmp_path / "janus", bins=50)
+    vocab = model.tokenizer.get_vocab_size()
+    assert vocab > len(words) and model.model.get_input_embeddings().weight.shape[0] == vocab
+    assert model.tokenizer.token_to_id("red") == 4  # original ids kept
+    assert model.manifest["preset"] == "janus-pro" and model.scheme.bins == 50
+    (det,) = model.ground(IMAGE, "the red cup")
+    assert 0 <= det.box[0] < det.box[2] <= 320
+    # a training step reaches the new token embeddings
+    model.model.train()
+    ids = torch.tensor([model.scheme.i2l_prompt([4, 5]) + model.scheme.i2l_target((0.1, 0.1, 0.4, 0.5))])
+    pixels, _ = model.pixels(IMAGE)
+    out = model.model(input_ids=ids, pixel_values=pixels, labels=ids)
+    out.loss.backward()
+    assert model.model.get_input_embeddings().weight.grad[model.scheme.bin_offset :].abs().sum() > 0
+    reloaded = EchoGen.load(model.save(tmp_path / "echogen"))
+    assert reloaded.scheme == model.scheme
+
+
+def test_no_torchvision_anywhere() -> None:
+    sources = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and p.name != Path(__file__).name]
+    assert not [p for p in sources if "torchvision" in p.read_text()]
+    code = "import sys, echogen_ros.cli.bench, echogen_ros.model.echogen; print('torchvision' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
