@@ -1,0 +1,125 @@
+"""`echogen ground` / `imagine` / `model-init` / `bench`: JSON contracts and the bad-input table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from echogen_ros.cli import main
+from echogen_ros.world.dataset import world_sample
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    cv2.imwrite(str(path), cv2.cvtColor(world_sample(0, 2, "test").image(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _layout(tmp_path: Path, data) -> Path:
+    path = tmp_path / "layout.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+GOOD_LAYOUT = {
+    "caption": "a table",
+    "width": 320,
+    "height": 240,
+    "objects": [{"label": "red cup", "box": [10, 20, 90, 100]}],
+}
+
+
+def test_ground_prints_the_json_contract(tiny_model_dir: Path, image_path: Path, capsys) -> None:
+    args = ["ground", "--image", str(image_path), "--expr", "the red cup", "--model", str(tiny_model_dir)]
+    assert main([*args, "--top-k", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"detections", "latency_ms"} and len(result["detections"]) == 2
+    det = result["detections"][0]
+    assert set(det) == {"box", "score", "label"} and len(det["box"]) == 4 and det["label"] == "the red cup"
+
+
+def test_imagine_writes_an_image_of_the_layout_size(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out" / "imagined.png"
+    layout = _layout(tmp_path, GOOD_LAYOUT)
+    assert (
+        main(["imagine", "--layout", str(layout), "--out", str(out), "--model", str(tiny_model_dir), "--seed", "1"])
+        == 0
+    )
+    assert cv2.imread(str(out)).shape == (240, 320, 3)
+    assert json.loads(capsys.readouterr().out)["out"] == str(out)
+
+
+def _bad_layouts():
+    def with_objects(objects, **extra):
+        return {**GOOD_LAYOUT, "objects": objects, **extra}
+
+    return [
+        (with_objects([{"label": "cup", "box": [10, 20, 400, 100]}]), "outside"),
+        (with_objects([{"label": "cup", "box": [50, 20, 40, 100]}]), "degenerate"),
+        ('{"width": 320, "height": 240, "objects": [{"label": "cup", "box": [NaN, 1, 5, 5]}]}', "finite"),
+        (with_objects([{"label": "cup", "box": [1, 1, 5, 5]}] * 13), "at most 12"),
+        (with_objects([{"label": "cup", "box": [1, 1, 5]}]), "four numbers"),
+        (with_objects([{"label": "", "box": [1, 1, 5, 5]}]), "empty label"),
+        ({"width": 320, "objects": []}, "lacks height"),
+        ("{not json", "not valid JSON"),
+        ([1, 2], "must be an object"),
+    ]
+
+
+@pytest.mark.parametrize(("layout", "message"), _bad_layouts())
+def test_imagine_bad_layouts_exit_2(tiny_model_dir: Path, tmp_path: Path, capsys, layout, message) -> None:
+    out = tmp_path / "x.png"
+    path = _layout(tmp_path, layout)
+    assert main(["imagine", "--layout", str(path), "--out", str(out), "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_ground_bad_inputs_exit_2(tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys) -> None:
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("hello")
+    broken_model = tmp_path / "model"
+    broken_model.mkdir()
+    cases = [
+        (["--image", str(tmp_path / "missing.png"), "--expr", "the cup"], "does not exist"),
+        (["--image", str(not_image), "--expr", "the cup"], "cannot decode"),
+        (["--image", str(image_path), "--expr", "  "], "empty"),
+        (["--image", str(image_path), "--expr", "the cup", "--top-k", "0"], "outside"),
+    ]
+    for extra, message in cases:
+        assert main(["ground", *extra, "--model", str(tiny_model_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert main(["ground", "--image", str(image_path), "--expr", "the cup", "--model", str(broken_model)]) == 2
+    assert "not an echogen model directory" in capsys.readouterr().err
+
+
+def test_imagine_rejects_bad_numbers(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    layout = _layout(tmp_path, GOOD_LAYOUT)
+    base = ["imagine", "--layout", str(layout), "--model", str(tiny_model_dir)]
+    assert main([*base, "--out", str(tmp_path / "a.png"), "--guidance", "nan"]) == 2
+    assert main([*base, "--out", str(tmp_path / "a.png"), "--temperature", "-1"]) == 2
+    assert main([*base, "--out", str(tmp_path / "a.jpg")]) == 2
+    assert capsys.readouterr().err.count("\n") == 3
+
+
+def test_model_init_then_bench_json(tmp_path: Path) -> None:
+    model_dir = tmp_path / "m"
+    assert main(["model-init", "--preset", "tiny", "--out", str(model_dir)]) == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "echogen_ros", "bench", "--model", str(model_dir), "--iterations", "5",
+         "--imagine-iterations", "1", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["ground_p50_ms"] > 0 and figures["ground_gflop"] > 0 and figures["imagine_p50_ms"] > 0
+    assert 0 < figures["ground_peak_fraction"] < 1 and np.isfinite(figures["matmul_peak_fp32_gflops"])
