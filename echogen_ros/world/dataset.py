@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -48,9 +48,7 @@ def world_sample(seed: int, index: int, split: str = "train", config: SceneConfi
     heldout = split == "heldout"
     config = config or SceneConfig()
     if config.heldout != heldout:
-        config = SceneConfig(
-            config.min_objects, config.max_objects, config.occlusion, config.gap, config.margin, heldout
-        )
+        config = replace(config, heldout=heldout)
     rng = np.random.default_rng([seed, catalog.SPLITS.index(split), index])
     scene = sample_scene(rng, config)
     return WorldSample(

@@ -88,7 +88,7 @@ def sample_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
         if len(objects) >= config.min_objects and (not required or _has_required(objects, required)):
             objects.sort(key=lambda o: (o.box[3], o.box[0]))  # back to front: drawing order
             return Scene(tuple(objects), _sample_style(rng))
-    raise RuntimeError(f"could not place {config.min_objects} objects; lower --min-objects")
+    raise ValueError(f"could not place {config.min_objects} objects without overlap; lower --min-objects")
 
 
 def _has_required(objects: list[SceneObject], required: list[tuple[str, str]]) -> bool:
