@@ -106,25 +106,39 @@ def generate_image_tokens(
     guidance: float,
     temperature: float,
     generator: torch.Generator,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sample `count` image tokens (1, count) for one layout prompt with classifier-free guidance."""
+    """Sample `count` image tokens (B, count) for B layout prompts with classifier-free guidance.
+
+    `cond` and `uncond` are (B, T) and share the left-padding `mask` (an unconditional prompt has its
+    conditional twin's length); None means no padding.
+    """
+    batch = cond.shape[0]
     cache = DynamicCache(config=model.config.text_config)
-    hidden = hidden_states(model, embed(model, torch.cat([cond, uncond])), cache=cache)[:, -1]
+    ids = torch.cat([cond, uncond])
+    positions = None
+    if mask is not None:
+        mask = torch.cat([mask, mask])
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    hidden = hidden_states(model, embed(model, ids), mask, positions, cache)[:, -1]
     tokens = []
     for _ in range(count):
-        logits = model.model.generation_head(hidden).float()  # (2, codebook)
-        logits = logits[1] + guidance * (logits[0] - logits[1])
+        logits = model.model.generation_head(hidden).float()  # (2B, codebook)
+        logits = logits[batch:] + guidance * (logits[:batch] - logits[batch:])
         if temperature > 0:
             probs = (logits / temperature).softmax(-1)
             token = torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)
         else:
             token = logits.argmax(-1, keepdim=True)
-        tokens.append(token)
+        tokens.append(token)  # (B, 1)
         if len(tokens) == count:
             break
-        step = model.prepare_embeddings_for_image_generation(token.view(1, 1)).expand(2, -1, -1)
-        hidden = hidden_states(model, step, cache=cache)[:, -1]
-    return torch.cat(tokens).view(1, count)
+        step = model.prepare_embeddings_for_image_generation(torch.cat([token, token]))
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], dim=1)
+            positions = positions[:, -1:] + 1
+        hidden = hidden_states(model, step, mask, positions, cache)[:, -1]
+    return torch.cat(tokens, dim=1)
 
 
 def decode_image(model: JanusForConditionalGeneration, tokens: torch.Tensor) -> torch.Tensor:

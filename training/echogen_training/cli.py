@@ -1,0 +1,40 @@
+"""`echogen-train STAGE --config FILE.yaml [key=value ...]` (also `python -m echogen_training`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from echogen_training.config import STAGES, ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="echogen-train", description="Train EchoGen: vq → pmtp → djo → cycle_rl")
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--config", help="YAML config (see training/echogen_training/configs/)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 data.batch_size=8")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        config = load_config(args.config, args.overrides, stage=args.stage)
+    except ConfigError as exc:
+        print(f"echogen-train: error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+
+        from echogen_training.config import to_dict
+
+        print(yaml.safe_dump(to_dict(config), sort_keys=False))
+        return 0
+    from echogen_training.loop import train
+
+    try:
+        return train(config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"echogen-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

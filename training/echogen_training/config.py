@@ -1,0 +1,196 @@
+"""Training configuration: nested dataclasses, loaded from YAML, unknown keys rejected.
+
+`load_config(path, ["optim.lr=3e-4", "data.batch_size=16"])` applies dotted overrides (YAML-typed) on top
+of the file; `to_dict` gives the resolved config that is saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+STAGES = ("vq", "pmtp", "djo", "cycle_rl")
+
+
+@dataclass
+class ModelConfig:
+    init: str = "tabletop"  # a preset name (random init), an EchoGen model directory, or "janus-pro:<dir>"
+    bins: int = 1000  # box bins when extending a Janus-Pro tokenizer
+    dtype: str = "float32"  # parameter dtype; autocast below decides compute precision
+
+
+@dataclass
+class DataConfig:
+    source: str = "world"  # world | folder | coco | refcoco
+    path: str = ""  # folder (echogen world export), COCO annotations dir, or RefCOCO dir
+    image_dir: str = ""  # COCO/RefCOCO images (default: <path>/images)
+    seed: int = 0
+    split: str = "train"
+    count: int = 0  # world scenes in the split; 0 = infinite stream
+    min_objects: int = 2
+    max_objects: int = 8
+    batch_size: int = 16
+    render_scales: tuple[float, ...] = (0.5, 0.75, 1.0)  # world frames rendered at these × 640×480
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    max_steps: int = 1000
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    min_lr_ratio: float = 0.1
+
+
+@dataclass
+class VQConfig:
+    reconstruction: str = "l1"  # l1 | mse
+    codebook_weight: float = 1.0
+    adversarial_weight: float = 0.0  # > 0 enables the patch discriminator (hinge loss)
+    adversarial_start: int = 500
+
+
+@dataclass
+class PMTPConfig:
+    l2i_weight: float = 1.0
+    i2l_weight: float = 1.0
+    condition_dropout: float = 0.1  # replace the L2I condition by <pad> (classifier-free guidance)
+    tasks: tuple[str, ...] = ("l2i", "i2l")  # ablations: ("i2l",) grounding-only, ("l2i",) generation-only
+
+
+@dataclass
+class DJOConfig:
+    grounding_weight: float = 0.5
+    l2i_weight: float = 1.0
+    i2l_weight: float = 1.0
+    tau_start: float = 1.0
+    tau_end: float = 0.3
+    tau_schedule: str = "cosine"  # cosine | linear | exponential
+    hard: bool = True  # straight-through Gumbel-softmax
+
+
+@dataclass
+class CycleRLConfig:
+    group_size: int = 4
+    layouts_per_step: int = 4
+    layout_source: str = "world"  # world | random | data
+    clip: float = 0.2
+    kl_beta: float = 0.04
+    l1_weight: float = 0.5  # λ in reward = mean IoU − λ·L1
+    guidance: float = 3.0
+    temperature: float = 1.0
+    i2l_weight: float = 0.0  # optional supervised grounding loss kept during RL
+
+
+@dataclass
+class EvalConfig:
+    every: int = 200
+    scenes: int = 50
+    split: str = "heldout"
+    seed: int = 1000
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/echogen"
+    seed: int = 0
+    autocast: str = "bf16"  # bf16 | fp16 | none
+    distributed: str = "ddp"  # ddp | fsdp (used under torchrun)
+    save_every: int = 200
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "pmtp"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    vq: VQConfig = field(default_factory=VQConfig)
+    pmtp: PMTPConfig = field(default_factory=PMTPConfig)
+    djo: DJOConfig = field(default_factory=DJOConfig)
+    cycle_rl: CycleRLConfig = field(default_factory=CycleRLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied."""
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in {where or 'config'}; known: {', '.join(sorted(names))}"
+        )
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        path = f"{where}.{name}" if where else name
+        values[name] = _build(kind, value, path) if dataclasses.is_dataclass(kind) else _coerce(kind, value, path)
+    return cls(**values)
+
+
+def _coerce(kind, value, path: str):
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        args = typing.get_args(kind)
+        inner = args[0]
+        return tuple(_coerce(inner, v, path) for v in value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{path} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), stage: str | None = None) -> TrainConfig:
+    """Read YAML (or start from defaults), apply `key.sub=value` overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        _set(data, key.strip(), yaml.safe_load(raw))
+    if stage is not None:
+        data["stage"] = stage
+    config = _build(TrainConfig, data, "")
+    if config.stage not in STAGES:
+        raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
+    return config
+
+
+def to_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,124 @@
+"""Records → model tensors: letterboxed pixels and left-padded token sequences for L2I and I2L.
+
+Left padding puts every prompt's end in the last column, as inference does (`EchoGen.ground_many`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.model.tokenizer import encode_text
+from echogen_training.data.records import Record
+
+IGNORE = -100
+
+
+@dataclass
+class Sequences:
+    ids: torch.Tensor  # (B, T) left-padded
+    mask: torch.Tensor  # (B, T) 1 = real token
+    positions: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T) target ids, IGNORE elsewhere
+
+
+@dataclass
+class I2LBatch:
+    seq: Sequences
+    pixels: torch.Tensor  # (I, 3, Sv, Sv) in [-1, 1]
+    image_index: torch.Tensor  # (B,) which image each row grounds in
+
+
+@dataclass
+class L2IBatch:
+    seq: Sequences  # prompts only (labels unused)
+    gen_pixels: torch.Tensor  # (B, 3, Sg, Sg) in [-1, 1]: the images whose VQ tokens are the targets
+    layouts: list[list[tuple[list[int], tuple[float, float, float, float]]]]  # per row: (label ids, norm box)
+
+
+def left_pad(rows: list[list[int]], pad: int, targets: list[int] | None = None) -> Sequences:
+    """Left-pad token rows; `targets[i]` = how many trailing tokens of row i are labels."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row) :] = torch.tensor(row)
+        mask[i, length - len(row) :] = 1
+        if targets and targets[i]:
+            labels[i, length - targets[i] :] = torch.tensor(row[-targets[i] :])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return Sequences(ids, mask, positions, labels)
+
+
+def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
+    """Letterboxed uint8 frames → (B, 3, S, S) float in [-1, 1]."""
+    stacked = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    return stacked / 127.5 - 1.0
+
+
+class Batcher:
+    def __init__(self, model: EchoGen, seed: int = 0) -> None:
+        self.scheme, self.tokenizer = model.scheme, model.tokenizer
+        self.vision_size, self.image_size = model.vision_size, model.image_size
+        self.max_objects = model.max_objects
+        self.rng = np.random.default_rng(seed)
+
+    def text(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
+
+    def i2l(self, records: list[Record]) -> I2LBatch | None:
+        """One random referring expression per record (records without any are skipped)."""
+        rows, frames = [], []
+        for record in records:
+            if not record.refs:
+                continue
+            text, box = record.refs[int(self.rng.integers(len(record.refs)))]
+            letterbox = Letterbox(record.width, record.height, self.vision_size)
+            rows.append((self.text(text), letterbox.normalised(box)))
+            frames.append(letterbox.apply(record.load_image()))
+        if not rows:
+            return None
+        return self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))
+
+    def i2l_rows(self, rows: list[tuple[list[int], tuple]], pixels: torch.Tensor, image_index: list[int]) -> I2LBatch:
+        """I2L sequences for (expression ids, normalised box) rows grounded in `pixels[image_index]`."""
+        sequences, targets = [], []
+        for ids, box in rows:
+            target = self.scheme.i2l_target(box)
+            sequences.append(self.scheme.i2l_prompt(ids) + target)
+            targets.append(len(target))
+        seq = left_pad(sequences, self.scheme.pad, targets)
+        return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long))
+
+    def l2i(self, records: list[Record], condition_dropout: float = 0.0) -> L2IBatch | None:
+        """Caption + layout prompts (condition masked with probability `condition_dropout`)."""
+        prompts, frames, layouts = [], [], []
+        for record in records:
+            if not record.objects:
+                continue
+            letterbox = Letterbox(record.width, record.height, self.image_size)
+            objects = [(self.text(label), letterbox.normalised(box)) for label, box in record.objects]
+            objects = objects[: self.max_objects]
+            cond, uncond = self.scheme.l2i_prompt(self.text(record.caption) if record.caption else [], objects)
+            prompts.append(uncond if self.rng.random() < condition_dropout else cond)
+            frames.append(letterbox.apply(record.load_image()))
+            layouts.append(objects)
+        if not prompts:
+            return None
+        return L2IBatch(left_pad(prompts, self.scheme.pad), to_pixels(frames), layouts)
+
+    def layout_prompts(
+        self, layouts: list[list[tuple[list[int], tuple]]], captions: list[str]
+    ) -> tuple[Sequences, Sequences]:
+        """(conditional, unconditional) prompt batches for already-normalised layouts (RL sampling)."""
+        conds, unconds = [], []
+        for objects, caption in zip(layouts, captions):
+            cond, uncond = self.scheme.l2i_prompt(self.text(caption) if caption else [], objects)
+            conds.append(cond)
+            unconds.append(uncond)
+        return left_pad(conds, self.scheme.pad), left_pad(unconds, self.scheme.pad)

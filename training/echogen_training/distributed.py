@@ -1,0 +1,70 @@
+"""Process-group set-up under torchrun (gloo on CPU, NCCL on GPU) and DDP / FSDP wrapping."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup() -> Context:
+    """Join the torchrun process group when launched by torchrun; a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return Context(0, 1, device)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return Context(dist.get_rank(), world, torch.device("cuda", local))
+    dist.init_process_group("gloo")
+    return Context(dist.get_rank(), world, torch.device("cpu"))
+
+
+def wrap(module: nn.Module, context: Context, strategy: str) -> nn.Module:
+    if context.world == 1:
+        return module
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        return FullyShardedDataParallel(
+            module, use_orig_params=True, device_id=context.device if context.device.type == "cuda" else None
+        )
+    if strategy != "ddp":
+        raise ValueError(f"run.distributed must be ddp or fsdp, got {strategy!r}")
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+
+
+def average(value: float, context: Context) -> float:
+    """Mean of a scalar over ranks (for logging)."""
+    if context.world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / context.world
+
+
+def barrier(context: Context) -> None:
+    if context.world > 1:
+        dist.barrier()
+
+
+def teardown(context: Context) -> None:
+    if context.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,57 @@
+"""Periodic evaluation on held-out world scenes: grounding Acc@0.5 / mAcc and cycle IoU (or, for the
+VQ stage, reconstruction error)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from echogen_ros.model import vq
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.world.dataset import world_sample
+from echogen_training.config import EvalConfig
+from echogen_training.data.batches import to_pixels
+
+CYCLE_SCENES = 8
+
+
+@torch.no_grad()
+def evaluate(echogen: EchoGen, config: EvalConfig, stage: str) -> dict[str, float]:
+    was_training = echogen.model.training
+    echogen.model.eval()
+    try:
+        samples = [world_sample(config.seed, i, config.split) for i in range(config.scenes)]
+        return reconstruction(echogen, samples) if stage == "vq" else grounding_and_cycle(echogen, samples)
+    finally:
+        echogen.model.train(was_training)
+
+
+def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
+    size = echogen.image_size
+    frames = [Letterbox(640, 480, size).apply(s.image()) for s in samples]
+    pixels = to_pixels(frames).to(echogen.device, echogen.dtype)
+    _, latent, _ = vq.quantize(echogen.model.model.vqmodel, pixels)
+    recon = vq.decode_latent(echogen.model.model.vqmodel, latent).clamp(-1, 1)
+    mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())
+    return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": float(10 * np.log10(1 / mse))}
+
+
+def grounding_and_cycle(echogen: EchoGen, samples) -> dict[str, float]:
+    ious = []
+    for sample in samples:
+        if not sample.expressions:
+            continue
+        boxes = sample.boxes()
+        found = echogen.ground_many(sample.image(), [e.text for e in sample.expressions])
+        ious += [box_iou(boxes[e.target], d.box) for e, d in zip(sample.expressions, found)]
+    accuracy = grounding_accuracy(ious)
+    cycle = []
+    for i, sample in enumerate(samples[:CYCLE_SCENES]):
+        objects = tuple(
+            LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, sample.boxes())
+        )
+        cycle.append(echogen.cycle(Layout(640, 480, objects, sample.caption), seed=i).mean_iou)
+    return {"ground_acc@0.5": accuracy["acc@0.5"], "ground_macc": accuracy["macc"], "cycle_iou": float(np.mean(cycle))}

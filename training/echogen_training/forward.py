@@ -1,0 +1,55 @@
+"""Teacher-forced forward passes of both tasks on a Janus model (what every stage's loss is built on)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import JanusForConditionalGeneration
+
+from echogen_ros.model.generation import embed, hidden_states, image_features
+from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
+
+
+def i2l_loss(
+    model: JanusForConditionalGeneration, batch: I2LBatch, features: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the box tokens (through the LM head) and the exact-token accuracy.
+
+    `features` (I, N, D) replaces encoding `batch.pixels` (DJO passes features of generated images).
+    """
+    seq = batch.seq
+    if features is None:
+        features = image_features(model, batch.pixels)
+    embeds = embed(model, seq.ids, features[batch.image_index])
+    hidden = hidden_states(model, embeds, seq.mask, seq.positions)
+    logits = model.lm_head(hidden[:, :-1]).float()
+    labels = seq.labels[:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+    predicted = logits.argmax(-1)
+    scored = labels != IGNORE
+    accuracy = (predicted[scored] == labels[scored]).float().mean()
+    return loss, accuracy.detach()
+
+
+def l2i_logits(model: JanusForConditionalGeneration, prompts: Sequences, tokens: torch.Tensor) -> torch.Tensor:
+    """Image-token logits (B, N, codebook) for left-padded prompts followed by `tokens` (B, N)."""
+    batch, count = tokens.shape
+    prompt = embed(model, prompts.ids)
+    images = model.prepare_embeddings_for_image_generation(tokens[:, :-1]).to(prompt.dtype)
+    embeds = torch.cat([prompt, images], dim=1)
+    mask = torch.cat([prompts.mask, prompts.mask.new_ones(batch, count - 1)], dim=1)
+    steps = torch.arange(1, count, device=tokens.device).expand(batch, -1)
+    positions = torch.cat([prompts.positions, prompts.positions[:, -1:] + steps], dim=1)
+    hidden = hidden_states(model, embeds, mask, positions)
+    start = prompts.ids.shape[1] - 1  # the last prompt position predicts the first image token
+    return model.model.generation_head(hidden[:, start : start + count]).float()
+
+
+def l2i_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    return loss, (logits.argmax(-1) == tokens).float().mean().detach()
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities (B, N) of `tokens` under `logits` (B, N, V)."""
+    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,262 @@
+"""The one training loop. Stages differ only by their objective and how a step's inputs are drawn."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from echogen_ros.model import generation
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
+from echogen_training import distributed, state
+from echogen_training.config import TrainConfig, to_dict
+from echogen_training.data.batches import Batcher, Sequences, to_pixels
+from echogen_training.data.sources import build_stream, random_layout
+from echogen_training.evaluate import evaluate
+from echogen_training.forward import l2i_logits, token_logprobs
+from echogen_training.logger import Logger
+from echogen_training.objectives import DJOObjective, GRPOObjective, PMTPObjective, VQObjective, gumbel_tau
+from echogen_training.rewards import group_advantages, layout_reward
+
+NON_FINITE_EXIT = 3
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def build_model(config: TrainConfig) -> EchoGen:
+    init = config.model.init
+    dtype = getattr(torch, config.model.dtype)
+    if init.startswith("janus-pro:"):
+        return EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins, dtype=dtype)
+    if Path(init).is_dir():
+        return EchoGen.load(init, dtype=dtype)
+    return EchoGen.create(init, seed=config.run.seed)
+
+
+def lr_factor(step: int, config) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    t = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.context = distributed.setup()
+        seed = config.run.seed + self.context.rank
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        self.out = Path(config.run.out)
+        self.echogen = build_model(config)
+        self.model = self.echogen.model.to(self.context.device).train()
+        self.batcher = Batcher(self.echogen, seed=seed)
+        self.objective = self._objective()
+        self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed)
+        params = [p for p in self.objective.parameters() if p.requires_grad]
+        o = config.optim
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, o))
+        self.stream = build_stream(config.data, self.context.rank, self.context.world)
+        self.reference = None
+        if config.stage == "cycle_rl":
+            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.rl_rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+        self.metrics: dict[str, float] = {}
+        self._resume()
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def _objective(self) -> nn.Module:
+        c, model = self.config, self.model
+        vq_params = set(map(id, model.model.vqmodel.parameters()))
+        for p in model.parameters():
+            p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
+        if c.stage == "vq":
+            return VQObjective(model, c.vq)
+        if c.stage == "pmtp":
+            return PMTPObjective(model, c.pmtp)
+        if c.stage == "djo":
+            return DJOObjective(model, c.djo, self.batcher)
+        return GRPOObjective(model, c.cycle_rl)
+
+    def _extra_modules(self) -> dict[str, nn.Module]:
+        disc = getattr(self.objective, "discriminator", None)
+        return {"discriminator": disc} if disc is not None else {}
+
+    def _resume(self) -> None:
+        path = state.latest(self.out)
+        if path is None:
+            return
+        weights = EchoGen.load(path / "model").model.state_dict()
+        self.model.load_state_dict(weights)
+        trainer = state.restore(path, self.optimizer, self.scheduler, self._extra_modules())
+        self.step = trainer["step"]
+        self.stream.position = trainer["data_position"]
+        self.batcher.rng = np.random.default_rng([self.config.run.seed + self.context.rank, self.step])
+        self.rl_rng = np.random.default_rng([self.config.run.seed + self.context.rank, self.step, 1])
+        self.generator.manual_seed(self.config.run.seed + self.context.rank + 7919 * self.step)
+        self.metrics = trainer.get("metrics", {})
+
+    # ---- one step ------------------------------------------------------------------------------
+    def _inputs(self) -> dict:
+        c, device = self.config, self.context.device
+        records = self.stream.take(c.data.batch_size)
+        if c.stage == "vq":
+            size = self.echogen.image_size
+            frames = [Letterbox(r.width, r.height, size).apply(r.load_image()) for r in records]
+            return {"pixels": to_pixels(frames).to(device), "step": self.step}
+        if c.stage in ("pmtp", "djo"):
+            dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
+            l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)
+            inputs = {"l2i": _to_device(l2i, device), "i2l": _to_device(i2l, device)}
+            if c.stage == "djo":
+                inputs["tau"] = gumbel_tau(self.step, c.optim.max_steps, c.djo)
+            return inputs
+        return self._rl_inputs(records)
+
+    @torch.no_grad()
+    def _rl_inputs(self, records) -> dict:
+        """Sample G images per layout, ground every object back, and score the groups (GRPO)."""
+        c, model, device = self.config.cycle_rl, self.model, self.context.device
+        layouts, captions = [], []
+        for record in records[: c.layouts_per_step]:
+            if c.layout_source == "random":
+                objects, caption = random_layout(self.rl_rng)
+                layouts.append([(self.batcher.text(label), box) for label, box in objects])
+            else:
+                box = Letterbox(record.width, record.height, self.echogen.image_size)
+                objects = record.objects[: self.echogen.max_objects]
+                layouts.append([(self.batcher.text(label), box.normalised(b)) for label, b in objects])
+                caption = record.caption
+            captions.append(caption)
+        layouts = [layout for layout in layouts for _ in range(c.group_size)]
+        captions = [caption for caption in captions for _ in range(c.group_size)]
+        cond, uncond = (_seq_to(s, device) for s in self.batcher.layout_prompts(layouts, captions))
+        model.eval()
+        tokens = generation.generate_image_tokens(
+            model, cond.ids, uncond.ids, self.echogen.scheme.image_tokens, c.guidance, c.temperature,
+            self.generator, mask=cond.mask,
+        )  # fmt: skip
+        rewards = torch.tensor([layout_reward([b for _, b in lay], pred, c.l1_weight)
+                                for lay, pred in zip(layouts, self._ground_back(tokens, layouts))])  # fmt: skip
+        old_logp = token_logprobs(l2i_logits(model, cond, tokens), tokens)
+        ref_logp = token_logprobs(l2i_logits(self.reference, cond, tokens), tokens)
+        model.train()
+        self.metrics_extra = {"reward": float(rewards.mean()), "reward_std": float(rewards.std())}
+        advantages = group_advantages(rewards, c.group_size).to(device)
+        i2l = _to_device(self.batcher.i2l(records), device) if c.i2l_weight > 0 else None
+        return {"prompts": cond, "tokens": tokens, "advantages": advantages, "old_logp": old_logp,
+                "ref_logp": ref_logp, "i2l": i2l}  # fmt: skip
+
+    def _ground_back(self, tokens: torch.Tensor, layouts) -> list[list[tuple] | None]:
+        frames = generation.decode_image(self.model, tokens).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        size = self.echogen.vision_size
+        pixels = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        features = generation.image_features(self.model, pixels.to(self.echogen.dtype))
+        rows = [(ids, box) for layout in layouts for ids, box in layout]
+        index = torch.tensor([i for i, layout in enumerate(layouts) for _ in layout], device=tokens.device)
+        batch = self.batcher.i2l_rows(rows, pixels, index.tolist())
+        prompt_len = batch.seq.ids.shape[1] - 6  # drop the training target (4 bins, </box>, <eos>)
+        ids, mask = batch.seq.ids[:, :prompt_len].to(tokens.device), batch.seq.mask[:, :prompt_len].to(tokens.device)
+        embeds = generation.embed(self.model, ids, features[index])
+        found, _ = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
+        boxes = [self.echogen.scheme.box_from_tokens(t) for t in found.tolist()]
+        out, k = [], 0
+        for layout in layouts:
+            out.append(boxes[k : k + len(layout)])
+            k += len(layout)
+        return out
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(c.run.autocast)
+        totals: dict[str, float] = {}
+        self.metrics_extra = {}
+        for _ in range(c.optim.grad_accum):
+            inputs = self._inputs()
+            with torch.autocast(self.context.device.type, dtype=autocast, enabled=autocast is not None):
+                loss, metrics = self.wrapped(**inputs)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss {loss.item()} at step {self.step}")
+            (loss / c.optim.grad_accum).backward()
+            for key, value in {"loss": loss.item(), **metrics}.items():
+                totals[key] = totals.get(key, 0.0) + value / c.optim.grad_accum
+        norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.objective.parameters() if p.requires_grad], c.optim.grad_clip
+        )
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLoss(f"non-finite gradient norm at step {self.step}")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        totals.update(self.metrics_extra, lr=self.scheduler.get_last_lr()[0], grad_norm=float(norm))
+        return {k: distributed.average(v, self.context) for k, v in totals.items()}
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def save(self) -> None:
+        if self.context.is_main:
+            state.save(self.out, self.step, self.echogen, self.optimizer, self.scheduler, self.stream.position,
+                       to_dict(self.config), self.metrics, self._extra_modules())  # fmt: skip
+        distributed.barrier(self.context)
+
+    def run(self) -> int:
+        c = self.config
+        logger = Logger(self.out, self.context.is_main, c.optim.max_steps, self.step, c.run.progress)
+        try:
+            while self.step < c.optim.max_steps:
+                try:
+                    metrics = self.train_step()
+                except NonFiniteLoss as exc:
+                    logger.message(
+                        f"stopping: {exc}; the last good checkpoint is kept in {state.checkpoint_root(self.out)}"
+                    )
+                    return NON_FINITE_EXIT
+                logger.advance()
+                if self.step % c.run.log_every == 0 or self.step == c.optim.max_steps:
+                    logger.log(self.step, metrics)
+                if c.eval.every and (self.step % c.eval.every == 0 or self.step == c.optim.max_steps):
+                    if self.context.is_main:
+                        self.metrics = evaluate(self.echogen, c.eval, c.stage)
+                        logger.log(self.step, self.metrics, prefix="eval")
+                    distributed.barrier(self.context)
+                if self.step % c.run.save_every == 0 or self.step == c.optim.max_steps:
+                    self.save()
+            if self.context.is_main:
+                self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics)
+                logger.message(f"done: {self.out / 'final'}")
+            return 0
+        finally:
+            logger.close()
+            distributed.teardown(self.context)
+
+
+def _to_device(batch, device):
+    if batch is None:
+        return None
+    batch.seq = _seq_to(batch.seq, device)
+    for name in ("pixels", "gen_pixels", "image_index"):
+        if hasattr(batch, name):
+            setattr(batch, name, getattr(batch, name).to(device))
+    return batch
+
+
+def _seq_to(seq: Sequences, device) -> Sequences:
+    return Sequences(seq.ids.to(device), seq.mask.to(device), seq.positions.to(device), seq.labels.to(device))
+
+
+def train(config: TrainConfig) -> int:
+    return Trainer(config).run()

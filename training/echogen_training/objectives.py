@@ -1,0 +1,163 @@
+"""One module per stage whose forward returns (loss, metrics): the only thing that differs by stage.
+
+They are nn.Modules so that DDP/FSDP wrap them and gradients synchronise through `forward`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import JanusForConditionalGeneration
+
+from echogen_ros.model import vq
+from echogen_ros.model.generation import image_features
+from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VQConfig
+from echogen_training.data.batches import I2LBatch, L2IBatch, Sequences
+from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, token_logprobs
+from echogen_training.rewards import clipped_surrogate, k3_kl
+
+Metrics = dict[str, float]
+
+
+class PatchDiscriminator(nn.Module):
+    """A small PatchGAN critic for the optional adversarial VQ loss (hinge)."""
+
+    def __init__(self, channels: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, channels, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, channels * 2, 4, 2, 1), nn.GroupNorm(8, channels * 2), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels * 2, 1, 3, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(pixels)
+
+
+class VQObjective(nn.Module):
+    def __init__(self, model: JanusForConditionalGeneration, config: VQConfig) -> None:
+        super().__init__()
+        self.vq, self.config = model.model.vqmodel, config
+        self.discriminator = PatchDiscriminator() if config.adversarial_weight > 0 else None
+
+    def forward(self, pixels: torch.Tensor, step: int) -> tuple[torch.Tensor, Metrics]:
+        tokens, latent, codebook_loss = vq.quantize(self.vq, pixels)
+        recon = vq.decode_latent(self.vq, latent)
+        distance = F.l1_loss if self.config.reconstruction == "l1" else F.mse_loss
+        rec_loss = distance(recon, pixels)
+        loss = rec_loss + self.config.codebook_weight * codebook_loss
+        metrics = {"recon": rec_loss.item(), "codebook": codebook_loss.item(),
+                   "codes_used": float(tokens.unique().numel())}  # fmt: skip
+        if self.discriminator is not None and step >= self.config.adversarial_start:
+            d_loss = (
+                F.relu(1 - self.discriminator(pixels)).mean() + F.relu(1 + self.discriminator(recon.detach())).mean()
+            )
+            frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+            g_loss = -torch.func.functional_call(self.discriminator, frozen, (recon,)).mean()
+            loss = loss + self.config.adversarial_weight * g_loss + d_loss
+            metrics.update(d_loss=d_loss.item(), g_adv=g_loss.item())
+        return loss, metrics
+
+
+class PMTPObjective(nn.Module):
+    """L2I and I2L batches in parallel, sharing layout tokens (weights per task; ablations drop one)."""
+
+    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig) -> None:
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, l2i: L2IBatch | None, i2l: I2LBatch | None) -> tuple[torch.Tensor, Metrics]:
+        loss, metrics = torch.zeros((), device=self.model.device), {}
+        if l2i is not None and "l2i" in self.config.tasks:
+            tokens = vq.encode_tokens(self.model.model.vqmodel, l2i.gen_pixels)
+            l2i_ce, l2i_acc = l2i_loss(l2i_logits(self.model, l2i.seq, tokens), tokens)
+            loss = loss + self.config.l2i_weight * l2i_ce
+            metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
+        if i2l is not None and "i2l" in self.config.tasks:
+            i2l_ce, i2l_acc = i2l_loss(self.model, i2l)
+            loss = loss + self.config.i2l_weight * i2l_ce
+            metrics.update(i2l_ce=i2l_ce.item(), i2l_acc=i2l_acc.item())
+        return loss, metrics
+
+
+def gumbel_tau(step: int, total: int, config: DJOConfig) -> float:
+    """Gumbel-softmax temperature annealed from tau_start to tau_end over `total` steps."""
+    t = min(max(step / max(total, 1), 0.0), 1.0)
+    a, b = config.tau_start, config.tau_end
+    if config.tau_schedule == "linear":
+        return a + (b - a) * t
+    if config.tau_schedule == "exponential":
+        return a * (b / a) ** t
+    if config.tau_schedule == "cosine":
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown tau_schedule {config.tau_schedule!r}; use cosine, linear or exponential")
+
+
+class DJOObjective(nn.Module):
+    """Generate and ground in one differentiable pass: Gumbel-softmax over image-token logits → soft
+    codebook mix → VQ decoder → vision encoder → grounding loss back into the generator."""
+
+    def __init__(self, model: JanusForConditionalGeneration, config: DJOConfig, batcher) -> None:
+        super().__init__()
+        self.model, self.config, self.batcher = model, config, batcher
+
+    def forward(self, l2i: L2IBatch, i2l: I2LBatch | None, tau: float) -> tuple[torch.Tensor, Metrics]:
+        model = self.model
+        tokens = vq.encode_tokens(model.model.vqmodel, l2i.gen_pixels)
+        logits = l2i_logits(model, l2i.seq, tokens)
+        l2i_ce, l2i_acc = l2i_loss(logits, tokens)
+        soft = F.gumbel_softmax(logits, tau=tau, hard=self.config.hard, dim=-1)  # (B, N, V)
+        generated = vq.soft_decode(model.model.vqmodel, soft).clamp(-1, 1)
+        size = model.config.vision_config.image_size
+        generated = F.interpolate(generated, size=(size, size), mode="bilinear", align_corners=False)
+        features = image_features(model, generated.to(model.dtype))
+        rows = [(ids, box) for objects in l2i.layouts for ids, box in objects]
+        index = [i for i, objects in enumerate(l2i.layouts) for _ in objects]
+        grounding = self.batcher.i2l_rows(rows, generated, index)
+        ground_ce, ground_acc = i2l_loss(model, _to(grounding, tokens.device), features)
+        c = self.config
+        loss = c.l2i_weight * l2i_ce + c.grounding_weight * ground_ce
+        metrics = {"l2i_ce": l2i_ce.item(), "l2i_acc": l2i_acc.item(), "djo_ground_ce": ground_ce.item(),
+                   "djo_ground_acc": ground_acc.item(), "tau": tau}  # fmt: skip
+        if i2l is not None and c.i2l_weight > 0:
+            i2l_ce, i2l_acc = i2l_loss(model, i2l)
+            loss = loss + c.i2l_weight * i2l_ce
+            metrics.update(i2l_ce=i2l_ce.item(), i2l_acc=i2l_acc.item())
+        return loss, metrics
+
+
+class GRPOObjective(nn.Module):
+    """Clipped policy-gradient loss on sampled image tokens with group advantages and a k3 KL penalty."""
+
+    def __init__(self, model: JanusForConditionalGeneration, config: CycleRLConfig) -> None:
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(
+        self,
+        prompts: Sequences,
+        tokens: torch.Tensor,
+        advantages: torch.Tensor,
+        old_logp: torch.Tensor,
+        ref_logp: torch.Tensor,
+        i2l: I2LBatch | None = None,
+    ) -> tuple[torch.Tensor, Metrics]:
+        logp = token_logprobs(l2i_logits(self.model, prompts, tokens), tokens)
+        surrogate = clipped_surrogate(logp, old_logp, advantages[:, None], self.config.clip)
+        kl = k3_kl(logp, ref_logp)
+        loss = (-surrogate + self.config.kl_beta * kl).mean()
+        metrics = {"policy": -surrogate.mean().item(), "kl": kl.mean().item()}
+        if i2l is not None and self.config.i2l_weight > 0:
+            i2l_ce, _ = i2l_loss(self.model, i2l)
+            loss = loss + self.config.i2l_weight * i2l_ce
+            metrics["i2l_ce"] = i2l_ce.item()
+        return loss, metrics
+
+
+def _to(batch: I2LBatch, device: torch.device) -> I2LBatch:
+    seq = batch.seq
+    moved = Sequences(*(t.to(device) for t in (seq.ids, seq.mask, seq.positions, seq.labels)))
+    return I2LBatch(moved, batch.pixels, batch.image_index.to(device))

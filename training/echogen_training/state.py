@@ -1,0 +1,132 @@
+"""Training checkpoints without pickle: the model as an EchoGen directory, the trainer's tensors
+(optimizer moments, RNG) as safetensors, everything else as JSON. Written to a temporary folder and
+renamed, so a crash mid-save never damages the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from echogen_ros.model.echogen import EchoGen
+
+KEEP = 2
+
+
+def checkpoint_root(out: Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def latest(out: Path) -> Path | None:
+    pointer = checkpoint_root(out) / "latest"
+    if not pointer.is_file():
+        return None
+    path = checkpoint_root(out) / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, plain = {}, {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": plain}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save(
+    out: Path,
+    step: int,
+    echogen: EchoGen,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    data_position: int,
+    config: dict,
+    metrics: dict,
+    extra_modules: dict[str, torch.nn.Module] | None = None,
+) -> Path:
+    root = checkpoint_root(out)
+    name = f"step_{step:08d}"
+    tmp = root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    echogen.save(tmp / "model", stage=config["stage"], metrics=metrics)
+    tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors["rng.torch"] = torch.get_rng_state()
+    for key, module in (extra_modules or {}).items():
+        tensors.update({f"module.{key}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+    save_file(tensors, str(tmp / "trainer.safetensors"))
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    trainer = {
+        "step": step,
+        "data_position": data_position,
+        "optimizer": optim_meta,
+        "scheduler": scheduler.state_dict(),
+        "rng": {
+            "python": [python_state[0], list(python_state[1]), python_state[2]],
+            "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        },
+        "config": config,
+        "metrics": metrics,
+    }
+    (tmp / "trainer.json").write_text(json.dumps(trainer, indent=1, default=_json_default) + "\n")
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    pointer = root / ".latest.tmp"
+    pointer.write_text(name + "\n")
+    pointer.replace(root / "latest")
+    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-KEEP]:
+        shutil.rmtree(old)
+    return final
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in trainer.json")
+
+
+def restore(
+    path: Path,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    extra_modules: dict[str, torch.nn.Module] | None = None,
+) -> dict:
+    """Load optimizer, scheduler, RNG and extra modules from a checkpoint; return trainer.json."""
+    trainer = json.loads((path / "trainer.json").read_text())
+    tensors = load_file(str(path / "trainer.safetensors"))
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, trainer["optimizer"]))
+    scheduler.load_state_dict(trainer["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    version, internal, gauss = trainer["rng"]["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = trainer["rng"]["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    for key, module in (extra_modules or {}).items():
+        prefix = f"module.{key}."
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    return trainer
