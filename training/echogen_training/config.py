@@ -106,6 +106,7 @@ class RunConfig:
     save_every: int = 200
     log_every: int = 10
     progress: bool = True
+    stop_after: int = 0  # stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end
 
 
 @dataclass
@@ -154,6 +155,11 @@ def _coerce(kind, value, path: str):
         return tuple(_coerce(inner, v, path) for v in value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{path} must be float, got {value!r}") from None
     if kind in (int, float, str, bool) and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{path} must be {kind.__name__}, got {value!r}")
     return value

@@ -72,7 +72,7 @@ class Trainer:
         if config.stage == "cycle_rl":
             self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.rl_rng = np.random.default_rng(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator()
         self.step = 0
         self.metrics: dict[str, float] = {}
         self._resume()
@@ -104,14 +104,19 @@ class Trainer:
         trainer = state.restore(path, self.optimizer, self.scheduler, self._extra_modules())
         self.step = trainer["step"]
         self.stream.position = trainer["data_position"]
-        self.batcher.rng = np.random.default_rng([self.config.run.seed + self.context.rank, self.step])
-        self.rl_rng = np.random.default_rng([self.config.run.seed + self.context.rank, self.step, 1])
-        self.generator.manual_seed(self.config.run.seed + self.context.rank + 7919 * self.step)
         self.metrics = trainer.get("metrics", {})
 
     # ---- one step ------------------------------------------------------------------------------
+    def _reseed(self) -> None:
+        """Per-step randomness derived from (seed, rank, step), so a resumed run draws the same."""
+        key = [self.config.run.seed, self.context.rank, self.step]
+        self.batcher.rng = np.random.default_rng(key)
+        self.rl_rng = np.random.default_rng([*key, 1])
+        self.generator.manual_seed(int(np.random.default_rng([*key, 2]).integers(2**62)))
+
     def _inputs(self) -> dict:
         c, device = self.config, self.context.device
+        self._reseed()
         records = self.stream.take(c.data.batch_size)
         if c.stage == "vq":
             size = self.echogen.image_size
@@ -216,8 +221,9 @@ class Trainer:
     def run(self) -> int:
         c = self.config
         logger = Logger(self.out, self.context.is_main, c.optim.max_steps, self.step, c.run.progress)
+        stop_at = self.step + c.run.stop_after if c.run.stop_after else c.optim.max_steps
         try:
-            while self.step < c.optim.max_steps:
+            while self.step < min(stop_at, c.optim.max_steps):
                 try:
                     metrics = self.train_step()
                 except NonFiniteLoss as exc:
@@ -233,8 +239,11 @@ class Trainer:
                         self.metrics = evaluate(self.echogen, c.eval, c.stage)
                         logger.log(self.step, self.metrics, prefix="eval")
                     distributed.barrier(self.context)
-                if self.step % c.run.save_every == 0 or self.step == c.optim.max_steps:
+                if self.step % c.run.save_every == 0 or self.step in (c.optim.max_steps, stop_at):
                     self.save()
+            if self.step < c.optim.max_steps:
+                logger.message(f"stopped after {c.run.stop_after} steps at step {self.step}; rerun to resume")
+                return 0
             if self.context.is_main:
                 self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics)
                 logger.message(f"done: {self.out / 'final'}")

@@ -1,0 +1,123 @@
+"""COCO / RefCOCO loaders on fixture files in the real formats, the world stream, and batching."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from echogen_training.config import DataConfig
+from echogen_training.data.batches import IGNORE, Batcher
+from echogen_training.data.coco import load_coco, read_refs
+from echogen_training.data.sources import build_stream, random_layout
+
+from echogen_ros.model.echogen import EchoGen
+
+
+def _write_coco(root: Path) -> None:
+    (root / "images").mkdir(parents=True)
+    for name, shape in (("a.jpg", (60, 80, 3)), ("b.jpg", (50, 50, 3))):
+        cv2.imwrite(str(root / "images" / name), np.full(shape, 128, np.uint8))
+    instances = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 80, "height": 60},
+                   {"id": 2, "file_name": "b.jpg", "width": 50, "height": 50}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 30], "area": 600, "iscrowd": 0},
+            {"id": 11, "image_id": 1, "category_id": 2, "bbox": [40, 10, 30, 20], "area": 600, "iscrowd": 0},
+            {"id": 12, "image_id": 2, "category_id": 2, "bbox": [45, 45, 20, 20], "area": 400, "iscrowd": 0},  # outside
+            {"id": 13, "image_id": 2, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 1},  # crowd
+        ],
+        "categories": [{"id": 1, "name": "cup"}, {"id": 2, "name": "plate"}],
+    }  # fmt: skip
+    captions = {
+        "images": instances["images"],
+        "annotations": [{"id": 1, "image_id": 1, "caption": "a cup and a plate"}],
+    }
+    (root / "instances_train2017.json").write_text(json.dumps(instances))
+    (root / "captions_train2017.json").write_text(json.dumps(captions))
+    (root / "instances.json").write_text(json.dumps(instances))
+    refs = [
+        {"ref_id": 0, "image_id": 1, "ann_id": 11, "category_id": 2, "split": "train",
+         "sentences": [{"sent": "the plate on the right", "tokens": [], "raw": "", "sent_id": 0}], "sent_ids": [0]},
+        {"ref_id": 1, "image_id": 1, "ann_id": 10, "category_id": 1, "split": "val",
+         "sentences": [{"sent": "the cup", "tokens": [], "raw": "", "sent_id": 1}], "sent_ids": [1]},
+    ]  # fmt: skip
+    with (root / "refs(unc).p").open("wb") as f:
+        pickle.dump(refs, f, protocol=2)
+
+
+def test_coco_instances_and_captions(tmp_path: Path) -> None:
+    _write_coco(tmp_path)
+    stream = build_stream(DataConfig(source="coco", path=str(tmp_path)))
+    records = [stream.make(i) for i in range(stream.size)]
+    assert len(records) == 1  # image 2 has only an out-of-image box and a crowd box
+    record = records[0]
+    assert record.caption == "a cup and a plate"
+    assert record.objects == [("cup", (5.0, 5.0, 25.0, 35.0)), ("plate", (40.0, 10.0, 70.0, 30.0))]
+    assert record.load_image().shape == (60, 80, 3)
+
+
+def test_refcoco_pickle_by_split(tmp_path: Path) -> None:
+    _write_coco(tmp_path)
+    (train,) = [
+        r
+        for r in load_coco([tmp_path / "instances.json"], tmp_path / "images", tmp_path / "refs(unc).p", "train")
+        if r.refs
+    ]
+    assert train.refs == [("the plate on the right", (40.0, 10.0, 70.0, 30.0))]
+    stream = build_stream(DataConfig(source="refcoco", path=str(tmp_path), split="val"))
+    assert [r for i in range(stream.size) for r in stream.make(i).refs] == [("the cup", (5.0, 5.0, 25.0, 35.0))]
+
+
+def test_refs_unpickler_refuses_classes(tmp_path: Path) -> None:
+    path = tmp_path / "refs(evil).p"
+    path.write_bytes(pickle.dumps([{"x": Path("/")}]))
+    with pytest.raises(pickle.UnpicklingError, match="plain data only"):
+        read_refs(path)
+
+
+def test_world_export_folder_is_a_source(world_export: Path) -> None:
+    stream = build_stream(DataConfig(source="folder", path=str(world_export)))
+    record = next(stream)
+    assert record.objects and record.refs and record.caption.endswith(".")
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_stream(DataConfig(source="coco", path=str(tmp_path / "nope")))
+    with pytest.raises(FileNotFoundError, match="instances"):
+        build_stream(DataConfig(source="coco", path=str(tmp_path)))
+
+
+def test_world_stream_is_resumable_and_sharded() -> None:
+    config = DataConfig(source="world", count=10, render_scales=(0.25,))
+    a = build_stream(config)
+    first = [a.index(p) for p in range(25)]
+    assert sorted(first[:10]) == list(range(10)) and sorted(first[10:20]) == list(range(10))  # epochs
+    ranks = [build_stream(config, rank=r, world=2) for r in (0, 1)]
+    assert [ranks[0].index(p) for p in range(5)] == first[0:10:2]
+    assert [ranks[1].index(p) for p in range(5)] == first[1:10:2]
+    b = build_stream(config)
+    b.position = 7
+    assert next(b).caption == a.make(first[7]).caption
+
+
+def test_batches_left_pad_and_label_only_targets() -> None:
+    model = EchoGen.create("tiny")
+    batcher = Batcher(model, seed=0)
+    stream = build_stream(DataConfig(source="world", count=8, render_scales=(0.25,)))
+    records = stream.take(4)
+    i2l = batcher.i2l(records)
+    seq = i2l.seq
+    assert i2l.pixels.shape == (4, 3, model.vision_size, model.vision_size)
+    assert (seq.mask[:, -1] == 1).all() and ((seq.labels != IGNORE).sum(1) == 6).all()
+    assert (seq.ids[seq.mask == 0] == model.scheme.pad).all()
+    l2i = batcher.l2i(records, condition_dropout=1.0)
+    assert l2i.gen_pixels.shape == (4, 3, model.image_size, model.image_size)
+    for ids, mask in zip(l2i.seq.ids, l2i.seq.mask):  # every condition masked by dropout 1.0
+        assert set(ids[mask == 1][2:-1].tolist()) == {model.scheme.pad}
+    objects, caption = random_layout(np.random.default_rng(0))
+    assert objects and all(0 <= v <= 1 for _, box in objects for v in box)
