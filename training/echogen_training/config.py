@@ -52,6 +52,7 @@ class OptimConfig:
 @dataclass
 class VQConfig:
     reconstruction: str = "l1"  # l1 | mse
+    detail_weight: float = 0.0  # > 0: weight pixels by local contrast (small objects are not lost to background)
     codebook_weight: float = 1.0
     adversarial_weight: float = 0.0  # > 0 enables the patch discriminator (hinge loss)
     adversarial_start: int = 500

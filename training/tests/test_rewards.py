@@ -50,3 +50,14 @@ def test_clipped_surrogate_clips_both_ways() -> None:
     negative = clipped_surrogate(logp, old, torch.tensor([[-1.0]]), 0.2)
     assert_close(positive, torch.tensor([[1.2, torch.tensor(-1.0).exp().item()]]))
     assert_close(negative, torch.tensor([[-torch.tensor(1.0).exp().item(), -0.8]]))
+
+
+def test_detail_weights_favour_small_objects() -> None:
+    from echogen_training.objectives import detail_weights
+
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, 10:13, 10:13] = 1.0  # a small bright object on a flat table
+    weights = detail_weights(image, 4.0)
+    assert_close(weights.mean(), torch.tensor(1.0))
+    assert weights[0, 0, 11, 11] > 3 * weights[0, 0, 28, 28]
+    assert torch.equal(detail_weights(image, 0.0), torch.ones(1, 1, 32, 32))
