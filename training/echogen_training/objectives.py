@@ -44,7 +44,9 @@ def detail_weights(pixels: torch.Tensor, strength: float) -> torch.Tensor:
     """
     if strength <= 0:
         return torch.ones_like(pixels[:, :1])
-    contrast = (pixels - F.avg_pool2d(pixels, 9, stride=1, padding=4, count_include_pad=False)).abs().sum(1, keepdim=True)
+    contrast = (
+        (pixels - F.avg_pool2d(pixels, 9, stride=1, padding=4, count_include_pad=False)).abs().sum(1, keepdim=True)
+    )
     weights = 1 + strength * contrast
     return weights / weights.mean(dim=(2, 3), keepdim=True)
 

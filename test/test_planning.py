@@ -1,0 +1,194 @@
+"""Planning on world scenes with ground-truth boxes: parser table, goal layouts that satisfy their
+relation inside the image without overlaps, and verification of the scene rendered from the goal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from echogen_ros.model.layout import LayoutObject
+from echogen_ros.planning.commands import Command, PlanningError, parse_command
+from echogen_ros.planning.grounders import KnownObjectsGrounder
+from echogen_ros.planning.phrases import KnownObject
+from echogen_ros.planning.planner import plan
+from echogen_ros.planning.verify import CANNOT_TELL, NOT_SATISFIED, SATISFIED, verify_command
+from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.relations import Truth, relation_margin, relation_truth
+from echogen_ros.world.scene import Scene
+
+PARSES = [
+    ("put the red cup left of the blue plate", Command("put", "the red cup", "left of", ("the blue plate",))),
+    ("place the ball between the bowl and the box", Command("put", "the ball", "between", ("the bowl", "the box"))),
+    ("move the bottle next to the plate", Command("put", "the bottle", "next to", ("the plate",))),
+    ("put the block on the plate", Command("put", "the block", "on", ("the plate",))),
+    ("Put the block on top of the plate.", Command("put", "the block", "on", ("the plate",))),
+    ("pick up the banana", Command("pick", "the banana")),
+    ("pick the banana up", Command("pick", "the banana")),
+    ("find the largest cup", Command("find", "the largest cup")),
+    ("where is the second cup from the left", Command("find", "the second cup from the left")),
+    ("please put the cup to the right of the bowl", Command("put", "the cup", "right of", ("the bowl",))),
+    ("put the cup behind the box", Command("put", "the cup", "above", ("the box",))),
+    ("set the green ball in front of the plate", Command("put", "the green ball", "below", ("the plate",))),
+    ("move the cup left of the plate next to the bowl",
+     Command("put", "the cup left of the plate", "next to", ("the bowl",))),
+    ("put the cup that is left of the plate between the box and the red ball",
+     Command("put", "the cup that is left of the plate", "between", ("the box", "the red ball"))),
+]  # fmt: skip
+UNSUPPORTED = ["", "   ", "dance", "put the cup", "throw the ball at the plate", "put the cup inside", "hello world"]
+
+
+@pytest.mark.parametrize(("text", "expected"), PARSES)
+def test_parser(text: str, expected: Command) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize("text", UNSUPPORTED)
+def test_unsupported_commands_say_what_is_supported(text: str) -> None:
+    with pytest.raises(PlanningError, match="supported"):
+        parse_command(text)
+
+
+def _known(scene: Scene, boxes) -> list[KnownObject]:
+    return [KnownObject(o.category, tuple(map(float, b)), o.colour, o.size) for o, b in zip(scene.objects, boxes)]
+
+
+def _setting(sample):
+    objects = _known(sample.scene, sample.boxes())
+    grounder = KnownObjectsGrounder(objects, 480)
+    obstacles = [LayoutObject(f"the {o.colour} {o.category}", o.box) for o in objects]
+    return objects, grounder, obstacles
+
+
+def _feasible(objects: list[KnownObject], ins) -> bool:
+    """Independent brute force: is there any 2-px grid position where the relation clearly holds
+    (margin >= 2), inside the image, away from every other object?"""
+    target = objects[ins.target].box
+    w, h = min(target[2] - target[0], 320), min(target[3] - target[1], 240)
+    anchors = [objects[j].box for j in ins.anchors]
+    others = [
+        o.box for k, o in enumerate(objects) if k != ins.target and not (ins.relation == "on" and k in ins.anchors)
+    ]
+    pad = 0.012 * 480
+    for x in np.arange(pad, 640 - pad - w, 2.0):
+        for y in np.arange(pad, 480 - pad - h, 2.0):
+            box = (x, y, x + w, y + h)
+            if any(
+                box[0] < o[2] + pad and o[0] < box[2] + pad and box[1] < o[3] + pad and o[1] < box[3] + pad
+                for o in others
+            ):
+                continue
+            if relation_margin(ins.relation, box, anchors, 480) >= 2.0:
+                return True
+    return False
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_goal_layouts_hold_and_the_goal_scene_verifies() -> None:
+    planned = infeasible = 0
+    relations = set()
+    for index in range(80):
+        sample = world_sample(21, index, "val")
+        objects, grounder, obstacles = _setting(sample)
+        image = sample.image()
+        for ins in sample.instructions:
+            if ins.action != "put":
+                continue
+            try:
+                result = plan(image, ins.text, grounder, obstacles)
+            except PlanningError as exc:
+                assert "no free place" in str(exc)
+                assert not _feasible(objects, ins), f"{ins.text}: a place exists but the planner found none"
+                infeasible += 1
+                continue
+            planned += 1
+            relations.add(ins.relation)
+            goal = result.goal_box
+            anchors = [objects[j].box for j in ins.anchors]
+            assert relation_truth(ins.relation, goal, anchors, 480) is Truth.TRUE, ins.text
+            assert 0 <= goal[0] < goal[2] <= 640 and 0 <= goal[1] < goal[3] <= 480
+            others = [
+                o.box
+                for k, o in enumerate(objects)
+                if k != ins.target and not (ins.relation == "on" and k in ins.anchors)
+            ]
+            assert not any(_overlap(goal, other) for other in others), ins.text
+            w, h = goal[2] - goal[0], goal[3] - goal[1]
+            t = objects[ins.target].box
+            assert (w, h) == pytest.approx((t[2] - t[0], t[3] - t[1])) or ins.relation == "on"
+            assert result.verdict.status == NOT_SATISFIED, (ins.text, result.verdict.reason)
+            assert len(result.goal_layout.objects) == len(objects)
+
+            moved = list(sample.scene.objects)
+            moved[ins.target] = replace(moved[ins.target], box=goal)  # 640×480 = reference pixels
+            goal_scene = replace(sample.scene, objects=tuple(moved))
+            from echogen_ros.world.render import pixel_box, render
+
+            goal_image = render(goal_scene)
+            goal_objects = _known(goal_scene, [pixel_box(o, 640, 480) for o in goal_scene.objects])
+            verdict = verify_command(KnownObjectsGrounder(goal_objects, 480), goal_image, result.command)
+            assert verdict.status == SATISFIED, (ins.text, verdict.reason)
+    assert planned >= 150 and infeasible <= 0.25 * (planned + infeasible)
+    assert relations == {"left of", "right of", "above", "below", "next to", "between", "on"}
+
+
+def test_pick_and_find() -> None:
+    sample = next(
+        s for s in (world_sample(4, i, "val") for i in range(40)) if any(e.kind == "category" for e in s.expressions)
+    )
+    objects, grounder, obstacles = _setting(sample)
+    expr = next(e for e in sample.expressions if e.kind == "category")
+    picked = plan(sample.image(), f"pick up {expr.text}", grounder, obstacles)
+    assert picked.goal_box is None and len(picked.goal_layout.objects) == len(objects) - 1
+    assert picked.verdict.status == NOT_SATISFIED
+    found = plan(sample.image(), f"find {expr.text}", grounder, obstacles)
+    assert found.verdict.status == SATISFIED and found.target.box == objects[expr.target].box
+
+
+def test_ambiguity_and_missing_objects_are_reported() -> None:
+    sample = next(s for s in (world_sample(6, i, "val") for i in range(60))
+                  if len({o.category for o in s.scene.objects}) < len(s.scene.objects))  # fmt: skip
+    objects, grounder, obstacles = _setting(sample)
+    repeated = next(
+        o.category for o in sample.scene.objects if sum(p.category == o.category for p in sample.scene.objects) > 1
+    )
+    absent = next(c for c in ("cup", "plate", "bowl", "bottle", "block", "ball", "box", "banana")
+                  if all(o.category != c for o in sample.scene.objects))  # fmt: skip
+    with pytest.raises(PlanningError, match="cannot find"):
+        plan(sample.image(), f"find the {absent}", grounder, obstacles)
+    result = plan(sample.image(), f"find the {repeated}", grounder, obstacles)
+    assert result.ambiguities and "more than one" in result.ambiguities[0]
+    other = next(o for o in sample.scene.objects if o.category != repeated)
+    verdict = verify_command(
+        grounder, sample.image(), parse_command(f"put the {repeated} left of the {other.colour} {other.category}")
+    )
+    assert (
+        verdict.status in (CANNOT_TELL,)
+        or "ambiguous" in verdict.reason
+        or len({o.colour for o in sample.scene.objects if o.category == other.category}) > 1
+    )
+
+
+def test_phrases_resolve_like_the_world_means_them() -> None:
+    checked = 0
+    for index in range(60):
+        sample = world_sample(8, index, "val")
+        objects, grounder, _ = _setting(sample)
+        for expr in sample.expressions:
+            found = grounder.ground(sample.image(), expr.text, top_k=3)
+            assert [d.box for d in found] == [objects[expr.target].box], expr.text
+            checked += 1
+    assert checked > 300
+
+
+def test_model_grounder_plans_with_a_tiny_model(tiny_model) -> None:
+    from echogen_ros.planning.grounders import ModelGrounder
+
+    image = world_sample(0, 0, "val").image(320, 240)
+    result = plan(image, "put the red cup left of the plate", ModelGrounder(tiny_model), min_score=0.0)
+    assert result.target.label == "the red cup" and len(result.anchors) == 1
+    assert result.goal_layout.width == 320 and np.isfinite(result.verdict.score)
