@@ -78,12 +78,10 @@ def parse_command(instruction: str) -> Command:
     if not isinstance(instruction, str) or not instruction.strip():
         raise PlanningError(f"empty instruction; {SUPPORTED}")
     text = normalise(instruction)
-    if m := FIND_PATTERN.match(text):
-        if target := _phrase(m["np"]):
-            return Command("find", target)
-    if m := PICK_PATTERN.match(text):
-        if target := _phrase(m["np"]):
-            return Command("pick", target)
+    if (m := FIND_PATTERN.match(text)) and (target := _phrase(m["np"])):
+        return Command("find", target)
+    if (m := PICK_PATTERN.match(text)) and (target := _phrase(m["np"])):
+        return Command("pick", target)
     verb, _, rest = text.partition(" ")
     if verb in PUT_VERBS and rest:
         command = _parse_put(rest)
