@@ -123,3 +123,29 @@ def test_model_init_then_bench_json(tmp_path: Path) -> None:
     figures = json.loads(result.stdout)
     assert figures["ground_p50_ms"] > 0 and figures["ground_gflop"] > 0 and figures["imagine_p50_ms"] > 0
     assert 0 < figures["ground_peak_fraction"] < 1 and np.isfinite(figures["matmul_peak_fp32_gflops"])
+
+
+def test_plan_writes_plan_json_and_imagined_png(tiny_model_dir: Path, image_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    args = ["plan", "--image", str(image_path), "--instruction", "put the red cup left of the plate",
+            "--out", str(out), "--model", str(tiny_model_dir), "--min-score", "0", "--seed", "2"]  # fmt: skip
+    assert main(args) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert set(plan) >= {"action", "target", "anchors", "relation", "goal_layout", "imagined", "cycle_iou",
+                         "satisfied_now", "verdict_reason"}  # fmt: skip
+    assert plan["action"] == "put" and plan["relation"] == "left of" and plan["imagined"] == "imagined.png"
+    assert set(plan["target"]) >= {"phrase", "box", "goal_box"} and plan["anchors"][0]["phrase"] == "the plate"
+    assert cv2.imread(str(out / "imagined.png")).shape == (480, 640, 3)
+    assert 0.0 <= plan["cycle_iou"] <= 1.0
+
+
+def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys) -> None:
+    base = ["--image", str(image_path), "--model", str(tiny_model_dir)]
+    assert main(["verify", *base, "--instruction", "dance for me"]) == 2
+    assert "supported" in capsys.readouterr().err
+    # a random model's scores are far below the default threshold: the target is "not found"
+    assert main(["plan", *base, "--instruction", "put the cup left of the plate", "--out", str(tmp_path / "p")]) == 2
+    assert "cannot find" in capsys.readouterr().err
+    assert main(["verify", *base, "--instruction", "put the cup left of the plate", "--min-score", "0"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["status"] in ("satisfied", "not_satisfied", "cannot_tell") and "reason" in verdict

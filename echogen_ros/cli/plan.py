@@ -1,0 +1,67 @@
+"""`echogen plan` (goal layout + imagined goal scene + verdict) and `echogen verify` (verdict only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+
+from echogen_ros.cli.args import bounded_int
+from echogen_ros.cli.model import load_model, read_image
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="instruction + image → goal layout, imagined goal scene, verdict")
+    _common(p)
+    p.add_argument("--out", type=Path, required=True, help="directory for plan.json and imagined.png")
+    p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0)
+    p.set_defaults(run=run_plan)
+    v = sub.add_parser("verify", help="does the image already satisfy the instruction? (JSON verdict)")
+    _common(v)
+    v.set_defaults(run=run_verify)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", type=Path, required=True)
+    p.add_argument("--instruction", required=True, help='e.g. "put the red cup left of the plate"')
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
+    p.add_argument("--min-score", type=float, default=0.3, help="grounding score below which an object is 'not found'")
+
+
+def _setup(args: argparse.Namespace):
+    from echogen_ros.planning.commands import parse_command
+    from echogen_ros.planning.grounders import ModelGrounder
+
+    if not 0.0 <= args.min_score <= 1.0:
+        raise ValueError("--min-score must be in [0, 1]")
+    command = parse_command(args.instruction)  # bad instructions fail before the model loads
+    image = read_image(args.image)
+    model = load_model(args.model)
+    return command, image, model, ModelGrounder(model)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from echogen_ros.planning.planner import plan
+
+    command, image, model, grounder = _setup(args)
+    result = plan(image, command, grounder, min_score=args.min_score)
+    cycle = model.cycle(result.goal_layout, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out / "imagined.png"), cv2.cvtColor(cycle.image, cv2.COLOR_RGB2BGR)):
+        raise ValueError(f"cannot write {args.out / 'imagined.png'}")
+    document = {**result.to_json(), "imagined": "imagined.png", "cycle_iou": round(cycle.mean_iou, 4),
+                "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
+    (args.out / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({"plan": str(args.out / "plan.json"), "satisfied_now": result.verdict.satisfied,
+                      "cycle_iou": document["cycle_iou"]}))  # fmt: skip
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from echogen_ros.planning.verify import verify_command
+
+    command, image, _, grounder = _setup(args)
+    print(json.dumps(verify_command(grounder, image, command, args.min_score).to_json()))
+    return 0
