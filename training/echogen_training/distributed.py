@@ -51,13 +51,14 @@ def wrap(module: nn.Module, context: Context, strategy: str) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
 
-def average(value: float, context: Context) -> float:
-    """Mean of a scalar over ranks (for logging)."""
+def average(metrics: dict[str, float], context: Context) -> dict[str, float]:
+    """Per-key mean over the ranks that report it (ranks may log different keys in a step)."""
     if context.world == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / context.world
+        return metrics
+    gathered: list[dict[str, float]] = [{} for _ in range(context.world)]
+    dist.all_gather_object(gathered, metrics)
+    keys = dict.fromkeys(k for m in gathered for k in m)
+    return {k: sum(m[k] for m in gathered if k in m) / sum(k in m for m in gathered) for k in keys}
 
 
 def barrier(context: Context) -> None:

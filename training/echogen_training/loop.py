@@ -209,7 +209,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         totals.update(self.metrics_extra, lr=self.scheduler.get_last_lr()[0], grad_norm=float(norm))
-        return {k: distributed.average(v, self.context) for k, v in totals.items()}
+        return distributed.average(totals, self.context)
 
     # ---- the loop -------------------------------------------------------------------------------
     def save(self) -> None:

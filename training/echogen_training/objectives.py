@@ -17,7 +17,7 @@ from echogen_ros.model.generation import image_features
 from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VQConfig
 from echogen_training.data.batches import I2LBatch, L2IBatch, Sequences
 from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, token_logprobs
-from echogen_training.rewards import clipped_surrogate, k3_kl
+from echogen_training.rewards import grpo_loss
 
 Metrics = dict[str, float]
 
@@ -160,10 +160,8 @@ class GRPOObjective(nn.Module):
         i2l: I2LBatch | None = None,
     ) -> tuple[torch.Tensor, Metrics]:
         logp = token_logprobs(l2i_logits(self.model, prompts, tokens), tokens)
-        surrogate = clipped_surrogate(logp, old_logp, advantages[:, None], self.config.clip)
-        kl = k3_kl(logp, ref_logp)
-        loss = (-surrogate + self.config.kl_beta * kl).mean()
-        metrics = {"policy": -surrogate.mean().item(), "kl": kl.mean().item()}
+        loss, surrogate, kl = grpo_loss(logp, old_logp, ref_logp, advantages, self.config.clip, self.config.kl_beta)
+        metrics = {"policy": -surrogate.item(), "kl": kl.item()}
         if i2l is not None and self.config.i2l_weight > 0:
             i2l_ce, _ = i2l_loss(self.model, i2l)
             loss = loss + self.config.i2l_weight * i2l_ce

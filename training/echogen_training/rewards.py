@@ -68,3 +68,24 @@ def clipped_surrogate(
     """
     ratio = (logp - old_logp).exp()
     return torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    clip: float,
+    kl_beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GRPO loss over sampled tokens (B, N): −mean(clipped surrogate) + β·mean(k3 KL to the reference).
+
+    Returns (loss, mean surrogate, mean KL); `advantages` is (B,), one per sampled image.
+
+    >>> z = torch.zeros(1, 2)
+    >>> [round(v.item(), 4) for v in grpo_loss(z, z, z, torch.tensor([0.5]), 0.2, 0.1)]
+    [-0.5, 0.5, 0.0]
+    """
+    surrogate = clipped_surrogate(logp, old_logp, advantages[:, None], clip)
+    kl = k3_kl(logp, ref_logp)
+    return (-surrogate + kl_beta * kl).mean(), surrogate.mean(), kl.mean()

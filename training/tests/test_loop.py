@@ -85,26 +85,52 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -
     assert all(torch.isfinite(v).all() for v in model.model.state_dict().values())
 
 
-def test_torchrun_ddp_with_gloo(tiny_config, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", ["vq", "pmtp", "djo", "cycle_rl"])
+def test_torchrun_ddp_with_gloo(tiny_config, tmp_path: Path, stage: str) -> None:
+    """A real 2-process torchrun (gloo) of every stage; the model it writes loads and grounds."""
     config = tmp_path / "ddp.yaml"
     out = tmp_path / "ddp"
     config.write_text(
         "model: {init: tiny}\n"
         "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
         "optim: {max_steps: 2, warmup_steps: 1}\n"
+        "cycle_rl: {layouts_per_step: 1, group_size: 2}\n"
         f"eval: {{every: 0}}\nrun: {{out: {out}, save_every: 2, progress: false, autocast: none}}\n"
     )
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "-m", "echogen_training", "pmtp", "--config", str(config)]  # fmt: skip
+               "-m", "echogen_training", stage, "--config", str(config)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     trainer = json.loads((out / "checkpoints" / "step_00000002" / "trainer.json").read_text())
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
-    assert EchoGen.load(out / "final").manifest["stage"] == "pmtp"
-    assert build_stream(tiny_config("pmtp").data, rank=1, world=2).index(0) != build_stream(
-        tiny_config("pmtp").data
-    ).index(0)
+    model = EchoGen.load(out / "final")
+    assert model.manifest["stage"] == stage
+    from echogen_ros.world.dataset import world_sample
+
+    (detection,) = model.ground(world_sample(0, 0, "val").image(160, 120), "the red cup")
+    assert 0 <= detection.box[0] < detection.box[2] <= 160
+
+
+def test_world_stream_shards_differ_by_rank(tiny_config) -> None:
+    data = tiny_config("pmtp").data
+    assert build_stream(data, rank=1, world=2).index(0) != build_stream(data).index(0)
+
+
+def test_loss_falls_when_overfitting_a_tiny_batch(tiny_config) -> None:
+    config = tiny_config("pmtp", "data.count=2", "data.batch_size=2", "optim.lr=1.0e-2", "optim.max_steps=60",
+                         "optim.warmup_steps=1", "optim.min_lr_ratio=1.0", "optim.weight_decay=0")  # fmt: skip
+    trainer = Trainer(config)
+    losses = [trainer.train_step()["loss"] for _ in range(60)]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
+
+
+def test_throughput_benchmark_reports_tokens_and_mfu(capsys) -> None:
+    from echogen_training.bench import main
+
+    assert main(["--steps", "1", "--json", "model.init=tiny", "data.batch_size=2", "data.render_scales=[0.25]"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["tokens_per_s"] > 0 and 0 < result["mfu_vs_bf16_peak"] < 1

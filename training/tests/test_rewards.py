@@ -61,3 +61,19 @@ def test_detail_weights_favour_small_objects() -> None:
     assert_close(weights.mean(), torch.tensor(1.0))
     assert weights[0, 0, 11, 11] > 3 * weights[0, 0, 28, 28]
     assert torch.equal(detail_weights(image, 0.0), torch.ones(1, 1, 32, 32))
+
+
+def test_grpo_loss_by_hand() -> None:
+    from echogen_training.rewards import grpo_loss
+
+    logp = torch.tensor([[-1.0, -2.0], [-0.5, -0.5]])
+    old = torch.tensor([[-1.0, -2.5], [-0.5, -0.2]])
+    ref = torch.tensor([[-1.2, -2.0], [-0.5, -0.5]])
+    adv = torch.tensor([1.0, -1.0])
+    # ratios: [1, e^0.5] and [1, e^-0.3]; clip 0.2 → [1, 1.2] (A=+1) and [-1, -max(e^-0.3, 0.8)] (A=−1)
+    surrogate = torch.tensor([[1.0, 1.2], [-1.0, -max(float(torch.tensor(-0.3).exp()), 0.8)]])
+    kl = torch.tensor([[float(torch.tensor(-0.2).exp()) + 0.2 - 1, 0.0], [0.0, 0.0]])
+    loss, s, k = grpo_loss(logp, old, ref, adv, clip=0.2, kl_beta=0.1)
+    assert_close(s, surrogate.mean())
+    assert_close(k, kl.mean())
+    assert_close(loss, (-surrogate + 0.1 * kl).mean())
