@@ -1,0 +1,298 @@
+"""`Runtime`: the node's behaviour without rclpy. Messages in, messages out; bad input becomes a status
+message and the runtime keeps going."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.overlay import draw_boxes
+from echogen_ros.planning.commands import Command, PlanningError, parse_command
+from echogen_ros.planning.grounders import ModelGrounder
+from echogen_ros.planning.planner import plan
+from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
+from echogen_ros.runtime import conversions as conv
+from echogen_ros.runtime.images import ImageError, compressed_to_rgb, to_rgb
+from echogen_ros.runtime.messages import MessageTypes
+from echogen_ros.runtime.schedule import Frame, GroundingSchedule, LatestFrame
+
+VERDICT_CODES = {"satisfied": 0, "not_satisfied": 1, "cannot_tell": 2}
+MAX_TOP_K = 32
+
+
+@dataclass
+class RuntimeConfig:
+    every_frames: int = 10
+    every_seconds: float = 1.0
+    score_threshold: float = 0.3
+    debug_image: bool = True
+    max_instruction_chars: int = 300
+    guidance: float | None = None  # None: the model's default
+
+
+@dataclass
+class Outputs:
+    detections: object  # vision_msgs/Detection2DArray
+    debug_image: object | None  # sensor_msgs/Image
+    status: str
+
+
+@dataclass
+class Counters:
+    frames: int = 0
+    skipped: int = 0
+    groundings: int = 0
+    last_latency_ms: float = 0.0
+    last_status: str = "waiting for frames"
+    errors: list[str] = field(default_factory=list)
+
+
+class Cancelled(Exception):
+    """The imagine goal was cancelled between stages."""
+
+
+class Runtime:
+    def __init__(self, model, msgs: MessageTypes, config: RuntimeConfig | None = None) -> None:
+        self.model, self.msgs = model, msgs
+        self.config = config or RuntimeConfig()
+        self.grounder = ModelGrounder(model)
+        self.latest = LatestFrame()
+        self.schedule = GroundingSchedule(self.config.every_frames, self.config.every_seconds)
+        self.counters = Counters()
+        self.instruction: str | None = None
+        self.phrases: list[tuple[str, str]] = []  # (class_id = phrase, id = role)
+        self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
+
+    # ---- intake ------------------------------------------------------------------------------
+    def on_image(self, msg, now: float) -> str | None:
+        return self._intake(msg, now, to_rgb)
+
+    def on_compressed(self, msg, now: float) -> str | None:
+        return self._intake(msg, now, compressed_to_rgb)
+
+    def _intake(self, msg, now: float, decode) -> str | None:
+        try:
+            rgb = decode(msg)
+        except ImageError as exc:
+            self.counters.skipped += 1
+            return self._status(f"skipped frame: {exc}", error=True)
+        self.latest.put(Frame(rgb, msg.header, now))
+        self.counters.frames += 1
+        self.schedule.frame_arrived()
+        return None
+
+    def on_instruction(self, text: str) -> str:
+        """Set what to ground: a command's target and anchors, or a referring expression."""
+        error = self._check_text(text, "instruction")
+        if error:
+            return self._status(error, error=True)
+        text = text.strip()
+        try:
+            command = parse_command(text)
+            self.phrases = [(command.target, "target")] + [(a, f"anchor_{i}") for i, a in enumerate(command.anchors)]
+        except PlanningError:
+            self.phrases = [(text, "target")]  # a referring expression: "the red cup left of the plate"
+        self.instruction = text
+        self.schedule.instruction_arrived()
+        return self._status(f"instruction: {text!r}; grounding {', '.join(p for p, _ in self.phrases)}")
+
+    def _check_text(self, text, what: str) -> str | None:
+        if not isinstance(text, str) or not text.strip():
+            return f"empty {what} ignored"
+        if len(text) > self.config.max_instruction_chars:
+            return f"{what} of {len(text)} characters ignored (limit {self.config.max_instruction_chars})"
+        if any(ord(c) < 32 and c not in "\t\n" for c in text):
+            return f"{what} with control characters ignored"
+        return None
+
+    # ---- the grounding stream ------------------------------------------------------------------
+    def step(self, now: float) -> Outputs | None:
+        """Ground the latest frame when the schedule says so; None when there is nothing to do."""
+        if not self.phrases or not self.schedule.due(now):
+            return None
+        frame = self.latest.take()
+        if frame is None:
+            return None
+        start = time.perf_counter()
+        with self._model_lock:
+            found = self.model.ground_many(frame.rgb, [p for p, _ in self.phrases])
+        self.schedule.grounded(now)
+        latency = (time.perf_counter() - start) * 1000
+        self.counters.groundings += 1
+        self.counters.last_latency_ms = latency
+        kept = [(p, role, d) for (p, role), d in zip(self.phrases, found) if d.score >= self.config.score_threshold]
+        detections = conv.detection_array(self.msgs, frame.header, kept)
+        debug = None
+        if self.config.debug_image:
+            labels = [f"{p} {d.score:.2f}" for p, _, d in kept]
+            debug = conv.image_message(
+                self.msgs, draw_boxes(frame.rgb, [d.box for _, _, d in kept], labels), frame.header
+            )
+        low = len(found) - len(kept)
+        note = f"; {low} below score {self.config.score_threshold}" if low else ""
+        return Outputs(detections, debug, self._status(f"grounded {len(kept)}/{len(found)} in {latency:.1f} ms{note}"))
+
+    # ---- services ---------------------------------------------------------------------------------
+    def _frame_for(self, image_msg) -> Frame:
+        """The request's image, or the latest camera frame when the request's image is empty."""
+        if image_msg is not None and int(image_msg.height) > 0:
+            return Frame(to_rgb(image_msg), image_msg.header, time.time())
+        frame = self.latest.peek()
+        if frame is None:
+            raise ImageError("no image in the request and no camera frame received yet")
+        return frame
+
+    def ground(self, request):
+        """Ground service: (image?, expression, top_k) → detections, success, message."""
+        msgs = self.msgs
+        header = request.image.header
+        try:
+            error = self._check_text(request.expression, "expression")
+            if error:
+                raise ValueError(error)
+            top_k = max(1, int(request.top_k))
+            if top_k > MAX_TOP_K:
+                raise ValueError(f"top_k {top_k} is larger than {MAX_TOP_K}")
+            frame = self._frame_for(request.image)
+            header = frame.header
+            with self._model_lock:
+                found = self.model.ground(frame.rgb, request.expression.strip(), top_k=top_k)
+            items = [(request.expression.strip(), f"candidate_{i}", d) for i, d in enumerate(found)]
+            return msgs.GroundResponse(detections=conv.detection_array(msgs, header, items), success=True,
+                                       message=f"{len(found)} candidate(s)")  # fmt: skip
+        except (ValueError, ImageError) as exc:
+            return msgs.GroundResponse(
+                detections=conv.detection_array(msgs, header, []), success=False, message=str(exc)
+            )
+
+    def verify(self, request):
+        """Verify service: instruction (or goal layout) against the request's image or the latest frame."""
+        msgs = self.msgs
+        try:
+            frame = self._frame_for(request.image)
+            with self._model_lock:
+                if request.instruction.strip():
+                    error = self._check_text(request.instruction, "instruction")
+                    if error:
+                        raise ValueError(error)
+                    command = parse_command(request.instruction)
+                    verdict = verify_command(self.grounder, frame.rgb, command, self.config.score_threshold)
+                    checks = [self._check(verdict)]
+                else:
+                    layout = conv.layout_of(request.goal_layout).validate()
+                    verdict, ious = verify_layout(self.grounder, frame.rgb, layout, self.config.score_threshold)
+                    checks = [self._object_check(o, iou) for o, iou in zip(layout.objects, ious)]
+            return msgs.VerifyResponse(satisfied=verdict.satisfied, score=float(verdict.score), relations=checks,
+                                       success=True, message=verdict.reason)  # fmt: skip
+        except (ValueError, ImageError) as exc:
+            return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc))
+
+    def _check(self, verdict: Verdict):
+        return self.msgs.RelationCheck(target=verdict.target, relation=verdict.relation or "", anchors=list(verdict.anchors),
+                                       verdict=VERDICT_CODES[verdict.status], score=float(verdict.score),
+                                       reason=verdict.reason)  # fmt: skip
+
+    def _object_check(self, obj: LayoutObject, iou: float):
+        status = 0 if iou >= 0.5 else 1
+        return self.msgs.RelationCheck(target=obj.label, relation="at", anchors=[], verdict=status, score=float(iou),
+                                       reason=f"IoU {iou:.2f} with its goal box")  # fmt: skip
+
+    # ---- the imagine action ---------------------------------------------------------------------------
+    def imagine(
+        self,
+        goal,
+        feedback: Callable[[str, float], None] = lambda stage, progress: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ):
+        """Instruction and/or layout → goal layout → imagined image → grounded back → compared with the
+        live frame. Raises Cancelled between stages when `cancelled()` turns true."""
+        msgs = self.msgs
+        frame = self.latest.peek()
+        header = frame.header if frame is not None else conv.header(msgs, time.time(), "")
+        try:
+            if not math.isfinite(float(goal.guidance)):
+                raise ValueError("guidance must be a finite number")
+            feedback("planning", 0.05)
+            command, layout = self._goal_layout(goal, frame)
+            if cancelled():
+                raise Cancelled()
+            feedback("generating", 0.2)
+            seed = int(goal.seed) if int(goal.seed) >= 0 else random.getrandbits(62)
+            guidance = float(goal.guidance) if float(goal.guidance) > 0 else self.config.guidance
+            with self._model_lock:
+                image = self.model.imagine(layout, seed=seed, guidance=guidance)
+            if cancelled():
+                raise Cancelled()
+            feedback("grounding", 0.7)
+            with self._model_lock:
+                found = self.model.ground_many(image, [o.label for o in layout.objects])
+            ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
+            grounded = Layout(
+                layout.width,
+                layout.height,
+                tuple(LayoutObject(o.label, d.box) for o, d in zip(layout.objects, found)),
+                layout.caption,
+            )
+            feedback("verifying", 0.9)
+            satisfied_now = False
+            if command is not None and frame is not None:
+                with self._model_lock:
+                    satisfied_now = verify_command(
+                        self.grounder, frame.rgb, command, self.config.score_threshold
+                    ).satisfied
+            feedback("done", 1.0)
+            return msgs.ImagineResult(
+                image=conv.image_message(msgs, image, header), goal_layout=conv.layout_message(msgs, layout, header),
+                grounded_layout=conv.layout_message(msgs, grounded, header), cycle_iou=float(sum(ious) / len(ious)),
+                object_iou=msgs.floats(ious), satisfied_now=satisfied_now, success=True,
+                message=f"imagined {len(layout.objects)} object(s) with seed {seed}",
+            )  # fmt: skip
+        except (ValueError, ImageError, PlanningError) as exc:
+            return self._imagine_failure(header, str(exc))
+
+    def imagine_failure(self, message: str):
+        frame = self.latest.peek()
+        return self._imagine_failure(frame.header if frame else conv.header(self.msgs, time.time(), ""), message)
+
+    def _imagine_failure(self, header, message: str):
+        msgs = self.msgs
+        return msgs.ImagineResult(image=conv.empty_image(msgs, header), goal_layout=conv.empty_layout(msgs, header),
+                                  grounded_layout=conv.empty_layout(msgs, header), cycle_iou=0.0, object_iou=msgs.floats([]),
+                                  satisfied_now=False, success=False, message=message)  # fmt: skip
+
+    def _goal_layout(self, goal, frame: Frame | None) -> tuple[Command | None, Layout]:
+        if goal.instruction.strip():
+            error = self._check_text(goal.instruction, "instruction")
+            if error:
+                raise ValueError(error)
+            command = parse_command(goal.instruction)
+            if frame is None:
+                raise ValueError("an instruction needs a camera frame to plan in; none received yet")
+            with self._model_lock:
+                result = plan(frame.rgb, command, self.grounder, min_score=self.config.score_threshold)
+            return command, result.goal_layout
+        if not goal.layout.objects:
+            raise ValueError("the goal has neither an instruction nor a layout")
+        return None, conv.layout_of(goal.layout).validate(self.model.max_objects)
+
+    # ---- status -----------------------------------------------------------------------------------------
+    def _status(self, text: str, error: bool = False) -> str:
+        self.counters.last_status = text
+        if error:
+            self.counters.errors = (self.counters.errors + [text])[-20:]
+        return text
+
+    def diagnostics(self, now: float, name: str = "echogen_ros: grounding"):
+        msgs, c = self.msgs, self.counters
+        level = msgs.byte(1 if c.errors and c.errors[-1] == c.last_status else 0)  # WARN after a bad input
+        values = {"frames": c.frames, "skipped_frames": c.skipped, "replaced_frames": self.latest.replaced,
+                  "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
+                  "instruction": self.instruction or ""}  # fmt: skip
+        status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen",
+                                       values=[msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()])  # fmt: skip
+        return msgs.DiagnosticArray(header=conv.header(msgs, now, ""), status=[status])

@@ -1,0 +1,90 @@
+"""sensor_msgs/Image and CompressedImage → RGB uint8, for every encoding a camera driver commonly sends.
+
+Handles row padding (step > width × bytes per pixel), big-endian 16/32-bit data, depth (16UC1, 32FC1) and
+mono16 by scaling the valid range to 8 bits, and image_transport's CompressedImage formats
+("bgr8; jpeg compressed bgr8", "rgb8; png compressed rgb8", or plain "jpeg"/"png").
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MAX_SIDE = 16384
+# encoding → (channels, numpy dtype of one channel)
+ENCODINGS = {
+    "rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "rgba8": (4, np.uint8), "bgra8": (4, np.uint8),
+    "mono8": (1, np.uint8), "8UC1": (1, np.uint8), "8UC3": (3, np.uint8),
+    "mono16": (1, np.uint16), "16UC1": (1, np.uint16), "32FC1": (1, np.float32),
+    "rgb16": (3, np.uint16), "bgr16": (3, np.uint16),
+}  # fmt: skip
+
+
+class ImageError(ValueError):
+    """A frame that cannot be used; the message says why (the caller skips the frame)."""
+
+
+def to_rgb(msg) -> np.ndarray:
+    """A sensor_msgs/Image as an (H, W, 3) RGB uint8 array (a copy)."""
+    height, width, encoding = int(msg.height), int(msg.width), str(msg.encoding)
+    if encoding not in ENCODINGS:
+        raise ImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_SIDE}")
+    channels, dtype = ENCODINGS[encoding]
+    row = width * channels * np.dtype(dtype).itemsize
+    step = int(msg.step)
+    if step < row:
+        raise ImageError(f"step {step} is smaller than width × pixel size ({row}) for {encoding}")
+    data = (
+        np.asarray(msg.data, dtype=np.uint8)
+        if not isinstance(msg.data, (bytes, bytearray))
+        else np.frombuffer(msg.data, np.uint8)
+    )
+    if data.size < step * (height - 1) + row:
+        raise ImageError(
+            f"image data has {data.size} bytes, {width}x{height} {encoding} with step {step} needs {step * height}"
+        )
+    rows = np.lib.stride_tricks.as_strided(data, shape=(height, row), strides=(step, 1))
+    order = ">" if int(msg.is_bigendian) else "<"
+    pixels = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order) if dtype != np.uint8 else dtype)
+    pixels = pixels.reshape(height, width, channels)
+    if dtype != np.uint8:
+        pixels = _to_uint8(pixels.astype(np.float32))
+    if encoding.startswith("bgr"):
+        return cv2.cvtColor(pixels[..., :3], cv2.COLOR_BGR2RGB)
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Scale the finite, non-zero range of depth/16-bit data to 0..255 (0 and NaN stay black)."""
+    valid = np.isfinite(values) & (values > 0)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if valid.any():
+        lo, hi = float(values[valid].min()), float(values[valid].max())
+        scaled = (values - lo) / (hi - lo) * 254 + 1 if hi > lo else np.full(values.shape, 255.0)
+        out[valid] = np.clip(scaled[valid], 1, 255).astype(np.uint8)
+    return out
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (jpeg/png, image_transport formats) as RGB uint8."""
+    fmt = str(msg.format).lower().strip()
+    if not any(kind in fmt for kind in ("jpeg", "jpg", "png")):
+        raise ImageError(f"unsupported compressed format {msg.format!r}; expected jpeg or png")
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageError("compressed image has no data")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"cannot decode {data.size} bytes as {fmt.split(';')[0] or 'an image'}")
+    if image.dtype != np.uint8:
+        image = _to_uint8(image.astype(np.float32))
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.shape[2] == 4:
+        image = image[..., :3]
+    compressed_as = fmt.split("compressed")[-1].strip() if "compressed" in fmt else "bgr8"
+    return np.ascontiguousarray(image) if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,229 @@
+"""The runtime on rosbags message classes with a tiny random model: headers, latest-frame policy, the
+schedule, every service/action flow, and a table of bad inputs that never crash it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from echogen_ros.interfaces import typestore
+from echogen_ros.runtime import conversions as conv
+from echogen_ros.runtime.core import Cancelled, Runtime, RuntimeConfig
+from echogen_ros.runtime.messages import MessageTypes
+from echogen_ros.world.dataset import world_sample
+
+STORE = typestore("humble")
+MSGS = MessageTypes.from_typestore(STORE)
+
+
+def frame_msg(index: int, stamp: float = 1.0, frame_id: str = "cam", size=(160, 120)):
+    rgb = world_sample(0, index, "val").image(*size)
+    return conv.image_message(MSGS, rgb, conv.header(MSGS, stamp, frame_id))
+
+
+@pytest.fixture
+def runtime(tiny_model) -> Runtime:
+    return Runtime(tiny_model, MSGS, RuntimeConfig(every_frames=3, every_seconds=10.0, score_threshold=0.0))
+
+
+def _roundtrip(msg, msgtype: str):
+    raw = STORE.serialize_cdr(msg, msgtype)
+    return STORE.deserialize_cdr(raw, msgtype)
+
+
+def test_grounding_copies_the_camera_header_everywhere(runtime: Runtime) -> None:
+    runtime.on_instruction("put the red cup left of the plate")
+    assert runtime.on_image(frame_msg(0, stamp=42.25, frame_id="head_camera"), now=0.0) is None
+    out = runtime.step(now=0.0)
+    assert out is not None and len(out.detections.detections) == 2
+    for header in [out.detections.header, out.debug_image.header] + [d.header for d in out.detections.detections]:
+        assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (42, 250_000_000, "head_camera")
+    first = out.detections.detections[0]
+    assert first.results[0].hypothesis.class_id == "the red cup" and first.id == "target"
+    assert out.detections.detections[1].id == "anchor_0" and 0 <= first.results[0].hypothesis.score <= 1
+    back = _roundtrip(out.detections, "vision_msgs/msg/Detection2DArray")
+    assert back.detections[0].bbox.size_x == pytest.approx(first.bbox.size_x)
+    assert (out.debug_image.width, out.debug_image.height, out.debug_image.encoding) == (160, 120, "rgb8")
+    _roundtrip(out.debug_image, "sensor_msgs/msg/Image")
+
+
+def test_latest_frame_only_and_the_schedule(runtime: Runtime) -> None:
+    assert runtime.step(now=0.0) is None  # nothing to ground yet
+    runtime.on_instruction("the ball")
+    for i in range(5):
+        runtime.on_image(frame_msg(i, stamp=float(i)), now=float(i))
+    out = runtime.step(now=5.0)
+    assert out.detections.header.stamp.sec == 4  # the newest frame, not a backlog
+    assert runtime.latest.replaced == 4
+    assert runtime.step(now=5.1) is None  # no new frame, not due
+    runtime.on_image(frame_msg(5, stamp=5.0), now=5.2)
+    assert runtime.step(now=5.2) is None  # 1 frame < every_frames=3
+    runtime.on_image(frame_msg(6, stamp=6.0), now=5.3)
+    runtime.on_image(frame_msg(7, stamp=7.0), now=5.4)
+    assert runtime.step(now=5.4).detections.header.stamp.sec == 7  # 3 frames since the last grounding
+    runtime.on_image(frame_msg(8, stamp=8.0), now=20.0)
+    assert runtime.step(now=20.0) is not None  # 10 s elapsed
+    runtime.on_instruction("the cup")
+    runtime.on_image(frame_msg(9, stamp=9.0), now=20.1)
+    assert runtime.step(now=20.1) is not None  # a new instruction grounds at once
+
+
+def test_score_threshold_filters_detections(tiny_model) -> None:
+    strict = Runtime(tiny_model, MSGS, RuntimeConfig(score_threshold=1.01))
+    strict.on_instruction("the cup")
+    strict.on_image(frame_msg(0), now=0.0)
+    out = strict.step(now=0.0)
+    assert out.detections.detections == [] and "below score" in out.status
+
+
+def test_ground_service_with_request_image_latest_frame_and_no_frame(runtime: Runtime) -> None:
+    request = MSGS.GroundRequest(image=conv.empty_image(MSGS, conv.header(MSGS, 0, "")), expression="the bowl", top_k=0)
+    response = runtime.ground(request)
+    assert not response.success and "no camera frame" in response.message
+    runtime.on_image(frame_msg(1, stamp=3.0, frame_id="latest"), now=0.0)
+    response = runtime.ground(request)
+    assert response.success and len(response.detections.detections) == 1
+    assert response.detections.header.frame_id == "latest"
+    given = MSGS.GroundRequest(image=frame_msg(2, frame_id="given"), expression="the bowl", top_k=3)
+    response = runtime.ground(given)
+    assert (
+        response.success and len(response.detections.detections) == 3 and response.detections.header.frame_id == "given"
+    )
+    _roundtrip(response, "echogen_ros/srv/Ground_Response")
+
+
+def test_verify_service_with_instruction_and_layout(runtime: Runtime) -> None:
+    runtime.on_image(frame_msg(3), now=0.0)
+    empty = conv.empty_layout(MSGS, conv.header(MSGS, 0, ""))
+    no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
+    response = runtime.verify(
+        MSGS.VerifyRequest(instruction="put the cup left of the plate", goal_layout=empty, image=no_image)
+    )
+    assert response.success and len(response.relations) == 1
+    assert response.relations[0].relation == "left of" and response.relations[0].verdict in (0, 1, 2)
+    from echogen_ros.model.layout import Layout, LayoutObject
+
+    layout = Layout(160, 120, (LayoutObject("red cup", (10, 10, 50, 50)), LayoutObject("plate", (80, 40, 150, 100))))
+    request = MSGS.VerifyRequest(
+        instruction="", goal_layout=conv.layout_message(MSGS, layout, conv.header(MSGS, 0, "")), image=no_image
+    )
+    response = runtime.verify(request)
+    assert response.success and [r.target for r in response.relations] == ["red cup", "plate"]
+    _roundtrip(response, "echogen_ros/srv/Verify_Response")
+
+
+def test_imagine_action_with_layout_and_instruction_and_cancel(runtime: Runtime) -> None:
+    from echogen_ros.model.layout import Layout, LayoutObject
+
+    runtime.on_image(frame_msg(4, stamp=8.0), now=0.0)
+    layout = Layout(160, 120, (LayoutObject("red cup", (10, 10, 50, 50)),), "a table")
+    goal = MSGS.ImagineGoal(
+        instruction="", layout=conv.layout_message(MSGS, layout, conv.header(MSGS, 0, "")), seed=3, guidance=0.0
+    )
+    stages = []
+    result = runtime.imagine(goal, feedback=lambda stage, progress: stages.append((stage, progress)))
+    assert result.success and (result.image.width, result.image.height) == (160, 120)
+    assert len(result.object_iou) == 1 and 0 <= result.cycle_iou <= 1 and result.image.header.stamp.sec == 8
+    assert [s for s, _ in stages] == ["planning", "generating", "grounding", "verifying", "done"]
+    assert [p for _, p in stages] == sorted(p for _, p in stages)
+    again = runtime.imagine(goal)
+    assert np.array_equal(np.asarray(again.image.data), np.asarray(result.image.data))  # same seed, same image
+    _roundtrip(result, "echogen_ros/action/Imagine_Result")
+    planned = runtime.imagine(
+        MSGS.ImagineGoal(
+            instruction="put the cup left of the plate",
+            layout=conv.empty_layout(MSGS, conv.header(MSGS, 0, "")),
+            seed=1,
+            guidance=2.0,
+        )
+    )
+    assert planned.success, planned.message
+    assert len(planned.goal_layout.objects) == 2
+    with pytest.raises(Cancelled):
+        runtime.imagine(goal, cancelled=lambda: True)
+
+
+def _layout_msg(boxes, width=160, height=120):
+    from echogen_ros.model.layout import Layout, LayoutObject
+
+    layout = Layout(width, height, tuple(LayoutObject("cup", b) for b in boxes))
+    return conv.layout_message(MSGS, layout, conv.header(MSGS, 0, ""))
+
+
+def _bad_cases():
+    no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
+    empty = conv.empty_layout(MSGS, conv.header(MSGS, 0, ""))
+
+    def goal(instruction="", layout=empty, guidance=0.0):
+        return MSGS.ImagineGoal(instruction=instruction, layout=layout, seed=1, guidance=guidance)
+
+    def image(encoding="rgb8", width=4, height=4, step=12, data=b"\0" * 48):
+        return MSGS.Image(header=conv.header(MSGS, 0, "c"), height=height, width=width, encoding=encoding,
+                          is_bigendian=0, step=step, data=MSGS.payload(data))  # fmt: skip
+
+    def compressed(fmt, data):
+        return MSGS.CompressedImage(header=conv.header(MSGS, 0, "c"), format=fmt, data=MSGS.payload(data))
+
+    return [
+        ("image", image(encoding="yuv422"), "unsupported image encoding"),
+        ("image", image(data=b"\0" * 10), "bytes"),
+        ("image", image(width=0), "outside"),
+        ("image", image(width=20000, step=60000), "outside"),
+        ("image", image(step=5), "step"),
+        ("compressed", compressed("jpeg", b"\xff\xd8\xff\xe0broken"), "cannot decode"),
+        ("compressed", compressed("png", b""), "no data"),
+        ("compressed", compressed("h264", b"123"), "unsupported compressed"),
+        ("instruction", "", "empty instruction"),
+        ("instruction", "    ", "empty instruction"),
+        ("instruction", "the cup " * 100, "characters ignored"),
+        ("instruction", "the cup\x00\x07", "control characters"),
+        ("ground", MSGS.GroundRequest(image=no_image, expression="", top_k=1), "empty expression"),
+        ("ground", MSGS.GroundRequest(image=no_image, expression="the cup", top_k=1000), "top_k"),
+        (
+            "ground",
+            MSGS.GroundRequest(image=image(encoding="bayer_rggb8"), expression="the cup", top_k=1),
+            "unsupported",
+        ),
+        ("verify", MSGS.VerifyRequest(instruction="dance", goal_layout=empty, image=no_image), "supported"),
+        (
+            "verify",
+            MSGS.VerifyRequest(instruction="", goal_layout=_layout_msg([(float("nan"), 1, 5, 5)]), image=no_image),
+            "finite",
+        ),
+        (
+            "verify",
+            MSGS.VerifyRequest(instruction="", goal_layout=_layout_msg([(10, 10, 500, 50)]), image=no_image),
+            "outside",
+        ),
+        ("verify", MSGS.VerifyRequest(instruction="", goal_layout=empty, image=no_image), "size"),
+        ("imagine", goal(), "neither an instruction nor a layout"),
+        ("imagine", goal(layout=_layout_msg([(10, 10, 5, 50)])), "degenerate"),
+        ("imagine", goal(layout=_layout_msg([(1, 1, 5, 5)] * 13)), "at most 12"),
+        ("imagine", goal(layout=_layout_msg([(1, 1, 5, 5)]), guidance=float("nan")), "finite"),
+        ("imagine", goal(instruction="sing a song"), "supported"),
+        ("imagine", goal(instruction="put the cup left of the plate \u2603" * 40), "characters ignored"),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "value", "message"), _bad_cases())
+def test_bad_inputs_are_reported_and_the_runtime_keeps_working(runtime: Runtime, kind, value, message) -> None:
+    runtime.on_image(frame_msg(0), now=0.0)
+    if kind in ("image", "compressed"):
+        status = (runtime.on_image if kind == "image" else runtime.on_compressed)(value, now=1.0)
+        assert message in status and runtime.counters.skipped == 1
+    elif kind == "instruction":
+        assert message in runtime.on_instruction(value)
+    elif kind == "ground":
+        response = runtime.ground(value)
+        assert not response.success and message in response.message
+    elif kind == "verify":
+        response = runtime.verify(value)
+        assert not response.success and message in response.message
+    else:
+        result = runtime.imagine(value)
+        assert not result.success and message in result.message
+    runtime.on_instruction("the bowl")  # and it still works afterwards
+    runtime.on_image(frame_msg(1), now=2.0)
+    assert runtime.step(now=2.0) is not None
+    diagnostics = runtime.diagnostics(now=3.0)
+    _roundtrip(diagnostics, "diagnostic_msgs/msg/DiagnosticArray")
