@@ -193,9 +193,10 @@ class Runtime:
             return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc))
 
     def _check(self, verdict: Verdict):
-        return self.msgs.RelationCheck(target=verdict.target, relation=verdict.relation or "", anchors=list(verdict.anchors),
-                                       verdict=VERDICT_CODES[verdict.status], score=float(verdict.score),
-                                       reason=verdict.reason)  # fmt: skip
+        return self.msgs.RelationCheck(
+            target=verdict.target, relation=verdict.relation or "", anchors=list(verdict.anchors),
+            verdict=VERDICT_CODES[verdict.status], score=float(verdict.score), reason=verdict.reason,
+        )  # fmt: skip
 
     def _object_check(self, obj: LayoutObject, iou: float):
         status = 0 if iou >= 0.5 else 1
@@ -261,9 +262,11 @@ class Runtime:
 
     def _imagine_failure(self, header, message: str):
         msgs = self.msgs
-        return msgs.ImagineResult(image=conv.empty_image(msgs, header), goal_layout=conv.empty_layout(msgs, header),
-                                  grounded_layout=conv.empty_layout(msgs, header), cycle_iou=0.0, object_iou=msgs.floats([]),
-                                  satisfied_now=False, success=False, message=message)  # fmt: skip
+        empty = conv.empty_layout(msgs, header)
+        return msgs.ImagineResult(
+            image=conv.empty_image(msgs, header), goal_layout=empty, grounded_layout=empty, cycle_iou=0.0,
+            object_iou=msgs.floats([]), satisfied_now=False, success=False, message=message,
+        )  # fmt: skip
 
     def _goal_layout(self, goal, frame: Frame | None) -> tuple[Command | None, Layout]:
         if goal.instruction.strip():
@@ -293,6 +296,6 @@ class Runtime:
         values = {"frames": c.frames, "skipped_frames": c.skipped, "replaced_frames": self.latest.replaced,
                   "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
                   "instruction": self.instruction or ""}  # fmt: skip
-        status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen",
-                                       values=[msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()])  # fmt: skip
+        pairs = [msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen", values=pairs)
         return msgs.DiagnosticArray(header=conv.header(msgs, now, ""), status=[status])
