@@ -297,5 +297,6 @@ class Runtime:
                   "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
                   "instruction": self.instruction or ""}  # fmt: skip
         pairs = [msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen", values=pairs)
+        status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen",
+                                       values=pairs)  # fmt: skip
         return msgs.DiagnosticArray(header=conv.header(msgs, now, ""), status=[status])
