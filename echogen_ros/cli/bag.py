@@ -1,0 +1,56 @@
+"""`echogen bag`: the runtime over a recorded rosbag2, written to a new MCAP bag."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from echogen_ros.cli.args import bounded_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bag", help="ground (and imagine) over a rosbag2; write a new MCAP bag")
+    b.add_argument("--in", dest="source", type=Path, required=True, help="input bag (MCAP or sqlite3 folder)")
+    b.add_argument("--out", dest="target", type=Path, required=True, help="output bag folder (must not exist)")
+    b.add_argument("--image-topic", default=None, help="default: the bag's first Image/CompressedImage topic")
+    b.add_argument("--instruction-topic", default=None, help="default: a std_msgs/String topic named *instruction*")
+    b.add_argument("--instruction", default=None, help="an instruction in force from the start")
+    b.add_argument("--model", type=Path, default=None)
+    b.add_argument("--every-frames", type=bounded_int(1, 100000), default=1, help="ground every N frames")
+    b.add_argument("--score-threshold", type=float, default=0.3)
+    b.add_argument("--distro", choices=("humble", "jazzy"), default="humble")
+    b.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from echogen_ros.bag import process_bag
+    from echogen_ros.cli.model import load_model
+    from echogen_ros.runtime.core import RuntimeConfig
+
+    if not 0.0 <= args.score_threshold <= 1.0:
+        raise ValueError("--score-threshold must be in [0, 1]")
+    model = load_model(args.model)
+    config = RuntimeConfig(every_frames=args.every_frames, every_seconds=0.0, score_threshold=args.score_threshold)
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # created on the first message, so argument errors print one clean line
+            bar = tqdm(total=total, unit="msg", dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        summary = process_bag(args.source, args.target, model, args.image_topic, args.instruction_topic,
+                              args.instruction, config=config, progress=progress, distro=args.distro)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    for problem in summary.skipped:
+        print(f"skipped: {problem}")
+    print(json.dumps({"out": str(args.target), "messages": summary.messages, "frames": summary.frames,
+                      "groundings": summary.groundings, "imagined": summary.imagined,
+                      "skipped": len(summary.skipped)}))  # fmt: skip
+    return 0

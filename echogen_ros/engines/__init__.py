@@ -1,0 +1,1 @@
+"""Grounding backends: torch (eager), onnxruntime (CPU/CUDA/TensorRT EPs) and native TensorRT."""

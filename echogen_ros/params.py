@@ -1,0 +1,59 @@
+"""The node's parameters in one table (names, defaults, ranges, descriptions), without rclpy, so that
+validation and `config/echogen.yaml` are tested here; the node turns each into a ParameterDescriptor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: object
+    description: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False  # changing it live makes no sense (needs a reconfigure)
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_path", "", "EchoGen model directory; empty = the embedded default model", read_only=True),
+    ParamSpec("backend", "torch", "grounding backend (falls back along tensorrt → onnxruntime → torch)",
+              choices=("torch", "onnxruntime", "tensorrt"), read_only=True),
+    ParamSpec("device", "cpu", "torch device: cpu, cuda or cuda:N", read_only=True),
+    ParamSpec("image_transport", "raw", "subscribe to 'image' (raw) or 'image/compressed'",
+              choices=("raw", "compressed"), read_only=True),
+    ParamSpec("camera_reliability", "best_effort", "camera subscription QoS reliability (match your driver)",
+              choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("grounding_every_frames", 10, "after an instruction, ground every N frames (0: off)", low=0, high=10000),
+    ParamSpec("grounding_every_seconds", 1.0, "... or every T seconds (0: off)", low=0.0, high=3600.0),
+    ParamSpec("score_threshold", 0.3, "detections scoring below this are not published", low=0.0, high=1.0),
+    ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
+    ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
+    ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),
+    ParamSpec("inference_rate_hz", 30.0, "how often the inference loop checks for due work", low=1.0, high=500.0),
+)  # fmt: skip
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def validate(name: str, value) -> str | None:
+    """None if `value` is acceptable for parameter `name`, else the reason."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return f"unknown parameter {name!r}"
+    if isinstance(spec.default, bool):
+        return None if isinstance(value, bool) else f"{name} must be true or false"
+    if isinstance(spec.default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number"
+        if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+            return f"{name}={value} is outside [{spec.low}, {spec.high}]"
+        return None
+    if not isinstance(value, str):
+        return f"{name} must be a string"
+    if spec.choices and value not in spec.choices:
+        return f"{name}={value!r}; choose from {', '.join(spec.choices)}"
+    if name == "device" and not (value == "cpu" or value == "cuda" or value.startswith("cuda:")):
+        return f"device={value!r}; use cpu, cuda or cuda:N"
+    return None

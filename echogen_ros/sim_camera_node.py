@@ -1,0 +1,51 @@
+"""`sim_camera`: publishes tabletop-world frames and CameraInfo, so the system runs with no hardware."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from echogen_ros.runtime.messages import MessageTypes
+from echogen_ros.runtime.sim_camera import SimCamera
+
+
+class SimCameraNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_camera")
+        fps = self.declare_parameter("fps", 10.0).value
+        self.camera = SimCamera(
+            MessageTypes.from_rclpy(),
+            width=self.declare_parameter("width", 640).value,
+            height=self.declare_parameter("height", 480).value,
+            seed=self.declare_parameter("seed", 0).value,
+            split=self.declare_parameter("split", "test").value,
+            frames_per_scene=self.declare_parameter("frames_per_scene", 50).value,
+            frame_id=self.declare_parameter("frame_id", "sim_camera_optical").value,
+        )
+        self.image = self.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.info = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.create_timer(1.0 / max(fps, 0.1), self._publish)
+
+    def _publish(self) -> None:
+        image, info, _ = self.camera.next(self.get_clock().now().nanoseconds / 1e9)
+        self.image.publish(image)
+        self.info.publish(info)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = SimCameraNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
