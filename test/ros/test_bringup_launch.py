@@ -8,7 +8,7 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip("launch_testing", reason="ROS 2 (launch_testing, rclpy) is not installed")
+pytest.importorskip("launch_testing", reason="ROS 2 (launch_testing, rclpy) is not installed")
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed")
 
 import launch_testing.actions  # noqa: E402
