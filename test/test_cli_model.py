@@ -149,3 +149,10 @@ def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, t
     assert main(["verify", *base, "--instruction", "put the cup left of the plate", "--min-score", "0"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["status"] in ("satisfied", "not_satisfied", "cannot_tell") and "reason" in verdict
+
+
+def test_node_overhead_benchmark_reports_stages(capsys) -> None:
+    assert main(["bench-node", "--iterations", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"decode_p50_ms", "preprocess_p50_ms", "postprocess_p50_ms", "total_p50_ms"} <= set(result)
+    assert 0 < result["total_p50_ms"] < 1000

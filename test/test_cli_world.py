@@ -91,8 +91,24 @@ def test_world_bench_reports_json() -> None:
     assert figures["scenes"] == 20 and figures["scenes_per_s"] > 0
 
 
-def test_demo_writes_annotated_scenes(tmp_path: Path) -> None:
-    result = _run("demo", "--out", str(tmp_path / "demo"), "--count", "2")
+def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from rosbags.highlevel import AnyReader
+
+    out = tmp_path / "demo"
+    result = _run("demo", "--out", str(out), "--scenes", "2", "--model", str(tiny_model_dir))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["scene_000.png", "scene_001.png"]
-    assert str(tmp_path / "demo") in result.stdout
+    report = (out / "report.html").read_text()
+    assert report.count("<section>") >= 3 and "data:image/png;base64," in report and "imagined goal scene" in report
+    with AnyReader([out / "bag"]) as reader:
+        topics = {c.topic for c in reader.connections if c.msgcount}
+    assert {"/image", "/instruction", "/echogen/detections", "/echogen/imagined", "/echogen/goal_layout"} <= topics
+    assert str(out / "report.html") in result.stdout
+
+
+def test_demo_without_a_model_says_so(tmp_path: Path) -> None:
+    result = _run("demo", "--out", str(tmp_path / "d"), "--scenes", "1")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "randomly initialised" in result.stderr
+        and "randomly initialised" in (tmp_path / "d" / "report.html").read_text()
+    )

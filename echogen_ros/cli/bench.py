@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=bounded_int(0, 256), default=0, help="torch threads (0: torch's default)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(run=run)
+    register_node_bench(sub)
 
 
 def matmul_peak(dtype, size: int = 1024, repeats: int = 20) -> float:
@@ -95,4 +96,55 @@ def run(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>26}: {value}")
+    return 0
+
+
+def register_node_bench(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bench-node", help="node overhead per 640×480 frame: conversions + pre/post-processing")
+    b.add_argument("--iterations", type=bounded_int(10, 100_000), default=200)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(run=run_node_bench)
+
+
+def run_node_bench(args: argparse.Namespace) -> int:
+    """Everything the node does per frame except the model: decode the camera message, letterbox and
+    normalise, build the Detection2DArray and the annotated debug image message."""
+    from echogen_ros.interfaces import typestore
+    from echogen_ros.model.echogen import EchoGen
+    from echogen_ros.model.layout import Detection
+    from echogen_ros.overlay import draw_boxes
+    from echogen_ros.runtime import conversions as conv
+    from echogen_ros.runtime.images import to_rgb
+    from echogen_ros.runtime.messages import MessageTypes
+    from echogen_ros.world.dataset import world_sample
+
+    msgs = MessageTypes.from_typestore(typestore("humble"))
+    model = EchoGen.create("tabletop")
+    rgb = world_sample(0, 0, "test").image(640, 480)
+    message = conv.image_message(msgs, rgb[..., ::-1].copy(), conv.header(msgs, 1.0, "cam"))
+    message.encoding = "bgr8"  # the common driver encoding: a colour conversion is part of the cost
+    found = [("the red cup", "target", Detection((100, 120, 180, 200), 0.9, "the red cup")),
+             ("the plate", "anchor_0", Detection((300, 220, 420, 300), 0.8, "the plate"))]  # fmt: skip
+    stages = {"decode": [], "preprocess": [], "postprocess": []}
+    for _ in range(args.iterations + 10):
+        t0 = time.perf_counter()
+        frame = to_rgb(message)
+        t1 = time.perf_counter()
+        model.pixels(frame)
+        t2 = time.perf_counter()
+        conv.detection_array(msgs, message.header, found)
+        debug = draw_boxes(frame, [d.box for _, _, d in found], [p for p, _, _ in found])
+        conv.image_message(msgs, debug, message.header)
+        t3 = time.perf_counter()
+        for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
+            stages[name].append(seconds * 1000)
+    totals = [sum(v) for v in zip(*(values[10:] for values in stages.values()))]
+    result = {f"{name}_p50_ms": round(_percentile(values[10:], 50), 3) for name, values in stages.items()}
+    result.update(total_p50_ms=round(_percentile(totals, 50), 3), total_p95_ms=round(_percentile(totals, 95), 3),
+                  frame="640x480 bgr8", debug_image=True)  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
     return 0
