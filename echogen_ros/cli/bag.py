@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.cli.model import add_backend
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--every-frames", type=bounded_int(1, 100000), default=1, help="ground every N frames")
     b.add_argument("--score-threshold", type=float, default=0.3)
     b.add_argument("--distro", choices=("humble", "jazzy"), default="humble")
+    add_backend(b)
     b.set_defaults(run=run)
 
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.score_threshold <= 1.0:
         raise ValueError("--score-threshold must be in [0, 1]")
-    model = load_model(args.model)
+    model = load_model(args.model, args.backend)
     config = RuntimeConfig(every_frames=args.every_frames, every_seconds=0.0, score_threshold=args.score_threshold)
     bar: tqdm | None = None
 

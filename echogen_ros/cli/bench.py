@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--iterations", type=bounded_int(5, 100_000), default=50)
     b.add_argument("--imagine-iterations", type=bounded_int(0, 1000), default=5)
     b.add_argument("--threads", type=bounded_int(0, 256), default=0, help="torch threads (0: torch's default)")
+    b.add_argument(
+        "--backend", default="torch", help="comma-separated: torch,onnxruntime,tensorrt (measured in one run)"
+    )
     b.add_argument("--json", action="store_true")
     b.set_defaults(run=run)
     register_node_bench(sub)
@@ -62,13 +65,10 @@ def run(args: argparse.Namespace) -> int:
     sample = world_sample(0, 0, "test")
     image = sample.image(640, 480)
     expression = sample.expressions[0].text if sample.expressions else "the cup"
-    for _ in range(3):
-        model.ground(image, expression)
-    ground_ms = []
-    for _ in range(args.iterations):
-        start = time.perf_counter()
-        model.ground(image, expression)
-        ground_ms.append((time.perf_counter() - start) * 1000)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    timings = {name: _time_backend(model, args.model, name, image, expression, args.iterations) for name in backends}
+    model.engine = None
+    ground_ms = timings[backends[0]]
     layout = Layout(640, 480, tuple(LayoutObject(o.category, b) for o, b in zip(sample.scene.objects, sample.boxes())))
     imagine_ms = []
     for seed in range(args.imagine_iterations):
@@ -91,12 +91,45 @@ def run(args: argparse.Namespace) -> int:
         "ground_peak_fraction": round(flops / (p50 / 1000) / (peak * 1e9), 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    for name, values in timings.items():
+        p50_b = _percentile(values, 50)
+        result[f"{name}_ground_p50_ms"] = round(p50_b, 2)
+        result[f"{name}_ground_p95_ms"] = round(_percentile(values, 95), 2)
+        result[f"{name}_speedup_vs_{backends[0]}"] = round(p50 / p50_b, 2)
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>26}: {value}")
+            print(f"{key:>30}: {value}")
     return 0
+
+
+def _time_backend(model, model_dir, backend: str, image, expression: str, iterations: int) -> list[float]:
+    """Grounding latencies (ms) with `backend` attached (pre- and post-processing included)."""
+    from echogen_ros.engines.base import BackendUnavailable
+
+    model.engine = None
+    if backend == "onnxruntime":
+        from echogen_ros.engines.onnxruntime_engine import OnnxRuntimeGrounder
+
+        OnnxRuntimeGrounder.for_model(model, model_dir).attach(model)
+    elif backend == "tensorrt":
+        from echogen_ros.engines.tensorrt_engine import TensorRTGrounder
+
+        try:
+            TensorRTGrounder.for_model(model, model_dir).attach(model)
+        except BackendUnavailable as exc:
+            raise ValueError(f"cannot benchmark tensorrt: {exc}") from None
+    elif backend != "torch":
+        raise ValueError(f"unknown backend {backend!r}")
+    for _ in range(3):
+        model.ground(image, expression)
+    values = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        model.ground(image, expression)
+        values.append((time.perf_counter() - start) * 1000)
+    return values
 
 
 def register_node_bench(sub: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     g.add_argument("--top-k", type=bounded_int(1, 32), default=1)
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    add_backend(g)
     g.set_defaults(run=run_ground)
 
     i = sub.add_parser("imagine", help="generate an image of a layout JSON")
@@ -65,17 +67,25 @@ def _finite(name: str, value: float | None) -> None:
         raise ValueError(f"--{name} must be a finite number")
 
 
-def load_model(path: Path | None):
-    from echogen_ros.model.echogen import EchoGen
+def load_model(path: Path | None, backend: str = "torch"):
+    """The model with grounding on `backend` (fallback chain logged to stderr)."""
+    from echogen_ros.engines.select import load_grounding_model
 
-    return EchoGen.load(path)
+    return load_grounding_model(path, backend, "cpu", log=lambda line: print(line, file=sys.stderr))
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    from echogen_ros.engines.select import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="grounding backend; falls back tensorrt → onnxruntime → torch with a message")  # fmt: skip
 
 
 def run_ground(args: argparse.Namespace) -> int:
     if not args.expr.strip():
         raise ValueError("--expr is empty")
     image = read_image(args.image)
-    model = load_model(args.model)
+    model = load_model(args.model, args.backend)
     start = time.perf_counter()
     detections = model.ground(image, args.expr, top_k=args.top_k)
     latency = (time.perf_counter() - start) * 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.cli.model import load_model, read_image
+from echogen_ros.cli.model import add_backend, load_model, read_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instruction", required=True, help='e.g. "put the red cup left of the plate"')
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     p.add_argument("--min-score", type=float, default=0.3, help="grounding score below which an object is 'not found'")
+    add_backend(p)
 
 
 def _setup(args: argparse.Namespace):
@@ -38,7 +39,7 @@ def _setup(args: argparse.Namespace):
         raise ValueError("--min-score must be in [0, 1]")
     command = parse_command(args.instruction)  # bad instructions fail before the model loads
     image = read_image(args.image)
-    model = load_model(args.model)
+    model = load_model(args.model, args.backend)
     return command, image, model, ModelGrounder(model)
 
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from echogen_ros.engines.base import BackendUnavailable
+
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 FALLBACK = {"tensorrt": "onnxruntime", "onnxruntime": "torch"}
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend that cannot run here (library missing, no GPU, no exported graph)."""
 
 
 def load_grounding_model(
@@ -27,6 +25,11 @@ def load_grounding_model(
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked, but this torch has no CUDA device; use device cpu")
     model = EchoGen.load(path, device=device)
     chain = [backend]
     while chain[-1] in FALLBACK:

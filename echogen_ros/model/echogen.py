@@ -46,6 +46,7 @@ class EchoGen:
         self.image_size = int(manifest["image_size"])
         self.max_objects = int(manifest.get("max_objects", 12))
         self.guidance = float(manifest.get("guidance", 3.0))
+        self.engine = None  # a grounding engine (onnxruntime / TensorRT) set by engines.select; None: torch
         self.temperature = float(manifest.get("temperature", 1.0))
 
     # ---- construction -------------------------------------------------------------------------
@@ -114,13 +115,17 @@ class EchoGen:
         return next(self.model.parameters()).dtype
 
     # ---- image → layout ------------------------------------------------------------------------
-    def pixels(self, image: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
-        """Letterboxed, normalised (1, 3, S, S) tensor of an RGB uint8 image, and its letterbox."""
+    def pixels_array(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Letterboxed, normalised (1, 3, S, S) float32 array of an RGB uint8 image, and its letterbox."""
         check_image(image)
         box = Letterbox(image.shape[1], image.shape[0], self.vision_size)
-        frame = torch.from_numpy(box.apply(image)).to(self.device)
-        pixels = frame.permute(2, 0, 1).unsqueeze(0).to(self.dtype) / 127.5 - 1.0
-        return pixels, box
+        frame = box.apply(image).astype(np.float32) * (1 / 127.5) - 1.0
+        return np.ascontiguousarray(frame.transpose(2, 0, 1)[None]), box
+
+    def pixels(self, image: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
+        """The same as a tensor on the model's device and dtype."""
+        array, box = self.pixels_array(image)
+        return torch.from_numpy(array).to(self.device, self.dtype), box
 
     def _expression_ids(self, expression: str) -> list[int]:
         if not isinstance(expression, str) or not expression.strip():
@@ -149,17 +154,22 @@ class EchoGen:
         if not expressions:
             return []
         prompts = [self.scheme.i2l_prompt(self._expression_ids(e)) for e in expressions]
-        pixels, letterbox = self.pixels(image)
-        features = generation.image_features(self.model, pixels)
+        array, letterbox = self.pixels_array(image)
         length = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), length), self.scheme.pad, dtype=torch.long)
         mask = torch.zeros((len(prompts), length), dtype=torch.long)
         for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
             ids[row, length - len(prompt) :] = torch.tensor(prompt)
             mask[row, length - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        embeds = generation.embed(self.model, ids, features.expand(len(prompts), -1, -1))
-        tokens, probs = generation.decode_boxes(self.model, self.scheme, embeds, mask)
+        if self.engine is not None:  # numpy only: no torch thread pool competing with the engine's
+            out = self.engine.run(array, ids.numpy(), mask.numpy())
+            tokens, probs = (torch.from_numpy(v) for v in out)
+        else:
+            pixels = torch.from_numpy(array).to(self.device, self.dtype)
+            features = generation.image_features(self.model, pixels)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            embeds = generation.embed(self.model, ids, features.expand(len(prompts), -1, -1))
+            tokens, probs = generation.decode_boxes(self.model, self.scheme, embeds, mask)
         scores = probs.clamp_min(1e-30).log().mean(-1).exp()
         return [self._detection(letterbox, tokens[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
 

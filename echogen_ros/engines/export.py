@@ -1,0 +1,80 @@
+"""`echogen export`: the grounding path to ONNX (opset 18, dynamic batch and prompt length) with a JSON
+sidecar describing inputs, outputs, pre-processing and the token scheme."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from echogen_ros.engines.graph import GroundingGraph
+from echogen_ros.model.checkpoint import sha256
+from echogen_ros.model.letterbox import PAD_VALUE
+
+ONNX_NAME = "grounding.onnx"
+SIDECAR_NAME = "grounding.json"
+OPSET = 18
+SIDECAR_VERSION = 1
+
+
+def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    size = model.vision_size
+    prompt = model.scheme.i2l_prompt([model.scheme.special["<unk>"]] * 3)
+    ids = torch.tensor([prompt, prompt])
+    return torch.zeros(1, 3, size, size), ids, torch.ones_like(ids)
+
+
+def export_grounding(model, out: Path, fp16: bool = False) -> Path:
+    """Export `model`'s grounding graph to out/grounding.onnx (+ grounding.json); returns the ONNX path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    graph = GroundingGraph(model.model.float().eval(), model.scheme).eval()
+    batch = torch.export.Dim("batch", min=1, max=256)
+    length = torch.export.Dim("length", min=8, max=int(model.model.config.text_config.max_position_embeddings) - 4)
+    path = out / ONNX_NAME
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph, example_inputs(model), str(path), input_names=["pixels", "ids", "mask"],
+            output_names=["tokens", "probs"], opset_version=OPSET, dynamo=True, verbose=False,
+            dynamic_shapes={"pixels": {}, "ids": {0: batch, 1: length}, "mask": {0: batch, 1: length}},
+        )  # fmt: skip
+    scheme = model.scheme
+    sidecar = {
+        "version": SIDECAR_VERSION,
+        "onnx": ONNX_NAME,
+        "onnx_sha256": sha256(path),
+        "opset": OPSET,
+        "fp16": fp16,  # build TensorRT engines (TensorRT EP or native) in FP16
+        "model_weights_sha256": model.manifest.get("files", {}).get("model.safetensors"),
+        "inputs": {
+            "pixels": {"dtype": "float32", "shape": [1, 3, model.vision_size, model.vision_size],
+                       "meaning": "RGB letterboxed to vision_size (pad value below), scaled to [-1, 1], NCHW"},
+            "ids": {"dtype": "int64", "shape": ["batch", "length"], "meaning": "I2L prompts, left-padded with pad"},
+            "mask": {"dtype": "int64", "shape": ["batch", "length"], "meaning": "1 = token, 0 = left padding"},
+        },
+        "outputs": {
+            "tokens": {"dtype": "int64", "shape": ["batch", 4], "meaning": "x1 y1 x2 y2 bin tokens"},
+            "probs": {"dtype": "float32", "shape": ["batch", 4], "meaning": "probability of each chosen token"},
+        },
+        "preprocess": {"letterbox_size": model.vision_size, "pad_value": PAD_VALUE, "scale": 1 / 127.5, "offset": -1.0},
+        "scheme": {"bins": scheme.bins, "bin_offset": scheme.bin_offset, "image_tokens": scheme.image_tokens,
+                   "special": scheme.special},
+    }  # fmt: skip
+    (out / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_sidecar(directory: Path) -> dict:
+    path = Path(directory) / SIDECAR_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `echogen export --model ... --out {directory}`")
+    sidecar = json.loads(path.read_text(encoding="utf-8"))
+    if sidecar.get("version") != SIDECAR_VERSION:
+        raise ValueError(f"{path}: sidecar version {sidecar.get('version')}, this echogen_ros reads {SIDECAR_VERSION}")
+    onnx = Path(directory) / sidecar["onnx"]
+    if not onnx.is_file() or sha256(onnx) != sidecar["onnx_sha256"]:
+        raise ValueError(f"{onnx} is missing or does not match {SIDECAR_NAME}; export again")
+    return sidecar
