@@ -90,5 +90,5 @@ def test_bag_errors_exit_2(tiny_model_dir: Path, tmp_path: Path, capsys) -> None
         main(["bag", "--in", str(source), "--out", str(tmp_path / "o3"), "--image-topic", "/instruction", *base]) == 2
     )
     err = capsys.readouterr().err
-    assert err.count("\n") == 4 and "does not exist" in err and "exists" in err and "not in the bag" in err
+    assert err.count("echogen: error:") == 4 and "does not exist" in err and "exists" in err and "not in the bag" in err
     assert np.all([not (tmp_path / f"o{i}").exists() for i in (1, 2, 3)])

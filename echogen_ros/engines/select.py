@@ -36,7 +36,8 @@ def load_grounding_model(
         chain.append(FALLBACK[chain[-1]])
     for name in chain:
         if name == "torch":
-            log(f"grounding backend: torch ({device})")
+            if backend != "torch":  # say so only when this is a fallback
+                log(f"grounding backend: torch ({device})")
             return model
         try:
             engine = _engine(name, model, path, device)

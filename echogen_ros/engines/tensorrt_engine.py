@@ -95,7 +95,10 @@ def build_engine(trt, onnx_path: Path, profile: dict, fp16: bool, timing_cache: 
     """Parse the ONNX graph and build a serialized engine (FP16 if asked), reusing the timing cache."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
+    major = int(trt.__version__.split(".")[0])
+    # TensorRT 10 networks are always explicit-batch; 8.x (JetPack 5) needs the flag
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))

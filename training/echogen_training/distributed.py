@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -30,9 +31,9 @@ def setup() -> Context:
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=timedelta(minutes=30))
         return Context(dist.get_rank(), world, torch.device("cuda", local))
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=timedelta(minutes=10))
     return Context(dist.get_rank(), world, torch.device("cpu"))
 
 
@@ -67,5 +68,7 @@ def barrier(context: Context) -> None:
 
 
 def teardown(context: Context) -> None:
+    """Leave together (a rank that exits while another still writes can stall the store), then close."""
     if context.world > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

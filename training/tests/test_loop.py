@@ -103,7 +103,10 @@ def test_torchrun_ddp_with_gloo(tiny_config, tmp_path: Path, stage: str) -> None
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                "-m", "echogen_training", stage, "--config", str(config)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    except subprocess.TimeoutExpired as exc:  # show where it stopped
+        pytest.fail(f"torchrun {stage} did not finish in 300 s:\n{(exc.stderr or b'')[-3000:]!r}")
     assert result.returncode == 0, result.stderr[-3000:]
     trainer = json.loads((out / "checkpoints" / "step_00000002" / "trainer.json").read_text())
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
