@@ -16,7 +16,7 @@ $(PY):
 
 $(STAMP): $(PY) setup.py pyproject.toml training/pyproject.toml
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[test]" -e ./training
+	$(PIP) install -q -e ".[test,accel]" -e ./training
 	rm -f $(VENV)/.installed-*
 	touch $@
 

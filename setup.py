@@ -43,9 +43,12 @@ setup(
         "transformers>=5.0,<6",
         "tokenizers>=0.20",
         "safetensors>=0.4",
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "catkin_pkg>=1.0", "cmakelint>=1.4"],
+        # ONNX export and the onnxruntime backend (TensorRT comes with JetPack / NVIDIA's wheels)
+        "accel": ["onnx>=1.16", "onnxscript>=0.1", "onnxruntime>=1.18"],
     },
     entry_points={"console_scripts": ["echogen = echogen_ros.cli:main"]},
     cmdclass={"build_py": BuildWithInterfaces},
