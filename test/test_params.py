@@ -1,0 +1,47 @@
+"""The node's parameter table, its validation, and config/echogen.yaml agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from echogen_ros.params import PARAMS, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_yaml_sets_every_parameter_validly() -> None:
+    data = yaml.safe_load((ROOT / "config" / "echogen.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert set(values) == {p.name for p in PARAMS}
+    for name, value in values.items():
+        assert validate(name, value) is None, name
+    for spec in PARAMS:
+        assert validate(spec.name, spec.default) is None and spec.description
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("backend", "openvino", "choose from"),
+        ("device", "gpu", "cpu, cuda or cuda:N"),
+        ("score_threshold", 1.5, "outside"),
+        ("grounding_every_frames", -1, "outside"),
+        ("grounding_every_frames", "ten", "number"),
+        ("debug_image", "yes", "true or false"),
+        ("camera_reliability", "sometimes", "choose from"),
+        ("no_such_parameter", 1, "unknown parameter"),
+    ],
+)
+def test_bad_parameter_values_are_explained(name: str, value, message: str) -> None:
+    assert message in validate(name, value)
+
+
+def test_launch_file_declares_the_documented_arguments() -> None:
+    text = (ROOT / "launch" / "bringup.launch.py").read_text()
+    for argument in ("params_file", "namespace", "camera_topic", "model", "backend", "use_sim_camera"):
+        assert re.search(rf'DeclareLaunchArgument\(\s*"{argument}"', text), argument
+    compile(text, "bringup.launch.py", "exec")  # valid Python even where launch_ros is missing
