@@ -92,11 +92,14 @@ class EchoGen:
         tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
         return cls(model.to(device), tokenizer, manifest)
 
-    def save(self, path: str | Path, stage: str | None = None, metrics: dict | None = None) -> Path:
-        """Write config, safetensors weights, tokenizer.json and the hashed manifest to `path`."""
+    def save(
+        self, path: str | Path, stage: str | None = None, metrics: dict | None = None, state_dict: dict | None = None
+    ) -> Path:
+        """Write config, safetensors weights, tokenizer.json and the hashed manifest to `path`.
+        `state_dict` replaces the live weights (a training run's gathered full state under FSDP)."""
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory, safe_serialization=True)
+        self.model.save_pretrained(directory, safe_serialization=True, state_dict=state_dict)
         self.tokenizer.save(str(directory / checkpoint.TOKENIZER))
         manifest = dict(self.manifest)
         if stage is not None:

@@ -37,15 +37,20 @@ def setup() -> Context:
     return Context(dist.get_rank(), world, torch.device("cpu"))
 
 
-def wrap(module: nn.Module, context: Context, strategy: str) -> nn.Module:
+def wrap(module: nn.Module, context: Context, strategy: str, shard_units: list[nn.Module] = ()) -> nn.Module:
+    """DDP, or FSDP2 (`fully_shard` on each of `shard_units` — the transformer layers — then on the root);
+    both work with gloo on CPU and NCCL on GPU. FSDP2 shards in place and returns the same module."""
     if context.world == 1:
         return module
     if strategy == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
 
-        return FullyShardedDataParallel(
-            module, use_orig_params=True, device_id=context.device if context.device.type == "cuda" else None
-        )
+        mesh = init_device_mesh(context.device.type, (context.world,))
+        for unit in shard_units:
+            fully_shard(unit, mesh=mesh)
+        fully_shard(module, mesh=mesh)
+        return module
     if strategy != "ddp":
         raise ValueError(f"run.distributed must be ddp or fsdp, got {strategy!r}")
     device_ids = [context.device.index] if context.device.type == "cuda" else None

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
@@ -62,20 +63,29 @@ class Trainer:
         self.model = self.echogen.model.to(self.context.device).train()
         self.batcher = Batcher(self.echogen, seed=seed)
         self.objective = self._objective()
-        self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed)
+        self.sharded = self.context.world > 1 and config.run.distributed == "fsdp"
+        if self.sharded and config.stage == "cycle_rl":
+            raise ValueError(
+                "cycle_rl samples with whole weights: run it with run.distributed=ddp (FSDP: vq, pmtp, djo)"
+            )
+        self.reference = None
+        if config.stage == "cycle_rl":
+            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        checkpoint = state.latest(self.out)
+        if checkpoint is not None:  # weights before sharding; optimizer state after
+            self.model.load_state_dict(EchoGen.load(checkpoint / "model").model.state_dict())
+        self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self._shard_units())
         params = [p for p in self.objective.parameters() if p.requires_grad]
         o = config.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, o))
         self.stream = build_stream(config.data, self.context.rank, self.context.world)
-        self.reference = None
-        if config.stage == "cycle_rl":
-            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.rl_rng = np.random.default_rng(seed)
         self.generator = torch.Generator()
         self.step = 0
         self.metrics: dict[str, float] = {}
-        self._resume()
+        if checkpoint is not None:
+            self._resume(checkpoint)
 
     # ---- set-up ------------------------------------------------------------------------------
     def _objective(self) -> nn.Module:
@@ -95,13 +105,20 @@ class Trainer:
         disc = getattr(self.objective, "discriminator", None)
         return {"discriminator": disc} if disc is not None else {}
 
-    def _resume(self) -> None:
-        path = state.latest(self.out)
-        if path is None:
-            return
-        weights = EchoGen.load(path / "model").model.state_dict()
-        self.model.load_state_dict(weights)
-        trainer = state.restore(path, self.optimizer, self.scheduler, self._extra_modules())
+    def _shard_units(self) -> list[nn.Module]:
+        """FSDP units: every transformer layer of the language model and of the vision encoder."""
+        janus = self.model.model
+        return [*janus.language_model.layers, *janus.vision_model.encoder.layers]
+
+    def _resume(self, path: Path) -> None:
+        trainer, optimizer_state = state.restore(path, self.scheduler, self._extra_modules())
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            options = StateDictOptions(full_state_dict=True)
+            set_optimizer_state_dict(self.objective, self.optimizer, optimizer_state, options=options)
+        else:
+            self.optimizer.load_state_dict(optimizer_state)
         self.step = trainer["step"]
         self.stream.position = trainer["data_position"]
         self.metrics = trainer.get("metrics", {})
@@ -201,6 +218,7 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(
             [p for p in self.objective.parameters() if p.requires_grad], c.optim.grad_clip
         )
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # a DTensor under FSDP
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss(f"non-finite gradient norm at step {self.step}")
@@ -212,10 +230,38 @@ class Trainer:
         return distributed.average(totals, self.context)
 
     # ---- the loop -------------------------------------------------------------------------------
+    def _full_states(self) -> tuple[dict | None, dict]:
+        """(full model state dict or None when unsharded, optimizer state); collective under FSDP."""
+        if not self.sharded:
+            return None, self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model = get_model_state_dict(self.objective, options=options)
+        optimizer = get_optimizer_state_dict(self.objective, self.optimizer, options=options)
+        return {k[len("model.") :]: v for k, v in model.items() if k.startswith("model.")}, optimizer
+
+    def _unsharded(self) -> EchoGen | None:
+        """The model with whole weights for evaluation: under FSDP a copy gathered on the main rank
+        (collective; other ranks get None)."""
+        model_state, _ = self._full_states()
+        if model_state is None:
+            return self.echogen
+        if not self.context.is_main:
+            return None
+        whole = EchoGen(JanusForConditionalGeneration(self.model.config), self.echogen.tokenizer, self.echogen.manifest)
+        whole.model.load_state_dict(model_state)
+        return whole
+
     def save(self) -> None:
+        model_state, optimizer_state = self._full_states()
         if self.context.is_main:
-            state.save(self.out, self.step, self.echogen, self.optimizer, self.scheduler, self.stream.position,
-                       to_dict(self.config), self.metrics, self._extra_modules())  # fmt: skip
+            state.save(self.out, self.step, self.echogen, optimizer_state, self.scheduler, self.stream.position,
+                       to_dict(self.config), self.metrics, self._extra_modules(), model_state)  # fmt: skip
         distributed.barrier(self.context)
 
     def run(self) -> int:
@@ -235,8 +281,9 @@ class Trainer:
                 if self.step % c.run.log_every == 0 or self.step == c.optim.max_steps:
                     logger.log(self.step, metrics)
                 if c.eval.every and (self.step % c.eval.every == 0 or self.step == c.optim.max_steps):
+                    model = self._unsharded()
                     if self.context.is_main:
-                        self.metrics = evaluate(self.echogen, c.eval, c.stage)
+                        self.metrics = evaluate(model, c.eval, c.stage)
                         logger.log(self.step, self.metrics, prefix="eval")
                     distributed.barrier(self.context)
                 if self.step % c.run.save_every == 0 or self.step in (c.optim.max_steps, stop_at):
@@ -244,8 +291,9 @@ class Trainer:
             if self.step < c.optim.max_steps:
                 logger.message(f"stopped after {c.run.stop_after} steps at step {self.step}; rerun to resume")
                 return 0
+            model_state, _ = self._full_states()
             if self.context.is_main:
-                self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics)
+                self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics, state_dict=model_state)
                 logger.message(f"done: {self.out / 'final'}")
             return 0
         finally:

@@ -32,25 +32,30 @@ def latest(out: Path) -> Path | None:
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state (keyed by parameter index or, under FSDP, by parameter name) → tensors + JSON."""
     tensors, plain = {}, {}
-    for index, slots in state["state"].items():
+    for param, slots in state["state"].items():
         for key, value in slots.items():
             if torch.is_tensor(value):
-                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"optim/{param}/{key}"] = value.detach().cpu().contiguous()
             else:
-                plain[f"{index}.{key}"] = value
+                plain[f"{param}/{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": plain}
+
+
+def _param_key(text: str):
+    return int(text) if text.isdigit() else text
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     state: dict = {}
     for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
+        if name.startswith("optim/"):
+            _, param, key = name.split("/", 2)
+            state.setdefault(_param_key(param), {})[key] = value
     for name, value in meta["scalars"].items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
+        param, key = name.split("/", 1)
+        state.setdefault(_param_key(param), {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
@@ -58,20 +63,22 @@ def save(
     out: Path,
     step: int,
     echogen: EchoGen,
-    optimizer: torch.optim.Optimizer,
+    optimizer_state: dict,
     scheduler,
     data_position: int,
     config: dict,
     metrics: dict,
     extra_modules: dict[str, torch.nn.Module] | None = None,
+    model_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
+    """Write a checkpoint. `model_state` is the full state dict when the live model is sharded (FSDP)."""
     root = checkpoint_root(out)
     name = f"step_{step:08d}"
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    echogen.save(tmp / "model", stage=config["stage"], metrics=metrics)
-    tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
+    echogen.save(tmp / "model", stage=config["stage"], metrics=metrics, state_dict=model_state)
+    tensors, optim_meta = _flatten_optimizer(optimizer_state)
     tensors["rng.torch"] = torch.get_rng_state()
     for key, module in (extra_modules or {}).items():
         tensors.update({f"module.{key}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
@@ -112,14 +119,13 @@ def _json_default(value):
 
 def restore(
     path: Path,
-    optimizer: torch.optim.Optimizer,
     scheduler,
     extra_modules: dict[str, torch.nn.Module] | None = None,
-) -> dict:
-    """Load optimizer, scheduler, RNG and extra modules from a checkpoint; return trainer.json."""
+) -> tuple[dict, dict]:
+    """Load scheduler, RNG and extra modules from a checkpoint; return (trainer.json, optimizer state)."""
     trainer = json.loads((path / "trainer.json").read_text())
     tensors = load_file(str(path / "trainer.safetensors"))
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, trainer["optimizer"]))
+    optimizer_state = _unflatten_optimizer(tensors, trainer["optimizer"])
     scheduler.load_state_dict(trainer["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     version, internal, gauss = trainer["rng"]["python"]
@@ -129,4 +135,4 @@ def restore(
     for key, module in (extra_modules or {}).items():
         prefix = f"module.{key}."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    return trainer
+    return trainer, optimizer_state

@@ -85,17 +85,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -
     assert all(torch.isfinite(v).all() for v in model.model.state_dict().values())
 
 
-@pytest.mark.parametrize("stage", ["vq", "pmtp", "djo", "cycle_rl"])
-def test_torchrun_ddp_with_gloo(tiny_config, tmp_path: Path, stage: str) -> None:
-    """A real 2-process torchrun (gloo) of every stage; the model it writes loads and grounds."""
+@pytest.mark.parametrize(
+    ("stage", "strategy"),
+    [("vq", "ddp"), ("pmtp", "ddp"), ("djo", "ddp"), ("cycle_rl", "ddp"), ("pmtp", "fsdp"), ("djo", "fsdp")],
+)
+def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: str) -> None:
+    """A real 2-process torchrun (gloo) of every stage (DDP) and of FSDP2; the model it writes loads and
+    grounds. Under FSDP the checkpoint holds the gathered full weights and evaluation runs on a copy."""
     config = tmp_path / "ddp.yaml"
     out = tmp_path / "ddp"
+    evaluate = "{every: 2, scenes: 1}" if strategy == "fsdp" else "{every: 0}"
     config.write_text(
         "model: {init: tiny}\n"
         "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
         "optim: {max_steps: 2, warmup_steps: 1}\n"
         "cycle_rl: {layouts_per_step: 1, group_size: 2}\n"
-        f"eval: {{every: 0}}\nrun: {{out: {out}, save_every: 2, progress: false, autocast: none}}\n"
+        f"eval: {evaluate}\n"
+        f"run: {{out: {out}, save_every: 2, progress: false, autocast: none, distributed: {strategy}}}\n"
     )
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
