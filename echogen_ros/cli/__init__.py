@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from echogen_ros.cli import bag, bench, demo, export, model, plan, world
+from echogen_ros.cli import bag, bench, demo, evaluate, export, model, plan, world
 
 
 class CliError(Exception):
@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
-COMMANDS = (world, model, plan, bag, export, bench, demo)
+COMMANDS = (world, model, plan, bag, export, evaluate, bench, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

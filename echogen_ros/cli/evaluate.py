@@ -1,0 +1,44 @@
+"""`echogen eval --data DIR [--model DIR] [--json]`: grounding, layout-to-image AP and cycle consistency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from echogen_ros.cli.args import bounded_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("eval", help="evaluate a model on a directory written by `echogen world`")
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
+    e.add_argument("--limit", type=bounded_int(0, 10_000_000), default=0, help="evaluate the first N images (0: all)")
+    e.add_argument("--imagine-limit", type=bounded_int(0, 10_000_000), default=0,
+                   help="imagine (AP, cycle) for the first N images only (0: all)")  # fmt: skip
+    e.add_argument("--inception", type=Path, default=None, help="Inception weights file for FID (torchmetrics)")
+    e.add_argument("--json", action="store_true", help="print one JSON object with every metric")
+    e.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from echogen_ros.cli.model import load_model
+    from echogen_ros.evaluation.run import evaluate, load_export
+
+    load_export(args.data)  # a bad --data fails before the model loads
+    if args.inception is not None:
+        raise ValueError("FID is not available in this version: it needs torchmetrics' FID with torch-fidelity, "
+                         "which this package does not install yet; run without --inception")  # fmt: skip
+    model = load_model(args.model)
+    with tqdm(total=0, unit="image", dynamic_ncols=True, disable=args.json) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = evaluate(model, args.data, args.limit, args.imagine_limit, progress=progress)
+    report["fid"] = "skipped: pass --inception PATH (Inception weights) to compute FID"
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+    return 0
