@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.perf import matmul_peak, percentile
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,29 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_node_bench(sub)
 
 
-def matmul_peak(dtype, size: int = 1024, repeats: int = 20) -> float:
-    """Measured GFLOP/s of a size×size matmul in `dtype` on this machine."""
-    import torch
-
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
 def grounding_flops(model, image: np.ndarray, expression: str) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         model.ground(image, expression)
     return int(counter.get_total_flops())
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,25 +60,25 @@ def run(args: argparse.Namespace) -> int:
         model.imagine(layout, caption=sample.caption, seed=seed)
         imagine_ms.append((time.perf_counter() - start) * 1000)
     flops = grounding_flops(model, image, expression)
-    peak = matmul_peak(torch.float32)
-    p50 = _percentile(ground_ms, 50)
+    peak = matmul_peak(torch.float32) / 1e9
+    p50 = percentile(ground_ms, 50)
     result = {
         "model": str(args.model) if args.model else "random tabletop",
         "threads": torch.get_num_threads(),
         "ground_p50_ms": round(p50, 2),
-        "ground_p95_ms": round(_percentile(ground_ms, 95), 2),
+        "ground_p95_ms": round(percentile(ground_ms, 95), 2),
         "ground_fps": round(1000 / p50, 1),
-        "imagine_p50_ms": round(_percentile(imagine_ms, 50), 1) if imagine_ms else None,
+        "imagine_p50_ms": round(percentile(imagine_ms, 50), 1) if imagine_ms else None,
         "ground_gflop": round(flops / 1e9, 4),
         "matmul_peak_fp32_gflops": round(peak, 1),
-        "matmul_peak_bf16_gflops": round(matmul_peak(torch.bfloat16), 1),
+        "matmul_peak_bf16_gflops": round(matmul_peak(torch.bfloat16) / 1e9, 1),
         "ground_peak_fraction": round(flops / (p50 / 1000) / (peak * 1e9), 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     for name, values in timings.items():
-        p50_b = _percentile(values, 50)
+        p50_b = percentile(values, 50)
         result[f"{name}_ground_p50_ms"] = round(p50_b, 2)
-        result[f"{name}_ground_p95_ms"] = round(_percentile(values, 95), 2)
+        result[f"{name}_ground_p95_ms"] = round(percentile(values, 95), 2)
         result[f"{name}_speedup_vs_{backends[0]}"] = round(p50 / p50_b, 2)
     if args.json:
         print(json.dumps(result))
@@ -172,8 +156,8 @@ def run_node_bench(args: argparse.Namespace) -> int:
         for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
             stages[name].append(seconds * 1000)
     totals = [sum(v) for v in zip(*(values[10:] for values in stages.values()))]
-    result = {f"{name}_p50_ms": round(_percentile(values[10:], 50), 3) for name, values in stages.items()}
-    result.update(total_p50_ms=round(_percentile(totals, 50), 3), total_p95_ms=round(_percentile(totals, 95), 3),
+    result = {f"{name}_p50_ms": round(percentile(values[10:], 50), 3) for name, values in stages.items()}
+    result.update(total_p50_ms=round(percentile(totals, 50), 3), total_p95_ms=round(percentile(totals, 95), 3),
                   frame="640x480 bgr8", debug_image=True)  # fmt: skip
     if args.json:
         print(json.dumps(result))

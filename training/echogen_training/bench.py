@@ -12,18 +12,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from echogen_ros.perf import matmul_peak
 from echogen_training.config import load_config
 from echogen_training.loop import Trainer
-
-
-def matmul_peak(dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
 def step_tokens(inputs: dict, image_tokens: int) -> int:
