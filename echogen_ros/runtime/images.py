@@ -36,11 +36,8 @@ def to_rgb(msg) -> np.ndarray:
     step = int(msg.step)
     if step < row:
         raise ImageError(f"step {step} is smaller than width × pixel size ({row}) for {encoding}")
-    data = (
-        np.asarray(msg.data, dtype=np.uint8)
-        if not isinstance(msg.data, (bytes, bytearray))
-        else np.frombuffer(msg.data, np.uint8)
-    )
+    # rosbags gives a numpy array, rclpy an array.array('B'): both expose a buffer (no copy, no Python loop)
+    data = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, dtype=np.uint8)
     if data.size < step * (height - 1) + row:
         raise ImageError(
             f"image data has {data.size} bytes, {width}x{height} {encoding} with step {step} needs {step * height}"
