@@ -28,6 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_node_bench(sub)
 
 
+def show(result: dict, as_json: bool) -> None:
+    """One JSON object, or aligned `key: value` lines."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:>{width}}: {value}")
+
+
 def grounding_flops(model, image: np.ndarray, expression: str) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,11 +90,7 @@ def run(args: argparse.Namespace) -> int:
         result[f"{name}_ground_p50_ms"] = round(p50_b, 2)
         result[f"{name}_ground_p95_ms"] = round(percentile(values, 95), 2)
         result[f"{name}_speedup_vs_{backends[0]}"] = round(p50 / p50_b, 2)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>30}: {value}")
+    show(result, args.json)
     return 0
 
 
@@ -159,9 +165,5 @@ def run_node_bench(args: argparse.Namespace) -> int:
     result = {f"{name}_p50_ms": round(percentile(values[10:], 50), 3) for name, values in stages.items()}
     result.update(total_p50_ms=round(percentile(totals, 50), 3), total_p95_ms=round(percentile(totals, 95), 3),
                   frame="640x480 bgr8", debug_image=True)  # fmt: skip
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
+    show(result, args.json)
     return 0
