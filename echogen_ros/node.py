@@ -7,12 +7,10 @@ services stay responsive. Needs ROS 2 (rclpy); everything it calls is tested wit
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -22,6 +20,7 @@ from vision_msgs.msg import Detection2DArray
 from echogen_ros.action import Imagine
 from echogen_ros.engines.select import load_grounding_model
 from echogen_ros.params import PARAMS, validate
+from echogen_ros.ros_main import run
 from echogen_ros.runtime.core import Cancelled, Runtime, RuntimeConfig
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.srv import Ground, Verify
@@ -179,20 +178,13 @@ class EchoGenNode(LifecycleNode):
         return result
 
 
+def _start(node: EchoGenNode) -> None:
+    node.trigger_configure()
+    node.trigger_activate()
+
+
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = EchoGenNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        node.trigger_configure()
-        node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(EchoGenNode, args, multithreaded=True, start=_start)
 
 
 if __name__ == "__main__":
