@@ -186,3 +186,12 @@ def test_no_torchvision_anywhere() -> None:
     code = "import sys, echogen_ros.cli.bench, echogen_ros.model.echogen; print('torchvision' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_bin_count_override_round_trips(tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", bins=16)
+    assert model.scheme.bins == 16 and model.manifest["scheme"]["bins"] == 16
+    again = EchoGen.load(model.save(tmp_path / "coarse"))
+    assert again.scheme == model.scheme
+    (det,) = again.ground(IMAGE, "the cup")
+    assert 0 <= det.box[0] < det.box[2] <= 320

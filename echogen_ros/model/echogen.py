@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +51,12 @@ class EchoGen:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def create(cls, preset: str = "tabletop", seed: int = 0) -> EchoGen:
-        """A randomly initialised model of a preset (what training starts from)."""
+    def create(cls, preset: str = "tabletop", seed: int = 0, bins: int | None = None) -> EchoGen:
+        """A randomly initialised model of a preset (what training starts from); `bins` overrides the
+        preset's number of box-coordinate bins."""
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-        spec = PRESETS[preset]
+        spec = PRESETS[preset] if not bins else replace(PRESETS[preset], bins=bins)
         tokenizer = build_word_tokenizer(spec.bins)
         torch.manual_seed(seed)
         config = janus_config(spec, tokenizer.get_vocab_size(), tokenizer.token_to_id(IMAGE))

@@ -19,7 +19,7 @@ STAGES = ("vq", "pmtp", "djo", "cycle_rl")
 @dataclass
 class ModelConfig:
     init: str = "tabletop"  # a preset name (random init), an EchoGen model directory, or "janus-pro:<dir>"
-    bins: int = 1000  # box bins when extending a Janus-Pro tokenizer
+    bins: int = 0  # box-coordinate bins; 0 = the preset's (tabletop 128), 1000 for Janus-Pro
     dtype: str = "float32"  # parameter dtype; autocast below decides compute precision
 
 

@@ -36,10 +36,10 @@ def build_model(config: TrainConfig) -> EchoGen:
     init = config.model.init
     dtype = getattr(torch, config.model.dtype)
     if init.startswith("janus-pro:"):
-        return EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins, dtype=dtype)
+        return EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins or 1000, dtype=dtype)
     if Path(init).is_dir():
         return EchoGen.load(init, dtype=dtype)
-    return EchoGen.create(init, seed=config.run.seed)
+    return EchoGen.create(init, seed=config.run.seed, bins=config.model.bins or None)
 
 
 def lr_factor(step: int, config) -> float:
