@@ -20,6 +20,7 @@ from echogen_ros.model.layout import box_iou
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.core import Runtime, RuntimeConfig
+from echogen_ros.runtime.images import to_rgb
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
 
@@ -46,10 +47,6 @@ class Step:
 def _png(image: np.ndarray) -> str:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return base64.b64encode(data.tobytes()).decode()
-
-
-def _rgb(msg) -> np.ndarray:
-    return np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
 
 
 def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "") -> Path:
@@ -87,7 +84,7 @@ def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str =
                 iou = box_iou(conv.box_of(found.bbox), boxes[expr.target])
                 truth = draw_boxes(sample.image(), [boxes[expr.target]], ["ground truth"])
                 step = Step(
-                    scene, expr.text, "ground", [("grounded", _rgb(outputs.debug_image)), ("ground truth", truth)]
+                    scene, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)), ("ground truth", truth)]
                 )
                 score = found.results[0].hypothesis.score
                 step.facts = [
@@ -115,7 +112,7 @@ def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str =
                         sample.image(), [o.box for o in layout.objects], [o.label for o in layout.objects]
                     )
                     imagined = draw_boxes(
-                        _rgb(result.image), [o.box for o in layout.objects], [o.label for o in layout.objects]
+                        to_rgb(result.image), [o.box for o in layout.objects], [o.label for o in layout.objects]
                     )
                     step.images = [("goal layout on the camera frame", planned), ("imagined goal scene", imagined)]
                     step.facts = [

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import DynamicCache, JanusForConditionalGeneration
 
@@ -95,7 +97,7 @@ def beam_boxes(
             for v, j in zip(values, indices)
         ]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
-    return [(tokens, float(torch.tensor(total / BOX_TOKENS).exp())) for tokens, total in beams]
+    return [(tokens, math.exp(total / BOX_TOKENS)) for tokens, total in beams]
 
 
 def generate_image_tokens(

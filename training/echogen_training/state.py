@@ -112,8 +112,6 @@ def save(
 def _json_default(value):
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"cannot store {type(value).__name__} in trainer.json")
 
 
