@@ -45,6 +45,7 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.60",
         "pycocotools>=2.0.7",
+        "torchmetrics>=1.4",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "catkin_pkg>=1.0", "cmakelint>=1.4"],

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from echogen_ros.cli import main
 from echogen_ros.evaluation.detector import detect
+from echogen_ros.evaluation.fid import FID, load_inception
 from echogen_ros.evaluation.layout_ap import layout_ap
-from echogen_ros.evaluation.run import evaluate
+from echogen_ros.evaluation.run import evaluate, jitter_box
 from echogen_ros.model.echogen import CycleResult
 from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
+from echogen_ros.model.metrics import grounding_accuracy
 from echogen_ros.planning.phrases import KnownObject, resolve
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import export, world_sample
@@ -105,3 +108,65 @@ def test_layout_ap_edge_cases(layout) -> None:
     else:
         assert layout_ap([layout], [[]])["ap50"] == 0.0
         assert layout_ap([layout], [[("cup", (0, 0, 10, 10), 0.9)]])["ap50"] == pytest.approx(1.0)
+
+
+class _PoolFeatures(torch.nn.Module):
+    """A TorchScript stand-in for an Inception network: 2×2 mean colours (12 features)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x / 255.0, 2).flatten(1)
+
+
+def test_fid_through_torchmetrics_on_a_torchscript_network(tmp_path: Path) -> None:
+    path = tmp_path / "features.pt"
+    torch.jit.script(_PoolFeatures()).save(str(path))
+    features = load_inception(path)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(16)]
+    same, darker = FID(features), FID(features)
+    for image in images:
+        same.update(image, real=True)
+        same.update(image, real=False)
+        darker.update(image, real=True)
+        darker.update(image // 2, real=False)
+    assert abs(same.compute()) < 1e-6
+    assert darker.compute() > 0.1
+    with pytest.raises(ValueError, match="at least 2"):
+        FID(features).compute()
+
+
+def test_eval_cli_fid_noise_and_bad_inception(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    export(data, seed=2, count=3, split="heldout", width=160, height=120)
+    net = tmp_path / "features.pt"
+    torch.jit.script(_PoolFeatures()).save(str(net))
+    args = ["eval", "--data", str(data), "--model", str(tiny_model_dir), "--json", "--inception", str(net)]
+    assert main([*args, "--noise", "0.2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert isinstance(report["fid"], float) and report["fid"] >= 0
+    assert report["cycle"]["layout_noise"] == 0.2
+    (tmp_path / "bad.pt").write_bytes(b"not a network")
+    assert main([*args[:-1], str(tmp_path / "bad.pt")]) == 2
+    assert "TorchScript" in capsys.readouterr().err
+    assert main([*args[:-2], "--noise", "-1"]) == 2
+
+
+def test_jittered_boxes_stay_inside_and_move_with_the_noise() -> None:
+    rng = np.random.default_rng(0)
+    box = (100.0, 100.0, 140.0, 130.0)
+    assert jitter_box(box, 0.0, 640, 480, rng) == box
+    moved = [jitter_box(box, 0.3, 640, 480, rng) for _ in range(200)]
+    assert all(0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480 and x2 - x1 >= 2 for x1, y1, x2, y2 in moved)
+    assert 0.3 < np.mean([box_iou(box, m) for m in moved]) < 0.9
+    edge = [jitter_box((630.0, 470.0, 640.0, 480.0), 2.0, 640, 480, rng) for _ in range(100)]
+    assert all(0 <= b[0] < b[2] <= 640 and 0 <= b[1] < b[3] <= 480 for b in edge)
+
+
+def test_grounding_metrics_on_hand_made_cases() -> None:
+    perfect = grounding_accuracy([1.0] * 4)
+    assert perfect["acc@0.5"] == perfect["acc@0.9"] == perfect["macc"] == 1.0
+    box = (100.0, 100.0, 200.0, 200.0)
+    shifted = box_iou(box, (110.0, 100.0, 210.0, 200.0))  # 10 px of a 100 px box: IoU 0.818
+    report = grounding_accuracy([1.0, shifted, 0.0, 0.0])  # two perfect/shifted, two missing
+    assert report["acc@0.5"] == 0.5 and report["acc@0.75"] == 0.5 and report["acc@0.9"] == 0.25
+    assert report["macc"] == pytest.approx((10 + 7) / 40)  # perfect passes all 10 thresholds, shifted 0.5…0.8

@@ -18,6 +18,7 @@ from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.initialisation import sincos_2d
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.presets import PRESETS, janus_config
 from echogen_ros.world.dataset import world_sample
@@ -37,12 +38,13 @@ def test_ground_returns_boxes_in_input_pixels(tiny_model: EchoGen) -> None:
 
 
 def test_top_k_gives_k_distinct_boxes_best_first(tiny_model: EchoGen) -> None:
-    detections = tiny_model.ground(IMAGE, "the ball", top_k=4)
+    square = world_sample(0, 1, "val").image(240, 240)  # no letterbox padding: distinct beams, distinct boxes
+    detections = tiny_model.ground(square, "the ball", top_k=4)
     assert len(detections) == 4
     scores = [d.score for d in detections]
     assert scores == sorted(scores, reverse=True)
     assert len({d.box for d in detections}) == 4
-    assert detections[0].box == tiny_model.ground(IMAGE, "the ball")[0].box  # beam 1 = greedy
+    assert detections[0].box == tiny_model.ground(square, "the ball")[0].box  # beam 1 = greedy
 
 
 def test_batched_grounding_equals_one_by_one(tiny_model: EchoGen) -> None:
@@ -183,7 +185,8 @@ def test_janus_pro_directory_loads_extends_and_trains(tmp_path: Path) -> None:
 def test_no_torchvision_anywhere() -> None:
     sources = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and p.name != Path(__file__).name]
     assert not [p for p in sources if "torchvision" in p.read_text()]
-    code = "import sys, echogen_ros.cli.bench, echogen_ros.model.echogen; print('torchvision' in sys.modules)"
+    modules = "echogen_ros.cli.bench, echogen_ros.model.echogen, echogen_ros.evaluation.fid, torchmetrics.image.fid"
+    code = f"import sys, {modules}; print('torchvision' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
 
@@ -195,3 +198,24 @@ def test_bin_count_override_round_trips(tmp_path: Path) -> None:
     assert again.scheme == model.scheme
     (det,) = again.ground(IMAGE, "the cup")
     assert 0 <= det.box[0] < det.box[2] <= 320
+
+
+def test_created_models_start_with_position_structure() -> None:
+    echogen = EchoGen.create("tabletop", seed=0)
+    table = echogen.model.model.vision_model.embeddings.position_embedding.weight.detach()
+    side = PRESETS["tabletop"].vision_size // PRESETS["tabletop"].patch
+    assert torch.allclose(table, sincos_2d(side, table.shape[1]))
+    # neighbouring patches (and bins) are more alike than distant ones: position is there from step 0
+    distance = [float((table[0] - table[k]).norm()) for k in (1, side // 2, side - 1)]
+    assert distance[0] < distance[1] < distance[2]
+    cosine = torch.nn.functional.cosine_similarity
+    scheme = echogen.scheme
+    bins = echogen.model.get_input_embeddings().weight.detach()[scheme.bin_offset : scheme.bin_offset + scheme.bins]
+    near = cosine(bins[:-1], bins[1:], dim=1).mean()
+    far = cosine(bins[: scheme.bins // 2], bins[scheme.bins // 2 :], dim=1).mean()
+    assert near > 0.9 and far < near - 0.3
+    assert float(bins.std()) == pytest.approx(
+        float(echogen.model.get_input_embeddings().weight.detach().std()), rel=0.2
+    )
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d(4, 6)

@@ -18,7 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=bounded_int(0, 10_000_000), default=0, help="evaluate the first N images (0: all)")
     e.add_argument("--imagine-limit", type=bounded_int(0, 10_000_000), default=0,
                    help="imagine (AP, cycle) for the first N images only (0: all)")  # fmt: skip
-    e.add_argument("--inception", type=Path, default=None, help="Inception weights file for FID (torchmetrics)")
+    e.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="jitter the imagined layouts' box corners by this fraction of box size (noisy-layout cycle)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of image sampling and layout noise")
+    e.add_argument(
+        "--inception",
+        type=Path,
+        default=None,
+        help="TorchScript Inception network for FID (e.g. inception-2015-12-05.pt); omitted: FID skipped",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object with every metric")
     e.set_defaults(run=run)
 
@@ -28,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from echogen_ros.evaluation.run import evaluate, load_export
 
     load_export(args.data)  # a bad --data fails before the model loads
+    fid = None
     if args.inception is not None:
-        raise ValueError("FID is not available in this version: it needs torchmetrics' FID with torch-fidelity, "
-                         "which this package does not install yet; run without --inception")  # fmt: skip
+        from echogen_ros.evaluation.fid import FID, load_inception
+
+        fid = FID(load_inception(args.inception))
     model = load_model(args.model)
     with tqdm(total=0, unit="image", dynamic_ncols=True, disable=args.json) as bar:
 
@@ -38,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = evaluate(model, args.data, args.limit, args.imagine_limit, progress=progress)
-    report["fid"] = "skipped: pass --inception PATH (Inception weights) to compute FID"
+        report = evaluate(
+            model, args.data, args.limit, args.imagine_limit, args.seed, progress=progress, noise=args.noise, fid=fid
+        )
+    if fid is None:
+        report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0

@@ -4,7 +4,9 @@
 - layout-to-image fidelity: COCO AP / AP50 / AP75 of the classical detector on imagined scenes against the
   layouts they were imagined from;
 - cycle consistency: mean IoU between the layouts and the layouts grounded back, and the failure rate
-  (objects with IoU < 0.5).
+  (objects with IoU < 0.5); optionally with noisy input layouts (`noise`: box corners jittered by a
+  Gaussian of that fraction of the box's size), where the cycle is scored against the noisy layout;
+- FID (optional): torchmetrics on a user-supplied Inception network, frames against imagined scenes.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def evaluate(
     imagine_limit: int = 0,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    noise: float = 0.0,
+    fid=None,
 ) -> dict:
+    """Every metric of `model` on the export in `directory`; `fid` is an evaluation.fid.FID or None."""
+    if noise < 0 or not np.isfinite(noise):
+        raise ValueError(f"layout noise must be a finite fraction >= 0, got {noise}")
     data = load_export(directory)
     names = {c["id"]: c["name"] for c in data["categories"]}
     anns = defaultdict(list)
@@ -79,6 +86,11 @@ def evaluate(
                 for a in by_id.values()
             ]
             objects = objects[: model.max_objects]
+            if noise:
+                rng = np.random.default_rng(seed + info["id"])
+                objects = [
+                    (label, jitter_box(box, noise, info["width"], info["height"], rng)) for label, box in objects
+                ]
             layout = Layout(
                 info["width"],
                 info["height"],
@@ -87,9 +99,11 @@ def evaluate(
             )
             result = model.cycle(layout, seed=seed + info["id"])
             cycle += result.ious
-            layouts.append(
-                [(names[a["category_id"]], _xyxy(a["bbox"])) for a in list(by_id.values())[: model.max_objects]]
-            )
+            categories = [names[a["category_id"]] for a in list(by_id.values())[: model.max_objects]]
+            layouts.append([(c, o.box) for c, o in zip(categories, layout.objects)])
+            if fid is not None:
+                fid.update(image, real=True)
+                fid.update(result.image, real=False)
             detections.append([(f.category, f.box, f.score) for f in detect(result.image)])
         if progress:
             progress(step + 1, len(images))
@@ -101,5 +115,20 @@ def evaluate(
             "mean_iou": float(np.mean(cycle)),
             "failure_rate": float(np.mean(np.array(cycle) < FAILURE_IOU)),
             "objects": len(cycle),
+            "layout_noise": noise,
         }
+    if fid is not None:
+        report["fid"] = fid.compute()
     return report
+
+
+def jitter_box(box, fraction: float, width: int, height: int, rng: np.random.Generator) -> tuple[float, ...]:
+    """Corners moved by N(0, fraction × box size), kept inside the image and at least 2 px wide/high."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    dx1, dy1, dx2, dy2 = rng.normal(0.0, fraction, 4) * (w, h, w, h)
+    x1, x2 = sorted((float(np.clip(x1 + dx1, 0, width)), float(np.clip(x2 + dx2, 0, width))))
+    y1, y2 = sorted((float(np.clip(y1 + dy1, 0, height)), float(np.clip(y2 + dy2, 0, height))))
+    x1, x2 = (x1, x2) if x2 - x1 >= 2 else (min(x1, width - 2.0), min(x1, width - 2.0) + 2.0)
+    y1, y2 = (y1, y2) if y2 - y1 >= 2 else (min(y1, height - 2.0), min(y1, height - 2.0) + 2.0)
+    return x1, y1, x2, y2

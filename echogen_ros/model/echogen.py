@@ -13,6 +13,7 @@ from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
 from echogen_ros.model import checkpoint, generation
+from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.presets import PRESETS, janus_config
@@ -60,9 +61,11 @@ class EchoGen:
         tokenizer = build_word_tokenizer(spec.bins)
         torch.manual_seed(seed)
         config = janus_config(spec, tokenizer.get_vocab_size(), tokenizer.token_to_id(IMAGE))
-        return cls(
+        echogen = cls(
             JanusForConditionalGeneration(config), tokenizer, _manifest(preset, config, spec.bins, spec.max_objects)
         )
+        structure_positions(echogen.model, echogen.scheme)
+        return echogen
 
     @classmethod
     def from_janus_pro(cls, directory: str | Path, bins: int = 1000, dtype: torch.dtype | None = None) -> EchoGen:
@@ -181,8 +184,10 @@ class EchoGen:
         x1, y1, x2, y2 = self.scheme.box_from_tokens(tokens)
         half = 0.5 / self.scheme.bins  # a box never collapses below one bin
         (x1, x2), (y1, y2) = (_ordered(x1, x2, half), _ordered(y1, y2, half))
-        box = (x1, y1, x2, y2)
-        return Detection(letterbox.from_normalised(box), score, label)
+        x1, y1, x2, y2 = letterbox.from_normalised((x1, y1, x2, y2))
+        # a box predicted in the letterbox padding is clipped to an image edge: keep it at least 1 px
+        (x1, x2), (y1, y2) = _within(x1, x2, letterbox.width), _within(y1, y2, letterbox.height)
+        return Detection((x1, y1, x2, y2), score, label)
 
     # ---- layout → image ------------------------------------------------------------------------
     @torch.inference_mode()
@@ -235,6 +240,13 @@ def _ordered(a: float, b: float, half: float) -> tuple[float, float]:
         mid = (lo + hi) / 2
         lo, hi = mid - half, mid + half
     return lo, hi
+
+
+def _within(lo: float, hi: float, limit: int) -> tuple[float, float]:
+    if hi - lo >= 1.0:
+        return lo, hi
+    lo = min(lo, limit - 1.0)
+    return lo, lo + 1.0
 
 
 def _manifest(preset: str, config, bins: int, max_objects: int) -> dict:
