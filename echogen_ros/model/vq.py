@@ -18,9 +18,17 @@ def _codebook(vq: JanusVQVAE) -> torch.Tensor:
     return F.normalize(vq.quantize.embedding.weight, dim=-1)  # (V, C)
 
 
+def encode_latent(vq: JanusVQVAE, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, 3, S, S) in [-1, 1] → l2-normalised latents (B, C, h, w) before quantisation."""
+    return F.normalize(vq.quant_conv(vq.encoder(pixels)), dim=1)
+
+
 def quantize(vq: JanusVQVAE, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pixels (B, 3, S, S) in [-1, 1] → (tokens (B, N), straight-through latents (B, C, h, w), codebook loss)."""
-    latent = F.normalize(vq.quant_conv(vq.encoder(pixels)), dim=1)  # (B, C, h, w)
+    return quantize_latent(vq, encode_latent(vq, pixels))
+
+
+def quantize_latent(vq: JanusVQVAE, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, c, h, w = latent.shape
     flat = latent.permute(0, 2, 3, 1).reshape(-1, c)
     codebook = _codebook(vq)

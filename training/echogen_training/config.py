@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("vq", "pmtp", "djo", "cycle_rl")
+STAGES = ("vq", "vision", "pmtp", "djo", "cycle_rl")
 
 
 @dataclass
@@ -56,6 +56,16 @@ class VQConfig:
     codebook_weight: float = 1.0
     adversarial_weight: float = 0.0  # > 0 enables the patch discriminator (hinge loss)
     adversarial_start: int = 500
+    restart_every: int = 0  # > 0: re-seed codes unused for this many steps with batch latents (0: off)
+
+
+@dataclass
+class VisionConfig:
+    """Dense pre-training of a from-scratch vision encoder + aligner (the role SigLIP's pre-training plays
+    for Janus-Pro): every patch predicts the label words and box of the object centred in it."""
+
+    word_weight: float = 1.0
+    box_weight: float = 5.0
 
 
 @dataclass
@@ -117,6 +127,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     vq: VQConfig = field(default_factory=VQConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
     pmtp: PMTPConfig = field(default_factory=PMTPConfig)
     djo: DJOConfig = field(default_factory=DJOConfig)
     cycle_rl: CycleRLConfig = field(default_factory=CycleRLConfig)

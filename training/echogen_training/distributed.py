@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -54,7 +55,12 @@ def wrap(module: nn.Module, context: Context, strategy: str, shard_units: list[n
     if strategy != "ddp":
         raise ValueError(f"run.distributed must be ddp or fsdp, got {strategy!r}")
     device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+    with warnings.catch_warnings():  # newer torch renames the flag; the old one keeps init-time buffers per rank
+        warnings.simplefilter("ignore", FutureWarning)
+        # no batch-norm statistics to share; per-rank buffers (VQ code hits) stay per rank
+        return nn.parallel.DistributedDataParallel(
+            module, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False
+        )
 
 
 def average(metrics: dict[str, float], context: Context) -> dict[str, float]:

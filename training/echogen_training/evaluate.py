@@ -1,12 +1,13 @@
 """Periodic evaluation on held-out world scenes: grounding Acc@0.5 / mAcc and cycle IoU (or, for the
-VQ stage, reconstruction error)."""
+VQ stage, reconstruction error), and how much the image features differ between patches (a vision
+encoder whose features collapse to one vector cannot ground anything)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from echogen_ros.model import vq
+from echogen_ros.model import generation, vq
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
@@ -24,7 +25,10 @@ def evaluate(echogen: EchoGen, config: EvalConfig, stage: str) -> dict[str, floa
     echogen.model.eval()
     try:
         samples = [world_sample(config.seed, i, config.split) for i in range(config.scenes)]
-        return reconstruction(echogen, samples) if stage == "vq" else grounding_and_cycle(echogen, samples)
+        if stage == "vq":
+            return reconstruction(echogen, samples)
+        spread = {"feature_spread": feature_spread(echogen, samples)}
+        return spread if stage == "vision" else {**grounding_and_cycle(echogen, samples), **spread}
     finally:
         echogen.model.train(was_training)
 
@@ -37,6 +41,14 @@ def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
     recon = vq.decode_latent(echogen.model.model.vqmodel, latent).clamp(-1, 1)
     mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())
     return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": float(10 * np.log10(1 / mse))}
+
+
+def feature_spread(echogen: EchoGen, samples) -> float:
+    """Std of the aligned image features across patches, relative to their RMS (0: collapsed)."""
+    size = echogen.vision_size
+    frames = [Letterbox(640, 480, size).apply(s.image()) for s in samples[:8]]
+    features = generation.image_features(echogen.model, to_pixels(frames).to(echogen.device, echogen.dtype)).float()
+    return float(features.std(dim=1).mean() / features.pow(2).mean().sqrt().clamp_min(1e-12))
 
 
 def grounding_and_cycle(echogen: EchoGen, samples) -> dict[str, float]:

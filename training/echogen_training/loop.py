@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 from pathlib import Path
@@ -17,12 +18,19 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_training import distributed, state
 from echogen_training.config import TrainConfig, to_dict
-from echogen_training.data.batches import Batcher, Sequences, to_pixels
+from echogen_training.data.batches import Batcher, PatchBatch, Sequences, to_pixels
 from echogen_training.data.sources import build_stream, random_layout
 from echogen_training.evaluate import evaluate
 from echogen_training.forward import l2i_logits, token_logprobs
 from echogen_training.logger import Logger
-from echogen_training.objectives import DJOObjective, GRPOObjective, PMTPObjective, VQObjective, gumbel_tau
+from echogen_training.objectives import (
+    DJOObjective,
+    GRPOObjective,
+    PMTPObjective,
+    VisionObjective,
+    VQObjective,
+    gumbel_tau,
+)
 from echogen_training.rewards import group_advantages, layout_reward
 
 NON_FINITE_EXIT = 3
@@ -64,6 +72,8 @@ class Trainer:
         self.batcher = Batcher(self.echogen, seed=seed)
         self.objective = self._objective()
         self.sharded = self.context.world > 1 and config.run.distributed == "fsdp"
+        if self.sharded and config.stage == "vq" and config.vq.restart_every > 0:
+            raise ValueError("vq.restart_every edits the sharded codebook: run the VQ stage with ddp")
         if self.sharded and config.stage == "cycle_rl":
             raise ValueError(
                 "cycle_rl samples with whole weights: run it with run.distributed=ddp (FSDP: vq, pmtp, djo)"
@@ -91,10 +101,16 @@ class Trainer:
     def _objective(self) -> nn.Module:
         c, model = self.config, self.model
         vq_params = set(map(id, model.model.vqmodel.parameters()))
+        vision_params = {id(p) for m in (model.model.vision_model, model.model.aligner) for p in m.parameters()}
         for p in model.parameters():
-            p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
+            if c.stage == "vision":
+                p.requires_grad_(id(p) in vision_params)
+            else:
+                p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
         if c.stage == "vq":
             return VQObjective(model, c.vq)
+        if c.stage == "vision":
+            return VisionObjective(model, c.vision)
         if c.stage == "pmtp":
             return PMTPObjective(model, c.pmtp)
         if c.stage == "djo":
@@ -102,8 +118,12 @@ class Trainer:
         return GRPOObjective(model, c.cycle_rl)
 
     def _extra_modules(self) -> dict[str, nn.Module]:
-        disc = getattr(self.objective, "discriminator", None)
-        return {"discriminator": disc} if disc is not None else {}
+        modules = {"discriminator": getattr(self.objective, "discriminator", None)}
+        if self.config.stage == "vision":
+            modules["vision_heads"] = nn.ModuleDict({"words": self.objective.words, "box": self.objective.box})
+        if self.config.vq.restart_every > 0:
+            modules["code_usage"] = getattr(self.objective, "usage", None)
+        return {k: v for k, v in modules.items() if v is not None}
 
     def _shard_units(self) -> list[nn.Module]:
         """FSDP units: every transformer layer of the language model and of the vision encoder."""
@@ -139,6 +159,11 @@ class Trainer:
             size = self.echogen.image_size
             frames = [Letterbox(r.width, r.height, size).apply(r.load_image()) for r in records]
             return {"pixels": to_pixels(frames).to(device), "step": self.step}
+        if c.stage == "vision":
+            grid = self.echogen.vision_size // self.model.config.vision_config.patch_size
+            patches = self.batcher.patches(records, grid, self.model.config.text_config.vocab_size)
+            return {"batch": PatchBatch(**{f.name: getattr(patches, f.name).to(device)
+                                           for f in dataclasses.fields(patches)})}  # fmt: skip
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
             l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)
@@ -225,6 +250,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if hasattr(self.objective, "after_step"):
+            self.metrics_extra.update(self.objective.after_step(self.step))
         self.step += 1
         totals.update(self.metrics_extra, lr=self.scheduler.get_last_lr()[0], grad_norm=float(norm))
         return distributed.average(totals, self.context)

@@ -14,8 +14,8 @@ from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import vq
 from echogen_ros.model.generation import image_features
-from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VQConfig
-from echogen_training.data.batches import I2LBatch, L2IBatch, Sequences
+from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VisionConfig, VQConfig
+from echogen_training.data.batches import I2LBatch, L2IBatch, PatchBatch, Sequences
 from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, token_logprobs
 from echogen_training.rewards import grpo_loss
 
@@ -51,14 +51,58 @@ def detail_weights(pixels: torch.Tensor, strength: float) -> torch.Tensor:
     return weights / weights.mean(dim=(2, 3), keepdim=True)
 
 
+class CodeUsage(nn.Module):
+    """Dead-code restarts: codes no batch picked during a window of `every` steps are re-seeded with
+    encoder latents of the current batch, so the codebook does not collapse onto the table's few colours.
+    The hit counts are a buffer, saved with the trainer's checkpoint (resume stays exact)."""
+
+    def __init__(self, codes: int, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self.register_buffer("hits", torch.zeros(codes, dtype=torch.long))
+        self.latents: torch.Tensor | None = None
+
+    def observe(self, tokens: torch.Tensor, latent: torch.Tensor) -> None:
+        self.hits += torch.bincount(tokens.flatten(), minlength=self.hits.numel())
+        self.latents = latent.detach().permute(0, 2, 3, 1).reshape(-1, latent.shape[1]).float()
+
+    @torch.no_grad()
+    def restart(self, codebook: torch.Tensor, step: int) -> int:
+        """After the optimizer step `step` (0-based): re-seed dead codes at the window's end; returns how many."""
+        if self.every <= 0 or (step + 1) % self.every or self.latents is None:
+            return 0
+        hits = self.hits.clone()
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(hits)
+        dead = (hits == 0).nonzero().flatten()
+        if dead.numel():
+            generator = torch.Generator().manual_seed(step)
+            pick = torch.randint(self.latents.shape[0], (dead.numel(),), generator=generator)
+            fresh = self.latents[pick].to(codebook.device)
+            fresh = fresh + 0.01 * torch.randn(fresh.shape, generator=generator).to(fresh.device)
+            if torch.distributed.is_initialized():  # every rank takes rank 0's latents
+                torch.distributed.broadcast(fresh, src=0)
+            codebook[dead] = fresh.to(codebook.dtype)
+        self.hits.zero_()
+        return int(dead.numel())
+
+
 class VQObjective(nn.Module):
     def __init__(self, model: JanusForConditionalGeneration, config: VQConfig) -> None:
         super().__init__()
         self.vq, self.config = model.model.vqmodel, config
         self.discriminator = PatchDiscriminator() if config.adversarial_weight > 0 else None
+        self.usage = CodeUsage(self.vq.quantize.embedding.num_embeddings, config.restart_every)
+
+    def after_step(self, step: int) -> Metrics:
+        restarted = self.usage.restart(self.vq.quantize.embedding.weight, step)
+        return {"codes_restarted": float(restarted)} if restarted else {}
 
     def forward(self, pixels: torch.Tensor, step: int) -> tuple[torch.Tensor, Metrics]:
-        tokens, latent, codebook_loss = vq.quantize(self.vq, pixels)
+        raw = vq.encode_latent(self.vq, pixels)
+        tokens, latent, codebook_loss = vq.quantize_latent(self.vq, raw)
+        if self.training:
+            self.usage.observe(tokens, raw)
         recon = vq.decode_latent(self.vq, latent)
         error = (recon - pixels).abs() if self.config.reconstruction == "l1" else (recon - pixels).pow(2)
         rec_loss = (detail_weights(pixels, self.config.detail_weight) * error).mean()
@@ -73,6 +117,38 @@ class VQObjective(nn.Module):
             g_loss = -torch.func.functional_call(self.discriminator, frozen, (recon,)).mean()
             loss = loss + self.config.adversarial_weight * g_loss + d_loss
             metrics.update(d_loss=d_loss.item(), g_adv=g_loss.item())
+        return loss, metrics
+
+
+class VisionObjective(nn.Module):
+    """Per-patch word (multi-label) and box heads on the aligned vision features, normalised as the
+    language model's input norm sees them. The heads are training-only; the encoder + aligner are kept."""
+
+    MAX_VOCAB = 20_000  # a Janus-Pro vocabulary (100k) comes with a pre-trained encoder: no need for this
+
+    def __init__(self, model: JanusForConditionalGeneration, config: VisionConfig) -> None:
+        super().__init__()
+        vocab, width = model.config.text_config.vocab_size, model.config.text_config.hidden_size
+        if vocab > self.MAX_VOCAB:
+            raise ValueError(f"the vision stage is for from-scratch presets (vocabulary {vocab} > {self.MAX_VOCAB})")
+        self.model, self.config = model, config
+        self.words = nn.Linear(width, vocab)
+        self.box = nn.Linear(width, 4)
+
+    def forward(self, batch: PatchBatch) -> tuple[torch.Tensor, Metrics]:
+        features = image_features(self.model, batch.pixels)
+        features = F.layer_norm(features.float(), features.shape[-1:])
+        word_logits = self.words(features).float()
+        word_loss = F.binary_cross_entropy_with_logits(word_logits, batch.words, reduction="none").sum(-1).mean()
+        present = batch.present
+        boxes = self.box(features[present]).float().sigmoid()
+        box_loss = F.l1_loss(boxes, batch.boxes[present]) if bool(present.any()) else boxes.sum() * 0
+        loss = self.config.word_weight * word_loss + self.config.box_weight * box_loss
+        with torch.no_grad():
+            hit = ((word_logits > 0) == (batch.words > 0.5)).all(-1)
+        metrics = {"word_bce": word_loss.item(), "box_l1": box_loss.item(),
+                   "object_patch_acc": hit[present].float().mean().item() if bool(present.any()) else 0.0,
+                   "empty_patch_acc": hit[~present].float().mean().item()}  # fmt: skip
         return loss, metrics
 
 

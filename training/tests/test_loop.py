@@ -14,12 +14,12 @@ import pytest
 import torch
 from echogen_training.data.sources import build_stream
 from echogen_training.loop import NON_FINITE_EXIT, Trainer
-from echogen_training.objectives import gumbel_tau
+from echogen_training.objectives import CodeUsage, gumbel_tau
 
 from echogen_ros.model.echogen import EchoGen
 
 
-@pytest.mark.parametrize("stage", ["vq", "pmtp", "djo", "cycle_rl"])
+@pytest.mark.parametrize("stage", ["vq", "vision", "pmtp", "djo", "cycle_rl"])
 def test_every_stage_trains_and_writes_a_loadable_model(tiny_config, stage: str) -> None:
     config = tiny_config(stage, "eval.every=3", "eval.scenes=2")
     before = {k: v.clone() for k, v in EchoGen.create("tiny", seed=0).model.state_dict().items()}
@@ -30,11 +30,43 @@ def test_every_stage_trains_and_writes_a_loadable_model(tiny_config, stage: str)
     changed = [k for k, v in model.model.state_dict().items() if not torch.equal(v, before[k])]
     vq_changed = [k for k in changed if ".vqmodel." in k]
     assert changed and (bool(vq_changed) == (stage == "vq")) and (len(vq_changed) == len(changed) or stage != "vq")
+    if stage == "vision":  # only the encoder and aligner train
+        assert all(".vision_model." in k or ".aligner." in k for k in changed)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if r["split"] == "train"] == [1, 2, 3]
     assert any(r["split"] == "eval" for r in lines)
     assert list((out / "tb").iterdir())  # TensorBoard event file
     assert (out / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+
+
+def test_vision_targets_put_each_object_in_its_centre_patch(tiny_config) -> None:
+    trainer = Trainer(tiny_config("vision"))
+    record = trainer.stream.take(1)[0]
+    grid = trainer.echogen.vision_size // trainer.model.config.vision_config.patch_size
+    batch = trainer.batcher.patches([record], grid, trainer.model.config.text_config.vocab_size)
+    assert batch.pixels.shape[0] == 1 and batch.words.shape[:2] == (1, grid * grid)
+    cells = batch.present[0].nonzero().flatten().tolist()
+    assert 1 <= len(cells) <= len(record.objects)
+    labels = [set(trainer.batcher.text(label)) for label, _ in record.objects]
+    for cell in cells:
+        x1, y1, x2, y2 = batch.boxes[0, cell].tolist()
+        assert int((x1 + x2) / 2 * grid) + grid * int((y1 + y2) / 2 * grid) == cell
+        assert set(batch.words[0, cell].nonzero().flatten().tolist()) in labels  # exactly one object's words
+    assert batch.words[0, [c for c in range(grid * grid) if c not in cells]].sum() == 0
+
+
+def test_dead_codes_are_reseeded_from_batch_latents() -> None:
+    usage = CodeUsage(codes=8, every=2)
+    codebook = torch.zeros(8, 4)
+    latent = torch.nn.functional.normalize(torch.randn(2, 4, 3, 3), dim=1)
+    usage.observe(torch.tensor([[0, 1, 1]]), latent)
+    assert usage.restart(codebook, step=0) == 0 and usage.hits.sum() == 3  # mid-window: nothing happens
+    usage.observe(torch.tensor([[2, 2, 2]]), latent)
+    assert usage.restart(codebook, step=1) == 5  # codes 3…7 were never picked
+    assert torch.equal(codebook[:3], torch.zeros(3, 4)) and (codebook[3:].norm(dim=1) > 0.9).all()
+    flat = latent.permute(0, 2, 3, 1).reshape(-1, 4)
+    assert all((flat - row).norm(dim=1).min() < 0.1 for row in codebook[3:])  # near a batch latent
+    assert usage.hits.sum() == 0
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:
@@ -73,14 +105,17 @@ def test_gumbel_temperature_schedules(tiny_config) -> None:
         assert config.tau_end < gumbel_tau(50, 100, config) < config.tau_start
 
 
-def test_resume_is_exact(tiny_config, tmp_path: Path) -> None:
-    straight = tiny_config("pmtp", "optim.max_steps=4", f"run.out={tmp_path / 'straight'}", "run.save_every=100")
+@pytest.mark.parametrize(("stage", "extra"), [("pmtp", ()), ("vq", ("vq.restart_every=3",))])
+def test_resume_is_exact(tiny_config, tmp_path: Path, stage: str, extra: tuple[str, ...]) -> None:
+    """Also for VQ with dead-code restarts: the code-hit window spans the interruption (restart at step 3)."""
+    straight = tiny_config(stage, "optim.max_steps=4", f"run.out={tmp_path / 'straight'}", "run.save_every=100",
+                           *extra)  # fmt: skip
     assert Trainer(straight).run() == 0
-    first = tiny_config("pmtp", "optim.max_steps=4", f"run.out={tmp_path / 'resumed'}", "run.save_every=100",
-                        "run.stop_after=2")  # fmt: skip
+    first = tiny_config(stage, "optim.max_steps=4", f"run.out={tmp_path / 'resumed'}", "run.save_every=100",
+                        "run.stop_after=2", *extra)  # fmt: skip
     assert Trainer(first).run() == 0
     assert not (tmp_path / "resumed" / "final").exists()
-    second = tiny_config("pmtp", "optim.max_steps=4", f"run.out={tmp_path / 'resumed'}", "run.save_every=100")
+    second = tiny_config(stage, "optim.max_steps=4", f"run.out={tmp_path / 'resumed'}", "run.save_every=100", *extra)
     trainer = Trainer(second)
     assert trainer.step == 2 and trainer.stream.position == 2 * second.data.batch_size
     assert trainer.run() == 0
@@ -114,6 +149,7 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
         "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
         "optim: {max_steps: 2, warmup_steps: 1}\n"
         "cycle_rl: {layouts_per_step: 1, group_size: 2}\n"
+        "vq: {restart_every: 1}\n"  # dead-code restarts all-reduce hits and broadcast rank 0's latents
         f"eval: {evaluate}\n"
         f"run: {{out: {out}, save_every: 2, progress: false, autocast: none, distributed: {strategy}}}\n"
     )

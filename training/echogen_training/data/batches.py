@@ -34,6 +34,16 @@ class I2LBatch:
 
 
 @dataclass
+class PatchBatch:
+    """Dense targets for the vision stage: each object is assigned to the patch holding its box centre."""
+
+    pixels: torch.Tensor  # (B, 3, Sv, Sv) in [-1, 1]
+    words: torch.Tensor  # (B, N, V) 1 for every token of the label of the object at a patch
+    boxes: torch.Tensor  # (B, N, 4) that object's box, normalised to the letterboxed frame
+    present: torch.Tensor  # (B, N) bool: an object is centred in the patch
+
+
+@dataclass
 class L2IBatch:
     seq: Sequences  # prompts only (labels unused)
     gen_pixels: torch.Tensor  # (B, 3, Sg, Sg) in [-1, 1]: the images whose VQ tokens are the targets
@@ -94,6 +104,26 @@ class Batcher:
             targets.append(len(target))
         seq = left_pad(sequences, self.scheme.pad, targets)
         return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long))
+
+    def patches(self, records: list[Record], grid: int, vocab: int) -> PatchBatch:
+        """Per-patch label words and boxes (smaller objects win a shared patch: they are in front)."""
+        words = torch.zeros(len(records), grid * grid, vocab)
+        boxes = torch.zeros(len(records), grid * grid, 4)
+        present = torch.zeros(len(records), grid * grid, dtype=torch.bool)
+        frames = []
+        for row, record in enumerate(records):
+            letterbox = Letterbox(record.width, record.height, self.vision_size)
+            frames.append(letterbox.apply(record.load_image()))
+            by_area = sorted(record.objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1]))
+            for label, box in by_area:  # largest first, so smaller ones overwrite
+                x1, y1, x2, y2 = letterbox.normalised(box)
+                cx, cy = min(grid - 1, int((x1 + x2) / 2 * grid)), min(grid - 1, int((y1 + y2) / 2 * grid))
+                cell = max(0, cy) * grid + max(0, cx)
+                words[row, cell] = 0
+                words[row, cell, self.text(label)] = 1
+                boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
+                present[row, cell] = True
+        return PatchBatch(to_pixels(frames), words, boxes, present)
 
     def l2i(self, records: list[Record], condition_dropout: float = 0.0) -> L2IBatch | None:
         """Caption + layout prompts (condition masked with probability `condition_dropout`)."""
