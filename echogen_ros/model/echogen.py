@@ -17,7 +17,7 @@ from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.presets import PRESETS, janus_config
-from echogen_ros.model.scheme import IMAGE, PAD
+from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
 
 hf_logging.disable_progress_bar()
@@ -42,6 +42,11 @@ class EchoGen:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.manifest = manifest
+        layout = manifest["scheme"].get("i2l_layout", I2L_LAYOUT)
+        if layout != I2L_LAYOUT:
+            raise checkpoint.CheckpointError(
+                f"model was trained with the I2L prompt order {layout!r}; this echogen_ros uses {I2L_LAYOUT!r}"
+            )
         self.scheme = token_scheme(tokenizer, manifest["scheme"]["bins"], manifest["scheme"]["image_tokens"])
         self.vision_size = int(manifest["vision_size"])
         self.image_size = int(manifest["image_size"])
@@ -106,6 +111,7 @@ class EchoGen:
         self.model.save_pretrained(directory, safe_serialization=True, state_dict=state_dict)
         self.tokenizer.save(str(directory / checkpoint.TOKENIZER))
         manifest = dict(self.manifest)
+        manifest["scheme"] = {**manifest["scheme"], "i2l_layout": I2L_LAYOUT}  # what this code trains and runs
         if stage is not None:
             manifest["stage"] = stage
         if metrics is not None:
@@ -253,7 +259,7 @@ def _manifest(preset: str, config, bins: int, max_objects: int) -> dict:
     grid = config.vq_config.num_patches
     return {
         "preset": preset,
-        "scheme": {"bins": bins, "image_tokens": grid * grid, "pad": PAD},
+        "scheme": {"bins": bins, "image_tokens": grid * grid, "pad": PAD, "i2l_layout": I2L_LAYOUT},
         "vision_size": config.vision_config.image_size,
         "image_size": grid * 2 ** (len(config.vq_config.channel_multiplier) - 1),
         "max_objects": max_objects,

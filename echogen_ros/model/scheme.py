@@ -6,7 +6,10 @@ One source of truth for how layouts and boxes become tokens:
 - L2I (layout → image): `<bos> <l2i> caption objects… <boi>` then image tokens from the generation head;
   the unconditional prompt for classifier-free guidance keeps the length and masks every condition
   token with `<pad>`;
-- I2L (image → layout): `<bos> <i2l> <image>×N <ref> expression </ref> <box>` then four bin tokens.
+- I2L (image → layout): `<bos> <i2l> <ref> expression </ref> <image>×N <box>` then four bin tokens. The
+  expression comes first so that every image token can attend to it: each patch can tell whether it is
+  the referred object in one layer, and `<box>` only has to read out the patch that says so (with the
+  image first, a small model from scratch has to learn a two-hop circuit and stalls on size priors).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+I2L_LAYOUT = "ref-image-box"  # recorded in model manifests: the I2L prompt order a model was trained with
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 IMAGE = "<image>"
 REF, REF_END, BOX, BOX_END = "<ref>", "</ref>", "<box>", "</box>"
@@ -82,7 +86,7 @@ class TokenScheme:
 
     def i2l_prompt(self, expression_ids: Sequence[int]) -> list[int]:
         s = self.special
-        return [s[BOS], s[I2L], *([s[IMAGE]] * self.image_tokens), s[REF], *expression_ids, s[REF_END], s[BOX]]
+        return [s[BOS], s[I2L], s[REF], *expression_ids, s[REF_END], *([s[IMAGE]] * self.image_tokens), s[BOX]]
 
     def i2l_target(self, box: Sequence[float]) -> list[int]:
         """What the model should produce after an I2L prompt (for training)."""

@@ -74,6 +74,8 @@ class Trainer:
         self.sharded = self.context.world > 1 and config.run.distributed == "fsdp"
         if self.sharded and config.stage == "vq" and config.vq.restart_every > 0:
             raise ValueError("vq.restart_every edits the sharded codebook: run the VQ stage with ddp")
+        if config.pmtp.schedule not in ("parallel", "alternate"):
+            raise ValueError(f"pmtp.schedule must be parallel or alternate, got {config.pmtp.schedule!r}")
         if self.sharded and config.stage == "cycle_rl":
             raise ValueError(
                 "cycle_rl samples with whole weights: run it with run.distributed=ddp (FSDP: vq, pmtp, djo)"
@@ -167,6 +169,8 @@ class Trainer:
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
             l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)
+            if c.stage == "pmtp" and c.pmtp.schedule == "alternate":  # naive joint training: a task per step
+                l2i, i2l = (l2i, None) if self.step % 2 == 0 else (None, i2l)
             inputs = {"l2i": _to_device(l2i, device), "i2l": _to_device(i2l, device)}
             if c.stage == "djo":
                 inputs["tau"] = gumbel_tau(self.step, c.optim.max_steps, c.djo)

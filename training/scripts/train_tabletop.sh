@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 configs=training/echogen_training/configs
-for stage in vq pmtp djo cycle_rl; do
+for stage in vision vq pmtp djo cycle_rl; do
   if [ -f "runs/tabletop_${stage}/final/echogen.json" ]; then
     echo "== ${stage}: done already (runs/tabletop_${stage}/final)"; continue
   fi

@@ -55,6 +55,15 @@ def test_vision_targets_put_each_object_in_its_centre_patch(tiny_config) -> None
     assert batch.words[0, [c for c in range(grid * grid) if c not in cells]].sum() == 0
 
 
+def test_naive_joint_schedule_alternates_tasks(tiny_config) -> None:
+    trainer = Trainer(tiny_config("pmtp", "pmtp.schedule=alternate"))
+    first, second = trainer.train_step(), trainer.train_step()
+    assert "l2i_ce" in first and "i2l_ce" not in first
+    assert "i2l_ce" in second and "l2i_ce" not in second
+    with pytest.raises(ValueError, match="schedule"):
+        Trainer(tiny_config("pmtp", "pmtp.schedule=sometimes"))
+
+
 def test_dead_codes_are_reseeded_from_batch_latents() -> None:
     usage = CodeUsage(codes=8, every=2)
     codebook = torch.zeros(8, 4)
