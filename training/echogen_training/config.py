@@ -74,6 +74,7 @@ class PMTPConfig:
     i2l_weight: float = 1.0
     condition_dropout: float = 0.1  # replace the L2I condition by <pad> (classifier-free guidance)
     tasks: tuple[str, ...] = ("l2i", "i2l")  # ablations: ("i2l",) grounding-only, ("l2i",) generation-only
+    pointer_weight: float = 0.0  # > 0: auxiliary pointer loss (which image token holds the referred object)
     schedule: str = "parallel"  # parallel: both tasks every step (PMTP); alternate: one task per step (naive joint)
 
 

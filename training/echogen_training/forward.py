@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model.generation import embed, hidden_states, image_features
@@ -11,11 +12,17 @@ from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
 
 
 def i2l_loss(
-    model: JanusForConditionalGeneration, batch: I2LBatch, features: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: JanusForConditionalGeneration,
+    batch: I2LBatch,
+    features: torch.Tensor | None = None,
+    pointer: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cross-entropy of the box tokens (through the LM head) and the exact-token accuracy.
 
     `features` (I, N, D) replaces encoding `batch.pixels` (DJO passes features of generated images).
+    With a `pointer` head (hidden → 1 logit), also the pointer loss and accuracy: a softmax over the image
+    tokens' final hidden states must pick the patch holding the target's centre. It supervises the step
+    grounding hinges on (which patch is the referred object) densely; the head is training-only.
     """
     seq = batch.seq
     if features is None:
@@ -28,7 +35,14 @@ def i2l_loss(
     predicted = logits.argmax(-1)
     scored = labels != IGNORE
     accuracy = (predicted[scored] == labels[scored]).float().mean()
-    return loss, accuracy.detach()
+    if pointer is None:
+        return loss, accuracy.detach()
+    rows = hidden.shape[0]
+    image = hidden[seq.ids == model.config.image_token_id].view(rows, -1, hidden.shape[-1])
+    scores = pointer(image).squeeze(-1).float()  # (B, N)
+    pointer_loss = F.cross_entropy(scores, batch.patch)
+    pointer_acc = (scores.argmax(-1) == batch.patch).float().mean()
+    return loss, accuracy.detach(), pointer_loss, pointer_acc.detach()
 
 
 def l2i_logits(model: JanusForConditionalGeneration, prompts: Sequences, tokens: torch.Tensor) -> torch.Tensor:

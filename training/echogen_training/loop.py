@@ -121,6 +121,8 @@ class Trainer:
 
     def _extra_modules(self) -> dict[str, nn.Module]:
         modules = {"discriminator": getattr(self.objective, "discriminator", None)}
+        if getattr(self.objective, "pointer", None) is not None:
+            modules["pointer"] = self.objective.pointer
         if self.config.stage == "vision":
             modules["vision_heads"] = nn.ModuleDict({"words": self.objective.words, "box": self.objective.box})
         if self.config.vq.restart_every > 0:
@@ -336,8 +338,8 @@ def _to_device(batch, device):
     if batch is None:
         return None
     batch.seq = _seq_to(batch.seq, device)
-    for name in ("pixels", "gen_pixels", "image_index"):
-        if hasattr(batch, name):
+    for name in ("pixels", "gen_pixels", "image_index", "patch"):
+        if getattr(batch, name, None) is not None:
             setattr(batch, name, getattr(batch, name).to(device))
     return batch
 

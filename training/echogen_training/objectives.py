@@ -158,6 +158,8 @@ class PMTPObjective(nn.Module):
     def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig) -> None:
         super().__init__()
         self.model, self.config = model, config
+        hidden = model.config.text_config.hidden_size
+        self.pointer = nn.Linear(hidden, 1) if config.pointer_weight > 0 and "i2l" in config.tasks else None
 
     def forward(self, l2i: L2IBatch | None, i2l: I2LBatch | None) -> tuple[torch.Tensor, Metrics]:
         loss, metrics = torch.zeros((), device=self.model.device), {}
@@ -167,7 +169,12 @@ class PMTPObjective(nn.Module):
             loss = loss + self.config.l2i_weight * l2i_ce
             metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
         if i2l is not None and "i2l" in self.config.tasks:
-            i2l_ce, i2l_acc = i2l_loss(self.model, i2l)
+            if self.pointer is not None:
+                i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, pointer=self.pointer)
+                loss = loss + self.config.pointer_weight * pointer_ce
+                metrics.update(pointer_ce=pointer_ce.item(), pointer_acc=pointer_acc.item())
+            else:
+                i2l_ce, i2l_acc = i2l_loss(self.model, i2l)
             loss = loss + self.config.i2l_weight * i2l_ce
             metrics.update(i2l_ce=i2l_ce.item(), i2l_acc=i2l_acc.item())
         return loss, metrics
@@ -248,4 +255,5 @@ class GRPOObjective(nn.Module):
 def _to(batch: I2LBatch, device: torch.device) -> I2LBatch:
     seq = batch.seq
     moved = Sequences(*(t.to(device) for t in (seq.ids, seq.mask, seq.positions, seq.labels)))
-    return I2LBatch(moved, batch.pixels, batch.image_index.to(device))
+    patch = batch.patch.to(device) if batch.patch is not None else None
+    return I2LBatch(moved, batch.pixels, batch.image_index.to(device), patch)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from echogen_training.data.batches import centre_patch
 from echogen_training.data.sources import build_stream
 from echogen_training.loop import NON_FINITE_EXIT, Trainer
 from echogen_training.objectives import CodeUsage, gumbel_tau
@@ -53,6 +54,17 @@ def test_vision_targets_put_each_object_in_its_centre_patch(tiny_config) -> None
         assert int((x1 + x2) / 2 * grid) + grid * int((y1 + y2) / 2 * grid) == cell
         assert set(batch.words[0, cell].nonzero().flatten().tolist()) in labels  # exactly one object's words
     assert batch.words[0, [c for c in range(grid * grid) if c not in cells]].sum() == 0
+
+
+def test_pointer_loss_picks_the_target_patch(tiny_config) -> None:
+    trainer = Trainer(tiny_config("pmtp", "pmtp.pointer_weight=1.0", "pmtp.tasks=[i2l]"))
+    before = trainer.objective.pointer.weight.detach().clone()
+    metrics = trainer.train_step()
+    assert {"pointer_ce", "pointer_acc", "i2l_ce"} <= set(metrics) and "l2i_ce" not in metrics
+    assert not torch.equal(before, trainer.objective.pointer.weight)
+    assert "pointer" in trainer._extra_modules()
+    assert centre_patch((0.0, 0.0, 0.1, 0.1), 4) == 0 and centre_patch((0.5, 0.5, 1.0, 1.0), 4) == 15
+    assert centre_patch((0.25, 0.5, 0.5, 0.75), 4) == 2 * 4 + 1
 
 
 def test_naive_joint_schedule_alternates_tasks(tiny_config) -> None:
@@ -114,7 +126,9 @@ def test_gumbel_temperature_schedules(tiny_config) -> None:
         assert config.tau_end < gumbel_tau(50, 100, config) < config.tau_start
 
 
-@pytest.mark.parametrize(("stage", "extra"), [("pmtp", ()), ("vq", ("vq.restart_every=3",))])
+@pytest.mark.parametrize(
+    ("stage", "extra"), [("pmtp", ()), ("pmtp", ("pmtp.pointer_weight=1.0",)), ("vq", ("vq.restart_every=3",))]
+)
 def test_resume_is_exact(tiny_config, tmp_path: Path, stage: str, extra: tuple[str, ...]) -> None:
     """Also for VQ with dead-code restarts: the code-hit window spans the interruption (restart at step 3)."""
     straight = tiny_config(stage, "optim.max_steps=4", f"run.out={tmp_path / 'straight'}", "run.save_every=100",

@@ -31,6 +31,7 @@ class I2LBatch:
     seq: Sequences
     pixels: torch.Tensor  # (I, 3, Sv, Sv) in [-1, 1]
     image_index: torch.Tensor  # (B,) which image each row grounds in
+    patch: torch.Tensor | None = None  # (B,) the image token (patch) holding the target box's centre
 
 
 @dataclass
@@ -63,6 +64,14 @@ def left_pad(rows: list[list[int]], pad: int, targets: list[int] | None = None) 
             labels[i, length - targets[i] :] = torch.tensor(row[-targets[i] :])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return Sequences(ids, mask, positions, labels)
+
+
+def centre_patch(box: tuple[float, ...], grid: int) -> int:
+    """Raster index of the grid cell holding a normalised box's centre."""
+    x1, y1, x2, y2 = box
+    cx = min(grid - 1, max(0, int((x1 + x2) / 2 * grid)))
+    cy = min(grid - 1, max(0, int((y1 + y2) / 2 * grid)))
+    return cy * grid + cx
 
 
 def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
@@ -103,7 +112,9 @@ class Batcher:
             sequences.append(self.scheme.i2l_prompt(ids) + target)
             targets.append(len(target))
         seq = left_pad(sequences, self.scheme.pad, targets)
-        return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long))
+        grid = round(self.scheme.image_tokens**0.5)
+        patch = [centre_patch(box, grid) for _, box in rows]
+        return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long), torch.tensor(patch))
 
     def patches(self, records: list[Record], grid: int, vocab: int) -> PatchBatch:
         """Per-patch label words and boxes (smaller objects win a shared patch: they are in front)."""
@@ -117,8 +128,7 @@ class Batcher:
             by_area = sorted(record.objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1]))
             for label, box in by_area:  # largest first, so smaller ones overwrite
                 x1, y1, x2, y2 = letterbox.normalised(box)
-                cx, cy = min(grid - 1, int((x1 + x2) / 2 * grid)), min(grid - 1, int((y1 + y2) / 2 * grid))
-                cell = max(0, cy) * grid + max(0, cx)
+                cell = centre_patch((x1, y1, x2, y2), grid)
                 words[row, cell] = 0
                 words[row, cell, self.text(label)] = 1
                 boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
