@@ -72,6 +72,8 @@ class Trainer:
         self.batcher = Batcher(self.echogen, seed=seed)
         self.objective = self._objective()
         self.sharded = self.context.world > 1 and config.run.distributed == "fsdp"
+        if self.sharded and config.stage == "vision":
+            raise ValueError("the vision stage hands its word classifier to the embeddings: run it with ddp")
         if self.sharded and config.stage == "vq" and config.vq.restart_every > 0:
             raise ValueError("vq.restart_every edits the sharded codebook: run the VQ stage with ddp")
         if config.pmtp.schedule not in ("parallel", "alternate"):
@@ -112,7 +114,10 @@ class Trainer:
         if c.stage == "vq":
             return VQObjective(model, c.vq)
         if c.stage == "vision":
-            return VisionObjective(model, c.vision)
+            scheme = self.echogen.scheme
+            named = set(scheme.special.values()) | set(range(scheme.bin_offset, scheme.bin_offset + scheme.bins))
+            words = [i for i in range(model.config.text_config.vocab_size) if i not in named]
+            return VisionObjective(model, c.vision, words)
         if c.stage == "pmtp":
             return PMTPObjective(model, c.pmtp)
         if c.stage == "djo":
@@ -324,6 +329,8 @@ class Trainer:
             if self.step < c.optim.max_steps:
                 logger.message(f"stopped after {c.run.stop_after} steps at step {self.step}; rerun to resume")
                 return 0
+            if hasattr(self.objective, "hand_over"):
+                self.objective.hand_over()
             model_state, _ = self._full_states()
             if self.context.is_main:
                 self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics, state_dict=model_state)

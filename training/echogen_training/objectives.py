@@ -126,14 +126,25 @@ class VisionObjective(nn.Module):
 
     MAX_VOCAB = 20_000  # a Janus-Pro vocabulary (100k) comes with a pre-trained encoder: no need for this
 
-    def __init__(self, model: JanusForConditionalGeneration, config: VisionConfig) -> None:
+    def __init__(self, model: JanusForConditionalGeneration, config: VisionConfig, word_ids: list[int]) -> None:
         super().__init__()
         vocab, width = model.config.text_config.vocab_size, model.config.text_config.hidden_size
         if vocab > self.MAX_VOCAB:
             raise ValueError(f"the vision stage is for from-scratch presets (vocabulary {vocab} > {self.MAX_VOCAB})")
-        self.model, self.config = model, config
+        self.model, self.config, self.word_ids = model, config, word_ids
         self.words = nn.Linear(width, vocab)
         self.box = nn.Linear(width, 4)
+
+    @torch.no_grad()
+    def hand_over(self) -> None:
+        """Give the language model the word classifier's rows as its word embeddings (at the embeddings'
+        own scale): a patch showing a red cup and the tokens "red", "cup" then point the same way, so the
+        grounding stage starts with expression and image in one space instead of having to align them."""
+        embeddings = self.model.get_input_embeddings().weight
+        rows = torch.tensor(self.word_ids, device=embeddings.device)
+        scale = embeddings[rows].norm(dim=-1).mean()
+        classifier = self.words.weight[rows].float()
+        embeddings[rows] = (classifier / classifier.norm(dim=-1, keepdim=True) * scale).to(embeddings.dtype)
 
     def forward(self, batch: PatchBatch) -> tuple[torch.Tensor, Metrics]:
         features = image_features(self.model, batch.pixels)

@@ -31,8 +31,8 @@ def test_every_stage_trains_and_writes_a_loadable_model(tiny_config, stage: str)
     changed = [k for k, v in model.model.state_dict().items() if not torch.equal(v, before[k])]
     vq_changed = [k for k in changed if ".vqmodel." in k]
     assert changed and (bool(vq_changed) == (stage == "vq")) and (len(vq_changed) == len(changed) or stage != "vq")
-    if stage == "vision":  # only the encoder and aligner train
-        assert all(".vision_model." in k or ".aligner." in k for k in changed)
+    if stage == "vision":  # the encoder and aligner train; the word classifier becomes the word embeddings
+        assert all(".vision_model." in k or ".aligner." in k or "embed_tokens" in k or "lm_head" in k for k in changed)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if r["split"] == "train"] == [1, 2, 3]
     assert any(r["split"] == "eval" for r in lines)
@@ -74,6 +74,21 @@ def test_naive_joint_schedule_alternates_tasks(tiny_config) -> None:
     assert "i2l_ce" in second and "l2i_ce" not in second
     with pytest.raises(ValueError, match="schedule"):
         Trainer(tiny_config("pmtp", "pmtp.schedule=sometimes"))
+
+
+def test_vision_stage_hands_its_word_classifier_to_the_embeddings(tiny_config) -> None:
+    trainer = Trainer(tiny_config("vision"))
+    assert trainer.run() == 0
+    model = EchoGen.load(Path(trainer.config.run.out) / "final")
+    scheme, words = model.scheme, trainer.objective.word_ids
+    assert words and not set(words) & set(scheme.special.values())
+    assert not set(words) & set(range(scheme.bin_offset, scheme.bin_offset + scheme.bins))
+    embeddings = model.model.get_input_embeddings().weight.detach()
+    classifier = trainer.objective.words.weight.detach()
+    cosine = torch.nn.functional.cosine_similarity(embeddings[words], classifier[words], dim=1)
+    assert torch.allclose(cosine, torch.ones_like(cosine), atol=1e-4)
+    bins = slice(scheme.bin_offset, scheme.bin_offset + scheme.bins)
+    assert torch.equal(embeddings[bins], EchoGen.create("tiny", seed=0).model.get_input_embeddings().weight[bins])
 
 
 def test_dead_codes_are_reseeded_from_batch_latents() -> None:
