@@ -330,7 +330,7 @@ class Trainer:
                 logger.message(f"stopped after {c.run.stop_after} steps at step {self.step}; rerun to resume")
                 return 0
             if hasattr(self.objective, "hand_over"):
-                self.objective.hand_over()
+                self.objective.hand_over(self._inputs()["batch"].pixels)
             model_state, _ = self._full_states()
             if self.context.is_main:
                 self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics, state_dict=model_state)

@@ -136,15 +136,27 @@ class VisionObjective(nn.Module):
         self.box = nn.Linear(width, 4)
 
     @torch.no_grad()
-    def hand_over(self) -> None:
-        """Give the language model the word classifier's rows as its word embeddings (at the embeddings'
-        own scale): a patch showing a red cup and the tokens "red", "cup" then point the same way, so the
-        grounding stage starts with expression and image in one space instead of having to align them."""
+    def hand_over(self, pixels: torch.Tensor) -> None:
+        """Prepare the language model to read the encoder, at the end of the stage:
+
+        - the word classifier's rows become the word embeddings (at the embeddings' own scale): a patch
+          showing a red cup and the tokens "red", "cup" then point the same way, so grounding starts with
+          expression and image in one space instead of having to align them;
+        - the aligner's last layer is rescaled so image features have the word embeddings' norm (the heads
+          read layer-normed features, so this loses nothing). Features far larger than the text drown what
+          attention adds to them: a patch could not hear the expression.
+        """
         embeddings = self.model.get_input_embeddings().weight
         rows = torch.tensor(self.word_ids, device=embeddings.device)
         scale = embeddings[rows].norm(dim=-1).mean()
         classifier = self.words.weight[rows].float()
         embeddings[rows] = (classifier / classifier.norm(dim=-1, keepdim=True) * scale).to(embeddings.dtype)
+        features = image_features(self.model, pixels.to(embeddings.dtype))
+        factor = scale / features.float().norm(dim=-1).mean()
+        aligner = self.model.model.aligner
+        last = aligner.hidden_layers[-1] if len(aligner.hidden_layers) else aligner.fc1
+        last.weight.mul_(factor.to(last.weight.dtype))
+        last.bias.mul_(factor.to(last.bias.dtype))
 
     def forward(self, batch: PatchBatch) -> tuple[torch.Tensor, Metrics]:
         features = image_features(self.model, batch.pixels)

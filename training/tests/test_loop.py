@@ -89,6 +89,10 @@ def test_vision_stage_hands_its_word_classifier_to_the_embeddings(tiny_config) -
     assert torch.allclose(cosine, torch.ones_like(cosine), atol=1e-4)
     bins = slice(scheme.bin_offset, scheme.bin_offset + scheme.bins)
     assert torch.equal(embeddings[bins], EchoGen.create("tiny", seed=0).model.get_input_embeddings().weight[bins])
+    pixels = trainer.batcher.patches(trainer.stream.take(4), 4, embeddings.shape[0]).pixels
+    with torch.no_grad():  # image features now have the word embeddings' norm
+        norm = model.model.model.get_image_features(pixels).pooler_output.norm(dim=-1).mean()
+    assert float(norm) == pytest.approx(float(embeddings[words].norm(dim=-1).mean()), rel=0.25)
 
 
 def test_dead_codes_are_reseeded_from_batch_latents() -> None:
