@@ -21,6 +21,7 @@ class ModelConfig:
     init: str = "tabletop"  # a preset name (random init), an EchoGen model directory, or "janus-pro:<dir>"
     bins: int = 0  # box-coordinate bins; 0 = the preset's (tabletop 128), 1000 for Janus-Pro
     dtype: str = "float32"  # parameter dtype; autocast below decides compute precision
+    freeze_vision: bool = False  # pmtp/djo/cycle_rl: keep the vision encoder + aligner fixed (a pre-trained tower)
 
 
 @dataclass

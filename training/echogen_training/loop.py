@@ -109,6 +109,8 @@ class Trainer:
         for p in model.parameters():
             if c.stage == "vision":
                 p.requires_grad_(id(p) in vision_params)
+            elif c.stage != "vq" and c.model.freeze_vision and id(p) in vision_params:
+                p.requires_grad_(False)
             else:
                 p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
         if c.stage == "vq":

@@ -67,6 +67,15 @@ def test_pointer_loss_picks_the_target_patch(tiny_config) -> None:
     assert centre_patch((0.25, 0.5, 0.5, 0.75), 4) == 2 * 4 + 1
 
 
+def test_a_frozen_vision_tower_stays_fixed(tiny_config) -> None:
+    trainer = Trainer(tiny_config("pmtp", "model.freeze_vision=true"))
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train_step()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and not {k for k in changed if ".vision_model." in k or ".aligner." in k}
+
+
 def test_naive_joint_schedule_alternates_tasks(tiny_config) -> None:
     trainer = Trainer(tiny_config("pmtp", "pmtp.schedule=alternate"))
     first, second = trainer.train_step(), trainer.train_step()
