@@ -33,7 +33,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["echogen_ros", "echogen_ros.*"]),
-    package_data={"echogen_ros": ["interface_defs/vision_msgs/msg/*.msg", "interface_defs/vision_msgs/*.md"]},
+    package_data={
+        "echogen_ros": [
+            "interface_defs/vision_msgs/msg/*.msg",
+            "interface_defs/vision_msgs/*.md",
+            "model/default/*",  # the embedded tabletop model (fp16 safetensors + manifest)
+        ]
+    },
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",

@@ -145,14 +145,14 @@ def test_corrupted_checkpoints_are_rejected(tiny_model_dir: Path, tmp_path: Path
         EchoGen.load(broken)
 
 
-def test_missing_directory_and_missing_default_are_clear(tmp_path: Path) -> None:
+def test_missing_directory_and_missing_default_are_clear(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         EchoGen.load(tmp_path / "nowhere")
     from echogen_ros.model import echogen
 
-    if not (echogen.DEFAULT_MODEL_DIR / "echogen.json").is_file():
-        with pytest.raises(CheckpointError, match="model-init"):
-            EchoGen.load()
+    monkeypatch.setattr(echogen, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    with pytest.raises(CheckpointError, match="model-init"):
+        EchoGen.load()
 
 
 def test_janus_pro_directory_loads_extends_and_trains(tmp_path: Path) -> None:
