@@ -49,7 +49,19 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
-def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "") -> Path:
+def describe_model(model, where: str) -> str:
+    """One line on which model a report shows: where it came from, its last stage, its held-out figures."""
+    manifest = model.manifest
+    text = f"Model: {where} (preset {manifest.get('preset', '?')}, trained through {manifest.get('stage', '?')})"
+    report = manifest.get("metrics", {}).get("eval", {})
+    if "grounding" in report:
+        text += f"; held-out grounding Acc@0.5 {report['grounding']['acc@0.5']:.2f}"
+        if "cycle" in report:
+            text += f", cycle IoU {report['cycle']['mean_iou']:.2f}"
+    return text + "."
+
+
+def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "", model_info: str = "") -> Path:
     """Write `out/bag` (MCAP) and `out/report.html`; return the report's path."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "bag", ignore_errors=True)
@@ -126,11 +138,11 @@ def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str =
                 steps.append(step)
                 clock += 0.5
     report = out / "report.html"
-    report.write_text(_html(steps, model_note), encoding="utf-8")
+    report.write_text(_html(steps, model_note, model_info), encoding="utf-8")
     return report
 
 
-def _html(steps: list[Step], note: str) -> str:
+def _html(steps: list[Step], note: str, info: str = "") -> str:
     rows = []
     for step in steps:
         figures = "".join(
@@ -142,6 +154,7 @@ def _html(steps: list[Step], note: str) -> str:
         rows.append(f"<section><h2>scene {step.scene}: {step.kind} — “{html.escape(step.instruction)}”</h2>"
                     f"<div class=row>{figures}</div><ul>{facts}</ul></section>")  # fmt: skip
     warning = f'<p class="warn">{html.escape(note)}</p>' if note else ""
+    warning += f"<p>{html.escape(info)}</p>" if info else ""
     style = ("body{font-family:sans-serif;max-width:1000px;margin:auto}.row{display:flex;gap:12px}"
              "figure{margin:0}.warn{background:#fee;padding:8px;border:1px solid #c00}")  # fmt: skip
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>echogen_ros demo</title><style>{style}</style>"

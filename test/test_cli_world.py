@@ -105,10 +105,19 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     assert str(out / "report.html") in result.stdout
 
 
-def test_demo_without_a_model_says_so(tmp_path: Path) -> None:
+def test_demo_without_a_model_uses_the_embedded_one(tmp_path: Path) -> None:
     result = _run("demo", "--out", str(tmp_path / "d"), "--scenes", "1")
     assert result.returncode == 0, result.stderr
-    assert (
-        "randomly initialised" in result.stderr
-        and "randomly initialised" in (tmp_path / "d" / "report.html").read_text()
-    )
+    report = (tmp_path / "d" / "report.html").read_text()
+    assert "randomly initialised" not in result.stderr + report
+    assert "the embedded default model" in report and "trained through cycle_rl" in report
+
+
+def test_demo_without_any_model_says_it_runs_a_random_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    from echogen_ros.cli import main
+    from echogen_ros.model import echogen
+
+    monkeypatch.setattr(echogen, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    assert main(["demo", "--out", str(tmp_path / "d"), "--scenes", "1"]) == 0
+    assert "randomly initialised" in capsys.readouterr().err
+    assert "randomly initialised" in (tmp_path / "d" / "report.html").read_text()

@@ -9,8 +9,9 @@ from pathlib import Path
 from echogen_ros.cli.args import bounded_int
 
 RANDOM_NOTE = (
-    "No trained model is embedded in this version yet and none was given (--model DIR): this demo runs a "
-    "randomly initialised tabletop model, so its boxes and images are meaningless. The pipeline is real."
+    "No trained model is installed with this echogen_ros (echogen_ros/model/default is missing) and none was "
+    "given (--model DIR): this demo runs a randomly initialised tabletop model, so its boxes and images are "
+    "meaningless. The pipeline is real."
 )
 
 
@@ -24,15 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echogen_ros.demo import run_demo
-    from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
+    from echogen_ros.demo import describe_model, run_demo
+    from echogen_ros.model import echogen
 
-    note = ""
-    if args.model is None and not (DEFAULT_MODEL_DIR / "echogen.json").is_file():
+    note = info = ""
+    if args.model is None and not (echogen.DEFAULT_MODEL_DIR / "echogen.json").is_file():
         print(f"warning: {RANDOM_NOTE}", file=sys.stderr)
-        model, note = EchoGen.create("tabletop"), RANDOM_NOTE
+        model, note = echogen.EchoGen.create("tabletop"), RANDOM_NOTE
     else:
-        model = EchoGen.load(args.model)
-    report = run_demo(args.out, model, scenes=args.scenes, seed=args.seed, model_note=note)
+        model = echogen.EchoGen.load(args.model)
+        info = describe_model(model, "the embedded default model" if args.model is None else str(args.model))
+        print(info, file=sys.stderr)
+    report = run_demo(args.out, model, scenes=args.scenes, seed=args.seed, model_note=note, model_info=info)
     print(f"wrote {report} and the bag {args.out / 'bag'}; open the report in a browser")
     return 0
