@@ -95,7 +95,7 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     from rosbags.highlevel import AnyReader
 
     out = tmp_path / "demo"
-    result = _run("demo", "--out", str(out), "--scenes", "2", "--model", str(tiny_model_dir))
+    result = _run("demo", "--out", str(out), "--scenes", "3", "--model", str(tiny_model_dir))
     assert result.returncode == 0, result.stderr
     report = (out / "report.html").read_text()
     assert report.count("<section>") >= 3 and "data:image/png;base64," in report and "imagined goal scene" in report
