@@ -32,7 +32,7 @@ def _write_input(path: Path, storage: StoragePlugin, compressed: bool = False) -
                 writer.write(
                     texts,
                     stamp - 1,
-                    STORE.serialize_cdr(conv.string(MSGS, "put the cup left of the plate"), "std_msgs/msg/String"),
+                    STORE.serialize_cdr(conv.string(MSGS, "put the cup above the plate"), "std_msgs/msg/String"),
                 )
             rgb = world_sample(0, i // 3, "test").image(160, 120)
             header = conv.header(MSGS, stamp / 1e9, "cam")

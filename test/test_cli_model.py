@@ -127,13 +127,14 @@ def test_model_init_then_bench_json(tmp_path: Path) -> None:
 
 def test_plan_writes_plan_json_and_imagined_png(tiny_model_dir: Path, image_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
-    args = ["plan", "--image", str(image_path), "--instruction", "put the red cup left of the plate",
+    # a random model's boxes sit at the image's bottom edge: "above" leaves room for the goal box
+    args = ["plan", "--image", str(image_path), "--instruction", "put the red cup above the plate",
             "--out", str(out), "--model", str(tiny_model_dir), "--min-score", "0", "--seed", "2"]  # fmt: skip
     assert main(args) == 0
     plan = json.loads((out / "plan.json").read_text())
     assert set(plan) >= {"action", "target", "anchors", "relation", "goal_layout", "imagined", "cycle_iou",
                          "satisfied_now", "verdict_reason"}  # fmt: skip
-    assert plan["action"] == "put" and plan["relation"] == "left of" and plan["imagined"] == "imagined.png"
+    assert plan["action"] == "put" and plan["relation"] == "above" and plan["imagined"] == "imagined.png"
     assert set(plan["target"]) >= {"phrase", "box", "goal_box"} and plan["anchors"][0]["phrase"] == "the plate"
     assert cv2.imread(str(out / "imagined.png")).shape == (480, 640, 3)
     assert 0.0 <= plan["cycle_iou"] <= 1.0

