@@ -1,0 +1,49 @@
+"""Teacher-forced layout→image token cross-entropy and accuracy on held-out world scenes: how well a model
+predicts the VQ tokens of the real frame from its layout (no classifier-free guidance; lower CE is better).
+A detector-free L2I measure for comparing checkpoints when the generated images are too weak to detect.
+
+    python training/scripts/l2i_nll.py MODEL [--scenes 64] [--seed 7]   → one JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from echogen_training.data.batches import Batcher
+from echogen_training.data.records import world_record
+from echogen_training.forward import l2i_logits, l2i_loss
+
+from echogen_ros.model import vq
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.world.scene import SceneConfig
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--scenes", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    model = EchoGen.load(args.model)
+    batcher = Batcher(model, seed=0)
+    batcher.rng = np.random.default_rng(0)
+    records = [world_record(args.seed, i, "heldout", SceneConfig(), (1.0,)) for i in range(args.scenes)]
+    ces, accs = [], []
+    for start in range(0, len(records), 16):
+        batch = batcher.l2i(records[start : start + 16])
+        tokens = vq.encode_tokens(model.model.model.vqmodel, batch.gen_pixels)
+        ce, acc = l2i_loss(l2i_logits(model.model, batch.seq, tokens), tokens)
+        ces.append(float(ce))
+        accs.append(float(acc))
+    print(json.dumps({"l2i_ce": float(np.mean(ces)), "l2i_acc": float(np.mean(accs)), "scenes": len(records)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
