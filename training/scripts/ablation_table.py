@@ -1,6 +1,8 @@
-"""Print the ablation table (markdown) from runs/ablation/<row>/eval.json and eval_noisy.json.
+"""Print the ablation table (markdown) of docs/benchmarks.md from runs/ablation/<row>/:
+row.json ({"title", "i2l_batches", "l2i_batches", "extra_steps", "wall_min"}), eval.json and eval_noisy.json
+(`echogen eval --json`, clean and with --noise) and l2i.json (training/scripts/l2i_nll.py).
 
-python training/scripts/ablation_table.py runs/ablation
+    python training/scripts/ablation_table.py runs/ablation
 """
 
 from __future__ import annotations
@@ -9,47 +11,39 @@ import json
 import sys
 from pathlib import Path
 
-ROWS = [
-    ("grounding_only", "grounding-only (I2L)"),
-    ("generation_only", "generation-only (L2I)"),
-    ("naive_joint", "naive joint (tasks alternate)"),
-    ("pmtp", "PMTP"),
-    ("pmtp_djo", "PMTP + DJO"),
-    ("pmtp_djo_cycle_rl", "PMTP + DJO + Cycle RL"),
-]
+ORDER = ("grounding_only_1200", "grounding_only", "generation_only", "naive_joint", "pmtp", "pmtp_djo",
+         "pmtp_djo_cycle_rl")  # fmt: skip
 
 
-def wall_minutes(run: Path) -> float | None:
-    """Training wall time of a row: the last train record's time_s."""
-    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
-    times = [json.loads(line)["time_s"] for line in lines if '"split": "train"' in line]
-    return times[-1] / 60 if times else None
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def main(root: Path) -> int:
-    print(
-        "| row | train min | Acc@0.5 | mAcc | layout AP50 | AP | cycle IoU | cycle failures | noisy cycle IoU "
-        "| noisy failures |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, title in ROWS:
+    print("| row | I2L / L2I batches (+ DJO / RL steps) | train min | Acc@0.5 | mAcc | held-out L2I token CE "
+          "| layout AP50 | cycle IoU | cycle failures | noisy cycle IoU | noisy failures |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    names = [n for n in ORDER if (root / n / "row.json").is_file()]
+    names += sorted(p.parent.name for p in root.glob("*/row.json") if p.parent.name not in names)
+    for name in names:
         run = root / name
-        if not (run / "eval.json").is_file():
-            continue
-        clean = json.loads((run / "eval.json").read_text())
-        noisy = json.loads((run / "eval_noisy.json").read_text()) if (run / "eval_noisy.json").is_file() else {}
-        minutes = wall_minutes(run)
+        row, clean, noisy, l2i = (_load(run / f) for f in ("row.json", "eval.json", "eval_noisy.json", "l2i.json"))
+        budget = f"{row.get('i2l_batches', 0)} / {row.get('l2i_batches', 0)}"
+        if row.get("extra_steps"):
+            budget += f" (+ {row['extra_steps']})"
+        cycle, noisy_cycle = clean.get("cycle", {}), noisy.get("cycle", {})
         cells = [
-            title,
-            f"{minutes:.0f}" if minutes is not None else "—",
-            f"{clean['grounding']['acc@0.5']:.3f}",
-            f"{clean['grounding']['macc']:.3f}",
-            f"{clean['layout_to_image']['ap50']:.3f}",
-            f"{clean['layout_to_image']['ap']:.3f}",
-            f"{clean['cycle']['mean_iou']:.3f}",
-            f"{clean['cycle']['failure_rate']:.3f}",
-            f"{noisy['cycle']['mean_iou']:.3f}" if noisy else "—",
-            f"{noisy['cycle']['failure_rate']:.3f}" if noisy else "—",
+            row.get("title", name),
+            budget,
+            f"{row['wall_min']:.0f}" if "wall_min" in row else "—",
+            f"{clean['grounding']['acc@0.5']:.3f}" if clean else "—",
+            f"{clean['grounding']['macc']:.3f}" if clean else "—",
+            f"{l2i['l2i_ce']:.2f}" if l2i else "—",
+            f"{clean['layout_to_image']['ap50']:.3f}" if clean else "—",
+            f"{cycle['mean_iou']:.3f}" if cycle else "—",
+            f"{cycle['failure_rate']:.3f}" if cycle else "—",
+            f"{noisy_cycle['mean_iou']:.3f}" if noisy_cycle else "—",
+            f"{noisy_cycle['failure_rate']:.3f}" if noisy_cycle else "—",
         ]
         print("| " + " | ".join(cells) + " |")
     return 0
