@@ -15,11 +15,12 @@ from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 from echogen_ros.model.layout import box_iou
 from echogen_ros.world.dataset import world_sample
 
-# held-out seed 7, scenes 0..23, every expression: the shipped model measured SHIPPED; the floor leaves room
-# for numerical noise across CPUs/torch versions, not for a worse model
-SHIPPED_ACC50 = 0.0
-FLOOR_ACC50 = 0.0
-FLOOR_CENTRE_WITHIN_40PX = 0.0
+# held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.061, centre
+# within 40 px 0.168, within 80 px 0.369 (a random tabletop model: 0.0, 0.005, 0.056). The floors leave room
+# for numerical noise across CPUs and torch versions, not for a worse model.
+FLOOR_ACC50 = 0.04
+FLOOR_CENTRE_WITHIN_40PX = 0.12
+FLOOR_CENTRE_WITHIN_80PX = 0.28
 
 
 pytestmark = pytest.mark.skipif(
@@ -41,7 +42,7 @@ def test_the_default_model_loads_offline_small_and_16_bit(default: EchoGen) -> N
     assert dtypes == {"F16"}
     manifest = json.loads((DEFAULT_MODEL_DIR / "echogen.json").read_text())
     assert manifest["stage"] == "cycle_rl" and manifest["preset"] == "tabletop"
-    assert list(manifest["training"]) == ["vision", "vq", "pmtp", "djo", "cycle_rl"]
+    assert set(manifest["training"]) == {"vision", "vq", "pmtp", "djo", "cycle_rl"}
     assert all(record["steps"] > 0 and record["wall_s"] > 0 for record in manifest["training"].values())
     assert default.dtype.is_floating_point and default.scheme.bins == 128
 
@@ -66,3 +67,4 @@ def test_the_default_model_grounds_fixed_heldout_scenes(default: EchoGen) -> Non
     assert len(ious) >= 100
     assert np.mean(np.array(ious) >= 0.5) >= FLOOR_ACC50
     assert np.mean(np.array(centre_errors) <= 40) >= FLOOR_CENTRE_WITHIN_40PX
+    assert np.mean(np.array(centre_errors) <= 80) >= FLOOR_CENTRE_WITHIN_80PX

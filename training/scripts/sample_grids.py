@@ -1,7 +1,7 @@
 """Sample grids for docs/benchmarks.md from held-out world scenes (compositions never seen in training):
 
-- grounding.png: camera frames with the referring expression's true box and the model's box;
-- imagined.png: per scene, the real frame | the image EchoGen imagines from its layout (layout drawn on)
+- grounding.jpg: camera frames with the referring expression's true box and the model's box;
+- imagined.jpg: per scene, the real frame | the image EchoGen imagines from its layout (layout drawn on)
   | the boxes grounded back in the imagined image (the cycle check).
 
     python training/scripts/sample_grids.py [--model DIR] [--out docs/img] [--scenes 4]
@@ -34,6 +34,10 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([bar, image], axis=0)
 
 
+def _write(path: Path, rgb: np.ndarray) -> None:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         drawn = draw_boxes(frame, [boxes[expression.target], found.box], ["truth", f"EchoGen IoU {iou:.2f}"])
         tiles.append(caption(tile(drawn), f"{expression.kind}: {expression.text}"))
     rows = [np.concatenate(tiles[i : i + 4], axis=1) for i in range(0, len(tiles) - len(tiles) % 4, 4)]
-    cv2.imwrite(str(args.out / "grounding.png"), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    _write(args.out / "grounding.jpg", np.concatenate(rows, axis=0))
 
     rows = []
     for index, sample in enumerate(samples[: args.scenes]):
@@ -73,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             f"grounded back: mean IoU {result.mean_iou:.2f}",
         )
         rows.append(np.concatenate([real, imagined, back], axis=1))
-    cv2.imwrite(str(args.out / "imagined.png"), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
-    print(f"wrote {args.out / 'grounding.png'} and {args.out / 'imagined.png'}")
+    _write(args.out / "imagined.jpg", np.concatenate(rows, axis=0))
+    print(f"wrote {args.out / 'grounding.jpg'} and {args.out / 'imagined.jpg'}")
     return 0
 
 
