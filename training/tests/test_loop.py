@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -210,11 +211,16 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                "-m", "echogen_training", stage, "--config", str(config)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # its own process group, so a timeout also ends torchrun's workers (not only the launcher)
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)  # fmt: skip
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    except subprocess.TimeoutExpired as exc:  # show where it stopped
-        pytest.fail(f"torchrun {stage} did not finish in 300 s:\n{(exc.stderr or b'')[-3000:]!r}")
-    assert result.returncode == 0, result.stderr[-3000:]
+        _, stderr = launcher.communicate(timeout=300)
+    except subprocess.TimeoutExpired:  # show where it stopped
+        os.killpg(launcher.pid, signal.SIGKILL)
+        _, stderr = launcher.communicate()
+        pytest.fail(f"torchrun {stage} did not finish in 300 s:\n{stderr[-3000:]}")
+    assert launcher.returncode == 0, stderr[-3000:]
     trainer = json.loads((out / "checkpoints" / "step_00000002" / "trainer.json").read_text())
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
     model = EchoGen.load(out / "final")
