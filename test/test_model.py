@@ -219,3 +219,13 @@ def test_created_models_start_with_position_structure() -> None:
     )
     with pytest.raises(ValueError, match="divisible by 4"):
         sincos_2d(4, 6)
+
+
+def test_a_model_trained_with_another_i2l_prompt_order_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "old"))
+    manifest = json.loads((copy / "echogen.json").read_text())
+    assert manifest["scheme"]["i2l_layout"] == "ref-image-box"
+    manifest["scheme"]["i2l_layout"] = "image-ref-box"
+    (copy / "echogen.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="I2L prompt order"):
+        EchoGen.load(copy)
