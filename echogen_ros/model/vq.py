@@ -32,7 +32,8 @@ def quantize_latent(vq: JanusVQVAE, latent: torch.Tensor) -> tuple[torch.Tensor,
     b, c, h, w = latent.shape
     flat = latent.permute(0, 2, 3, 1).reshape(-1, c)
     codebook = _codebook(vq)
-    tokens = (flat @ codebook.T).argmax(-1)
+    with torch.autocast(latent.device.type, enabled=False):  # near-ties: the choice must not depend on autocast
+        tokens = (flat.float() @ codebook.float().T).argmax(-1)
     quantized = codebook[tokens].view(b, h, w, c).permute(0, 3, 1, 2)
     loss = F.mse_loss(quantized, latent.detach()) + COMMITMENT * F.mse_loss(latent, quantized.detach())
     return tokens.view(b, h * w), latent + (quantized - latent).detach(), loss

@@ -36,6 +36,8 @@ class DataConfig:
     max_objects: int = 8
     batch_size: int = 16
     render_scales: tuple[float, ...] = (0.5, 0.75, 1.0)  # world frames rendered at these × 640×480
+    workers: int = 0  # > 0: processes that build input batches ahead of the step (0: in the training process)
+    prefetch: int = 4  # batches each worker keeps ready
 
 
 @dataclass
@@ -121,6 +123,7 @@ class RunConfig:
     log_every: int = 10
     progress: bool = True
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end
+    time_budget_s: float = 0.0  # > 0: fit optim.max_steps (a cap) to this wall time after warm-up; stop at it
 
 
 @dataclass

@@ -34,6 +34,10 @@ class Logger:
         if prefix == "train":
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:4]})
 
+    def retotal(self, total: int) -> None:
+        self.bar.total = total
+        self.bar.refresh()
+
     def advance(self) -> None:
         self.bar.update(1)
 

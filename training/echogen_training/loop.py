@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from echogen_training.objectives import (
 from echogen_training.rewards import group_advantages, layout_reward
 
 NON_FINITE_EXIT = 3
+BUDGET_RESERVE = 0.08  # of run.time_budget_s, kept for evaluations, checkpoints and the final save
 
 
 class NonFiniteLoss(RuntimeError):
@@ -98,8 +101,12 @@ class Trainer:
         self.generator = torch.Generator()
         self.step = 0
         self.metrics: dict[str, float] = {}
+        self._rate_mark: tuple[float, int] | None = None
+        self._fitted = False  # run.time_budget_s: max_steps fitted to the budget (restored on resume)
         if checkpoint is not None:
             self._resume(checkpoint)
+        self._step_base, self._position_base, self._draws = self.step, self.stream.position, 0
+        self._loader, self._loader_iter = self._make_loader(), None
 
     # ---- set-up ------------------------------------------------------------------------------
     def _objective(self) -> nn.Module:
@@ -136,6 +143,37 @@ class Trainer:
             modules["code_usage"] = getattr(self.objective, "usage", None)
         return {k: v for k, v in modules.items() if v is not None}
 
+    def _make_loader(self) -> torch.utils.data.DataLoader | None:
+        """`data.workers` forked processes build input draws ahead of the step (rendering, letterboxing,
+        tokenising), in draw order: the same inputs as building them in the training process."""
+        workers = self.config.data.workers
+        if workers <= 0 or self.config.stage == "cycle_rl":  # RL draws its inputs by sampling the model
+            return None
+        return torch.utils.data.DataLoader(
+            _Draws(self), batch_size=None, sampler=_Counter(), num_workers=workers, collate_fn=_as_is,
+            prefetch_factor=self.config.data.prefetch, multiprocessing_context="fork",
+            generator=torch.Generator(),  # its worker seeds must not come from (and shift) the global RNG
+        )  # fmt: skip
+
+    def _fit_budget(self, started: float, logger: Logger) -> None:
+        """run.time_budget_s: once past warm-up, fit max_steps to the time left at the measured step rate
+        (so the LR schedule still ends annealed); stop at the budget whatever happens."""
+        c = self.config
+        budget, done, now = c.run.time_budget_s, self.step - self._step_base, time.monotonic()
+        if done == 5:  # rate measured after start-up (first kernels, worker start)
+            self._rate_mark = (now, self.step)
+        if not self._fitted and self._rate_mark and done >= max(25, c.optim.warmup_steps - self._step_base):
+            mark_time, mark_step = self._rate_mark
+            per_step = (now - mark_time) / max(1, self.step - mark_step)
+            fit = self.step + int((budget * (1 - BUDGET_RESERVE) - (now - started)) / per_step)
+            c.optim.max_steps = max(self.step + 1, min(c.optim.max_steps, fit))
+            self._fitted = True
+            logger.retotal(c.optim.max_steps)
+            logger.message(f"time budget {budget:.0f} s: {per_step * 1000:.0f} ms/step, max_steps {c.optim.max_steps}")
+        if now - started > budget and self.step < c.optim.max_steps:
+            c.optim.max_steps = self.step
+            logger.message(f"time budget {budget:.0f} s spent: stopping at step {self.step}")
+
     def _shard_units(self) -> list[nn.Module]:
         """FSDP units: every transformer layer of the language model and of the vision encoder."""
         janus = self.model.model
@@ -152,39 +190,73 @@ class Trainer:
             self.optimizer.load_state_dict(optimizer_state)
         self.step = trainer["step"]
         self.stream.position = trainer["data_position"]
+        if self.config.run.time_budget_s > 0 and trainer.get("budget_fitted"):
+            self.config.optim.max_steps = trainer["config"]["optim"]["max_steps"]
+            self._fitted = True
         self.metrics = trainer.get("metrics", {})
 
     # ---- one step ------------------------------------------------------------------------------
-    def _reseed(self) -> None:
+    def _reseed(self, step: int) -> None:
         """Per-step randomness derived from (seed, rank, step), so a resumed run draws the same."""
-        key = [self.config.run.seed, self.context.rank, self.step]
+        key = [self.config.run.seed, self.context.rank, step]
         self.batcher.rng = np.random.default_rng(key)
         self.rl_rng = np.random.default_rng([*key, 1])
         self.generator.manual_seed(int(np.random.default_rng([*key, 2]).integers(2**62)))
 
-    def _inputs(self) -> dict:
-        c, device = self.config, self.context.device
-        self._reseed()
-        records = self.stream.take(c.data.batch_size)
+    def _draw_records(self, draw: int) -> list:
+        """The records of input draw `draw` (counted from this invocation's start; grad_accum draws per step)."""
+        c = self.config
+        self._reseed(self._step_base + draw // c.optim.grad_accum)
+        self.stream.position = self._position_base + draw * c.data.batch_size
+        return self.stream.take(c.data.batch_size)
+
+    def cpu_inputs(self, draw: int) -> dict:
+        """The CPU side of input draw `draw`: a pure function of it, so `data.workers` processes build
+        draws ahead of the training step, identically to building them here."""
+        c = self.config
+        records = self._draw_records(draw)
         if c.stage == "vq":
             size = self.echogen.image_size
             frames = [Letterbox(r.width, r.height, size).apply(r.load_image()) for r in records]
-            return {"pixels": to_pixels(frames).to(device), "step": self.step}
+            return {"pixels": to_pixels(frames)}
         if c.stage == "vision":
             grid = self.echogen.vision_size // self.model.config.vision_config.patch_size
-            patches = self.batcher.patches(records, grid, self.model.config.text_config.vocab_size)
-            return {"batch": PatchBatch(**{f.name: getattr(patches, f.name).to(device)
-                                           for f in dataclasses.fields(patches)})}  # fmt: skip
+            return {"batch": self.batcher.patches(records, grid, self.model.config.text_config.vocab_size)}
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
             l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)
+            step = self._step_base + draw // c.optim.grad_accum
             if c.stage == "pmtp" and c.pmtp.schedule == "alternate":  # naive joint training: a task per step
-                l2i, i2l = (l2i, None) if self.step % 2 == 0 else (None, i2l)
-            inputs = {"l2i": _to_device(l2i, device), "i2l": _to_device(i2l, device)}
-            if c.stage == "djo":
-                inputs["tau"] = gumbel_tau(self.step, c.optim.max_steps, c.djo)
-            return inputs
-        return self._rl_inputs(records)
+                l2i, i2l = (l2i, None) if step % 2 == 0 else (None, i2l)
+            return {"l2i": l2i, "i2l": i2l}
+        raise ValueError(f"stage {c.stage} draws its inputs with the model")
+
+    def _device_inputs(self, cpu: dict) -> dict:
+        c, device = self.config, self.context.device
+        if c.stage == "vq":
+            return {"pixels": cpu["pixels"].to(device, non_blocking=True), "step": self.step}
+        if c.stage == "vision":
+            patches = cpu["batch"]
+            return {"batch": PatchBatch(**{f.name: getattr(patches, f.name).to(device, non_blocking=True)
+                                           for f in dataclasses.fields(patches)})}  # fmt: skip
+        inputs = {"l2i": _to_device(cpu["l2i"], device), "i2l": _to_device(cpu["i2l"], device)}
+        if c.stage == "djo":
+            inputs["tau"] = gumbel_tau(self.step, c.optim.max_steps, c.djo)
+        return inputs
+
+    def _inputs(self) -> dict:
+        c = self.config
+        draw, self._draws = self._draws, self._draws + 1
+        if c.stage == "cycle_rl":
+            return self._rl_inputs(self._draw_records(draw))
+        if self._loader is None:
+            cpu = self.cpu_inputs(draw)
+        else:
+            if self._loader_iter is None:
+                self._loader_iter = iter(self._loader)
+            cpu = next(self._loader_iter)
+        self.stream.position = self._position_base + (draw + 1) * c.data.batch_size
+        return self._device_inputs(cpu)
 
     @torch.no_grad()
     def _rl_inputs(self, records) -> dict:
@@ -301,13 +373,15 @@ class Trainer:
         model_state, optimizer_state = self._full_states()
         if self.context.is_main:
             state.save(self.out, self.step, self.echogen, optimizer_state, self.scheduler, self.stream.position,
-                       to_dict(self.config), self.metrics, self._extra_modules(), model_state)  # fmt: skip
+                       to_dict(self.config), self.metrics, self._extra_modules(), model_state,
+                       {"budget_fitted": self._fitted})  # fmt: skip
         distributed.barrier(self.context)
 
     def run(self) -> int:
         c = self.config
         logger = Logger(self.out, self.context.is_main, c.optim.max_steps, self.step, c.run.progress)
         stop_at = self.step + c.run.stop_after if c.run.stop_after else c.optim.max_steps
+        started = time.monotonic()
         try:
             while self.step < min(stop_at, c.optim.max_steps):
                 try:
@@ -318,6 +392,8 @@ class Trainer:
                     )
                     return NON_FINITE_EXIT
                 logger.advance()
+                if c.run.time_budget_s > 0:
+                    self._fit_budget(started, logger)
                 if self.step % c.run.log_every == 0 or self.step == c.optim.max_steps:
                     logger.log(self.step, metrics)
                 if c.eval.every and (self.step % c.eval.every == 0 or self.step == c.optim.max_steps):
@@ -332,15 +408,33 @@ class Trainer:
                 logger.message(f"stopped after {c.run.stop_after} steps at step {self.step}; rerun to resume")
                 return 0
             if hasattr(self.objective, "hand_over"):
-                self.objective.hand_over(self._inputs()["batch"].pixels)
+                self.objective.hand_over(self._device_inputs(self.cpu_inputs(self._draws))["batch"].pixels)
             model_state, _ = self._full_states()
             if self.context.is_main:
                 self.echogen.save(self.out / "final", stage=c.stage, metrics=self.metrics, state_dict=model_state)
                 logger.message(f"done: {self.out / 'final'}")
             return 0
         finally:
+            self._loader_iter = None  # shuts the input workers down
             logger.close()
             distributed.teardown(self.context)
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+
+    def __getitem__(self, draw: int) -> dict:
+        return self.trainer.cpu_inputs(draw)
+
+
+class _Counter(torch.utils.data.Sampler):
+    def __iter__(self):
+        return itertools.count()
+
+
+def _as_is(item):
+    return item
 
 
 def _to_device(batch, device):

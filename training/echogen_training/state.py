@@ -70,6 +70,7 @@ def save(
     metrics: dict,
     extra_modules: dict[str, torch.nn.Module] | None = None,
     model_state: dict[str, torch.Tensor] | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """Write a checkpoint. `model_state` is the full state dict when the live model is sharded (FSDP)."""
     root = checkpoint_root(out)
@@ -96,6 +97,7 @@ def save(
         },
         "config": config,
         "metrics": metrics,
+        **(extra or {}),
     }
     (tmp / "trainer.json").write_text(json.dumps(trainer, indent=1, default=_json_default) + "\n")
     final = root / name

@@ -176,6 +176,40 @@ def test_resume_is_exact(tiny_config, tmp_path: Path, stage: str, extra: tuple[s
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("stage", ["vision", "pmtp", "djo"])
+def test_input_workers_train_exactly_as_the_training_process(tiny_config, tmp_path: Path, stage: str) -> None:
+    """data.workers builds the same draws in forked processes: the same weights come out, also when a run
+    stopped by stop_after resumes with workers (the draw count restarts from the checkpoint's position)."""
+    common = ("optim.max_steps=4", "run.save_every=100")
+    inline = tiny_config(stage, *common, f"run.out={tmp_path / 'inline'}")
+    assert Trainer(inline).run() == 0
+    first = tiny_config(stage, *common, f"run.out={tmp_path / 'workers'}", "data.workers=2", "run.stop_after=1")
+    assert Trainer(first).run() == 0
+    second = tiny_config(stage, *common, f"run.out={tmp_path / 'workers'}", "data.workers=2", "data.prefetch=1")
+    trainer = Trainer(second)
+    assert trainer.step == 1 and trainer._loader is not None
+    assert trainer.run() == 0
+    a = EchoGen.load(tmp_path / "inline" / "final").model.state_dict()
+    b = EchoGen.load(tmp_path / "workers" / "final").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_time_budget_fits_the_schedule_and_resume_keeps_it(tiny_config, tmp_path: Path) -> None:
+    budget = ("optim.max_steps=100000", "optim.warmup_steps=2", "run.save_every=1000", f"run.out={tmp_path / 'b'}")
+    config = tiny_config("pmtp", *budget, "run.time_budget_s=4", "run.stop_after=30")
+    trainer = Trainer(config)
+    assert trainer.run() == 0
+    fitted = config.optim.max_steps
+    assert 30 < fitted < 100000  # fitted after 25 steps to the rate, capped by the configured maximum
+    saved = json.loads(next((tmp_path / "b" / "checkpoints").glob("step_*/trainer.json")).read_text())
+    assert saved["budget_fitted"] and saved["config"]["optim"]["max_steps"] == fitted
+    resumed = Trainer(tiny_config("pmtp", *budget, "run.time_budget_s=600", "run.stop_after=1"))
+    assert resumed.config.optim.max_steps == fitted and resumed.scheduler.get_last_lr()[0] > 0
+    capped = tiny_config("pmtp", *budget[:-1], f"run.out={tmp_path / 'c'}", "run.time_budget_s=0.5")
+    assert Trainer(capped).run() == 0  # a budget spent before the fit still ends with a final model
+    assert capped.optim.max_steps < 100000 and (tmp_path / "c" / "final" / "echogen.json").is_file()
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
     config = tiny_config("pmtp", "optim.max_steps=50", "run.save_every=1", "optim.lr=1.0e30",
                          "optim.warmup_steps=1", "optim.grad_clip=1.0e30")  # fmt: skip
