@@ -73,7 +73,7 @@ class Trainer:
         self.echogen = build_model(config)
         self.model = self.echogen.model.to(self.context.device).train()
         self.batcher = Batcher(self.echogen, seed=seed)
-        self.objective = self._objective()
+        self.objective = self._objective().to(self.context.device)  # its own heads too (pointer, vision, GAN)
         self.sharded = self.context.world > 1 and config.run.distributed == "fsdp"
         if self.sharded and config.stage == "vision":
             raise ValueError("the vision stage hands its word classifier to the embeddings: run it with ddp")
