@@ -2,6 +2,9 @@
 with the training provenance (per stage: config, steps, wall time, final metrics) in its manifest.
 
     python training/scripts/ship_model.py runs/tabletop_cycle_rl/final [--runs runs] [--eval eval.json]
+
+A model that already carries a training record (one shipped elsewhere, say on a GPU machine) keeps it when
+--runs holds no runs of its stages.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
     training = {s: r for s in STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
+    training = training or model.manifest.get("training", {})  # re-shipping a shipped model keeps its record
     metrics = dict(model.manifest.get("metrics", {}))
     if args.eval is not None:
         metrics["eval"] = json.loads(args.eval.read_text())
