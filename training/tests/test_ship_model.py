@@ -1,0 +1,36 @@
+"""training/scripts/ship_model.py: a finished run becomes a 16-bit model directory carrying its training
+record; re-shipping a shipped model (one trained elsewhere, its runs not here) keeps that record."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from echogen_training.loop import Trainer
+from safetensors import safe_open
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+
+
+def _ship_model():
+    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ship_records_the_runs_and_reshipping_keeps_the_record(tiny_config, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tiny_config("vision", f"run.out={runs / 'tabletop_vision'}")
+    assert Trainer(config).run() == 0
+    ship = _ship_model()
+    assert ship.main([str(runs / "tabletop_vision" / "final"), "--runs", str(runs), "--out", str(tmp_path / "a")]) == 0
+    manifest = json.loads((tmp_path / "a" / "echogen.json").read_text())
+    record = manifest["training"]["vision"]
+    assert list(manifest["training"]) == ["vision"] and record["steps"] == 3 and record["wall_s"] > 0
+    assert record["config"]["optim"]["max_steps"] == 3
+    with safe_open(str(tmp_path / "a" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_slice(k).get_dtype() for k in weights.keys()} == {"F16"}  # noqa: SIM118
+    assert ship.main([str(tmp_path / "a"), "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "echogen.json").read_text())["training"] == manifest["training"]
