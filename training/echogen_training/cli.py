@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from echogen_training.config import STAGES, ConfigError, load_config
@@ -30,10 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     from echogen_training.loop import train
 
     try:
-        return train(config)
+        code = train(config)
     except (FileNotFoundError, ValueError) as exc:
         print(f"echogen-train: error: {exc}", file=sys.stderr)
         return 2
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # The process group is already destroyed and every file closed. Skip interpreter finalisation:
+        # gloo's threads can still hold tensors then and abort the process (seen once here as a SIGABRT
+        # "terminate called without an active exception" after a successful FSDP run; pytorch#179291).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ A detector-free L2I measure for comparing checkpoints when the generated images 
 Computed under bf16 autocast, as the models were trained: the VQ encoder's code assignment is not stable
 across precisions (on the shipped tokenizer only ~11 % of codes agree between fp32 and bf16).
 
-    python training/scripts/l2i_nll.py MODEL [--scenes 64] [--seed 7]   → one JSON line
+With `--condition shuffled` every frame is scored under another scene's layout, with `none` under the
+empty (classifier-free) prompt: a CE no lower with the right layout than with a shuffled one means the
+generator ignores where the layout puts things.
+
+    python training/scripts/l2i_nll.py MODEL [--scenes 64] [--seed 7] [--condition right|shuffled|none]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=64)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--split", default="heldout")
+    parser.add_argument("--condition", choices=("right", "shuffled", "none"), default="right")
     args = parser.parse_args(argv)
     model = EchoGen.load(args.model)
     batcher = Batcher(model, seed=0)
@@ -39,14 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     records = [world_record(args.seed, i, args.split, SceneConfig(), (1.0,)) for i in range(args.scenes)]
     ces, accs = [], []
     for start in range(0, len(records), 16):
-        batch = batcher.l2i(records[start : start + 16])
+        chunk = records[start : start + 16]
+        batch = batcher.l2i(chunk, condition_dropout=1.0 if args.condition == "none" else 0.0)
+        if args.condition == "shuffled":  # the next scene's layout (and caption) for every frame
+            batch.seq = batcher.l2i(chunk[1:] + chunk[:1]).seq
         # as training computes it (bf16 autocast): the VQ code of a patch can flip between fp32 and bf16
         with torch.autocast("cpu", dtype=torch.bfloat16):
             tokens = vq.encode_tokens(model.model.model.vqmodel, batch.gen_pixels)
             ce, acc = l2i_loss(l2i_logits(model.model, batch.seq, tokens), tokens)
         ces.append(float(ce))
         accs.append(float(acc))
-    print(json.dumps({"l2i_ce": float(np.mean(ces)), "l2i_acc": float(np.mean(accs)), "scenes": len(records)}))
+    print(json.dumps({"l2i_ce": float(np.mean(ces)), "l2i_acc": float(np.mean(accs)), "scenes": len(records),
+                      "condition": args.condition}))  # fmt: skip
     return 0
 
 
