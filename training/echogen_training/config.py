@@ -123,7 +123,8 @@ class RunConfig:
     log_every: int = 10
     progress: bool = True
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end
-    time_budget_s: float = 0.0  # > 0: fit optim.max_steps (a cap) to this wall time after warm-up; stop at it
+    time_budget_s: float = 0.0  # > 0: fit optim.max_steps (a cap) to this wall time (per invocation; the fit
+    # is made once after warm-up and kept on resume); stop at it
 
 
 @dataclass
