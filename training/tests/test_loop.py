@@ -284,3 +284,24 @@ def test_throughput_benchmark_reports_tokens_and_mfu(capsys) -> None:
     assert main(["--steps", "1", "--json", "model.init=tiny", "data.batch_size=2", "data.render_scales=[0.25]"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["tokens_per_s"] > 0 and 0 < result["mfu_vs_bf16_peak"] < 1
+
+
+def test_pixels_packed_for_the_hand_off_come_back_bit_identical(tiny_config) -> None:
+    """Workers feeding an accelerator send uint8 pixels; the floats rebuilt from them equal to_pixels's,
+    for the VQ stage's bare tensor and inside the PMTP batches (I2L pixels, L2I generation targets)."""
+    import copy
+
+    from echogen_training.data.batches import to_pixels
+    from echogen_training.loop import _pack_pixels, _pixels_to
+
+    frames = [torch.randint(0, 256, (16, 16, 3), dtype=torch.uint8).numpy() for _ in range(3)]
+    pixels = to_pixels(frames)
+    packed = _pack_pixels({"pixels": pixels.clone()})["pixels"]
+    assert packed.dtype == torch.uint8 and torch.equal(_pixels_to(packed, "cpu"), pixels)
+    trainer = Trainer(tiny_config("pmtp"))
+    cpu = trainer.cpu_inputs(0)
+    packed_batches = _pack_pixels(copy.deepcopy(cpu))
+    assert packed_batches["i2l"].pixels.dtype == packed_batches["l2i"].gen_pixels.dtype == torch.uint8
+    moved = trainer._device_inputs(packed_batches)
+    assert torch.equal(moved["i2l"].pixels, cpu["i2l"].pixels)
+    assert torch.equal(moved["l2i"].gen_pixels, cpu["l2i"].gen_pixels)
