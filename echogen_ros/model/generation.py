@@ -4,6 +4,11 @@
   left padding; `beam_boxes`: the k best boxes of one prompt.
 - `generate_image_tokens`: L2I sampling of image tokens through the generation head with
   classifier-free guidance (conditional and unconditional prompts in one batch of two).
+
+Image-token positions (an EchoGen option, off in Janus): when the model config carries
+`image_positions` ({grid, bin_offset, bins}), the input that predicts image token k also gets the
+embeddings of the coordinate-bin tokens of token k's cell centre (x and y), the same tokens layouts
+write boxes with, so "where am I drawing" and "where does the layout put the cup" meet in one space.
 """
 
 from __future__ import annotations
@@ -45,6 +50,24 @@ def hidden_states(
         inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=cache is not None
     )
     return out.last_hidden_state
+
+
+def image_positions(model: JanusForConditionalGeneration) -> torch.Tensor | None:
+    """(N, D) position inputs of the N image tokens in raster order, or None when the model has none."""
+    spec = getattr(model.config, "image_positions", None)
+    if not spec:
+        return None
+    grid, offset, bins = int(spec["grid"]), int(spec["bin_offset"]), int(spec["bins"])
+    embeddings = model.get_input_embeddings()
+    device = embeddings.weight.device
+    cells = ((torch.arange(grid, device=device) + 0.5) / grid * bins).long().clamp(max=bins - 1) + offset
+    return embeddings(cells.repeat(grid)) + embeddings(cells.repeat_interleave(grid))  # x varies fastest
+
+
+def enable_image_positions(model: JanusForConditionalGeneration, scheme: TokenScheme) -> None:
+    """Switch image-token positions on (for a model about to be trained with them; saved in config.json)."""
+    grid = round(scheme.image_tokens**0.5)
+    model.config.image_positions = {"grid": grid, "bin_offset": scheme.bin_offset, "bins": scheme.bins}
 
 
 def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden: torch.Tensor) -> torch.Tensor:
@@ -123,6 +146,7 @@ def generate_image_tokens(
         mask = torch.cat([mask, mask])
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embed(model, ids), mask, positions, cache)[:, -1]
+    cells = image_positions(model)
     tokens = []
     for _ in range(count):
         logits = model.model.generation_head(hidden).float()  # (2B, codebook)
@@ -136,6 +160,8 @@ def generate_image_tokens(
         if len(tokens) == count:
             break
         step = model.prepare_embeddings_for_image_generation(torch.cat([token, token]))
+        if cells is not None:  # the input that predicts the next token says where that token is
+            step = step + cells[len(tokens)].to(step.dtype)
         if mask is not None:
             mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], dim=1)
             positions = positions[:, -1:] + 1

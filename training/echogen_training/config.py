@@ -22,6 +22,7 @@ class ModelConfig:
     bins: int = 0  # box-coordinate bins; 0 = the preset's (tabletop 128), 1000 for Janus-Pro
     dtype: str = "float32"  # parameter dtype; autocast below decides compute precision
     freeze_vision: bool = False  # pmtp/djo/cycle_rl: keep the vision encoder + aligner fixed (a pre-trained tower)
+    image_positions: bool = False  # give image-token inputs their cell's coordinate-bin embeddings (generation.py)
 
 
 @dataclass

@@ -47,10 +47,14 @@ def build_model(config: TrainConfig) -> EchoGen:
     init = config.model.init
     dtype = getattr(torch, config.model.dtype)
     if init.startswith("janus-pro:"):
-        return EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins or 1000, dtype=dtype)
-    if Path(init).is_dir():
-        return EchoGen.load(init, dtype=dtype)
-    return EchoGen.create(init, seed=config.run.seed, bins=config.model.bins or None)
+        model = EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins or 1000, dtype=dtype)
+    elif Path(init).is_dir():
+        model = EchoGen.load(init, dtype=dtype)
+    else:
+        model = EchoGen.create(init, seed=config.run.seed, bins=config.model.bins or None)
+    if config.model.image_positions:  # kept by every later stage: it is saved in the model's config.json
+        generation.enable_image_positions(model.model, model.scheme)
+    return model
 
 
 def lr_factor(step: int, config) -> float:

@@ -305,3 +305,35 @@ def test_pixels_packed_for_the_hand_off_come_back_bit_identical(tiny_config) -> 
     moved = trainer._device_inputs(packed_batches)
     assert torch.equal(moved["i2l"].pixels, cpu["i2l"].pixels)
     assert torch.equal(moved["l2i"].gen_pixels, cpu["l2i"].gen_pixels)
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_teacher_forced_logits_match_generation(positions: bool) -> None:
+    """Training (l2i_logits) and inference (generate_image_tokens) must feed the model the same inputs:
+    greedy tokens decoded without guidance are the argmax of the teacher-forced logits on themselves,
+    with and without image-token positions (which must change what the model sees)."""
+    from echogen_training.data.batches import left_pad
+    from echogen_training.forward import l2i_logits
+
+    from echogen_ros.model import generation
+
+    model = EchoGen.create("tiny", seed=0)
+    janus = model.model.eval()
+    if positions:
+        generation.enable_image_positions(janus, model.scheme)
+        assert generation.image_positions(janus).shape == (
+            model.scheme.image_tokens,
+            janus.config.text_config.hidden_size,
+        )
+    cond, _ = model.scheme.l2i_prompt([], [([7], (0.1, 0.2, 0.5, 0.6))])
+    seq = left_pad([cond], model.scheme.pad)
+    with torch.no_grad():
+        tokens = generation.generate_image_tokens(
+            janus, seq.ids, seq.ids, model.scheme.image_tokens, 0.0, 0.0, torch.Generator(), mask=seq.mask
+        )
+        logits = l2i_logits(janus, seq, tokens)
+    assert torch.equal(logits.argmax(-1), tokens)
+    plain = EchoGen.create("tiny", seed=0).model.eval()
+    with torch.no_grad():
+        changed = not torch.allclose(l2i_logits(plain, seq, tokens), logits)
+    assert changed == positions
