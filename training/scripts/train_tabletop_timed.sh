@@ -16,10 +16,15 @@ if [ $# -lt 3 ]; then
   echo "usage: $0 RUNS_DIR SHIP_DIR TRAIN_SECONDS [key=value ...]" >&2
   exit 2
 fi
-runs=$1 ship=$2 total=$3
+if ! [[ $3 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  echo "$0: TRAIN_SECONDS must be a number of seconds, got '$3'" >&2
+  exit 2
+fi
+runs=$(realpath -m "$1") ship=$(realpath -m "$2") total=$3
 shift 3
-cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
+if [[ $PY == */* ]]; then PY=$(realpath -m "$PY"); fi
+cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
 read -r -a shares <<<"${SHARES:-0.12 0.23 0.47 0.09 0.09}"

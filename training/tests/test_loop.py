@@ -196,7 +196,7 @@ def test_input_workers_train_exactly_as_the_training_process(tiny_config, tmp_pa
 
 def test_time_budget_fits_the_schedule_and_resume_keeps_it(tiny_config, tmp_path: Path) -> None:
     budget = ("optim.max_steps=100000", "optim.warmup_steps=2", "run.save_every=1000", f"run.out={tmp_path / 'b'}")
-    config = tiny_config("pmtp", *budget, "run.time_budget_s=4", "run.stop_after=30")
+    config = tiny_config("pmtp", *budget, "run.time_budget_s=60", "run.stop_after=30")
     trainer = Trainer(config)
     assert trainer.run() == 0
     fitted = config.optim.max_steps
