@@ -23,7 +23,7 @@ fi
 runs=$(realpath -m "$1") ship=$(realpath -m "$2") total=$3
 shift 3
 PY=${PYTHON:-python3}
-if [[ $PY == */* ]]; then PY=$(realpath -m "$PY"); fi
+if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
