@@ -207,10 +207,14 @@ class Trainer:
         self.rl_rng = np.random.default_rng([*key, 1])
         self.generator.manual_seed(int(np.random.default_rng([*key, 2]).integers(2**62)))
 
+    def _draw_step(self, draw: int) -> int:
+        """The step input draw `draw` belongs to (draws count from this invocation's start; grad_accum per step)."""
+        return self._step_base + draw // self.config.optim.grad_accum
+
     def _draw_records(self, draw: int) -> list:
-        """The records of input draw `draw` (counted from this invocation's start; grad_accum draws per step)."""
+        """The records of input draw `draw`."""
         c = self.config
-        self._reseed(self._step_base + draw // c.optim.grad_accum)
+        self._reseed(self._draw_step(draw))
         self.stream.position = self._position_base + draw * c.data.batch_size
         return self.stream.take(c.data.batch_size)
 
@@ -229,9 +233,8 @@ class Trainer:
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
             l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)
-            step = self._step_base + draw // c.optim.grad_accum
             if c.stage == "pmtp" and c.pmtp.schedule == "alternate":  # naive joint training: a task per step
-                l2i, i2l = (l2i, None) if step % 2 == 0 else (None, i2l)
+                l2i, i2l = (l2i, None) if self._draw_step(draw) % 2 == 0 else (None, i2l)
             return {"l2i": l2i, "i2l": i2l}
         raise ValueError(f"stage {c.stage} draws its inputs with the model")
 
@@ -241,10 +244,9 @@ class Trainer:
             return {"pixels": _pixels_to(cpu["pixels"], device), "step": self.step}
         if c.stage == "vision":
             patches = cpu["batch"]
-            moved = {
-                f.name: getattr(patches, f.name).to(device, non_blocking=True) for f in dataclasses.fields(patches)
-            }
-            return {"batch": PatchBatch(**{**moved, "pixels": _pixels_to(patches.pixels, device)})}
+            moved = {f.name: getattr(patches, f.name).to(device, non_blocking=True)
+                     for f in dataclasses.fields(patches) if f.name != "pixels"}  # fmt: skip
+            return {"batch": PatchBatch(pixels=_pixels_to(patches.pixels, device), **moved)}
         inputs = {"l2i": _to_device(cpu["l2i"], device), "i2l": _to_device(cpu["i2l"], device)}
         if c.stage == "djo":
             inputs["tau"] = gumbel_tau(self.step, c.optim.max_steps, c.djo)
@@ -444,13 +446,17 @@ def _pack_pixels(cpu: dict) -> dict:
     `_pixels_to` restores the same floats on the device."""
     for key, value in cpu.items():
         if key in PIXEL_FIELDS and torch.is_tensor(value):
-            cpu[key] = ((value + 1.0) * 127.5).round().to(torch.uint8)
+            cpu[key] = _to_bytes(value)
         elif dataclasses.is_dataclass(value):
             for name in PIXEL_FIELDS:
                 pixels = getattr(value, name, None)
                 if pixels is not None and pixels.is_floating_point():
-                    setattr(value, name, ((pixels + 1.0) * 127.5).round().to(torch.uint8))
+                    setattr(value, name, _to_bytes(pixels))
     return cpu
+
+
+def _to_bytes(pixels: torch.Tensor) -> torch.Tensor:
+    return ((pixels + 1.0) * 127.5).round().to(torch.uint8)
 
 
 def _pixels_to(pixels: torch.Tensor, device) -> torch.Tensor:
