@@ -83,6 +83,11 @@ class Trainer:
             raise ValueError("the vision stage hands its word classifier to the embeddings: run it with ddp")
         if self.sharded and config.stage == "vq" and config.vq.restart_every > 0:
             raise ValueError("vq.restart_every edits the sharded codebook: run the VQ stage with ddp")
+        if config.data.workers < 0 or config.data.prefetch < 1:
+            raise ValueError(f"data.workers must be ≥ 0 and data.prefetch ≥ 1, got {config.data.workers}, "
+                             f"{config.data.prefetch}")  # fmt: skip
+        if config.run.time_budget_s < 0:
+            raise ValueError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
         if config.pmtp.schedule not in ("parallel", "alternate"):
             raise ValueError(f"pmtp.schedule must be parallel or alternate, got {config.pmtp.schedule!r}")
         if self.sharded and config.stage == "cycle_rl":
