@@ -229,3 +229,34 @@ def test_a_model_trained_with_another_i2l_prompt_order_is_refused(tiny_model_dir
     (copy / "echogen.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="I2L prompt order"):
         EchoGen.load(copy)
+
+
+def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> None:
+    """The layout map: per image cell, the covering fraction of each box times its label's mean word
+    embedding; nothing for an unconditional prompt; the setting survives save/load (the parity test in
+    training/tests/test_loop.py checks it reaches the model in training and generation alike)."""
+    from echogen_ros.model import generation
+
+    model = EchoGen.create("tiny", seed=0)
+    generation.enable_layout_map(model.model, model.scheme)
+    bins, grid = model.scheme.bins, round(model.scheme.image_tokens**0.5)
+    centre = 0.5 / bins  # coordinates come back as bin centres
+    box_a = (0.0 + centre, 0.0 + centre, 0.5 + centre, 0.25 + centre)  # about the top-left two cells (4×4)
+    box_b = (0.5 + centre, 0.5 + centre, 1.0 - centre, 1.0 - centre)  # about the bottom-right quarter
+    red, cup, plate, table = (model.tokenizer.token_to_id(w) for w in ("red", "cup", "plate", "table"))
+    cond, uncond = model.scheme.l2i_prompt([table], [([red, cup], box_a), ([plate], box_b)])
+    maps = generation.layout_map(model.model, torch.tensor([cond, uncond]))
+    weights = model.model.get_input_embeddings().weight.detach()
+    cover_a = generation.box_cover(torch.tensor(box_a), grid)
+    cover_b = generation.box_cover(torch.tensor(box_b), grid)
+    expected = cover_a[:, None] * (weights[red] + weights[cup]) / 2 + cover_b[:, None] * weights[plate]
+    assert torch.allclose(maps[0], expected, atol=1e-6)
+    exact = torch.tensor([[0.0, 0.0, 0.5, 0.25], [0.5, 0.5, 1.0, 1.0], [0.1, 0.0, 0.2, 0.25]])
+    exact = generation.box_cover(exact, grid)
+    assert exact[0].view(grid, grid)[0, :2].tolist() == [1.0, 1.0] and exact[0].sum() == 2.0
+    assert torch.equal(exact[1].view(grid, grid)[2:, 2:], torch.ones(2, 2)) and exact[1].sum() == 4.0
+    assert torch.allclose(exact[2], torch.eye(grid * grid)[0] * 0.4)  # 0.1 of the 0.25-wide first cell
+    assert torch.count_nonzero(maps[1]) == 0  # the unconditional prompt: no objects, no map
+    again = EchoGen.load(model.save(tmp_path / "mapped"))
+    assert again.model.config.layout_map == model.model.config.layout_map
+    assert np.array_equal(again.imagine(LAYOUT, seed=3), model.imagine(LAYOUT, seed=3))

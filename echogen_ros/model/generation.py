@@ -9,6 +9,13 @@ Image-token positions (an EchoGen option, off in Janus): when the model config c
 `image_positions` ({grid, bin_offset, bins}), the input that predicts image token k also gets the
 embeddings of the coordinate-bin tokens of token k's cell centre (x and y), the same tokens layouts
 write boxes with, so "where am I drawing" and "where does the layout put the cup" meet in one space.
+
+Layout map (an EchoGen option, off in Janus): when the config carries `layout_map` ({grid, bin_offset,
+bins, ref, ref_end, box, box_end}), the input that predicts image token k also gets, for every object of
+the prompt, the mean embedding of its label's words times the fraction of token k's cell its box covers.
+It is read from the prompt's own tokens, so an unconditional (all-`<pad>`) prompt gets none: classifier-free
+guidance and condition dropout need nothing extra. Attention alone has to learn "x1 <= my x < x2" from bin
+embeddings; the map hands every cell what the layout puts there.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import math
 import torch
 from transformers import DynamicCache, JanusForConditionalGeneration
 
-from echogen_ros.model.scheme import TokenScheme
+from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
 
 BOX_TOKENS = 4
 
@@ -68,6 +75,84 @@ def enable_image_positions(model: JanusForConditionalGeneration, scheme: TokenSc
     """Switch image-token positions on (for a model about to be trained with them; saved in config.json)."""
     grid = round(scheme.image_tokens**0.5)
     model.config.image_positions = {"grid": grid, "bin_offset": scheme.bin_offset, "bins": scheme.bins}
+
+
+def layout_map(model: JanusForConditionalGeneration, ids: torch.Tensor) -> torch.Tensor | None:
+    """(B, N, D) layout-map inputs of the N image tokens for L2I prompts `ids` (B, T), or None when the
+    model has no layout map. Objects are parsed from `<ref> words </ref> <box> 4 bins </box>` runs."""
+    spec = getattr(model.config, "layout_map", None)
+    if not spec:
+        return None
+    grid, offset, bins = int(spec["grid"]), int(spec["bin_offset"]), int(spec["bins"])
+    rows = [_layout_objects(row, spec, offset, bins) for row in ids.tolist()]
+    embeddings = model.get_input_embeddings()
+    device, width = embeddings.weight.device, embeddings.weight.shape[1]
+    count = max((len(r) for r in rows), default=0)
+    if count == 0:
+        return embeddings.weight.new_zeros(ids.shape[0], grid * grid, width)
+    words = max(len(label) for r in rows for label, _ in r)
+    label_ids = torch.zeros(len(rows), count, words, dtype=torch.long)
+    word_mask = torch.zeros(len(rows), count, words)
+    boxes = torch.zeros(len(rows), count, 4)
+    for i, objects in enumerate(rows):
+        for j, (label, box) in enumerate(objects):
+            label_ids[i, j, : len(label)] = torch.tensor(label)
+            word_mask[i, j, : len(label)] = 1
+            boxes[i, j] = torch.tensor(box)
+    word_mask = word_mask.to(device)
+    labels = (embeddings(label_ids.to(device)) * word_mask[..., None]).sum(2)
+    labels = labels / word_mask.sum(2, keepdim=True).clamp(min=1)  # (B, O, D); padding objects are 0
+    cover = box_cover(boxes, grid).to(device, labels.dtype)  # (B, O, N)
+    return torch.einsum("bon,bod->bnd", cover, labels)
+
+
+def box_cover(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """Fraction of each of the grid × grid cells (raster order) that normalised boxes (..., 4) cover."""
+    edges = torch.arange(grid + 1, dtype=boxes.dtype, device=boxes.device) / grid
+    lo, hi = edges[:-1], edges[1:]
+
+    def overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (...,) → (..., grid)
+        return ((torch.minimum(b[..., None], hi) - torch.maximum(a[..., None], lo)).clamp(min=0) * grid).clamp(max=1)
+
+    x = overlap(boxes[..., 0], boxes[..., 2])
+    y = overlap(boxes[..., 1], boxes[..., 3])
+    return (y[..., :, None] * x[..., None, :]).flatten(-2)  # x varies fastest
+
+
+def _layout_objects(row: list[int], spec: dict, offset: int, bins: int) -> list[tuple[list[int], list[float]]]:
+    """(label ids, normalised box from bin centres) of every well-formed object run in a prompt row."""
+    ref, ref_end, box, box_end = (int(spec[k]) for k in ("ref", "ref_end", "box", "box_end"))
+    objects, i = [], 0
+    while i < len(row):
+        if row[i] != ref:
+            i += 1
+            continue
+        try:
+            close = row.index(ref_end, i + 1)
+        except ValueError:
+            break
+        coords = row[close + 2 : close + 6]
+        if (
+            close + 6 < len(row)
+            and row[close + 1] == box
+            and row[close + 6] == box_end
+            and all(offset <= t < offset + bins for t in coords)
+            and close > i + 1
+        ):
+            objects.append((row[i + 1 : close], [(t - offset + 0.5) / bins for t in coords]))
+            i = close + 7
+        else:
+            i = close + 1
+    return objects
+
+
+def enable_layout_map(model: JanusForConditionalGeneration, scheme: TokenScheme) -> None:
+    """Switch the layout map on (for a model about to be trained with it; saved in config.json)."""
+    s = scheme.special
+    model.config.layout_map = {
+        "grid": round(scheme.image_tokens**0.5), "bin_offset": scheme.bin_offset, "bins": scheme.bins,
+        "ref": s[REF], "ref_end": s[REF_END], "box": s[BOX], "box_end": s[BOX_END],
+    }  # fmt: skip
 
 
 def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden: torch.Tensor) -> torch.Tensor:
@@ -147,6 +232,7 @@ def generate_image_tokens(
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embed(model, ids), mask, positions, cache)[:, -1]
     cells = image_positions(model)
+    maps = layout_map(model, ids)  # (2B, N, D): the unconditional half's prompts have no objects
     tokens = []
     for _ in range(count):
         logits = model.model.generation_head(hidden).float()  # (2B, codebook)
@@ -162,6 +248,8 @@ def generate_image_tokens(
         step = model.prepare_embeddings_for_image_generation(torch.cat([token, token]))
         if cells is not None:  # the input that predicts the next token says where that token is
             step = step + cells[len(tokens)].to(step.dtype)
+        if maps is not None:
+            step = step + maps[:, len(tokens), None].to(step.dtype)
         if mask is not None:
             mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], dim=1)
             positions = positions[:, -1:] + 1

@@ -23,6 +23,7 @@ class ModelConfig:
     dtype: str = "float32"  # parameter dtype; autocast below decides compute precision
     freeze_vision: bool = False  # pmtp/djo/cycle_rl: keep the vision encoder + aligner fixed (a pre-trained tower)
     image_positions: bool = False  # give image-token inputs their cell's coordinate-bin embeddings (generation.py)
+    layout_map: bool = False  # give image-token inputs the labels of the layout boxes covering their cell
 
 
 @dataclass

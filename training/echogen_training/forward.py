@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
-from echogen_ros.model.generation import embed, hidden_states, image_features, image_positions
+from echogen_ros.model.generation import embed, hidden_states, image_features, image_positions, layout_map
 from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
 
 
@@ -53,6 +53,9 @@ def l2i_logits(model: JanusForConditionalGeneration, prompts: Sequences, tokens:
     cells = image_positions(model)
     if cells is not None:  # the input that predicts token k carries token k's position (k ≥ 1)
         images = images + cells[1:count].to(images.dtype)
+    maps = layout_map(model, prompts.ids)
+    if maps is not None:  # the same: token k's share of the layout
+        images = images + maps[:, 1:count].to(images.dtype)
     embeds = torch.cat([prompt, images], dim=1)
     mask = torch.cat([prompts.mask, prompts.mask.new_ones(batch, count - 1)], dim=1)
     steps = torch.arange(1, count, device=tokens.device).expand(batch, -1)

@@ -54,6 +54,8 @@ def build_model(config: TrainConfig) -> EchoGen:
         model = EchoGen.create(init, seed=config.run.seed, bins=config.model.bins or None)
     if config.model.image_positions:  # kept by every later stage: it is saved in the model's config.json
         generation.enable_image_positions(model.model, model.scheme)
+    if config.model.layout_map:
+        generation.enable_layout_map(model.model, model.scheme)
     return model
 
 

@@ -307,11 +307,11 @@ def test_pixels_packed_for_the_hand_off_come_back_bit_identical(tiny_config) -> 
     assert torch.equal(moved["l2i"].gen_pixels, cpu["l2i"].gen_pixels)
 
 
-@pytest.mark.parametrize("positions", [False, True])
-def test_teacher_forced_logits_match_generation(positions: bool) -> None:
+@pytest.mark.parametrize(("positions", "layout_map"), [(False, False), (True, False), (False, True), (True, True)])
+def test_teacher_forced_logits_match_generation(positions: bool, layout_map: bool) -> None:
     """Training (l2i_logits) and inference (generate_image_tokens) must feed the model the same inputs:
     greedy tokens decoded without guidance are the argmax of the teacher-forced logits on themselves,
-    with and without image-token positions (which must change what the model sees)."""
+    with and without image-token positions and the layout map (each must change what the model sees)."""
     from echogen_training.data.batches import left_pad
     from echogen_training.forward import l2i_logits
 
@@ -325,8 +325,12 @@ def test_teacher_forced_logits_match_generation(positions: bool) -> None:
             model.scheme.image_tokens,
             janus.config.text_config.hidden_size,
         )
-    cond, _ = model.scheme.l2i_prompt([], [([7], (0.1, 0.2, 0.5, 0.6))])
-    seq = left_pad([cond], model.scheme.pad)
+    if layout_map:
+        generation.enable_layout_map(janus, model.scheme)
+    cup, plate = model.tokenizer.token_to_id("cup"), model.tokenizer.token_to_id("plate")
+    cond, _ = model.scheme.l2i_prompt([], [([cup], (0.1, 0.2, 0.5, 0.6)), ([plate], (0.6, 0.1, 0.9, 0.4))])
+    short, _ = model.scheme.l2i_prompt([], [([plate], (0.6, 0.1, 0.9, 0.4))])
+    seq = left_pad([cond, short], model.scheme.pad)  # two rows: left padding is exercised
     with torch.no_grad():
         tokens = generation.generate_image_tokens(
             janus, seq.ids, seq.ids, model.scheme.image_tokens, 0.0, 0.0, torch.Generator(), mask=seq.mask
@@ -336,7 +340,7 @@ def test_teacher_forced_logits_match_generation(positions: bool) -> None:
     plain = EchoGen.create("tiny", seed=0).model.eval()
     with torch.no_grad():
         changed = not torch.allclose(l2i_logits(plain, seq, tokens), logits)
-    assert changed == positions
+    assert changed == (positions or layout_map)
 
 
 @pytest.mark.parametrize("override", ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5"])
