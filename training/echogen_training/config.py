@@ -71,6 +71,9 @@ class VisionConfig:
 
     word_weight: float = 1.0
     box_weight: float = 5.0
+    # probability that a frame is shown in grey (luminance), its colour words dropped from the targets: the
+    # encoder must tell categories apart by shape, not by the colours they were seen in (held-out pairs)
+    decolour: float = 0.0
 
 
 @dataclass

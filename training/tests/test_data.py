@@ -9,12 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from echogen_training.config import DataConfig
 from echogen_training.data.batches import IGNORE, Batcher
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.world.catalog import CATEGORIES, COLOURS
 
 
 def _write_coco(root: Path) -> None:
@@ -121,3 +123,22 @@ def test_batches_left_pad_and_label_only_targets() -> None:
         assert set(ids[mask == 1][2:-1].tolist()) == {model.scheme.pad}
     objects, caption = random_layout(np.random.default_rng(0))
     assert objects and all(0 <= v <= 1 for _, box in objects for v in box)
+
+
+def test_decoloured_patch_batches_are_grey_and_lose_colour_words() -> None:
+    """vision.decolour: a grey frame (R = G = B) whose targets keep category words but no colour words;
+    at 0 the batch is the plain one (and the batcher's random stream is untouched)."""
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=8, render_scales=(0.25,))).take(4)
+    grid, vocab = round(model.scheme.image_tokens**0.5), model.tokenizer.get_vocab_size()
+    plain = Batcher(model, seed=0).patches(records, grid, vocab)
+    again = Batcher(model, seed=0).patches(records, grid, vocab, decolour=0.0)
+    assert torch.equal(plain.pixels, again.pixels) and torch.equal(plain.words, again.words)
+    grey = Batcher(model, seed=0).patches(records, grid, vocab, decolour=1.0)
+    assert torch.equal(grey.pixels[:, 0], grey.pixels[:, 1]) and torch.equal(grey.pixels[:, 1], grey.pixels[:, 2])
+    assert not torch.equal(plain.pixels[:, 0], plain.pixels[:, 1])
+    colour_ids = [model.tokenizer.token_to_id(c) for c in COLOURS]
+    category_ids = [model.tokenizer.token_to_id(c) for c in CATEGORIES]
+    assert plain.words[..., colour_ids].sum() > 0 and grey.words[..., colour_ids].sum() == 0
+    assert torch.equal(grey.words[..., category_ids], plain.words[..., category_ids])
+    assert torch.equal(grey.present, plain.present) and torch.equal(grey.boxes, plain.boxes)

@@ -343,7 +343,9 @@ def test_teacher_forced_logits_match_generation(positions: bool, layout_map: boo
     assert changed == (positions or layout_map)
 
 
-@pytest.mark.parametrize("override", ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5"])
+@pytest.mark.parametrize(
+    "override", ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5", "vision.decolour=1.5"]
+)
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
     with pytest.raises(ValueError, match=override.split("=")[0]):
         Trainer(tiny_config("pmtp", override))

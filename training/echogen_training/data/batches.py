@@ -13,6 +13,7 @@ import torch
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.tokenizer import encode_text
+from echogen_ros.world.catalog import COLOURS
 from echogen_training.data.records import Record
 
 IGNORE = -100
@@ -74,6 +75,12 @@ def centre_patch(box: tuple[float, ...], grid: int) -> int:
     return cy * grid + cx
 
 
+def greyscale(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 → the same frame in grey (ITU-R BT.601 luma in all three channels)."""
+    luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
     """Letterboxed uint8 frames → (B, 3, S, S) float in [-1, 1]."""
     stacked = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
@@ -116,21 +123,26 @@ class Batcher:
         patch = [centre_patch(box, grid) for _, box in rows]
         return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long), torch.tensor(patch))
 
-    def patches(self, records: list[Record], grid: int, vocab: int) -> PatchBatch:
-        """Per-patch label words and boxes (smaller objects win a shared patch: they are in front)."""
+    def patches(self, records: list[Record], grid: int, vocab: int, decolour: float = 0.0) -> PatchBatch:
+        """Per-patch label words and boxes (smaller objects win a shared patch: they are in front).
+
+        With probability `decolour` a frame is shown in grey and its labels lose their colour words."""
         words = torch.zeros(len(records), grid * grid, vocab)
         boxes = torch.zeros(len(records), grid * grid, 4)
         present = torch.zeros(len(records), grid * grid, dtype=torch.bool)
         frames = []
+        colours = {self.tokenizer.token_to_id(c) for c in COLOURS} - {None}
         for row, record in enumerate(records):
             letterbox = Letterbox(record.width, record.height, self.vision_size)
-            frames.append(letterbox.apply(record.load_image()))
+            grey = decolour > 0 and self.rng.random() < decolour
+            frame = letterbox.apply(record.load_image())
+            frames.append(greyscale(frame) if grey else frame)
             by_area = sorted(record.objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1]))
             for label, box in by_area:  # largest first, so smaller ones overwrite
                 x1, y1, x2, y2 = letterbox.normalised(box)
                 cell = centre_patch((x1, y1, x2, y2), grid)
                 words[row, cell] = 0
-                words[row, cell, self.text(label)] = 1
+                words[row, cell, [t for t in self.text(label) if not (grey and t in colours)]] = 1
                 boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
                 present[row, cell] = True
         return PatchBatch(to_pixels(frames), words, boxes, present)
