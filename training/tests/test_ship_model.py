@@ -3,28 +3,18 @@ record; re-shipping a shipped model (one trained elsewhere, its runs not here) k
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 from echogen_training.loop import Trainer
 from safetensors import safe_open
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 
-
-def _ship_model():
-    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_ship_records_the_runs_and_reshipping_keeps_the_record(tiny_config, tmp_path: Path) -> None:
+def test_ship_records_the_runs_and_reshipping_keeps_the_record(tiny_config, script, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     config = tiny_config("vision", f"run.out={runs / 'tabletop_vision'}")
     assert Trainer(config).run() == 0
-    ship = _ship_model()
+    ship = script("ship_model")
     assert ship.main([str(runs / "tabletop_vision" / "final"), "--runs", str(runs), "--out", str(tmp_path / "a")]) == 0
     manifest = json.loads((tmp_path / "a" / "echogen.json").read_text())
     record = manifest["training"]["vision"]

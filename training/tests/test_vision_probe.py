@@ -3,24 +3,14 @@ per-attribute accuracies on seen and held-out colour × category pairs of the wo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "vision_probe.py"
 
-
-def _probe_module():
-    spec = importlib.util.spec_from_file_location("vision_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_probe_fits_separable_classes_and_not_noise() -> None:
-    probe = _probe_module()
+def test_probe_fits_separable_classes_and_not_noise(script) -> None:
+    probe = script("vision_probe")
     generator = torch.Generator().manual_seed(0)
     centres = torch.randn(4, 16, generator=generator) * 4
     labels = torch.arange(4).repeat(50)
@@ -33,11 +23,11 @@ def test_probe_fits_separable_classes_and_not_noise() -> None:
     assert (fitted(test).argmax(-1) == shuffled).float().mean() < 0.5
 
 
-def test_script_reports_both_attributes_on_seen_and_heldout_pairs(capsys, tmp_path: Path) -> None:
+def test_script_reports_both_attributes_on_seen_and_heldout_pairs(capsys, script, tmp_path: Path) -> None:
     from echogen_ros.model.echogen import EchoGen
 
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "tiny")
-    probe = _probe_module()
+    probe = script("vision_probe")
     assert probe.main([str(model_dir), "--train-scenes", "6", "--test-scenes", "6"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["objects"]["train"] > 6 and report["objects"]["test"] > 6
