@@ -4,7 +4,8 @@ with the training provenance (per stage: config, steps, wall time, final metrics
     python training/scripts/ship_model.py runs/tabletop_cycle_rl/final [--runs runs] [--eval eval.json]
 
 A model that already carries a training record (one shipped elsewhere, say on a GPU machine) keeps it when
---runs holds no runs of its stages.
+--runs holds no runs of its stages. `--continuation RUN` (repeatable, in order) appends the record of a run
+that continued training from such a model (`model.init=<the shipped model>`) under `training.continuations`.
 """
 
 from __future__ import annotations
@@ -59,11 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="where the tabletop_<stage> runs are")
     parser.add_argument("--eval", type=Path, default=None, help="an `echogen eval --json` report to embed")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument(
+        "--continuation", type=Path, action="append", default=[], help="a run continuing the recorded model"
+    )
     args = parser.parse_args(argv)
+    continuations = []
+    for run in args.continuation:
+        record = stage_record(run)
+        if record is None:
+            print(f"error: {run} is not a training run (no checkpoints/latest)", file=sys.stderr)
+            return 2
+        continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
     training = {s: r for s in STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
-    training = training or model.manifest.get("training", {})  # re-shipping a shipped model keeps its record
+    training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
+    if continuations:
+        training["continuations"] = [*training.get("continuations", []), *continuations]
     metrics = dict(model.manifest.get("metrics", {}))
     if args.eval is not None:
         metrics["eval"] = json.loads(args.eval.read_text())

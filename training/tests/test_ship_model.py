@@ -24,3 +24,22 @@ def test_ship_records_the_runs_and_reshipping_keeps_the_record(tiny_config, scri
         assert {weights.get_slice(k).get_dtype() for k in weights.keys()} == {"F16"}  # noqa: SIM118
     assert ship.main([str(tmp_path / "a"), "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "echogen.json").read_text())["training"] == manifest["training"]
+
+
+def test_a_continued_model_keeps_the_record_and_appends_the_continuation(tiny_config, script, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert Trainer(tiny_config("vision", f"run.out={runs / 'tabletop_vision'}")).run() == 0
+    ship = script("ship_model")
+    assert ship.main([str(runs / "tabletop_vision" / "final"), "--runs", str(runs), "--out", str(tmp_path / "a")]) == 0
+    shipped = json.loads((tmp_path / "a" / "echogen.json").read_text())["training"]
+    more = tiny_config("pmtp", f"model.init={tmp_path / 'a'}", f"run.out={tmp_path / 'more'}", "model.layout_map=true")
+    assert Trainer(more).run() == 0
+    none = str(tmp_path / "none")
+    args = [str(tmp_path / "more" / "final"), "--runs", none, "--out", str(tmp_path / "b")]
+    assert ship.main([*args, "--continuation", str(tmp_path / "more")]) == 0
+    record = json.loads((tmp_path / "b" / "echogen.json").read_text())["training"]
+    assert record["vision"] == shipped["vision"]
+    (continued,) = record["continuations"]
+    assert continued["stage"] == "pmtp" and continued["steps"] == 3 and continued["run"] == "more"
+    assert continued["config"]["model"]["layout_map"] is True
+    assert ship.main([*args, "--continuation", none]) == 2  # not a run: refused, nothing half-written
