@@ -260,3 +260,14 @@ def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> 
     again = EchoGen.load(model.save(tmp_path / "mapped"))
     assert again.model.config.layout_map == model.model.config.layout_map
     assert np.array_equal(again.imagine(LAYOUT, seed=3), model.imagine(LAYOUT, seed=3))
+
+
+def test_the_256_px_preset_keeps_the_lm_s_64_image_tokens() -> None:
+    """tabletop-256: the encoder sees 4× the pixels through 32 px patches; the LM still reads 8×8 tokens and
+    the generator still writes them (Janus has one num_patches for both); grounding and imagining run."""
+    model = EchoGen.create("tabletop-256", seed=0)
+    assert model.vision_size == 256 and model.image_size == 64 and model.scheme.image_tokens == 64
+    (found,) = model.ground(IMAGE, "the red cup")
+    x1, y1, x2, y2 = found.box
+    assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
+    assert model.imagine(LAYOUT, seed=0).shape == (LAYOUT.height, LAYOUT.width, 3)

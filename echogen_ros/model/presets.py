@@ -37,6 +37,13 @@ PRESETS: dict[str, Preset] = {
         vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 2, 2, 4),
         bins=128, max_objects=12, max_positions=512,
     ),
+    # the same LM and tokens, but the encoder sees 256 px through 32 px patches: 4× the pixels per object
+    # (a small cup is 11×12 px at 128, 22×25 px at 256), still 8×8 image tokens for the LM
+    "tabletop-256": Preset(
+        vision_size=256, image_size=64, patch=32, hidden=256, layers=4, heads=4, intermediate=704,
+        vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 2, 2, 4),
+        bins=128, max_objects=12, max_positions=512,
+    ),
     # for tests: the smallest thing that runs every path
     "tiny": Preset(
         vision_size=32, image_size=32, patch=8, hidden=32, layers=2, heads=2, intermediate=64,

@@ -8,7 +8,8 @@
 #
 #   training/scripts/train_tabletop_timed.sh RUNS_DIR SHIP_DIR TRAIN_SECONDS [overrides for every stage]
 #
-# Environment: PYTHON (python3), WORKERS (input processes; default: cores - 2), *_BATCH per stage,
+# Environment: PYTHON (python3), PRESET (the model the vision stage creates: tabletop, or tabletop-256),
+# WORKERS (input processes; default: cores - 2), *_BATCH per stage,
 # SHARES ("vision vq pmtp djo cycle_rl" fractions of TRAIN_SECONDS). Stage start-up, final evaluations
 # and shipping come on top of TRAIN_SECONDS (about 15 s per stage on a GPU).
 set -uo pipefail
@@ -33,7 +34,7 @@ declare -A batch=([vision]=${VISION_BATCH:-128} [vq]=${VQ_BATCH:-64} [pmtp]=${PM
                   [djo]=${DJO_BATCH:-64} [cycle_rl]=${RL_BATCH:-16})
 configs=training/echogen_training/configs
 mkdir -p "$runs" "$ship"
-prev=tabletop
+prev=${PRESET:-tabletop}
 for i in "${!stages[@]}"; do
   stage=${stages[$i]}
   budget=$("$PY" -c "print(round(${total} * ${shares[$i]}, 1))")
