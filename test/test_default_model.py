@@ -12,16 +12,20 @@ import pytest
 from safetensors import safe_open
 
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
-from echogen_ros.model.layout import box_iou
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.world.dataset import world_sample
 
-# held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.252, Acc@0.75
-# 0.084, centre within 40 px 0.444, within 80 px 0.561 (a random tabletop model: 0.0, 0.0, 0.005, 0.056).
+# held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.369, Acc@0.75
+# 0.131, centre within 40 px 0.509, within 80 px 0.570 (a random tabletop model: 0.0, 0.0, 0.005, 0.056).
 # The floors leave room for numerical noise across CPUs and torch versions, not for a worse model.
-FLOOR_ACC50 = 0.20
-FLOOR_ACC75 = 0.05
-FLOOR_CENTRE_WITHIN_40PX = 0.38
+FLOOR_ACC50 = 0.30
+FLOOR_ACC75 = 0.09
+FLOOR_CENTRE_WITHIN_40PX = 0.44
 FLOOR_CENTRE_WITHIN_80PX = 0.50
+# the cycle check on the layouts of held-out scenes 0..11 (72 objects, seed = scene index): measured mean IoU
+# 0.212 (the model before the layout map: 0.03 on the full evaluation). Sampling makes it noisier across
+# machines than grounding (one standard error ≈ 0.03), hence the wider margin.
+FLOOR_CYCLE_IOU = 0.12
 
 
 pytestmark = pytest.mark.skipif(
@@ -42,9 +46,12 @@ def test_the_default_model_loads_offline_small_and_16_bit(default: EchoGen) -> N
         dtypes = {weights.get_slice(k).get_dtype() for k in weights.keys()}  # noqa: SIM118
     assert dtypes == {"F16"}
     manifest = json.loads((DEFAULT_MODEL_DIR / "echogen.json").read_text())
-    assert manifest["stage"] == "cycle_rl" and manifest["preset"] == "tabletop"
-    assert set(manifest["training"]) == {"vision", "vq", "pmtp", "djo", "cycle_rl"}
-    assert all(record["steps"] > 0 and record["wall_s"] > 0 for record in manifest["training"].values())
+    assert manifest["preset"] == "tabletop"
+    training = dict(manifest["training"])
+    continuations = training.pop("continuations", [])  # runs that continued the pipeline's model, in order
+    assert set(training) == {"vision", "vq", "pmtp", "djo", "cycle_rl"}
+    assert manifest["stage"] == (continuations[-1]["stage"] if continuations else "cycle_rl")
+    assert all(record["steps"] > 0 and record["wall_s"] > 0 for record in [*training.values(), *continuations])
     assert default.dtype.is_floating_point and default.scheme.bins == 128
 
 
@@ -70,3 +77,16 @@ def test_the_default_model_grounds_fixed_heldout_scenes(default: EchoGen) -> Non
     assert np.mean(np.array(ious) >= 0.75) >= FLOOR_ACC75
     assert np.mean(np.array(centre_errors) <= 40) >= FLOOR_CENTRE_WITHIN_40PX
     assert np.mean(np.array(centre_errors) <= 80) >= FLOOR_CENTRE_WITHIN_80PX
+
+
+def test_the_default_model_imagines_layouts_it_can_ground_back(default: EchoGen) -> None:
+    ious = []
+    for index in range(12):
+        sample = world_sample(7, index, "heldout")
+        objects = tuple(
+            LayoutObject(f"{o.colour} {o.category}", tuple(float(v) for v in box))
+            for o, box in zip(sample.scene.objects, sample.boxes())
+        )
+        ious += default.cycle(Layout(640, 480, objects, sample.caption), seed=index).ious
+    assert len(ious) >= 60
+    assert np.mean(ious) >= FLOOR_CYCLE_IOU
