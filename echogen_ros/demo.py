@@ -49,10 +49,21 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
+PIPELINE = ("vision", "vq", "pmtp", "djo", "cycle_rl")  # training stages, in order (manifest `training` keys)
+
+
 def describe_model(model, where: str) -> str:
     """One line on which model a report shows: where it came from, its last stage, its held-out figures."""
     manifest = model.manifest
-    text = f"Model: {where} (preset {manifest.get('preset', '?')}, trained through {manifest.get('stage', '?')})"
+    training = dict(manifest.get("training", {}))
+    continuations = training.pop("continuations", [])
+    # the pipeline's last recorded stage, then the runs that continued its model
+    done = [name for name in PIPELINE if name in training]
+    stage = done[-1] if done else manifest.get("stage", "?")
+    trained = f"trained through {stage}"
+    if continuations:
+        trained += ", then " + " + ".join(f"{c.get('steps', '?')} {c.get('stage', '?')} steps" for c in continuations)
+    text = f"Model: {where} (preset {manifest.get('preset', '?')}, {trained})"
     report = manifest.get("metrics", {}).get("eval", {})
     if "grounding" in report:
         text += f"; held-out grounding Acc@0.5 {report['grounding']['acc@0.5']:.2f}"

@@ -125,3 +125,14 @@ def test_demo_without_any_model_says_it_runs_a_random_one(tmp_path: Path, monkey
     assert main(["demo", "--out", str(tmp_path / "d"), "--scenes", "1"]) == 0
     assert "randomly initialised" in capsys.readouterr().err
     assert "randomly initialised" in (tmp_path / "d" / "report.html").read_text()
+
+
+def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
+    from echogen_ros.demo import describe_model
+    from echogen_ros.model.echogen import EchoGen
+
+    model = EchoGen.create("tiny")
+    model.manifest = {**model.manifest, "stage": "pmtp", "training": {"vq": {}, "pmtp": {}, "djo": {},
+                      "continuations": [{"stage": "pmtp", "steps": 5}, {"stage": "djo", "steps": 2}]}}  # fmt: skip
+    text = describe_model(model, "here")
+    assert "trained through djo, then 5 pmtp steps + 2 djo steps" in text
