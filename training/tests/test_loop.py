@@ -41,6 +41,16 @@ def test_every_stage_trains_and_writes_a_loadable_model(tiny_config, stage: str)
     assert (out / "checkpoints" / "latest").read_text().strip() == "step_00000003"
 
 
+@pytest.mark.parametrize("stage", ["pmtp", "djo", "cycle_rl"])
+def test_generating_stages_train_with_positions_and_the_layout_map(tiny_config, stage: str) -> None:
+    """Every stage that trains the generator runs with both L2I input options on, and the model it writes
+    keeps them (generation then uses them wherever the model goes)."""
+    config = tiny_config(stage, "model.image_positions=true", "model.layout_map=true")
+    assert Trainer(config).run() == 0
+    saved = EchoGen.load(Path(config.run.out) / "final").model.config
+    assert saved.layout_map["grid"] == saved.image_positions["grid"] == 4  # tiny: 4 × 4 image tokens
+
+
 def test_vision_targets_put_each_object_in_its_centre_patch(tiny_config) -> None:
     trainer = Trainer(tiny_config("vision"))
     record = trainer.stream.take(1)[0]
