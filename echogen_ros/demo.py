@@ -16,6 +16,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from echogen_ros.interfaces import typestore
+from echogen_ros.model.checkpoint import PIPELINE_STAGES
 from echogen_ros.model.layout import box_iou
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.runtime import conversions as conv
@@ -49,16 +50,13 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
-PIPELINE = ("vision", "vq", "pmtp", "djo", "cycle_rl")  # training stages, in order (manifest `training` keys)
-
-
 def describe_model(model, where: str) -> str:
     """One line on which model a report shows: where it came from, its last stage, its held-out figures."""
     manifest = model.manifest
     training = dict(manifest.get("training", {}))
     continuations = training.pop("continuations", [])
     # the pipeline's last recorded stage, then the runs that continued its model
-    done = [name for name in PIPELINE if name in training]
+    done = [name for name in PIPELINE_STAGES if name in training]
     stage = done[-1] if done else manifest.get("stage", "?")
     trained = f"trained through {stage}"
     if continuations:

@@ -16,6 +16,8 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 TOKENIZER = "tokenizer.json"
 CONFIG = "config.json"
+# the training pipeline's stages in order: the keys of a manifest's `training` record (besides `continuations`)
+PIPELINE_STAGES = ("vision", "vq", "pmtp", "djo", "cycle_rl")
 
 
 class CheckpointError(ValueError):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from echogen_ros.model.checkpoint import PIPELINE_STAGES
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 
-STAGES = ("vision", "vq", "pmtp", "djo", "cycle_rl")
 LIMIT_MB = 40
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
-    training = {s: r for s in STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
+    training = {s: r for s in PIPELINE_STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
     training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
     if continuations:
         training["continuations"] = [*training.get("continuations", []), *continuations]
