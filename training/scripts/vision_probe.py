@@ -41,8 +41,8 @@ def features(model: EchoGen, split: str, scenes: int, seed: int) -> tuple[torch.
         patch_features = generation.image_features(model.model, pixels)[0].float()
         for obj, box in zip(sample.scene.objects, sample.boxes()):
             rows.append(patch_features[centre_patch(letterbox.normalised(box), grid)])
-            labels["category"].append(catalog.CATEGORIES.index(obj.category))
-            labels["colour"].append(ATTRIBUTES["colour"].index(obj.colour))
+            for name, classes in ATTRIBUTES.items():  # SceneObject.category / .colour
+                labels[name].append(classes.index(getattr(obj, name)))
             heldout.append(catalog.is_heldout_pair(obj.colour, obj.category))
     return torch.stack(rows), {k: torch.tensor(v) for k, v in labels.items()}, torch.tensor(heldout)
 
