@@ -74,6 +74,9 @@ class VisionConfig:
     # probability that a frame is shown in grey (luminance), its colour words dropped from the targets: the
     # encoder must tell categories apart by shape, not by the colours they were seen in (held-out pairs)
     decolour: float = 0.0
+    # probability that a frame's hues are turned by a random angle (30..330°), its colour words dropped from
+    # the targets: every category is shown in every hue, unnamed (colour jitter, as detectors train with)
+    recolour: float = 0.0
 
 
 @dataclass

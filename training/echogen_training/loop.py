@@ -90,8 +90,11 @@ class Trainer:
                              f"{config.data.prefetch}")  # fmt: skip
         if config.run.time_budget_s < 0:
             raise ValueError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
-        if not 0 <= config.vision.decolour <= 1:
-            raise ValueError(f"vision.decolour must be a probability in [0, 1], got {config.vision.decolour}")
+        for name in ("decolour", "recolour"):
+            if not 0 <= getattr(config.vision, name) <= 1:
+                raise ValueError(f"vision.{name} must be a probability in [0, 1], got {getattr(config.vision, name)}")
+        if config.vision.decolour + config.vision.recolour > 1:
+            raise ValueError("vision.decolour + vision.recolour must be at most 1 (a frame gets one of them)")
         if config.pmtp.schedule not in ("parallel", "alternate"):
             raise ValueError(f"pmtp.schedule must be parallel or alternate, got {config.pmtp.schedule!r}")
         if self.sharded and config.stage == "cycle_rl":
@@ -239,7 +242,7 @@ class Trainer:
         if c.stage == "vision":
             grid = self.echogen.vision_size // self.model.config.vision_config.patch_size
             vocab = self.model.config.text_config.vocab_size
-            return {"batch": self.batcher.patches(records, grid, vocab, c.vision.decolour)}
+            return {"batch": self.batcher.patches(records, grid, vocab, c.vision.decolour, c.vision.recolour)}
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
             l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from echogen_training.config import DataConfig
-from echogen_training.data.batches import IGNORE, Batcher
+from echogen_training.data.batches import IGNORE, Batcher, rotate_hue
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
@@ -142,3 +142,32 @@ def test_decoloured_patch_batches_are_grey_and_lose_colour_words() -> None:
     assert plain.words[..., colour_ids].sum() > 0 and grey.words[..., colour_ids].sum() == 0
     assert torch.equal(grey.words[..., category_ids], plain.words[..., category_ids])
     assert torch.equal(grey.present, plain.present) and torch.equal(grey.boxes, plain.boxes)
+
+
+def test_rotate_hue_turns_palette_colours_and_keeps_grey() -> None:
+    """A red patch turned by 120° is green, by 240° blue; grey pixels (no hue) stay as they are; a full turn
+    gives the frame back (up to the 8-bit HSV round trip)."""
+    frame = np.zeros((2, 2, 3), dtype=np.uint8)
+    frame[0, 0], frame[0, 1], frame[1, :] = (205, 38, 38), (128, 128, 128), (38, 78, 200)
+    green, blue = rotate_hue(frame, 120.0), rotate_hue(frame, 240.0)
+    assert green[0, 0].argmax() == 1 and blue[0, 0].argmax() == 2
+    assert np.array_equal(green[0, 1], frame[0, 1]) and np.array_equal(blue[0, 1], frame[0, 1])
+    for back in (rotate_hue(frame, 0.0), rotate_hue(green, 240.0)):
+        assert int(np.abs(back.astype(int) - frame.astype(int)).max()) <= 3
+
+
+def test_recoloured_patch_batches_change_hue_and_lose_colour_words() -> None:
+    """vision.recolour: colour frames whose hues moved, targets without colour words, geometry unchanged."""
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=8, render_scales=(0.25,))).take(4)
+    grid, vocab = round(model.scheme.image_tokens**0.5), model.tokenizer.get_vocab_size()
+    plain = Batcher(model, seed=0).patches(records, grid, vocab)
+    turned = Batcher(model, seed=0).patches(records, grid, vocab, recolour=1.0)
+    assert not torch.equal(turned.pixels[:, 0], turned.pixels[:, 1])  # still colour
+    changed = (turned.pixels - plain.pixels).abs().amax(dim=(1, 2, 3))
+    assert bool((changed > 0.2).all())  # every frame turned by at least 30°
+    colour_ids = [model.tokenizer.token_to_id(c) for c in COLOURS]
+    category_ids = [model.tokenizer.token_to_id(c) for c in CATEGORIES]
+    assert plain.words[..., colour_ids].sum() > 0 and turned.words[..., colour_ids].sum() == 0
+    assert torch.equal(turned.words[..., category_ids], plain.words[..., category_ids])
+    assert torch.equal(turned.present, plain.present) and torch.equal(turned.boxes, plain.boxes)

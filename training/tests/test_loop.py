@@ -354,8 +354,14 @@ def test_teacher_forced_logits_match_generation(positions: bool, layout_map: boo
 
 
 @pytest.mark.parametrize(
-    "override", ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5", "vision.decolour=1.5"]
+    "override",
+    ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5", "vision.decolour=1.5", "vision.recolour=-0.1"],
 )
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
     with pytest.raises(ValueError, match=override.split("=")[0]):
         Trainer(tiny_config("pmtp", override))
+
+
+def test_grey_and_turned_frames_together_cannot_exceed_one(tiny_config) -> None:
+    with pytest.raises(ValueError, match="decolour \\+ vision.recolour"):
+        Trainer(tiny_config("vision", "vision.decolour=0.6", "vision.recolour=0.6"))

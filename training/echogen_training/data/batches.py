@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -81,6 +82,13 @@ def greyscale(frame: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
+def rotate_hue(frame: np.ndarray, degrees: float) -> np.ndarray:
+    """RGB uint8 → the same frame with every hue turned by `degrees` (saturation and value kept)."""
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)  # uint8 hue is in half degrees, 0..179
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(degrees / 2))) % 180).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
 def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
     """Letterboxed uint8 frames → (B, 3, S, S) float in [-1, 1]."""
     stacked = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
@@ -123,10 +131,13 @@ class Batcher:
         patch = [centre_patch(box, grid) for _, box in rows]
         return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long), torch.tensor(patch))
 
-    def patches(self, records: list[Record], grid: int, vocab: int, decolour: float = 0.0) -> PatchBatch:
+    def patches(
+        self, records: list[Record], grid: int, vocab: int, decolour: float = 0.0, recolour: float = 0.0
+    ) -> PatchBatch:
         """Per-patch label words and boxes (smaller objects win a shared patch: they are in front).
 
-        With probability `decolour` a frame is shown in grey and its labels lose their colour words."""
+        With probability `decolour` a frame is shown in grey, with probability `recolour` its hues are
+        turned by a random angle; either way its labels lose their colour words."""
         words = torch.zeros(len(records), grid * grid, vocab)
         boxes = torch.zeros(len(records), grid * grid, 4)
         present = torch.zeros(len(records), grid * grid, dtype=torch.bool)
@@ -135,14 +146,19 @@ class Batcher:
         for row, record in enumerate(records):
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             grey = decolour > 0 and self.rng.random() < decolour
+            turned = not grey and recolour > 0 and self.rng.random() < recolour
             frame = letterbox.apply(record.load_image())
-            frames.append(greyscale(frame) if grey else frame)
+            if grey:
+                frame = greyscale(frame)
+            elif turned:
+                frame = rotate_hue(frame, float(self.rng.uniform(30.0, 330.0)))
+            frames.append(frame)
             by_area = sorted(record.objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1]))
             for label, box in by_area:  # largest first, so smaller ones overwrite
                 x1, y1, x2, y2 = letterbox.normalised(box)
                 cell = centre_patch((x1, y1, x2, y2), grid)
                 words[row, cell] = 0
-                words[row, cell, [t for t in self.text(label) if not (grey and t in colours)]] = 1
+                words[row, cell, [t for t in self.text(label) if not ((grey or turned) and t in colours)]] = 1
                 boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
                 present[row, cell] = True
         return PatchBatch(to_pixels(frames), words, boxes, present)
