@@ -171,3 +171,8 @@ def test_recoloured_patch_batches_change_hue_and_lose_colour_words() -> None:
     assert plain.words[..., colour_ids].sum() > 0 and turned.words[..., colour_ids].sum() == 0
     assert torch.equal(turned.words[..., category_ids], plain.words[..., category_ids])
     assert torch.equal(turned.present, plain.present) and torch.equal(turned.boxes, plain.boxes)
+    # both at once: each frame gets exactly one of them (grey or turned), and no colour word survives
+    both = Batcher(model, seed=0).patches(records * 4, grid, vocab, decolour=0.5, recolour=0.5)
+    grey = [torch.equal(p[0], p[1]) and torch.equal(p[1], p[2]) for p in both.pixels]
+    assert 0 < sum(grey) < len(grey) and both.words[..., colour_ids].sum() == 0
+    assert not any(torch.equal(b, p) for b, p in zip(both.pixels, torch.cat([plain.pixels] * 4)))

@@ -145,8 +145,8 @@ class Batcher:
         colours = {self.tokenizer.token_to_id(c) for c in COLOURS} - {None}
         for row, record in enumerate(records):
             letterbox = Letterbox(record.width, record.height, self.vision_size)
-            grey = decolour > 0 and self.rng.random() < decolour
-            turned = not grey and recolour > 0 and self.rng.random() < recolour
+            draw = self.rng.random() if decolour > 0 or recolour > 0 else 1.0  # one draw: a frame gets one of them
+            grey, turned = draw < decolour, decolour <= draw < decolour + recolour
             frame = letterbox.apply(record.load_image())
             if grey:
                 frame = greyscale(frame)
