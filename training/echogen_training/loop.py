@@ -91,8 +91,8 @@ class Trainer:
         if config.run.time_budget_s < 0:
             raise ValueError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
         for name in ("decolour", "recolour"):
-            if not 0 <= getattr(config.vision, name) <= 1:
-                raise ValueError(f"vision.{name} must be a probability in [0, 1], got {getattr(config.vision, name)}")
+            if not 0 <= (chance := getattr(config.vision, name)) <= 1:
+                raise ValueError(f"vision.{name} must be a probability in [0, 1], got {chance}")
         if config.vision.decolour + config.vision.recolour > 1:
             raise ValueError("vision.decolour + vision.recolour must be at most 1 (a frame gets one of them)")
         if config.pmtp.schedule not in ("parallel", "alternate"):
