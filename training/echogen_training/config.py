@@ -87,6 +87,9 @@ class PMTPConfig:
     tasks: tuple[str, ...] = ("l2i", "i2l")  # ablations: ("i2l",) grounding-only, ("l2i",) generation-only
     pointer_weight: float = 0.0  # > 0: auxiliary pointer loss (which image token holds the referred object)
     schedule: str = "parallel"  # parallel: both tasks every step (PMTP); alternate: one task per step (naive joint)
+    # probability that an I2L frame whose expression names no colour has its hues turned by a random angle
+    # (30..330°): the referent is unchanged, so grounding learns every category in every hue
+    recolour: float = 0.0
 
 
 @dataclass

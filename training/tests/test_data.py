@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 from echogen_training.config import DataConfig
-from echogen_training.data.batches import IGNORE, Batcher, rotate_hue
+from echogen_training.data.batches import IGNORE, Batcher, rotate_hue, to_pixels
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.world.catalog import CATEGORIES, COLOURS
 
 
@@ -176,3 +177,28 @@ def test_recoloured_patch_batches_change_hue_and_lose_colour_words() -> None:
     grey = [torch.equal(p[0], p[1]) and torch.equal(p[1], p[2]) for p in both.pixels]
     assert 0 < sum(grey) < len(grey) and both.words[..., colour_ids].sum() == 0
     assert not any(torch.equal(b, p) for b, p in zip(both.pixels, torch.cat([plain.pixels] * 4)))
+
+
+def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() -> None:
+    """pmtp.recolour: an expression without a colour word may see its frame's hues turned (the referent is
+    the same object), one naming a colour always sees the frame as rendered; sequences are not touched."""
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=16, render_scales=(0.25,))).take(16)
+    batch = Batcher(model, seed=0).i2l(records, recolour=1.0)
+    colour_ids = {model.tokenizer.token_to_id(c) for c in COLOURS}
+    kept = turned = 0
+    for row, record in enumerate(r for r in records if r.refs):
+        plain = to_pixels([Letterbox(record.width, record.height, model.vision_size).apply(record.load_image())])[0]
+        ids = set(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist())
+        if ids & colour_ids:
+            assert torch.equal(batch.pixels[row], plain)
+            kept += 1
+        else:
+            assert float((batch.pixels[row] - plain).abs().max()) > 0.2
+            turned += 1
+    assert kept and turned  # the world's expressions come both ways
+    untouched = Batcher(model, seed=0).i2l(records)
+    assert all(
+        torch.equal(p, to_pixels([Letterbox(r.width, r.height, model.vision_size).apply(r.load_image())])[0])
+        for p, r in zip(untouched.pixels, [r for r in records if r.refs])
+    )

@@ -355,7 +355,14 @@ def test_teacher_forced_logits_match_generation(positions: bool, layout_map: boo
 
 @pytest.mark.parametrize(
     "override",
-    ["data.workers=-1", "data.prefetch=0", "run.time_budget_s=-5", "vision.decolour=1.5", "vision.recolour=-0.1"],
+    [
+        "data.workers=-1",
+        "data.prefetch=0",
+        "run.time_budget_s=-5",
+        "vision.decolour=1.5",
+        "vision.recolour=-0.1",
+        "pmtp.recolour=2",
+    ],
 )
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
     with pytest.raises(ValueError, match=override.split("=")[0]):

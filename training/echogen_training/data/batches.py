@@ -105,16 +105,25 @@ class Batcher:
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
 
-    def i2l(self, records: list[Record]) -> I2LBatch | None:
-        """One random referring expression per record (records without any are skipped)."""
+    def i2l(self, records: list[Record], recolour: float = 0.0) -> I2LBatch | None:
+        """One random referring expression per record (records without any are skipped).
+
+        With probability `recolour` the frame of an expression that names no colour has its hues turned by
+        a random angle: which object it refers to does not change, and the grounding learns categories in
+        hues the data never paired them with. Expressions naming a colour keep their frame as it is."""
         rows, frames = [], []
+        colours = {self.tokenizer.token_to_id(c) for c in COLOURS} - {None}
         for record in records:
             if not record.refs:
                 continue
             text, box = record.refs[int(self.rng.integers(len(record.refs)))]
             letterbox = Letterbox(record.width, record.height, self.vision_size)
-            rows.append((self.text(text), letterbox.normalised(box)))
-            frames.append(letterbox.apply(record.load_image()))
+            ids = self.text(text)
+            rows.append((ids, letterbox.normalised(box)))
+            frame = letterbox.apply(record.load_image())
+            if recolour > 0 and not colours.intersection(ids) and self.rng.random() < recolour:
+                frame = rotate_hue(frame, float(self.rng.uniform(30.0, 330.0)))
+            frames.append(frame)
         if not rows:
             return None
         return self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))

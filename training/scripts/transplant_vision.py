@@ -1,0 +1,123 @@
+"""Give a trained model another vision encoder: the donor's encoder replaces the model's, and an aligner is
+fitted so that the new encoder's features land where the model's language model expects its old ones.
+
+The use: a vision stage re-run with better pre-training (say `vision.recolour=0.8`, whose features tell
+categories apart in hues the data never paired them with) is worth having under a model whose language
+model has already learned to ground and to generate. Swapping the encoder alone would leave the language
+model reading features it has never seen; instead the donor's aligner (its starting point) is trained to
+reproduce the old encoder + aligner's outputs, patch by patch, on train-split world frames (mean squared
+error, donor encoder frozen). Continue with PMTP (`model.freeze_vision=true` keeps the transplant) to let
+grounding adapt the rest of the way.
+
+    python training/scripts/transplant_vision.py MODEL DONOR --out DIR [--steps 600] [--batch 32] [--lr 1e-3]
+
+The output is a full model directory (the manifest records the donor and the fit under
+`training.vision_transplant`); MODEL is not modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from echogen_training.config import DataConfig
+from echogen_training.data.batches import to_pixels
+from echogen_training.data.sources import build_stream
+
+from echogen_ros.model.checkpoint import CheckpointError
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
+
+
+def compatible(model: EchoGen, donor: EchoGen) -> None:
+    """Refuse a donor whose features could not stand in for the model's (shape of input and output)."""
+    width = (model.model.config.text_config.hidden_size, donor.model.config.text_config.hidden_size)
+    checks = {
+        "vision input size": (model.vision_size, donor.vision_size),
+        "image tokens": (model.scheme.image_tokens, donor.scheme.image_tokens),
+        "language model width": width,
+    }
+    for what, (mine, theirs) in checks.items():
+        if mine != theirs:
+            raise ValueError(f"the donor's {what} is {theirs}, the model's {mine}: not interchangeable")
+
+
+def frames(model: EchoGen, seed: int, batch: int):
+    """Endless batches of letterboxed train-split world frames, (B, 3, S, S) in [-1, 1]."""
+    stream = build_stream(DataConfig(source="world", split="train", seed=seed))
+    while True:
+        records = stream.take(batch)
+        yield to_pixels([Letterbox(r.width, r.height, model.vision_size).apply(r.load_image()) for r in records])
+
+
+def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float, seed: int = 0) -> dict:
+    """Replace `model`'s encoder by `donor`'s and fit the aligner to the old features; returns the fit record."""
+    compatible(model, donor)
+    janus, teacher = model.model.model, copy.deepcopy(model.model.model)
+    janus.vision_model.load_state_dict(donor.model.model.vision_model.state_dict())
+    janus.aligner.load_state_dict(donor.model.model.aligner.state_dict())
+    janus.vision_model.requires_grad_(False).eval()
+    teacher.requires_grad_(False).eval()
+    aligner = janus.aligner.float().train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(aligner.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps), eta_min=lr * 0.1)
+    torch.manual_seed(seed)
+    source, start, first, last = frames(model, seed, batch), time.monotonic(), None, None
+    for step in range(steps):
+        pixels = next(source).to(model.dtype)
+        with torch.no_grad():
+            target = teacher.get_image_features(pixels).pooler_output.float()
+            hidden = janus.vision_model(pixels).last_hidden_state.float()
+        # relative error: the share of the old features' energy the new ones miss
+        loss = (aligner(hidden) - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        first = loss.item() if first is None else first
+        last = loss.item()
+        if step % 50 == 0 or step == steps - 1:
+            print(f"step {step + 1}/{steps}  relative error {last:.4f}", file=sys.stderr, flush=True)
+    model.model.eval()
+    return {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "relative_error_first": round(first or 0, 4),
+            "relative_error_last": round(last or 0, 4), "wall_s": round(time.monotonic() - start, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="the trained model whose language model is kept")
+    parser.add_argument("donor", type=Path, help="the model whose vision encoder is taken (a vision-stage run)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.steps < 0 or args.batch < 1 or args.lr <= 0:
+        print("transplant_vision: --steps must be ≥ 0, --batch ≥ 1 and --lr > 0", file=sys.stderr)
+        return 2
+    if args.out.resolve() == args.model.resolve():
+        print("transplant_vision: --out must not be the model directory (it is kept as it is)", file=sys.stderr)
+        return 2
+    try:
+        model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
+        record = transplant(model, donor, args.steps, args.batch, args.lr, args.seed)
+    except (CheckpointError, ValueError) as exc:
+        print(f"transplant_vision: {exc}", file=sys.stderr)
+        return 1
+    record["donor"] = str(args.donor)
+    training = dict(model.manifest.get("training") or {})
+    training["vision_transplant"] = record
+    model.manifest = {**model.manifest, "training": training}
+    model.save(args.out, metrics={})  # the old metrics do not describe the new encoder
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
