@@ -35,44 +35,47 @@ from echogen_ros.model.letterbox import Letterbox
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
-    """Refuse a donor whose features could not stand in for the model's (shape of input and output)."""
+    """Refuse a donor whose features could not stand in for the model's: the language model must get as
+    many image tokens, as wide as its embeddings. The input size may differ (a 256 px encoder under a
+    model trained on 128 px: the same 8 × 8 tokens from 4 × the pixels)."""
     width = (model.model.config.text_config.hidden_size, donor.model.config.text_config.hidden_size)
-    checks = {
-        "vision input size": (model.vision_size, donor.vision_size),
-        "image tokens": (model.scheme.image_tokens, donor.scheme.image_tokens),
-        "language model width": width,
-    }
+    checks = {"image tokens": (model.scheme.image_tokens, donor.scheme.image_tokens), "language model width": width}
     for what, (mine, theirs) in checks.items():
         if mine != theirs:
             raise ValueError(f"the donor's {what} is {theirs}, the model's {mine}: not interchangeable")
 
 
-def frames(model: EchoGen, seed: int, batch: int):
-    """Endless batches of letterboxed train-split world frames, (B, 3, S, S) in [-1, 1]."""
+def frames(sizes: tuple[int, ...], seed: int, batch: int):
+    """Endless batches of train-split world frames letterboxed to each of `sizes`: one (B, 3, S, S) tensor in
+    [-1, 1] per size, the same frames in each."""
     stream = build_stream(DataConfig(source="world", split="train", seed=seed))
     while True:
         records = stream.take(batch)
-        yield to_pixels([Letterbox(r.width, r.height, model.vision_size).apply(r.load_image()) for r in records])
+        yield [to_pixels([Letterbox(r.width, r.height, size).apply(r.load_image()) for r in records]) for size in sizes]
 
 
 def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float, seed: int = 0) -> dict:
     """Replace `model`'s encoder by `donor`'s and fit the aligner to the old features; returns the fit record."""
     compatible(model, donor)
     janus, teacher = model.model.model, copy.deepcopy(model.model.model)
-    janus.vision_model.load_state_dict(donor.model.model.vision_model.state_dict())
-    janus.aligner.load_state_dict(donor.model.model.aligner.state_dict())
+    janus.vision_model = copy.deepcopy(donor.model.model.vision_model).to(model.dtype)
+    janus.aligner = copy.deepcopy(donor.model.model.aligner).float()
+    model.model.config.vision_config = copy.deepcopy(donor.model.config.vision_config)
+    sizes = (model.vision_size, donor.vision_size)
+    model.vision_size = donor.vision_size
+    model.manifest = {**model.manifest, "vision_size": donor.vision_size}
     janus.vision_model.requires_grad_(False).eval()
     teacher.requires_grad_(False).eval()
-    aligner = janus.aligner.float().train().requires_grad_(True)
+    aligner = janus.aligner.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(aligner.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps), eta_min=lr * 0.1)
     torch.manual_seed(seed)
-    source, start, first, last = frames(model, seed, batch), time.monotonic(), None, None
+    source, start, first, last = frames(sizes, seed, batch), time.monotonic(), None, None
     for step in range(steps):
-        pixels = next(source).to(model.dtype)
+        old_pixels, new_pixels = (p.to(model.dtype) for p in next(source))
         with torch.no_grad():
-            target = teacher.get_image_features(pixels).pooler_output.float()
-            hidden = janus.vision_model(pixels).last_hidden_state.float()
+            target = teacher.get_image_features(old_pixels).pooler_output.float()
+            hidden = janus.vision_model(new_pixels).last_hidden_state.float()
         # relative error: the share of the old features' energy the new ones miss
         loss = (aligner(hidden) - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
         optimizer.zero_grad()
@@ -83,9 +86,11 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
         last = loss.item()
         if step % 50 == 0 or step == steps - 1:
             print(f"step {step + 1}/{steps}  relative error {last:.4f}", file=sys.stderr, flush=True)
+    janus.aligner.to(model.dtype)
     model.model.eval()
-    return {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "relative_error_first": round(first or 0, 4),
-            "relative_error_last": round(last or 0, 4), "wall_s": round(time.monotonic() - start, 1)}  # fmt: skip
+    return {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "vision_size": list(sizes),
+            "relative_error_first": round(first or 0, 4), "relative_error_last": round(last or 0, 4),
+            "wall_s": round(time.monotonic() - start, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
+
+
+def _tiny_64(path: Path) -> Path:
+    """The tiny preset with a 64 px encoder input through 16 px patches (the same 4 × 4 image tokens)."""
+    donor = EchoGen.create("tiny", seed=1)
+    vision = donor.model.config.vision_config
+    vision.image_size, vision.patch_size = 64, 16
+    wider = JanusForConditionalGeneration(donor.model.config)
+    return EchoGen(wider, donor.tokenizer, {**donor.manifest, "vision_size": 64}).save(path)
 
 
 def _features(model: EchoGen, pixels: torch.Tensor) -> torch.Tensor:
@@ -35,16 +46,31 @@ def test_transplant_swaps_the_encoder_keeps_the_language_model_and_fits_the_alig
         assert torch.equal(weight, model.model.model.language_model.state_dict()[name])
     assert out.manifest["training"]["vision_transplant"]["donor"] == str(donor_dir)
     assert out.manifest["metrics"] == {}  # the model's old figures do not describe the new encoder
-    frames = next(transplant.frames(model, seed=99, batch=4))  # frames the fit never saw
+    (frames,) = next(transplant.frames((model.vision_size,), seed=99, batch=4))  # frames the fit never saw
     old, raw, fitted = _features(model, frames), _features(donor, frames), _features(out, frames)
     assert (fitted - old).pow(2).mean() < 0.5 * (raw - old).pow(2).mean()
 
 
-def test_an_encoder_of_another_input_size_is_refused(script, tmp_path: Path) -> None:
+def test_a_donor_of_another_input_size_brings_its_size(script, tmp_path: Path) -> None:
+    """tiny (32 px) under a model of the same LM but 64 px input (tiny-64: as tabletop-256 is to tabletop)."""
+    transplant = script("transplant_vision")
+    model = EchoGen.create("tiny", seed=0)
+    donor_dir = _tiny_64(tmp_path / "donor")
+    out = tmp_path / "out"
+    args = [str(model.save(tmp_path / "model")), str(donor_dir), "--out", str(out), "--steps", "5", "--batch", "2"]
+    assert transplant.main(args) == 0
+    loaded = EchoGen.load(out)
+    assert loaded.vision_size == 64 and loaded.manifest["vision_size"] == 64
+    assert loaded.model.config.vision_config.image_size == 64
+    image = np.zeros((48, 80, 3), dtype=np.uint8)
+    assert len(loaded.ground(image, "the red cup")) == 1  # the model runs at its new input size
+
+
+def test_a_donor_with_other_image_tokens_is_refused(script, tmp_path: Path) -> None:
     transplant = script("transplant_vision")
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
     donor_dir = EchoGen.create("tabletop", seed=0).save(tmp_path / "donor")
-    with pytest.raises(ValueError, match="vision input size"):
+    with pytest.raises(ValueError, match="image tokens"):
         transplant.transplant(EchoGen.load(model_dir), EchoGen.load(donor_dir), steps=1, batch=1, lr=1e-3)
     assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()
