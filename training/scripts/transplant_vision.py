@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_vision: {exc}", file=sys.stderr)
         return 1
-    record["donor"] = str(args.donor)
+    record.update(model=str(args.model), donor=str(args.donor))
     training = dict(model.manifest.get("training") or {})
     training["vision_transplant"] = record
     model.manifest = {**model.manifest, "training": training}

@@ -45,6 +45,7 @@ def test_transplant_swaps_the_encoder_keeps_the_language_model_and_fits_the_alig
     for name, weight in out.model.model.language_model.state_dict().items():
         assert torch.equal(weight, model.model.model.language_model.state_dict()[name])
     assert out.manifest["training"]["vision_transplant"]["donor"] == str(donor_dir)
+    assert out.manifest["training"]["vision_transplant"]["model"] == str(model_dir)
     assert out.manifest["metrics"] == {}  # the model's old figures do not describe the new encoder
     (frames,) = next(transplant.frames((model.vision_size,), seed=99, batch=4))  # frames the fit never saw
     old, raw, fitted = _features(model, frames), _features(donor, frames), _features(out, frames)
