@@ -60,7 +60,7 @@ def describe_model(model, where: str) -> str:
     stage = done[-1] if done else manifest.get("stage", "?")
     trained = f"trained through {stage}"
     if continuations:
-        trained += ", then " + " + ".join(f"{c.get('steps', '?')} {c.get('stage', '?')} steps" for c in continuations)
+        trained += ", then " + " + ".join(_continuation(c) for c in continuations)
     text = f"Model: {where} (preset {manifest.get('preset', '?')}, {trained})"
     report = manifest.get("metrics", {}).get("eval", {})
     if "grounding" in report:
@@ -68,6 +68,12 @@ def describe_model(model, where: str) -> str:
         if "cycle" in report:
             text += f", cycle IoU {report['cycle']['mean_iou']:.2f}"
     return text + "."
+
+
+def _continuation(record: dict) -> str:
+    if record.get("stage") == "vision_transplant":
+        return "a new vision encoder"
+    return f"{record.get('steps', '?')} {record.get('stage', '?')} steps"
 
 
 def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "", model_info: str = "") -> Path:

@@ -5,7 +5,9 @@ with the training provenance (per stage: config, steps, wall time, final metrics
 
 A model that already carries a training record (one shipped elsewhere, say on a GPU machine) keeps it when
 --runs holds no runs of its stages. `--continuation RUN` (repeatable, in order) appends the record of a run
-that continued training from such a model (`model.init=<the shipped model>`) under `training.continuations`.
+that continued training from such a model (`model.init=<the shipped model>`) under `training.continuations`;
+a model directory written by `transplant_vision.py` takes its place in that list the same way (its record:
+donor, fit steps, wall time).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def stage_record(run: Path) -> dict | None:
     }
 
 
+def transplant_record(model_dir: Path) -> dict | None:
+    """The fit record `transplant_vision.py` left in a model directory's manifest (None: not such a model)."""
+    manifest = model_dir / "echogen.json"
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text()).get("training", {}).get("vision_transplant")
+
+
 def _segments(train: list[dict]) -> list[float]:
     """Wall time of a run that may have been resumed: time_s restarts at each invocation."""
     total, last = [], 0.0
@@ -67,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     continuations = []
     for run in args.continuation:
         record = stage_record(run)
+        if record is None and (record := transplant_record(run)) is not None:
+            continuations.append({"run": run.name, "stage": "vision_transplant", **record})
+            continue
         if record is None:
-            print(f"error: {run} is not a training run (no checkpoints/latest)", file=sys.stderr)
+            print(f"error: {run} is neither a training run (no checkpoints/latest) nor a model made by "
+                  "transplant_vision.py", file=sys.stderr)  # fmt: skip
             return 2
         continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
     model = EchoGen.load(args.model)
@@ -77,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
     if continuations:
         training["continuations"] = [*training.get("continuations", []), *continuations]
+        if any(c["stage"] == "vision_transplant" for c in continuations):
+            training.pop("vision_transplant", None)  # inherited by the runs after it: recorded in its place
     metrics = dict(model.manifest.get("metrics", {}))
     if args.eval is not None:
         metrics["eval"] = json.loads(args.eval.read_text())

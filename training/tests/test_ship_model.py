@@ -43,3 +43,26 @@ def test_a_continued_model_keeps_the_record_and_appends_the_continuation(tiny_co
     assert continued["stage"] == "pmtp" and continued["steps"] == 3 and continued["run"] == "more"
     assert continued["config"]["model"]["layout_map"] is True
     assert ship.main([*args, "--continuation", none]) == 2  # not a run: refused, nothing half-written
+
+
+def test_a_vision_transplant_is_recorded_in_its_place_among_the_continuations(
+    tiny_config, script, tmp_path: Path
+) -> None:
+    from echogen_ros.model.echogen import EchoGen
+
+    runs = tmp_path / "runs"
+    assert Trainer(tiny_config("vision", f"run.out={runs / 'tabletop_vision'}")).run() == 0
+    ship = script("ship_model")
+    assert ship.main([str(runs / "tabletop_vision" / "final"), "--runs", str(runs), "--out", str(tmp_path / "a")]) == 0
+    donor = EchoGen.create("tiny", seed=5).save(tmp_path / "donor")
+    transplant = [str(tmp_path / "a"), str(donor), "--out", str(tmp_path / "tx"), "--steps", "3", "--batch", "2"]
+    assert script("transplant_vision").main(transplant) == 0
+    assert Trainer(tiny_config("pmtp", f"model.init={tmp_path / 'tx'}", f"run.out={tmp_path / 'more'}")).run() == 0
+    args = [str(tmp_path / "more" / "final"), "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "b")]
+    assert ship.main([*args, "--continuation", str(tmp_path / "tx"), "--continuation", str(tmp_path / "more")]) == 0
+    training = json.loads((tmp_path / "b" / "echogen.json").read_text())["training"]
+    assert "vision_transplant" not in training  # not twice: it is in the list, where it happened
+    swapped, continued = training["continuations"]
+    assert swapped["stage"] == "vision_transplant" and swapped["run"] == "tx" and swapped["steps"] == 3
+    assert swapped["donor"] == str(donor) and swapped["wall_s"] > 0
+    assert continued["stage"] == "pmtp" and continued["run"] == "more"
