@@ -218,6 +218,7 @@ class Trainer:
         """Per-step randomness derived from (seed, rank, step), so a resumed run draws the same."""
         key = [self.config.run.seed, self.context.rank, step]
         self.batcher.rng = np.random.default_rng(key)
+        self.batcher.colour_rng = np.random.default_rng([*key, 3])
         self.rl_rng = np.random.default_rng([*key, 1])
         self.generator.manual_seed(int(np.random.default_rng([*key, 2]).integers(2**62)))
 

@@ -47,11 +47,15 @@ def stage_record(run: Path) -> dict | None:
 
 
 def transplant_record(model_dir: Path) -> dict | None:
-    """The fit record `transplant_vision.py` left in a model directory's manifest (None: not such a model)."""
-    manifest = model_dir / "echogen.json"
-    if not manifest.is_file():
+    """The record `transplant_vision.py` wrote beside a model it made (None: not such a model; a run
+    continued from one inherits its manifest, not this file)."""
+    record = model_dir / "vision_transplant.json"
+    if not record.is_file():
         return None
-    return json.loads(manifest.read_text()).get("training", {}).get("vision_transplant")
+    try:
+        return json.loads(record.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{record} is not valid JSON ({exc})") from None
 
 
 def _segments(train: list[dict]) -> list[float]:
@@ -77,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     continuations = []
     for run in args.continuation:
         record = stage_record(run)
-        if record is None and (record := transplant_record(run)) is not None:
-            continuations.append({"run": run.name, "stage": "vision_transplant", **record})
+        try:
+            transplant = transplant_record(run) if record is None else None
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if transplant is not None:
+            continuations.append({"run": run.name, "stage": "vision_transplant", **transplant})
             continue
         if record is None:
             print(f"error: {run} is neither a training run (no checkpoints/latest) nor a model made by "

@@ -12,7 +12,8 @@ grounding adapt the rest of the way.
     python training/scripts/transplant_vision.py MODEL DONOR --out DIR [--steps 600] [--batch 32] [--lr 1e-3]
 
 The output is a full model directory (the manifest records the donor and the fit under
-`training.vision_transplant`); MODEL is not modified.
+`training.vision_transplant`, also written to vision_transplant.json beside it); MODEL and DONOR are not
+modified, and an --out that already holds a model is refused.
 """
 
 from __future__ import annotations
@@ -29,20 +30,27 @@ from echogen_training.config import DataConfig
 from echogen_training.data.batches import to_pixels
 from echogen_training.data.sources import build_stream
 
-from echogen_ros.model.checkpoint import CheckpointError
+from echogen_ros.model.checkpoint import MANIFEST, CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 
+# written next to the model by this script alone (a run continued from it inherits the manifest record, not
+# this file): what ship_model.py --continuation recognises a transplant by
+RECORD = "vision_transplant.json"
+
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
-    """Refuse a donor whose features could not stand in for the model's: the language model must get as
-    many image tokens, as wide as its embeddings. The input size may differ (a 256 px encoder under a
-    model trained on 128 px: the same 8 × 8 tokens from 4 × the pixels)."""
-    width = (model.model.config.text_config.hidden_size, donor.model.config.text_config.hidden_size)
-    checks = {"image tokens": (model.scheme.image_tokens, donor.scheme.image_tokens), "language model width": width}
-    for what, (mine, theirs) in checks.items():
+    """Refuse a donor whose features could not stand in for the model's: its encoder must give as many
+    image tokens as the model's language model reads, as wide as its embeddings. The input size may differ
+    (a 256 px encoder through 32 px patches under a model trained on 128 px through 16 px: 8 × 8 tokens)."""
+    vision = donor.model.config.vision_config
+    checks = {
+        "encoder's image tokens": ((vision.image_size // vision.patch_size) ** 2, model.scheme.image_tokens),
+        "aligner's output width": (vision.projection_dim, model.model.config.text_config.hidden_size),
+    }
+    for what, (theirs, mine) in checks.items():
         if mine != theirs:
-            raise ValueError(f"the donor's {what} is {theirs}, the model's {mine}: not interchangeable")
+            raise ValueError(f"the donor's {what} is {theirs}, the model needs {mine}: not interchangeable")
 
 
 def frames(sizes: tuple[int, ...], seed: int, batch: int):
@@ -56,8 +64,12 @@ def frames(sizes: tuple[int, ...], seed: int, batch: int):
 
 def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float, seed: int = 0) -> dict:
     """Replace `model`'s encoder by `donor`'s and fit the aligner to the old features; returns the fit record."""
+    if steps < 1:
+        raise ValueError(f"the aligner needs at least one fitting step, got {steps}")
     compatible(model, donor)
-    janus, teacher = model.model.model, copy.deepcopy(model.model.model)
+    janus = model.model.model
+    old_vision, old_aligner = janus.vision_model.requires_grad_(False).eval(), janus.aligner.requires_grad_(False)
+    old_aligner.eval()
     janus.vision_model = copy.deepcopy(donor.model.model.vision_model).to(model.dtype)
     janus.aligner = copy.deepcopy(donor.model.model.aligner).float()
     model.model.config.vision_config = copy.deepcopy(donor.model.config.vision_config)
@@ -65,7 +77,6 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
     model.vision_size = donor.vision_size
     model.manifest = {**model.manifest, "vision_size": donor.vision_size}
     janus.vision_model.requires_grad_(False).eval()
-    teacher.requires_grad_(False).eval()
     aligner = janus.aligner.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(aligner.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps), eta_min=lr * 0.1)
@@ -74,7 +85,7 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
     for step in range(steps):
         old_pixels, new_pixels = (p.to(model.dtype) for p in next(source))
         with torch.no_grad():
-            target = teacher.get_image_features(old_pixels).pooler_output.float()
+            target = old_aligner(old_vision(old_pixels).last_hidden_state).float()
             hidden = janus.vision_model(new_pixels).last_hidden_state.float()
         # relative error: the share of the old features' energy the new ones miss
         loss = (aligner(hidden) - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
@@ -89,8 +100,8 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
     janus.aligner.to(model.dtype)
     model.model.eval()
     return {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "vision_size": list(sizes),
-            "relative_error_first": round(first or 0, 4), "relative_error_last": round(last or 0, 4),
-            "wall_s": round(time.monotonic() - start, 1)}  # fmt: skip
+            "relative_error_first": round(first, 4), "relative_error_last": round(last, 4),
+            "wall_s": round(time.monotonic() - start, 2)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.steps < 0 or args.batch < 1 or args.lr <= 0:
-        print("transplant_vision: --steps must be ≥ 0, --batch ≥ 1 and --lr > 0", file=sys.stderr)
+    if args.steps < 1 or args.batch < 1 or args.lr <= 0:
+        print("transplant_vision: --steps and --batch must be ≥ 1 and --lr > 0", file=sys.stderr)
         return 2
-    if args.out.resolve() == args.model.resolve():
-        print("transplant_vision: --out must not be the model directory (it is kept as it is)", file=sys.stderr)
+    if (args.out / MANIFEST).exists() or args.out.resolve() in (args.model.resolve(), args.donor.resolve()):
+        print(f"transplant_vision: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
         model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
@@ -115,11 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_vision: {exc}", file=sys.stderr)
         return 1
-    record.update(model=str(args.model), donor=str(args.donor))
+    donor_training = donor.manifest.get("training") or {}
+    record.update(
+        model=str(args.model.resolve()), model_files=model.manifest.get("files", {}),
+        donor=str(args.donor.resolve()), donor_files=donor.manifest.get("files", {}),
+        donor_preset=donor.manifest.get("preset"), donor_vision=donor_training.get("vision"),
+    )  # fmt: skip
     training = dict(model.manifest.get("training") or {})
+    if "vision_transplant" in training:  # a transplanted model given another encoder: keep the first record
+        record["previous"] = training["vision_transplant"]
     training["vision_transplant"] = record
     model.manifest = {**model.manifest, "training": training}
     model.save(args.out, metrics={})  # the old metrics do not describe the new encoder
+    (args.out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record))
     return 0
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from echogen_training.config import DataConfig
-from echogen_training.data.batches import IGNORE, Batcher, rotate_hue, to_pixels
+from echogen_training.data.batches import IGNORE, Batcher, names_colour, rotate_hue, to_pixels
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
@@ -190,6 +190,7 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
     for row, record in enumerate(r for r in records if r.refs):
         plain = to_pixels([Letterbox(record.width, record.height, model.vision_size).apply(record.load_image())])[0]
         ids = set(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist())
+        assert bool(ids & colour_ids) == names_colour(model.tokenizer.decode(list(ids)))
         if ids & colour_ids:
             assert torch.equal(batch.pixels[row], plain)
             kept += 1
@@ -202,3 +203,19 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
         torch.equal(p, to_pixels([Letterbox(r.width, r.height, model.vision_size).apply(r.load_image())])[0])
         for p, r in zip(untouched.pixels, [r for r in records if r.refs])
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("the red cup", True),
+        ("The RED cup", True),
+        ("guy in black", True),
+        ("the cup left of the plate", False),
+        ("the second bowl from the left", False),
+        ("reddish", False),
+        ("", False),
+    ],
+)
+def test_an_expression_names_a_colour_by_its_words_in_any_case(text: str, names: bool) -> None:
+    assert names_colour(text) is names

@@ -372,3 +372,17 @@ def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) 
 def test_grey_and_turned_frames_together_cannot_exceed_one(tiny_config) -> None:
     with pytest.raises(ValueError, match="decolour \\+ vision.recolour"):
         Trainer(tiny_config("vision", "vision.decolour=0.6", "vision.recolour=0.6"))
+
+
+@pytest.mark.parametrize("stage", ["pmtp", "djo"])
+def test_pmtp_recolour_turns_grounding_frames_in_pmtp_only_and_draws_the_same_expressions(
+    tiny_config, stage: str
+) -> None:
+    """pmtp.recolour reaches the PMTP input batches (some grounding frames change, the expressions drawn do
+    not), and DJO's inputs are the same with or without it."""
+    data = ["data.count=64", "data.batch_size=16"]
+    plain = Trainer(tiny_config(stage, *data)).cpu_inputs(0)["i2l"]
+    turned = Trainer(tiny_config(stage, *data, "pmtp.recolour=1.0")).cpu_inputs(0)["i2l"]
+    assert torch.equal(plain.seq.ids, turned.seq.ids)
+    changed = sum(not torch.equal(a, b) for a, b in zip(plain.pixels, turned.pixels))
+    assert (changed > 0) == (stage == "pmtp")

@@ -64,5 +64,10 @@ def test_a_vision_transplant_is_recorded_in_its_place_among_the_continuations(
     assert "vision_transplant" not in training  # not twice: it is in the list, where it happened
     swapped, continued = training["continuations"]
     assert swapped["stage"] == "vision_transplant" and swapped["run"] == "tx" and swapped["steps"] == 3
-    assert swapped["donor"] == str(donor) and swapped["wall_s"] > 0
+    assert swapped["donor"] == str(donor.resolve()) and swapped["wall_s"] > 0
     assert continued["stage"] == "pmtp" and continued["run"] == "more"
+    # the continued run's model inherits the transplant's manifest record, but it is no transplant
+    again = [*args[:-1], str(tmp_path / "c"), "--continuation", str(tmp_path / "more" / "final")]
+    assert ship.main(again) == 2 and not (tmp_path / "c").exists()
+    (tmp_path / "tx" / "vision_transplant.json").write_text("{not json")
+    assert ship.main([*args[:-1], str(tmp_path / "c"), "--continuation", str(tmp_path / "tx")]) == 2

@@ -15,11 +15,11 @@ from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
 
 
-def _tiny_64(path: Path) -> Path:
-    """The tiny preset with a 64 px encoder input through 16 px patches (the same 4 × 4 image tokens)."""
+def _tiny_64(path: Path, patch: int = 16) -> Path:
+    """The tiny preset with a 64 px encoder input (through 16 px patches: the same 4 × 4 image tokens)."""
     donor = EchoGen.create("tiny", seed=1)
     vision = donor.model.config.vision_config
-    vision.image_size, vision.patch_size = 64, 16
+    vision.image_size, vision.patch_size = 64, patch
     wider = JanusForConditionalGeneration(donor.model.config)
     return EchoGen(wider, donor.tokenizer, {**donor.manifest, "vision_size": 64}).save(path)
 
@@ -44,8 +44,10 @@ def test_transplant_swaps_the_encoder_keeps_the_language_model_and_fits_the_alig
         assert torch.equal(weight, donor.model.model.vision_model.state_dict()[name])
     for name, weight in out.model.model.language_model.state_dict().items():
         assert torch.equal(weight, model.model.model.language_model.state_dict()[name])
-    assert out.manifest["training"]["vision_transplant"]["donor"] == str(donor_dir)
-    assert out.manifest["training"]["vision_transplant"]["model"] == str(model_dir)
+    recorded = out.manifest["training"]["vision_transplant"]
+    assert recorded["donor"] == str(donor_dir.resolve()) and recorded["model"] == str(model_dir.resolve())
+    assert recorded["donor_files"] == donor.manifest["files"] and recorded["model_files"] == model.manifest["files"]
+    assert json.loads((tmp_path / "out" / "vision_transplant.json").read_text()) == recorded
     assert out.manifest["metrics"] == {}  # the model's old figures do not describe the new encoder
     (frames,) = next(transplant.frames((model.vision_size,), seed=99, batch=4))  # frames the fit never saw
     old, raw, fitted = _features(model, frames), _features(donor, frames), _features(out, frames)
@@ -67,22 +69,27 @@ def test_a_donor_of_another_input_size_brings_its_size(script, tmp_path: Path) -
     assert len(loaded.ground(image, "the red cup")) == 1  # the model runs at its new input size
 
 
-def test_a_donor_with_other_image_tokens_is_refused(script, tmp_path: Path) -> None:
+@pytest.mark.parametrize("patch", [8, 32])  # 64 px through 8 px patches: 64 tokens; through 32 px: 4
+def test_a_donor_whose_encoder_gives_other_image_tokens_is_refused(script, tmp_path: Path, patch: int) -> None:
     transplant = script("transplant_vision")
-    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    donor_dir = EchoGen.create("tabletop", seed=0).save(tmp_path / "donor")
-    with pytest.raises(ValueError, match="image tokens"):
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")  # 16 image tokens
+    donor_dir = _tiny_64(tmp_path / "donor", patch=patch)
+    with pytest.raises(ValueError, match="encoder's image tokens"):
         transplant.transplant(EchoGen.load(model_dir), EchoGen.load(donor_dir), steps=1, batch=1, lr=1e-3)
     assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("bad", [["--steps", "-1"], ["--batch", "0"], ["--lr", "0"], ["--out", "SAME"]])
+@pytest.mark.parametrize(
+    "bad", [["--steps", "0"], ["--batch", "0"], ["--lr", "0"], ["--out", "MODEL"], ["--out", "DONOR"]]
+)
 def test_bad_arguments_exit_2_and_write_nothing(script, tmp_path: Path, bad: list[str]) -> None:
     transplant = script("transplant_vision")
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    before = sorted(p.name for p in model_dir.iterdir())
-    bad = [str(model_dir) if b == "SAME" else b for b in bad]
-    args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "out"), *bad]
+    donor_dir = EchoGen.create("tiny", seed=1).save(tmp_path / "donor")
+    before = {d: sorted((p.name, p.stat().st_mtime_ns) for p in d.iterdir()) for d in (model_dir, donor_dir)}
+    bad = [{"MODEL": str(model_dir), "DONOR": str(donor_dir)}.get(b, b) for b in bad]
+    args = [str(model_dir), str(donor_dir), "--out", str(tmp_path / "out"), *bad]
     assert transplant.main(args) == 2
-    assert not (tmp_path / "out").exists() and sorted(p.name for p in model_dir.iterdir()) == before
+    assert not (tmp_path / "out").exists()
+    assert before == {d: sorted((p.name, p.stat().st_mtime_ns) for p in d.iterdir()) for d in (model_dir, donor_dir)}

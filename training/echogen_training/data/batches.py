@@ -5,6 +5,7 @@ Left padding puts every prompt's end in the last column, as inference does (`Ech
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -76,6 +77,19 @@ def centre_patch(box: tuple[float, ...], grid: int) -> int:
     return cy * grid + cx
 
 
+# colour names beyond the world's own, so expressions of other data (RefCOCO: "the guy in black") count too
+COLOUR_WORDS = frozenset(COLOURS) | frozenset(
+    ("black", "white", "grey", "gray", "silver", "gold", "golden", "pink", "purple", "violet", "brown", "beige",
+     "tan", "orange", "cyan", "teal", "navy", "maroon", "dark", "light", "pale", "bright", "blond", "blonde",
+     "colored", "coloured")
+)  # fmt: skip
+
+
+def names_colour(text: str) -> bool:
+    """Whether an expression names a colour (a word of COLOUR_WORDS, any case)."""
+    return not COLOUR_WORDS.isdisjoint(re.findall(r"[a-z]+", text.lower()))
+
+
 def greyscale(frame: np.ndarray) -> np.ndarray:
     """RGB uint8 → the same frame in grey (ITU-R BT.601 luma in all three channels)."""
     luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -101,6 +115,7 @@ class Batcher:
         self.vision_size, self.image_size = model.vision_size, model.image_size
         self.max_objects = model.max_objects
         self.rng = np.random.default_rng(seed)
+        self.colour_rng = np.random.default_rng([seed, 3])  # hue turns of grounding frames (pmtp.recolour)
 
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
@@ -112,17 +127,17 @@ class Batcher:
         a random angle: which object it refers to does not change, and the grounding learns categories in
         hues the data never paired them with. Expressions naming a colour keep their frame as it is."""
         rows, frames = [], []
-        colours = {self.tokenizer.token_to_id(c) for c in COLOURS} - {None}
         for record in records:
             if not record.refs:
                 continue
             text, box = record.refs[int(self.rng.integers(len(record.refs)))]
             letterbox = Letterbox(record.width, record.height, self.vision_size)
-            ids = self.text(text)
-            rows.append((ids, letterbox.normalised(box)))
+            rows.append((self.text(text), letterbox.normalised(box)))
             frame = letterbox.apply(record.load_image())
-            if recolour > 0 and not colours.intersection(ids) and self.rng.random() < recolour:
-                frame = rotate_hue(frame, float(self.rng.uniform(30.0, 330.0)))
+            if recolour > 0:  # its own generator, drawn for every row: the expressions drawn do not depend on it
+                turn, angle = self.colour_rng.random() < recolour, float(self.colour_rng.uniform(30.0, 330.0))
+                if turn and not names_colour(text):
+                    frame = rotate_hue(frame, angle)
             frames.append(frame)
         if not rows:
             return None
