@@ -80,20 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     continuations = []
     for run in args.continuation:
-        record = stage_record(run)
+        if (record := stage_record(run)) is not None:
+            continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
+            continue
         try:
-            transplant = transplant_record(run) if record is None else None
+            transplant = transplant_record(run)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if transplant is not None:
-            continuations.append({"run": run.name, "stage": "vision_transplant", **transplant})
-            continue
-        if record is None:
+        if transplant is None:
             print(f"error: {run} is neither a training run (no checkpoints/latest) nor a model made by "
                   "transplant_vision.py", file=sys.stderr)  # fmt: skip
             return 2
-        continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
+        continuations.append({"run": run.name, "stage": "vision_transplant", **transplant})
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
     training = {s: r for s in PIPELINE_STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}

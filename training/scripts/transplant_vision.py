@@ -68,8 +68,8 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
         raise ValueError(f"the aligner needs at least one fitting step, got {steps}")
     compatible(model, donor)
     janus = model.model.model
-    old_vision, old_aligner = janus.vision_model.requires_grad_(False).eval(), janus.aligner.requires_grad_(False)
-    old_aligner.eval()
+    old_vision = janus.vision_model.requires_grad_(False).eval()  # the teacher: what the LM learned to read
+    old_aligner = janus.aligner.requires_grad_(False).eval()
     janus.vision_model = copy.deepcopy(donor.model.model.vision_model).to(model.dtype)
     janus.aligner = copy.deepcopy(donor.model.model.aligner).float()
     model.model.config.vision_config = copy.deepcopy(donor.model.config.vision_config)

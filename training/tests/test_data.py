@@ -179,6 +179,11 @@ def test_recoloured_patch_batches_change_hue_and_lose_colour_words() -> None:
     assert not any(torch.equal(b, p) for b, p in zip(both.pixels, torch.cat([plain.pixels] * 4)))
 
 
+def _as_rendered(model: EchoGen, record) -> torch.Tensor:
+    """A record's frame as grounding sees it without any colour change: letterboxed, in [-1, 1]."""
+    return to_pixels([Letterbox(record.width, record.height, model.vision_size).apply(record.load_image())])[0]
+
+
 def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() -> None:
     """pmtp.recolour: an expression without a colour word may see its frame's hues turned (the referent is
     the same object), one naming a colour always sees the frame as rendered; sequences are not touched."""
@@ -188,7 +193,7 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
     colour_ids = {model.tokenizer.token_to_id(c) for c in COLOURS}
     kept = turned = 0
     for row, record in enumerate(r for r in records if r.refs):
-        plain = to_pixels([Letterbox(record.width, record.height, model.vision_size).apply(record.load_image())])[0]
+        plain = _as_rendered(model, record)
         ids = set(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist())
         assert bool(ids & colour_ids) == names_colour(model.tokenizer.decode(list(ids)))
         if ids & colour_ids:
@@ -199,10 +204,7 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
             turned += 1
     assert kept and turned  # the world's expressions come both ways
     untouched = Batcher(model, seed=0).i2l(records)
-    assert all(
-        torch.equal(p, to_pixels([Letterbox(r.width, r.height, model.vision_size).apply(r.load_image())])[0])
-        for p, r in zip(untouched.pixels, [r for r in records if r.refs])
-    )
+    assert all(torch.equal(p, _as_rendered(model, r)) for p, r in zip(untouched.pixels, [r for r in records if r.refs]))
 
 
 @pytest.mark.parametrize(
