@@ -214,9 +214,11 @@ class Trainer:
         self.metrics = trainer.get("metrics", {})
 
     # ---- one step ------------------------------------------------------------------------------
-    def _reseed(self, step: int) -> None:
-        """Per-step randomness derived from (seed, rank, step), so a resumed run draws the same."""
-        key = [self.config.run.seed, self.context.rank, step]
+    def _reseed(self, step: int, micro: int = 0) -> None:
+        """Per-draw randomness derived from (seed, rank, step, micro-batch), so a resumed run draws the same
+        and the micro-batches of one step (optim.grad_accum) draw independently. The first micro-batch keeps
+        the key (seed, rank, step); the others extend it past the sub-keys 1..3 used below."""
+        key = [self.config.run.seed, self.context.rank, step] + ([3 + micro] if micro else [])
         self.batcher.rng = np.random.default_rng(key)
         self.batcher.colour_rng = np.random.default_rng([*key, 3])
         self.rl_rng = np.random.default_rng([*key, 1])
@@ -229,7 +231,7 @@ class Trainer:
     def _draw_records(self, draw: int) -> list:
         """The records of input draw `draw`."""
         c = self.config
-        self._reseed(self._draw_step(draw))
+        self._reseed(self._draw_step(draw), draw % c.optim.grad_accum)
         self.stream.position = self._position_base + draw * c.data.batch_size
         return self.stream.take(c.data.batch_size)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from echogen_training.config import DataConfig
-from echogen_training.data.batches import IGNORE, Batcher, names_colour, rotate_hue, to_pixels
+from echogen_training.data.batches import IGNORE, Batcher, names_colour, rotate_hue, to_pixels, without_colours
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
@@ -221,3 +221,18 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
 )
 def test_an_expression_names_a_colour_by_its_words_in_any_case(text: str, names: bool) -> None:
     assert names_colour(text) is names
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("the red cup", "the cup"),
+        ("The RED cup, left", "The cup, left"),
+        ("guy in black shirt", "guy in shirt"),
+        ("reddish bowl", "reddish bowl"),
+        ("red", ""),
+    ],
+)
+def test_colour_words_are_taken_out_as_words_in_any_case(text: str, plain: str) -> None:
+    """Vision targets of grey or turned frames drop colour words by text, so any tokenizer drops them whole."""
+    assert without_colours(text) == plain and not names_colour(plain)

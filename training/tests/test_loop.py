@@ -369,6 +369,25 @@ def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) 
         Trainer(tiny_config("pmtp", override))
 
 
+def test_micro_batches_of_one_step_draw_independently_and_reproducibly(tiny_config) -> None:
+    """With optim.grad_accum=2 the two micro-batches of a step get their own random draws (dropout, turned
+    frames, RL layouts), the same ones again on a second trainer; without accumulation a step's draws are
+    keyed as before (seed, rank, step)."""
+
+    def draws(trainer: Trainer, draw: int) -> tuple:
+        trainer._draw_records(draw)
+        b = trainer.batcher
+        return tuple(b.rng.random(4)) + tuple(b.colour_rng.random(4)) + tuple(trainer.rl_rng.random(4))
+
+    accum = Trainer(tiny_config("pmtp", "optim.grad_accum=2", "data.batch_size=2"))
+    again = Trainer(tiny_config("pmtp", "optim.grad_accum=2", "data.batch_size=2", f"run.out={accum.out}_2"))
+    single = Trainer(tiny_config("pmtp", "data.batch_size=2", f"run.out={accum.out}_1"))
+    first, second, next_step = draws(accum, 0), draws(accum, 1), draws(accum, 2)
+    assert len({first, second, next_step}) == 3
+    assert (first, second, next_step) == (draws(again, 0), draws(again, 1), draws(again, 2))
+    assert first == draws(single, 0) and next_step == draws(single, 1)  # micro-batch 0 keeps the step's key
+
+
 def test_grey_and_turned_frames_together_cannot_exceed_one(tiny_config) -> None:
     with pytest.raises(ValueError, match="decolour \\+ vision.recolour"):
         Trainer(tiny_config("vision", "vision.decolour=0.6", "vision.recolour=0.6"))

@@ -90,6 +90,11 @@ def names_colour(text: str) -> bool:
     return not COLOUR_WORDS.isdisjoint(re.findall(r"[a-z]+", text.lower()))
 
 
+def without_colours(text: str) -> str:
+    """An expression with its colour words (those `names_colour` finds) taken out: "the Red cup" -> "the cup"."""
+    return " ".join(w for w in text.split() if not names_colour(w))
+
+
 def greyscale(frame: np.ndarray) -> np.ndarray:
     """RGB uint8 → the same frame in grey (ITU-R BT.601 luma in all three channels)."""
     luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -166,7 +171,6 @@ class Batcher:
         boxes = torch.zeros(len(records), grid * grid, 4)
         present = torch.zeros(len(records), grid * grid, dtype=torch.bool)
         frames = []
-        colours = {self.tokenizer.token_to_id(c) for c in COLOURS} - {None}
         for row, record in enumerate(records):
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             draw = self.rng.random() if decolour > 0 or recolour > 0 else 1.0  # one draw: a frame gets one of them
@@ -182,7 +186,7 @@ class Batcher:
                 x1, y1, x2, y2 = letterbox.normalised(box)
                 cell = centre_patch((x1, y1, x2, y2), grid)
                 words[row, cell] = 0
-                words[row, cell, [t for t in self.text(label) if not ((grey or turned) and t in colours)]] = 1
+                words[row, cell, self.text(without_colours(label) if grey or turned else label)] = 1
                 boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
                 present[row, cell] = True
         return PatchBatch(to_pixels(frames), words, boxes, present)
