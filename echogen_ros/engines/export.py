@@ -11,12 +11,13 @@ import torch
 
 from echogen_ros.engines.graph import GroundingGraph
 from echogen_ros.model.checkpoint import sha256
+from echogen_ros.model.generation import REFINE_BINS
 from echogen_ros.model.letterbox import PAD_VALUE
 
 ONNX_NAME = "grounding.onnx"
 SIDECAR_NAME = "grounding.json"
 OPSET = 18
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: the graph also outputs refined coordinates ("coords")
 
 
 def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -38,7 +39,7 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             graph, example_inputs(model), str(path), input_names=["pixels", "ids", "mask"],
-            output_names=["tokens", "probs"], opset_version=OPSET, dynamo=True, verbose=False,
+            output_names=["tokens", "probs", "coords"], opset_version=OPSET, dynamo=True, verbose=False,
             dynamic_shapes={"pixels": {}, "ids": {0: batch, 1: length}, "mask": {0: batch, 1: length}},
         )  # fmt: skip
     scheme = model.scheme
@@ -58,10 +59,13 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
         "outputs": {
             "tokens": {"dtype": "int64", "shape": ["batch", 4], "meaning": "x1 y1 x2 y2 bin tokens"},
             "probs": {"dtype": "float32", "shape": ["batch", 4], "meaning": "probability of each chosen token"},
+            "coords": {"dtype": "float32", "shape": ["batch", 4],
+                       "meaning": "x1 y1 x2 y2 in [0, 1] of the letterboxed frame: probability-weighted mean of "
+                                  "the bin centres within refine_bins of each chosen bin"},
         },
         "preprocess": {"letterbox_size": model.vision_size, "pad_value": PAD_VALUE, "scale": 1 / 127.5, "offset": -1.0},
         "scheme": {"bins": scheme.bins, "bin_offset": scheme.bin_offset, "image_tokens": scheme.image_tokens,
-                   "special": scheme.special},
+                   "special": scheme.special, "refine_bins": REFINE_BINS},
     }  # fmt: skip
     (out / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return path
@@ -73,7 +77,10 @@ def read_sidecar(directory: Path) -> dict:
         raise FileNotFoundError(f"{path} not found: run `echogen export --model ... --out {directory}`")
     sidecar = json.loads(path.read_text(encoding="utf-8"))
     if sidecar.get("version") != SIDECAR_VERSION:
-        raise ValueError(f"{path}: sidecar version {sidecar.get('version')}, this echogen_ros reads {SIDECAR_VERSION}")
+        raise ValueError(
+            f"{path}: sidecar version {sidecar.get('version')}, this echogen_ros reads {SIDECAR_VERSION}; "
+            f"export again (echogen export --model ... --out {directory})"
+        )
     onnx = Path(directory) / sidecar["onnx"]
     if not onnx.is_file() or sha256(onnx) != sidecar["onnx_sha256"]:
         raise ValueError(f"{onnx} is missing or does not match {SIDECAR_NAME}; export again")

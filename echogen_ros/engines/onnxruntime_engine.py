@@ -32,11 +32,13 @@ class OnnxRuntimeGrounder(GroundingEngine):
         path, sidecar = exported_graph(model, model_dir)
         return cls(path, providers_for(device, ort.get_available_providers(), sidecar["fp16"]), threads)
 
-    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tokens, probs = self.session.run(None, {"pixels": pixels.astype(np.float32, copy=False),
-                                                "ids": ids.astype(np.int64, copy=False),
-                                                "mask": mask.astype(np.int64, copy=False)})  # fmt: skip
-        return tokens, probs
+    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tokens, probs, coords = self.session.run(
+            ["tokens", "probs", "coords"], {"pixels": pixels.astype(np.float32, copy=False),
+                                            "ids": ids.astype(np.int64, copy=False),
+                                            "mask": mask.astype(np.int64, copy=False)},
+        )  # fmt: skip
+        return tokens, probs, coords
 
     def describe(self) -> str:
         return f"onnxruntime {', '.join(self.session.get_providers())}"

@@ -64,7 +64,7 @@ class TensorRTGrounder(GroundingEngine):
             cache.store(key, record, engine)
         return cls(engine, trt, torch)
 
-    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         torch = self.torch
         batch = ids.shape[0]
         inputs = {"pixels": pixels.astype(np.float32), "ids": ids.astype(np.int64), "mask": mask.astype(np.int64)}
@@ -76,7 +76,8 @@ class TensorRTGrounder(GroundingEngine):
                 device[name] = pinned.to("cuda", non_blocking=True)
                 self.context.set_tensor_address(name, device[name].data_ptr())
             outputs = {"tokens": torch.empty((batch, 4), dtype=torch.int64, device="cuda"),
-                       "probs": torch.empty((batch, 4), dtype=torch.float32, device="cuda")}  # fmt: skip
+                       "probs": torch.empty((batch, 4), dtype=torch.float32, device="cuda"),
+                       "coords": torch.empty((batch, 4), dtype=torch.float32, device="cuda")}  # fmt: skip
             for name, tensor in outputs.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
@@ -85,7 +86,7 @@ class TensorRTGrounder(GroundingEngine):
             for name in outputs:
                 host[name].copy_(outputs[name], non_blocking=True)
         self.stream.synchronize()
-        return host["tokens"].numpy(), host["probs"].numpy()
+        return host["tokens"].numpy(), host["probs"].numpy(), host["coords"].numpy()
 
     def describe(self) -> str:
         return f"TensorRT {self.trt.__version__}"

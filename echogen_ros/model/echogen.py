@@ -159,13 +159,23 @@ class EchoGen:
         ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
         beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k)
-        return [self._detection(letterbox, tokens, score, expression) for tokens, score in beams]
+        return [self._detection(letterbox, coords, score, expression) for _, score, coords in beams]
 
     @torch.inference_mode()
     def ground_many(self, image: np.ndarray, expressions: list[str]) -> list[Detection]:
         """The best box for each expression; the image is encoded once, prompts run as one batch."""
         if not expressions:
             return []
+        array, ids, mask, letterbox = self.grounding_inputs(image, expressions)
+        tokens, probs, coords = self.decode_grounding(array, ids, mask)
+        scores = probs.clamp_min(1e-30).log().mean(-1).exp()
+        return [self._detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
+
+    def grounding_inputs(
+        self, image: np.ndarray, expressions: list[str]
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, Letterbox]:
+        """What grounding runs on: the letterboxed frame (1, 3, S, S), I2L prompts left-padded to one
+        length (ids, mask (B, T)), and the letterbox to map boxes back."""
         prompts = [self.scheme.i2l_prompt(self._expression_ids(e)) for e in expressions]
         array, letterbox = self.pixels_array(image)
         length = max(len(p) for p in prompts)
@@ -174,20 +184,27 @@ class EchoGen:
         for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
             ids[row, length - len(prompt) :] = torch.tensor(prompt)
             mask[row, length - len(prompt) :] = 1
+        return array, ids, mask, letterbox
+
+    @torch.inference_mode()
+    def decode_grounding(
+        self, array: np.ndarray, ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Greedy box tokens, their probabilities and refined coordinates (each (B, 4), on the CPU), on the
+        attached engine if there is one, else on torch."""
         if self.engine is not None:  # numpy only: no torch thread pool competing with the engine's
             out = self.engine.run(array, ids.numpy(), mask.numpy())
-            tokens, probs = (torch.from_numpy(v) for v in out)
-        else:
-            pixels = torch.from_numpy(array).to(self.device, self.dtype)
-            features = generation.image_features(self.model, pixels)
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            embeds = generation.embed(self.model, ids, features.expand(len(prompts), -1, -1))
-            tokens, probs = generation.decode_boxes(self.model, self.scheme, embeds, mask)
-        scores = probs.clamp_min(1e-30).log().mean(-1).exp()
-        return [self._detection(letterbox, tokens[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
+            return tuple(torch.from_numpy(np.asarray(v)) for v in out)  # type: ignore[return-value]
+        pixels = torch.from_numpy(array).to(self.device, self.dtype)
+        features = generation.image_features(self.model, pixels)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        embeds = generation.embed(self.model, ids, features.expand(len(ids), -1, -1))
+        tokens, probs, coords = generation.decode_boxes(self.model, self.scheme, embeds, mask)
+        return tokens.cpu(), probs.cpu(), coords.float().cpu()
 
-    def _detection(self, letterbox: Letterbox, tokens: list[int], score: float, label: str) -> Detection:
-        x1, y1, x2, y2 = self.scheme.box_from_tokens(tokens)
+    def _detection(self, letterbox: Letterbox, coords: list[float], score: float, label: str) -> Detection:
+        """A box from refined normalised coordinates (x1, y1, x2, y2), mapped to input-image pixels."""
+        x1, y1, x2, y2 = coords
         half = 0.5 / self.scheme.bins  # a box never collapses below one bin
         (x1, x2), (y1, y2) = (_ordered(x1, x2, half), _ordered(y1, y2, half))
         x1, y1, x2, y2 = letterbox.from_normalised((x1, y1, x2, y2))

@@ -1,7 +1,8 @@
 """The two decoding loops on a Janus model, as plain functions (no state beyond the KV cache).
 
 - `decode_boxes`: I2L greedy decoding of the four box-bin tokens (constrained to bins), batched with
-  left padding; `beam_boxes`: the k best boxes of one prompt.
+  left padding; `beam_boxes`: the k best boxes of one prompt. Both also give each coordinate below bin
+  resolution (`refine`).
 - `generate_image_tokens`: L2I sampling of image tokens through the generation head with
   classifier-free guidance (conditional and unconditional prompts in one batch of two).
 
@@ -28,6 +29,11 @@ from transformers import DynamicCache, JanusForConditionalGeneration
 from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
 
 BOX_TOKENS = 4
+# Sub-bin coordinates: the probability-weighted mean of the bin centres within REFINE_BINS bins of the chosen
+# (most probable) bin. On the world's test split (seen compositions; held-out scenes not used to choose it),
+# ±1, 2, 4, 8 bins lifted the embedded model's mAcc from 0.598 to 0.622, 0.630, 0.631, 0.631; all 128 bins
+# (the full mean) fell to 0.507, pulled by far-off modes. See docs/benchmarks.md.
+REFINE_BINS = 4
 
 
 def image_features(model: JanusForConditionalGeneration, pixels: torch.Tensor) -> torch.Tensor:
@@ -161,22 +167,34 @@ def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden
     return probs[:, scheme.bin_offset : scheme.bin_offset + scheme.bins]
 
 
+def refine(probs: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Bin probabilities (B, bins) and chosen bins (B,) → normalised coordinates (B,): the probability-weighted
+    mean of the bin centres within REFINE_BINS of the chosen bin (no data-dependent shapes: exportable)."""
+    bins = probs.shape[-1]
+    index = torch.arange(bins, device=probs.device)
+    weights = probs * ((index[None] - best[:, None]).abs() <= REFINE_BINS).to(probs.dtype)
+    centres = (index.to(probs.dtype) + 0.5) / bins
+    return (weights * centres).sum(-1) / weights.sum(-1).clamp_min(1e-30)
+
+
 def decode_boxes(
     model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy box tokens (B, 4) and their probabilities (B, 4) for left-padded prompts."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy box tokens (B, 4), their probabilities (B, 4) and the refined normalised coordinates (B, 4)
+    for left-padded prompts."""
     cache = DynamicCache(config=model.config.text_config)
     if bool(mask.all()):  # no padding: let the model build its causal mask (faster)
         mask = positions = None
     else:
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embeds, mask, positions, cache)[:, -1]
-    tokens, probs = [], []
+    tokens, probs, coords = [], [], []
     for step in range(BOX_TOKENS):
         p = _bin_probs(model, scheme, hidden)
         best = p.argmax(-1)
         tokens.append(best + scheme.bin_offset)
         probs.append(p.gather(1, best[:, None])[:, 0])
+        coords.append(refine(p, best))
         if step == BOX_TOKENS - 1:
             break
         if mask is not None:
@@ -184,28 +202,29 @@ def decode_boxes(
             positions = positions[:, -1:] + 1
         step_embeds = model.get_input_embeddings()(tokens[-1][:, None])
         hidden = hidden_states(model, step_embeds, mask, positions, cache)[:, -1]
-    return torch.stack(tokens, 1), torch.stack(probs, 1)
+    return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1)
 
 
 def beam_boxes(
     model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, k: int
-) -> list[tuple[list[int], float]]:
-    """The k most probable box-token sequences of one prompt (1, T, D): (tokens, geometric-mean prob)."""
-    beams: list[tuple[list[int], float]] = [([], 0.0)]
+) -> list[tuple[list[int], float, list[float]]]:
+    """The k most probable box-token sequences of one prompt (1, T, D): (tokens, geometric-mean prob,
+    refined normalised coordinates)."""
+    beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
     for _ in range(BOX_TOKENS):
         batch = embeds.expand(len(beams), -1, -1)
         if beams[0][0]:
             ids = torch.tensor([b[0] for b in beams], device=embeds.device)
             batch = torch.cat([batch, model.get_input_embeddings()(ids)], dim=1)
-        logp = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1]).clamp_min(1e-30).log()
-        top = logp.topk(min(k, scheme.bins), dim=-1)
+        probs = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1])
+        top = probs.clamp_min(1e-30).log().topk(min(k, scheme.bins), dim=-1)
         candidates = [
-            (tokens + [scheme.bin_offset + int(j)], total + float(v))
-            for (tokens, total), values, indices in zip(beams, top.values, top.indices)
+            (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(refine(p[None], j[None]))])
+            for (tokens, total, coords), p, values, indices in zip(beams, probs, top.values, top.indices)
             for v, j in zip(values, indices)
         ]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
-    return [(tokens, math.exp(total / BOX_TOKENS)) for tokens, total in beams]
+    return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]
 
 
 def generate_image_tokens(

@@ -330,8 +330,8 @@ class Trainer:
         prompt_len = batch.seq.ids.shape[1] - 6  # drop the training target (4 bins, </box>, <eos>)
         ids, mask = batch.seq.ids[:, :prompt_len].to(tokens.device), batch.seq.mask[:, :prompt_len].to(tokens.device)
         embeds = generation.embed(self.model, ids, features[index])
-        found, _ = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
-        boxes = [self.echogen.scheme.box_from_tokens(t) for t in found.tolist()]
+        _, _, found = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
+        boxes = [tuple(coords) for coords in found.float().tolist()]  # refined, as EchoGen.ground gives them
         out, k = [], 0
         for layout in layouts:
             out.append(boxes[k : k + len(layout)])
