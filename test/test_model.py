@@ -75,7 +75,7 @@ def test_grounded_boxes_are_the_refined_coordinates_of_the_greedy_bins(tiny_mode
     assert bool(((probs > 0) & (probs <= 1)).all())
     letterbox = tiny_model.pixels_array(IMAGE)[1]
     for row, det in enumerate(tiny_model.ground_many(IMAGE, expressions)):
-        expected = tiny_model._detection(letterbox, coords[row].tolist(), det.score, det.label)
+        expected = tiny_model.detection(letterbox, coords[row].tolist(), det.score, det.label)
         np.testing.assert_allclose(det.box, expected.box, atol=1e-3)
 
 

@@ -159,7 +159,7 @@ class EchoGen:
         ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
         beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k)
-        return [self._detection(letterbox, coords, score, expression) for _, score, coords in beams]
+        return [self.detection(letterbox, coords, score, expression) for _, score, coords in beams]
 
     @torch.inference_mode()
     def ground_many(self, image: np.ndarray, expressions: list[str]) -> list[Detection]:
@@ -169,7 +169,7 @@ class EchoGen:
         array, ids, mask, letterbox = self.grounding_inputs(image, expressions)
         tokens, probs, coords = self.decode_grounding(array, ids, mask)
         scores = probs.clamp_min(1e-30).log().mean(-1).exp()
-        return [self._detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
+        return [self.detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
 
     def grounding_inputs(
         self, image: np.ndarray, expressions: list[str]
@@ -188,10 +188,12 @@ class EchoGen:
 
     @torch.inference_mode()
     def decode_grounding(
-        self, array: np.ndarray, ids: torch.Tensor, mask: torch.Tensor
+        self, array: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, window: int = generation.REFINE_BINS
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Greedy box tokens, their probabilities and refined coordinates (each (B, 4), on the CPU), on the
-        attached engine if there is one, else on torch."""
+        attached engine if there is one (its graph refines over REFINE_BINS), else on torch over `window`."""
+        if self.engine is not None and window != generation.REFINE_BINS:
+            raise ValueError(f"an exported graph refines over {generation.REFINE_BINS} bins; detach it for {window}")
         if self.engine is not None:  # numpy only: no torch thread pool competing with the engine's
             out = self.engine.run(array, ids.numpy(), mask.numpy())
             return tuple(torch.from_numpy(np.asarray(v)) for v in out)  # type: ignore[return-value]
@@ -199,10 +201,10 @@ class EchoGen:
         features = generation.image_features(self.model, pixels)
         ids, mask = ids.to(self.device), mask.to(self.device)
         embeds = generation.embed(self.model, ids, features.expand(len(ids), -1, -1))
-        tokens, probs, coords = generation.decode_boxes(self.model, self.scheme, embeds, mask)
+        tokens, probs, coords = generation.decode_boxes(self.model, self.scheme, embeds, mask, window)
         return tokens.cpu(), probs.cpu(), coords.float().cpu()
 
-    def _detection(self, letterbox: Letterbox, coords: list[float], score: float, label: str) -> Detection:
+    def detection(self, letterbox: Letterbox, coords: list[float], score: float, label: str) -> Detection:
         """A box from refined normalised coordinates (x1, y1, x2, y2), mapped to input-image pixels."""
         x1, y1, x2, y2 = coords
         half = 0.5 / self.scheme.bins  # a box never collapses below one bin

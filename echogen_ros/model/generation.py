@@ -167,21 +167,26 @@ def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden
     return probs[:, scheme.bin_offset : scheme.bin_offset + scheme.bins]
 
 
-def refine(probs: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+def refine(probs: torch.Tensor, best: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
     """Bin probabilities (B, bins) and chosen bins (B,) → normalised coordinates (B,): the probability-weighted
-    mean of the bin centres within REFINE_BINS of the chosen bin (no data-dependent shapes: exportable)."""
+    mean of the bin centres within `window` of the chosen bin (0: its centre; no data-dependent shapes:
+    exportable)."""
     bins = probs.shape[-1]
     index = torch.arange(bins, device=probs.device)
-    weights = probs * ((index[None] - best[:, None]).abs() <= REFINE_BINS).to(probs.dtype)
+    weights = probs * ((index[None] - best[:, None]).abs() <= window).to(probs.dtype)
     centres = (index.to(probs.dtype) + 0.5) / bins
     return (weights * centres).sum(-1) / weights.sum(-1).clamp_min(1e-30)
 
 
 def decode_boxes(
-    model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, mask: torch.Tensor
+    model: JanusForConditionalGeneration,
+    scheme: TokenScheme,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    window: int = REFINE_BINS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy box tokens (B, 4), their probabilities (B, 4) and the refined normalised coordinates (B, 4)
-    for left-padded prompts."""
+    """Greedy box tokens (B, 4), their probabilities (B, 4) and the normalised coordinates (B, 4) refined
+    over `window` bins, for left-padded prompts."""
     cache = DynamicCache(config=model.config.text_config)
     if bool(mask.all()):  # no padding: let the model build its causal mask (faster)
         mask = positions = None
@@ -194,7 +199,7 @@ def decode_boxes(
         best = p.argmax(-1)
         tokens.append(best + scheme.bin_offset)
         probs.append(p.gather(1, best[:, None])[:, 0])
-        coords.append(refine(p, best))
+        coords.append(refine(p, best, window))
         if step == BOX_TOKENS - 1:
             break
         if mask is not None:
