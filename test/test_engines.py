@@ -83,7 +83,8 @@ def test_an_export_of_another_version_is_exported_again_in_the_cache_and_refused
     tiny_model_dir: Path, exported: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """The cache is ours: a graph an older echogen_ros wrote there is replaced. A graph the user exported next
-    to the model is theirs: it is refused with the command that exports it again."""
+    to the model is theirs: onnxruntime is unavailable, saying how to export again, and grounding falls back
+    to torch."""
     import shutil
 
     from echogen_ros.engines.base import exported_graph
@@ -101,8 +102,11 @@ def test_an_export_of_another_version_is_exported_again_in_the_cache_and_refused
     shutil.copytree(tiny_model_dir, user)
     shutil.copytree(exported, user / "onnx")
     (user / "onnx" / "grounding.json").write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="export again"):
+    with pytest.raises(BackendUnavailable, match="export again"):
         exported_graph(model, user)
+    lines: list[str] = []
+    assert load_grounding_model(user, "onnxruntime", "cpu", log=lines.append).engine is None
+    assert "export again" in lines[0] and lines[-1].startswith("grounding backend: torch")
 
 
 def test_providers_prefer_tensorrt_then_cuda_then_cpu() -> None:

@@ -3,13 +3,12 @@ EchoGen."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from echogen_ros.engines.cache import onnx_dir
-from echogen_ros.engines.export import ONNX_NAME, SIDECAR_NAME, SIDECAR_VERSION, export_grounding, read_sidecar
+from echogen_ros.engines.export import ONNX_NAME, SIDECAR_NAME, export_grounding, read_sidecar
 
 
 class BackendUnavailable(RuntimeError):
@@ -34,23 +33,22 @@ class GroundingEngine:
 
 
 def exported_graph(model, model_dir: str | Path | None) -> tuple[Path, dict]:
-    """The model's ONNX graph: `<model_dir>/onnx/` if exported there (an older export there is an error: the
-    user exported it), else the cache (exported on first use, and again when this version writes another
-    graph)."""
-    candidates = [Path(model_dir) / "onnx"] if model_dir else []
-    candidates.append(onnx_dir(model))
-    for directory in candidates:
-        if (directory / ONNX_NAME).is_file() and (directory / SIDECAR_NAME).is_file():
-            if directory == candidates[-1] and _sidecar_version(directory) != SIDECAR_VERSION:
-                break  # our own cache, written by another version: export again
+    """The model's ONNX graph: `<model_dir>/onnx/` if exported there, else the cache (exported on first use).
+
+    A graph the user exported next to the model that this version cannot use (an older sidecar version, a
+    changed file) makes the backend unavailable, with the command that exports it again: the fallback chain
+    goes on. The cache is ours: a graph there that this version cannot use is exported again."""
+    cache = onnx_dir(model)
+    if model_dir and (Path(model_dir) / "onnx" / SIDECAR_NAME).is_file():
+        directory = Path(model_dir) / "onnx"
+        try:
             return directory / ONNX_NAME, read_sidecar(directory)
-    directory = candidates[-1]
-    export_grounding(model, directory)
-    return directory / ONNX_NAME, read_sidecar(directory)
-
-
-def _sidecar_version(directory: Path):
-    try:
-        return json.loads((directory / SIDECAR_NAME).read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError, AttributeError):
-        return None
+        except ValueError as exc:
+            raise BackendUnavailable(str(exc)) from None
+    if (cache / SIDECAR_NAME).is_file():
+        try:
+            return cache / ONNX_NAME, read_sidecar(cache)
+        except ValueError:
+            pass  # written by another version, or damaged: export again
+    export_grounding(model, cache)
+    return cache / ONNX_NAME, read_sidecar(cache)
