@@ -31,7 +31,7 @@ from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
 BOX_TOKENS = 4
 # Sub-bin coordinates: the probability-weighted mean of the bin centres within REFINE_BINS bins of the chosen
 # (most probable) bin. On the world's test split (seen compositions; held-out scenes not used to choose it),
-# ±1, 2, 4, 8 bins lifted the embedded model's mAcc from 0.598 to 0.622, 0.630, 0.631, 0.631; all 128 bins
+# ±1, 2, 4, 8 bins lifted a model's mAcc (runs/rec_G) from 0.598 to 0.622, 0.630, 0.631, 0.631; all 128 bins
 # (the full mean) fell to 0.507, pulled by far-off modes. See docs/benchmarks.md.
 REFINE_BINS = 4
 

@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model = EchoGen.load(args.model)
-        torch.set_grad_enabled(False)
-        for row in sweep(model, args.data, args.windows, args.limit):
-            print(json.dumps(row), flush=True)
+        with torch.inference_mode():
+            for row in sweep(model, args.data, args.windows, args.limit):
+                print(json.dumps(row), flush=True)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 
 from echogen_ros.evaluation.run import evaluate, load_export
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
@@ -51,3 +52,4 @@ def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path,
     assert main([str(tmp_path / "missing"), str(world_export)]) == 1
     assert main([str(DEFAULT_MODEL_DIR), str(tmp_path)]) == 1
     assert "annotations.json" in capsys.readouterr().err
+    assert torch.is_grad_enabled()  # a failed run leaves the process as it found it (tests run in one)
