@@ -61,6 +61,22 @@ def test_tampered_export_is_rejected(exported: Path, tmp_path: Path) -> None:
         read_sidecar(copy)
     with pytest.raises(FileNotFoundError, match="echogen export"):
         read_sidecar(tmp_path)
+    other = tmp_path / "other"  # a graph that refines over another window than this version
+    shutil.copytree(exported, other)
+    sidecar = json.loads((other / "grounding.json").read_text())
+    sidecar["scheme"]["refine_bins"] += 1
+    (other / "grounding.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="refines box coordinates over"):
+        read_sidecar(other)
+
+
+def test_export_leaves_a_16_bit_model_as_it_was(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The exporter traces a CPU fp32 copy: the model it was given keeps its dtype (and device)."""
+    import torch
+
+    model = EchoGen.load(tiny_model_dir, dtype=torch.bfloat16)
+    export_grounding(model, tmp_path / "onnx")
+    assert model.dtype == torch.bfloat16 and read_sidecar(tmp_path / "onnx")["version"] >= 2
 
 
 def test_fallback_chain_is_logged(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:

@@ -62,6 +62,9 @@ def test_refined_coordinates_weigh_the_bins_near_the_chosen_one() -> None:
     got = refine(probs, probs.argmax(-1))
     expected = [3.5 / bins, (0.6 * 3.5 + 0.4 * 4.5) / bins, (0.5 * 2.5 + 0.2 * 3.5) / 0.7 / bins]
     torch.testing.assert_close(got, torch.tensor(expected))
+    # every probability underflowed (the mass on non-bin tokens): the chosen bin's centre, never NaN or 0
+    underflow = refine(torch.zeros(2, bins), torch.tensor([5, 9]))
+    torch.testing.assert_close(underflow, torch.tensor([5.5 / bins, 9.5 / bins]))
 
 
 def test_grounded_boxes_are_the_refined_coordinates_of_the_greedy_bins(tiny_model: EchoGen) -> None:

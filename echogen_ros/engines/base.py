@@ -43,12 +43,15 @@ def exported_graph(model, model_dir: str | Path | None) -> tuple[Path, dict]:
         directory = Path(model_dir) / "onnx"
         try:
             return directory / ONNX_NAME, read_sidecar(directory)
-        except ValueError as exc:
-            raise BackendUnavailable(str(exc)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendUnavailable(f"{directory}: {exc}") from None
     if (cache / SIDECAR_NAME).is_file():
         try:
             return cache / ONNX_NAME, read_sidecar(cache)
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
             pass  # written by another version, or damaged: export again
-    export_grounding(model, cache)
+    try:
+        export_grounding(model, cache)
+    except Exception as exc:  # the exporter's failures are many and varied; grounding goes on down the chain
+        raise BackendUnavailable(f"cannot export the grounding graph to {cache}: {type(exc).__name__}: {exc}") from None
     return cache / ONNX_NAME, read_sidecar(cache)

@@ -3,6 +3,7 @@ sidecar describing inputs, outputs, pre-processing and the token scheme."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -31,7 +32,10 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
     """Export `model`'s grounding graph to out/grounding.onnx (+ grounding.json); returns the ONNX path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    graph = GroundingGraph(model.model.float().eval(), model.scheme).eval()
+    weights = model.model
+    if weights.device.type != "cpu" or weights.dtype != torch.float32:  # export a CPU fp32 copy, leave the model
+        weights = copy.deepcopy(weights).to("cpu", torch.float32)
+    graph = GroundingGraph(weights.eval(), model.scheme).eval()
     batch = torch.export.Dim("batch", min=1, max=256)
     length = torch.export.Dim("length", min=8, max=int(model.model.config.text_config.max_position_embeddings) - 4)
     path = out / ONNX_NAME
@@ -80,6 +84,11 @@ def read_sidecar(directory: Path) -> dict:
         raise ValueError(
             f"{path}: sidecar version {sidecar.get('version')}, this echogen_ros reads {SIDECAR_VERSION}; "
             f"export again (echogen export --model ... --out {directory})"
+        )
+    if sidecar.get("scheme", {}).get("refine_bins") != REFINE_BINS:
+        raise ValueError(
+            f"{path}: the graph refines box coordinates over {sidecar.get('scheme', {}).get('refine_bins')} bins, "
+            f"this echogen_ros over {REFINE_BINS}; export again (echogen export --model ... --out {directory})"
         )
     onnx = Path(directory) / sidecar["onnx"]
     if not onnx.is_file() or sha256(onnx) != sidecar["onnx_sha256"]:

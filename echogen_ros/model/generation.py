@@ -173,9 +173,14 @@ def refine(probs: torch.Tensor, best: torch.Tensor, window: int = REFINE_BINS) -
     exportable)."""
     bins = probs.shape[-1]
     index = torch.arange(bins, device=probs.device)
-    weights = probs * ((index[None] - best[:, None]).abs() <= window).to(probs.dtype)
+    # comparisons, not abs() of integers (TensorRT 8.5 has no integer abs)
+    near = (index[None] >= best[:, None] - window) & (index[None] <= best[:, None] + window)
+    weights = probs * near.to(probs.dtype)
     centres = (index.to(probs.dtype) + 0.5) / bins
-    return (weights * centres).sum(-1) / weights.sum(-1).clamp_min(1e-30)
+    total = weights.sum(-1)
+    chosen = (best.to(probs.dtype) + 0.5) / bins
+    # if every bin's probability underflowed (mass on non-bin tokens, or FP16), the chosen bin's centre
+    return torch.where(total > 0, (weights * centres).sum(-1) / total.clamp_min(1e-30), chosen)
 
 
 def decode_boxes(
