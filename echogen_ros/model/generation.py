@@ -228,10 +228,12 @@ def beam_boxes(
             batch = torch.cat([batch, model.get_input_embeddings()(ids)], dim=1)
         probs = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1])
         top = probs.clamp_min(1e-30).log().topk(min(k, scheme.bins), dim=-1)
+        width = top.indices.shape[1]  # every beam's candidates refined in one call
+        refined = refine(probs.repeat_interleave(width, 0), top.indices.reshape(-1)).view(len(beams), width)
         candidates = [
-            (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(refine(p[None], j[None]))])
-            for (tokens, total, coords), p, values, indices in zip(beams, probs, top.values, top.indices)
-            for v, j in zip(values, indices)
+            (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(c)])
+            for (tokens, total, coords), values, indices, near in zip(beams, top.values, top.indices, refined)
+            for v, j, c in zip(values, indices, near)
         ]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]

@@ -331,7 +331,7 @@ class Trainer:
         ids, mask = batch.seq.ids[:, :prompt_len].to(tokens.device), batch.seq.mask[:, :prompt_len].to(tokens.device)
         embeds = generation.embed(self.model, ids, features[index])
         _, _, found = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
-        boxes = [tuple(coords) for coords in found.float().tolist()]  # refined, as EchoGen.ground gives them
+        boxes = [tuple(coords) for coords in found.tolist()]  # refined, as EchoGen.ground gives them
         out, k = [], 0
         for layout in layouts:
             out.append(boxes[k : k + len(layout)])
