@@ -135,7 +135,7 @@ class RunConfig:
     progress: bool = True
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end
     time_budget_s: float = 0.0  # > 0: fit optim.max_steps (a cap) to this wall time (per invocation; the fit
-    # is made once after warm-up and kept on resume); stop at it
+    # is made after warm-up, made again at a quarter and half of the budget, and kept on resume); stop at it
 
 
 @dataclass

@@ -37,6 +37,10 @@ from echogen_training.rewards import group_advantages, layout_reward
 
 NON_FINITE_EXIT = 3
 BUDGET_RESERVE = 0.08  # of run.time_budget_s, kept for evaluations, checkpoints and the final save
+# fractions of run.time_budget_s at which max_steps is fitted again to the step rate measured since the
+# last fit: the first fit (after warm-up) can see start-up slowness (input workers filling, first kernels)
+# that later goes away. A refit early in the cosine schedule moves the LR curve only slightly.
+BUDGET_REFITS = (0.25, 0.5)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -121,6 +125,8 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self._rate_mark: tuple[float, int] | None = None
         self._fitted = False  # run.time_budget_s: max_steps fitted to the budget (restored on resume)
+        self._step_cap = config.optim.max_steps  # the configured maximum: no fit goes above it
+        self._refits = BUDGET_REFITS
         if checkpoint is not None:
             self._resume(checkpoint)
         self._step_base, self._position_base, self._draws = self.step, self.stream.position, 0
@@ -173,19 +179,25 @@ class Trainer:
             generator=torch.Generator(),  # its worker seeds must not come from (and shift) the global RNG
         )  # fmt: skip
 
-    def _fit_budget(self, started: float, logger: Logger) -> None:
+    def _fit_budget(self, started: float, logger: Logger, now: float | None = None) -> None:
         """run.time_budget_s: once past warm-up, fit max_steps to the time left at the measured step rate
-        (so the LR schedule still ends annealed); stop at the budget whatever happens."""
+        (so the LR schedule still ends annealed), fit it again at BUDGET_REFITS of the budget, and stop at
+        the budget whatever happens."""
         c = self.config
-        budget, done, now = c.run.time_budget_s, self.step - self._step_base, time.monotonic()
+        budget, done = c.run.time_budget_s, self.step - self._step_base
+        now = time.monotonic() if now is None else now
         if done == 5:  # rate measured after start-up (first kernels, worker start)
             self._rate_mark = (now, self.step)
-        if not self._fitted and self._rate_mark and done >= max(25, c.optim.warmup_steps - self._step_base):
+        first = not self._fitted and self._rate_mark and done >= max(25, c.optim.warmup_steps - self._step_base)
+        again = self._fitted and self._rate_mark and self._refits and now - started >= budget * self._refits[0]
+        if first or again:
             mark_time, mark_step = self._rate_mark
             per_step = (now - mark_time) / max(1, self.step - mark_step)
             fit = self.step + int((budget * (1 - BUDGET_RESERVE) - (now - started)) / per_step)
-            c.optim.max_steps = max(self.step + 1, min(c.optim.max_steps, fit))
-            self._fitted = True
+            c.optim.max_steps = max(self.step + 1, min(self._step_cap, fit))
+            if again:
+                self._refits = self._refits[1:]
+            self._fitted, self._rate_mark = True, (now, self.step)
             logger.retotal(c.optim.max_steps)
             logger.message(f"time budget {budget:.0f} s: {per_step * 1000:.0f} ms/step, max_steps {c.optim.max_steps}")
         if now - started > budget and self.step < c.optim.max_steps:
@@ -210,7 +222,7 @@ class Trainer:
         self.stream.position = trainer["data_position"]
         if self.config.run.time_budget_s > 0 and trainer.get("budget_fitted"):
             self.config.optim.max_steps = trainer["config"]["optim"]["max_steps"]
-            self._fitted = True
+            self._fitted, self._refits = True, ()  # the schedule of the first invocation stays as it was
         self.metrics = trainer.get("metrics", {})
 
     # ---- one step ------------------------------------------------------------------------------

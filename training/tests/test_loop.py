@@ -15,7 +15,8 @@ import pytest
 import torch
 from echogen_training.data.batches import centre_patch
 from echogen_training.data.sources import build_stream
-from echogen_training.loop import NON_FINITE_EXIT, Trainer
+from echogen_training.logger import Logger
+from echogen_training.loop import BUDGET_REFITS, BUDGET_RESERVE, NON_FINITE_EXIT, Trainer
 from echogen_training.objectives import CodeUsage, gumbel_tau
 
 from echogen_ros.model.echogen import EchoGen
@@ -218,6 +219,37 @@ def test_time_budget_fits_the_schedule_and_resume_keeps_it(tiny_config, tmp_path
     capped = tiny_config("pmtp", *budget[:-1], f"run.out={tmp_path / 'c'}", "run.time_budget_s=0.5")
     assert Trainer(capped).run() == 0  # a budget spent before the fit still ends with a final model
     assert capped.optim.max_steps < 100000 and (tmp_path / "c" / "final" / "echogen.json").is_file()
+
+
+def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp_path: Path) -> None:
+    # the fit after warm-up sees start-up slowness (0.5 s per step here); the refits at BUDGET_REFITS of
+    # the budget (25 and 50 s) measure the rate since the last fit: 0.1 s per step, then 0.2
+    config = tiny_config("pmtp", "optim.max_steps=100000", "optim.warmup_steps=2", "run.time_budget_s=100",
+                         f"run.out={tmp_path}")  # fmt: skip
+    trainer = Trainer(config)
+    logger = Logger(tmp_path, False, config.optim.max_steps, 0, False)
+    usable, clock, fits = 100 * (1 - BUDGET_RESERVE), 0.0, []
+
+    def advance(steps: int, seconds_per_step: float) -> None:
+        nonlocal clock
+        for _ in range(steps):
+            trainer.step += 1
+            clock = round(clock + seconds_per_step, 6)
+            trainer._fit_budget(0.0, logger, now=clock)
+            if trainer._fitted and (not fits or fits[-1][1] != config.optim.max_steps):
+                fits.append((trainer.step, config.optim.max_steps))
+
+    assert BUDGET_REFITS == (0.25, 0.5)
+    advance(25, 0.5)  # the first fit, at step 25 (12.5 s)
+    advance(125, 0.1)  # to 25 s, step 150: refit
+    advance(150, 0.2)  # to 55 s; refit at 50 s, step 275
+    expected = [(25, 25 + int((usable - 12.5) / 0.5)), (150, 150 + int((usable - 25) / 0.1)),
+                (275, 275 + int((usable - 50) / 0.2))]  # fmt: skip
+    assert [(s, m) for s, m in fits] == expected and trainer._refits == ()
+    advance(100, 0.01)  # faster again: no refit after the last one, the schedule's end stays put
+    assert config.optim.max_steps == expected[-1][1]
+    advance(1, 50.0)  # past the budget: stop at this step
+    assert config.optim.max_steps == trainer.step
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
