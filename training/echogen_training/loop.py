@@ -41,6 +41,7 @@ BUDGET_RESERVE = 0.08  # of run.time_budget_s, kept for evaluations, checkpoints
 # last fit: the first fit (after warm-up) can see start-up slowness (input workers filling, first kernels)
 # that later goes away. A refit early in the cosine schedule moves the LR curve only slightly.
 BUDGET_REFITS = (0.25, 0.5)
+BUDGET_REFIT_STEPS = 25  # a refit waits for this many steps since the last fit, to measure a rate
 
 
 class NonFiniteLoss(RuntimeError):
@@ -189,14 +190,15 @@ class Trainer:
         if done == 5:  # rate measured after start-up (first kernels, worker start)
             self._rate_mark = (now, self.step)
         first = not self._fitted and self._rate_mark and done >= max(25, c.optim.warmup_steps - self._step_base)
-        again = self._fitted and self._rate_mark and self._refits and now - started >= budget * self._refits[0]
+        again = (self._fitted and self._refits and now - started >= budget * self._refits[0]
+                 and self.step - self._rate_mark[1] >= BUDGET_REFIT_STEPS)  # fmt: skip
         if first or again:
             mark_time, mark_step = self._rate_mark
             per_step = (now - mark_time) / max(1, self.step - mark_step)
             fit = self.step + int((budget * (1 - BUDGET_RESERVE) - (now - started)) / per_step)
             c.optim.max_steps = max(self.step + 1, min(self._step_cap, fit))
-            if again:
-                self._refits = self._refits[1:]
+            # a refit point passed by now is dropped (a late first fit is not followed at once by another)
+            self._refits = tuple(f for f in self._refits if budget * f > now - started)
             self._fitted, self._rate_mark = True, (now, self.step)
             logger.retotal(c.optim.max_steps)
             logger.message(f"time budget {budget:.0f} s: {per_step * 1000:.0f} ms/step, max_steps {c.optim.max_steps}")

@@ -251,6 +251,18 @@ def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp
     advance(1, 50.0)  # past the budget: stop at this step
     assert config.optim.max_steps == trainer.step
 
+    # a first fit that comes late (slow warm-up, past a quarter of the budget) drops the refit points passed,
+    # and a refit waits for enough steps to measure a rate
+    config = tiny_config("pmtp", "optim.max_steps=100000", "optim.warmup_steps=2", "run.time_budget_s=100",
+                         f"run.out={tmp_path / 'late'}")  # fmt: skip
+    trainer, clock, fits = Trainer(config), 0.0, []
+    advance(25, 1.2)  # first fit at 30 s: the 25 % refit point has passed
+    assert fits == [(25, 25 + int((usable - 30) / 1.2))] and trainer._refits == (0.5,)
+    advance(17, 1.2)  # 50.4 s, but 17 steps since the fit: not yet
+    assert len(fits) == 1
+    advance(8, 0.1)  # 25 steps since the fit: refit at the mean rate since then
+    assert fits[-1] == (50, 50 + int((usable - 51.2) / ((51.2 - 30) / 25)))
+
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
     config = tiny_config("pmtp", "optim.max_steps=50", "run.save_every=1", "optim.lr=1.0e30",
