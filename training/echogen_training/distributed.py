@@ -73,6 +73,17 @@ def average(metrics: dict[str, float], context: Context) -> dict[str, float]:
     return {k: sum(m[k] for m in gathered if k in m) / sum(k in m for m in gathered) for k in keys}
 
 
+def slowest(seconds: float, context: Context) -> float:
+    """The largest of the ranks' values (a wall time): decisions taken on it (the time budget's fits and
+    stop) come out the same on every rank, so no rank stops a step before the others and leaves them
+    waiting in a collective."""
+    if context.world == 1:
+        return seconds
+    value = torch.tensor([seconds], dtype=torch.float64, device=context.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return float(value.item())
+
+
 def barrier(context: Context) -> None:
     if context.world > 1:
         dist.barrier()

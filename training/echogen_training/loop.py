@@ -37,11 +37,12 @@ from echogen_training.rewards import group_advantages, layout_reward
 
 NON_FINITE_EXIT = 3
 BUDGET_RESERVE = 0.08  # of run.time_budget_s, kept for evaluations, checkpoints and the final save
-# fractions of run.time_budget_s at which max_steps is fitted again to the step rate measured since the
-# last fit: the first fit (after warm-up) can see start-up slowness (input workers filling, first kernels)
-# that later goes away. A refit early in the cosine schedule moves the LR curve only slightly.
+# fractions of run.time_budget_s at which max_steps is fitted again to the mean step rate since step 5: the
+# first fit (after warm-up) can see start-up slowness (input workers filling, first kernels) that later
+# goes away, and a mean over more steps shrugs off a passing slowdown. A refit early in the cosine schedule
+# moves the LR curve only slightly.
 BUDGET_REFITS = (0.25, 0.5)
-BUDGET_REFIT_STEPS = 25  # a refit waits for this many steps since the last fit, to measure a rate
+BUDGET_REFIT_STEPS = 25  # a refit waits for this many steps since the last fit
 
 
 class NonFiniteLoss(RuntimeError):
@@ -124,7 +125,8 @@ class Trainer:
         self.generator = torch.Generator()
         self.step = 0
         self.metrics: dict[str, float] = {}
-        self._rate_mark: tuple[float, int] | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (seconds, step) at step 5 of this invocation
+        self._fit_step = 0  # the step of the last fit
         self._fitted = False  # run.time_budget_s: max_steps fitted to the budget (restored on resume)
         self._step_cap = config.optim.max_steps  # the configured maximum: no fit goes above it
         self._refits = BUDGET_REFITS
@@ -180,29 +182,29 @@ class Trainer:
             generator=torch.Generator(),  # its worker seeds must not come from (and shift) the global RNG
         )  # fmt: skip
 
-    def _fit_budget(self, started: float, logger: Logger, now: float | None = None) -> None:
+    def _fit_budget(self, now: float, logger: Logger) -> None:
         """run.time_budget_s: once past warm-up, fit max_steps to the time left at the measured step rate
         (so the LR schedule still ends annealed), fit it again at BUDGET_REFITS of the budget, and stop at
-        the budget whatever happens."""
+        the budget whatever happens. `now`: seconds since this invocation's loop started, the same on every
+        rank (`distributed.slowest`)."""
         c = self.config
         budget, done = c.run.time_budget_s, self.step - self._step_base
-        now = time.monotonic() if now is None else now
         if done == 5:  # rate measured after start-up (first kernels, worker start)
             self._rate_mark = (now, self.step)
         first = not self._fitted and self._rate_mark and done >= max(25, c.optim.warmup_steps - self._step_base)
-        again = (self._fitted and self._refits and now - started >= budget * self._refits[0]
-                 and self.step - self._rate_mark[1] >= BUDGET_REFIT_STEPS)  # fmt: skip
+        again = (self._fitted and self._refits and now >= budget * self._refits[0]
+                 and self.step - self._fit_step >= BUDGET_REFIT_STEPS)  # fmt: skip
         if first or again:
             mark_time, mark_step = self._rate_mark
             per_step = (now - mark_time) / max(1, self.step - mark_step)
-            fit = self.step + int((budget * (1 - BUDGET_RESERVE) - (now - started)) / per_step)
+            fit = self.step + int((budget * (1 - BUDGET_RESERVE) - now) / per_step)
             c.optim.max_steps = max(self.step + 1, min(self._step_cap, fit))
             # a refit point passed by now is dropped (a late first fit is not followed at once by another)
-            self._refits = tuple(f for f in self._refits if budget * f > now - started)
-            self._fitted, self._rate_mark = True, (now, self.step)
+            self._refits = tuple(f for f in self._refits if budget * f > now)
+            self._fitted, self._fit_step = True, self.step
             logger.retotal(c.optim.max_steps)
             logger.message(f"time budget {budget:.0f} s: {per_step * 1000:.0f} ms/step, max_steps {c.optim.max_steps}")
-        if now - started > budget and self.step < c.optim.max_steps:
+        if now > budget and self.step < c.optim.max_steps:
             c.optim.max_steps = self.step
             logger.message(f"time budget {budget:.0f} s spent: stopping at step {self.step}")
 
@@ -434,7 +436,7 @@ class Trainer:
                     return NON_FINITE_EXIT
                 logger.advance()
                 if c.run.time_budget_s > 0:
-                    self._fit_budget(started, logger)
+                    self._fit_budget(distributed.slowest(time.monotonic() - started, self.context), logger)
                 if self.step % c.run.log_every == 0 or self.step == c.optim.max_steps:
                     logger.log(self.step, metrics)
                 if c.eval.every and (self.step % c.eval.every == 0 or self.step == c.optim.max_steps):

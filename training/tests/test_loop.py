@@ -223,7 +223,7 @@ def test_time_budget_fits_the_schedule_and_resume_keeps_it(tiny_config, tmp_path
 
 def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp_path: Path) -> None:
     # the fit after warm-up sees start-up slowness (0.5 s per step here); the refits at BUDGET_REFITS of
-    # the budget (25 and 50 s) measure the rate since the last fit: 0.1 s per step, then 0.2
+    # the budget (25 and 50 s) use the mean rate since step 5, when steps have become faster (0.1 s, then 0.2)
     config = tiny_config("pmtp", "optim.max_steps=100000", "optim.warmup_steps=2", "run.time_budget_s=100",
                          f"run.out={tmp_path}")  # fmt: skip
     trainer = Trainer(config)
@@ -235,7 +235,7 @@ def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp
         for _ in range(steps):
             trainer.step += 1
             clock = round(clock + seconds_per_step, 6)
-            trainer._fit_budget(0.0, logger, now=clock)
+            trainer._fit_budget(clock, logger)
             if trainer._fitted and (not fits or fits[-1][1] != config.optim.max_steps):
                 fits.append((trainer.step, config.optim.max_steps))
 
@@ -243,8 +243,9 @@ def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp
     advance(25, 0.5)  # the first fit, at step 25 (12.5 s)
     advance(125, 0.1)  # to 25 s, step 150: refit
     advance(150, 0.2)  # to 55 s; refit at 50 s, step 275
-    expected = [(25, 25 + int((usable - 12.5) / 0.5)), (150, 150 + int((usable - 25) / 0.1)),
-                (275, 275 + int((usable - 50) / 0.2))]  # fmt: skip
+    expected = [(step, step + int((usable - at) / ((at - 2.5) / (step - 5))))  # 2.5 s: step 5
+                for step, at in ((25, 12.5), (150, 25.0), (275, 50.0))]  # fmt: skip
+    assert expected[0][1] < expected[1][1]  # faster steps: a longer schedule
     assert [(s, m) for s, m in fits] == expected and trainer._refits == ()
     advance(100, 0.01)  # faster again: no refit after the last one, the schedule's end stays put
     assert config.optim.max_steps == expected[-1][1]
@@ -260,8 +261,8 @@ def test_time_budget_is_fitted_again_when_the_step_rate_changes(tiny_config, tmp
     assert fits == [(25, 25 + int((usable - 30) / 1.2))] and trainer._refits == (0.5,)
     advance(17, 1.2)  # 50.4 s, but 17 steps since the fit: not yet
     assert len(fits) == 1
-    advance(8, 0.1)  # 25 steps since the fit: refit at the mean rate since then
-    assert fits[-1] == (50, 50 + int((usable - 51.2) / ((51.2 - 30) / 25)))
+    advance(8, 0.1)  # 25 steps since the fit: refit at the mean rate since step 5 (6 s)
+    assert fits[-1] == (50, 50 + int((usable - 51.2) / ((51.2 - 6) / 45)))
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
@@ -272,6 +273,27 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -
     good = Path(config.run.out) / "checkpoints" / latest.read_text().strip()
     model = EchoGen.load(good / "model")  # the kept checkpoint loads and is finite
     assert all(torch.isfinite(v).all() for v in model.model.state_dict().values())
+
+
+def _torchrun(*program: str) -> str:
+    """Run `program` (torchrun's arguments after its own) in 2 processes on gloo; its stdout."""
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+               *program]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # its own process group, so a timeout also ends torchrun's workers (not only the launcher)
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = launcher.communicate(timeout=300)
+    except subprocess.TimeoutExpired:  # show where it stopped
+        os.killpg(launcher.pid, signal.SIGKILL)
+        _, stderr = launcher.communicate()
+        pytest.fail(f"torchrun {program} did not finish in 300 s:\n{stderr[-3000:]}")
+    assert launcher.returncode == 0, stderr[-3000:]
+    return stdout
 
 
 @pytest.mark.parametrize(
@@ -293,22 +315,7 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
         f"eval: {evaluate}\n"
         f"run: {{out: {out}, save_every: 2, progress: false, autocast: none, distributed: {strategy}}}\n"
     )
-    with socket.socket() as probe:  # a free port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "-m", "echogen_training", stage, "--config", str(config)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # its own process group, so a timeout also ends torchrun's workers (not only the launcher)
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True)  # fmt: skip
-    try:
-        _, stderr = launcher.communicate(timeout=300)
-    except subprocess.TimeoutExpired:  # show where it stopped
-        os.killpg(launcher.pid, signal.SIGKILL)
-        _, stderr = launcher.communicate()
-        pytest.fail(f"torchrun {stage} did not finish in 300 s:\n{stderr[-3000:]}")
-    assert launcher.returncode == 0, stderr[-3000:]
+    _torchrun("-m", "echogen_training", stage, "--config", str(config))
     trainer = json.loads((out / "checkpoints" / "step_00000002" / "trainer.json").read_text())
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
     model = EchoGen.load(out / "final")
@@ -317,6 +324,34 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
 
     (detection,) = model.ground(world_sample(0, 0, "val").image(160, 120), "the red cup")
     assert 0 <= detection.box[0] < detection.box[2] <= 160
+
+
+def test_ranks_agree_on_the_slowest_wall_time(tmp_path: Path) -> None:
+    # the time budget decides on this value: every rank must get the same one, or one rank stops a step
+    # early and leaves the others waiting in the gradient all-reduce
+    script = tmp_path / "agree.py"
+    script.write_text(
+        "import pathlib, sys\nfrom echogen_training import distributed\nc = distributed.setup()\n"
+        "value = distributed.slowest(10.0 + 5 * c.rank, c)\n"
+        "pathlib.Path(sys.argv[1], f'rank{c.rank}').write_text(str(value))\ndistributed.teardown(c)\n"
+    )
+    _torchrun(str(script), str(tmp_path))
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in (0, 1)] == ["15.0", "15.0"]
+
+
+def test_a_time_budget_under_torchrun_ends_every_rank_together(tmp_path: Path) -> None:
+    config, out = tmp_path / "budget.yaml", tmp_path / "budget"
+    config.write_text(
+        "model: {init: tiny}\n"
+        "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
+        "optim: {max_steps: 100000, warmup_steps: 1}\n"
+        "eval: {every: 0}\n"
+        f"run: {{out: {out}, save_every: 100000, progress: false, autocast: none, time_budget_s: 12}}\n"
+    )
+    _torchrun("-m", "echogen_training", "pmtp", "--config", str(config))
+    trainer = json.loads(next((out / "checkpoints").glob("step_*/trainer.json")).read_text())
+    assert 25 < trainer["step"] == trainer["config"]["optim"]["max_steps"] < 100000
+    assert (out / "final" / "echogen.json").is_file()
 
 
 def test_world_stream_shards_differ_by_rank(tiny_config) -> None:
