@@ -62,6 +62,9 @@ class VQConfig:
     adversarial_weight: float = 0.0  # > 0 enables the patch discriminator (hinge loss)
     adversarial_start: int = 500
     restart_every: int = 0  # > 0: re-seed codes unused for this many steps with batch latents (0: off)
+    # train only the decoder (post_quant_conv + decoder): the encoder and codebook stay fixed, so the codes,
+    # and a generator already trained on them, stay valid while the token → pixel mapping improves
+    decoder_only: bool = False
 
 
 @dataclass
@@ -225,6 +228,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
     config = _build(TrainConfig, data, "")
     if config.stage not in STAGES:
         raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
+    if config.vq.decoder_only and config.vq.restart_every > 0:
+        raise ConfigError("vq.decoder_only keeps the codebook fixed: set vq.restart_every=0")
     return config
 
 

@@ -147,6 +147,11 @@ class Trainer:
                 p.requires_grad_(False)
             else:
                 p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
+        if c.stage == "vq" and c.vq.decoder_only:
+            vqmodel = model.model.vqmodel
+            decoder = {id(p) for m in (vqmodel.post_quant_conv, vqmodel.decoder) for p in m.parameters()}
+            for p in vqmodel.parameters():
+                p.requires_grad_(id(p) in decoder)
         if c.stage == "vq":
             return VQObjective(model, c.vq)
         if c.stage == "vision":

@@ -99,8 +99,9 @@ class VQObjective(nn.Module):
         return {"codes_restarted": float(restarted)} if restarted else {}
 
     def forward(self, pixels: torch.Tensor, step: int) -> tuple[torch.Tensor, Metrics]:
-        raw = vq.encode_latent(self.vq, pixels)
-        tokens, latent, codebook_loss = vq.quantize_latent(self.vq, raw)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.decoder_only):
+            raw = vq.encode_latent(self.vq, pixels)
+            tokens, latent, codebook_loss = vq.quantize_latent(self.vq, raw)
         if self.training:
             self.usage.observe(tokens, raw)
         recon = vq.decode_latent(self.vq, latent)

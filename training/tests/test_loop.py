@@ -19,6 +19,7 @@ from echogen_training.logger import Logger
 from echogen_training.loop import BUDGET_REFITS, BUDGET_RESERVE, NON_FINITE_EXIT, Trainer
 from echogen_training.objectives import CodeUsage, gumbel_tau
 
+from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
 
 
@@ -128,6 +129,24 @@ def test_dead_codes_are_reseeded_from_batch_latents() -> None:
     flat = latent.permute(0, 2, 3, 1).reshape(-1, 4)
     assert all((flat - row).norm(dim=1).min() < 0.1 for row in codebook[3:])  # near a batch latent
     assert usage.hits.sum() == 0
+
+
+def test_decoder_only_vq_training_keeps_every_code(tiny_config) -> None:
+    """The decoder learns; the encoder and codebook do not, so a generator's tokens keep their meaning."""
+    config = tiny_config("vq", "vq.decoder_only=true", "optim.lr=1e-2")
+    before = {k: v.clone() for k, v in EchoGen.create("tiny", seed=0).model.model.vqmodel.state_dict().items()}
+    pixels = torch.rand(2, 3, 32, 32) * 2 - 1
+    tokens = vq.encode_tokens(EchoGen.create("tiny", seed=0).model.model.vqmodel, pixels)
+    assert Trainer(config).run() == 0
+    vqmodel = EchoGen.load(Path(config.run.out) / "final").model.model.vqmodel
+    changed = {k.split(".")[0] for k, v in vqmodel.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"decoder", "post_quant_conv"}
+    assert torch.equal(vq.encode_tokens(vqmodel, pixels), tokens)
+
+
+def test_decoder_only_refuses_codebook_restarts(tiny_config) -> None:
+    with pytest.raises(ValueError, match="vq.decoder_only"):
+        tiny_config("vq", "vq.decoder_only=true", "vq.restart_every=5")
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:

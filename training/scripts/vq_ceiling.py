@@ -1,0 +1,126 @@
+"""How far the imagined-scene metrics can go with this model's image path, measured on real frames.
+
+Layout AP50 and the cycle IoU grade imagined scenes, which are generated at the model's resolution
+(`image_size`, 64 px for `tabletop`) as VQ tokens and scaled back up. This script sends held-out camera frames
+along the same path without the generator, so each row is an upper bound on what a perfect generator
+could score through that step:
+
+- `frame`: the rendered frame as it is;
+- `resized`: letterboxed down to the model's resolution and scaled back up as imagined scenes are;
+- `vq`: the same, through the VQ tokenizer (encode → nearest codes → decode), i.e. the best token sequence.
+
+For each row: the classical detector's COCO AP / AP50 / AP75 against the frame's true boxes (what
+`echogen eval` reports as layout AP), and the cycle: every object's label grounded by the model in that
+image, mean IoU with its true box and the failure rate (IoU < 0.5).
+
+    python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from echogen_ros.evaluation.detector import detect
+from echogen_ros.evaluation.layout_ap import layout_ap
+from echogen_ros.evaluation.run import FAILURE_IOU, load_export
+from echogen_ros.model import vq
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.generation import decode_image
+from echogen_ros.model.layout import box_iou
+from echogen_ros.model.letterbox import Letterbox
+
+ROWS = ("frame", "resized", "vq")
+
+
+def _xyxy(bbox) -> tuple[float, float, float, float]:
+    x, y, w, h = bbox
+    return float(x), float(y), float(x + w), float(y + h)
+
+
+@torch.no_grad()
+def versions(model: EchoGen, frame: np.ndarray) -> dict[str, np.ndarray]:
+    """The frame as each row sees it, every one at the frame's own size."""
+    box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)
+    small = box.apply(frame)
+    pixels = torch.from_numpy(small.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    vqmodel = model.model.model.vqmodel
+    tokens = vq.encode_tokens(vqmodel, pixels.to(model.device, next(vqmodel.parameters()).dtype))
+    decoded = decode_image(model.model, tokens)[0].cpu().numpy()
+    return {"frame": frame, "resized": box.crop(small), "vq": box.crop(decoded)}
+
+
+def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
+    data = load_export(directory)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    anns = defaultdict(list)
+    for ann in data["annotations"]:
+        anns[ann["image_id"]].append(ann)
+    layouts: list = []
+    detections: dict[str, list] = {row: [] for row in ROWS}
+    ious: dict[str, list[float]] = {row: [] for row in ROWS}
+    for info in data["images"][:scenes]:
+        objects = anns[info["id"]][: model.max_objects]
+        if not objects:
+            continue
+        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
+        frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        boxes = [_xyxy(a["bbox"]) for a in objects]
+        labels = [f"{a.get('attributes', {}).get('colour', '')} {names[a['category_id']]}".strip() for a in objects]
+        layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
+        for row, picture in versions(model, frame).items():
+            detections[row].append([(f.category, f.box, f.score) for f in detect(picture)])
+            found = model.ground_many(picture, labels)
+            ious[row] += [box_iou(b, d.box) for b, d in zip(boxes, found)]
+    if not layouts:
+        raise ValueError(f"no scene with objects among the first {scenes} of {directory}")
+    report = {"scenes": len(layouts), "objects": len(ious["frame"]), "image_size": model.image_size}
+    for row in ROWS:
+        values = np.array(ious[row])
+        report[row] = {
+            **layout_ap(layouts, detections[row]),
+            "cycle_iou": float(values.mean()),
+            "cycle_failure_rate": float((values < FAILURE_IOU).mean()),
+        }
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="a directory written by `echogen world`")
+    parser.add_argument("--scenes", type=int, default=60, help="the first N scenes (eval's --imagine-limit)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.scenes < 1:
+        parser.error("--scenes must be at least 1")
+    try:
+        report = measure(EchoGen.load(args.model), args.data, args.scenes)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"vq_ceiling: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['scenes']} scenes, {report['objects']} objects, model resolution {report['image_size']} px")
+    print(f"{'row':<8} {'AP':>6} {'AP50':>6} {'AP75':>6} {'cycle IoU':>10} {'failures':>9}")
+    for row in ROWS:
+        r = report[row]
+        print(
+            f"{row:<8} {r['ap']:6.3f} {r['ap50']:6.3f} {r['ap75']:6.3f} {r['cycle_iou']:10.3f}"
+            f" {r['cycle_failure_rate']:9.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

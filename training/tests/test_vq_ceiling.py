@@ -1,0 +1,67 @@
+"""training/scripts/vq_ceiling.py: real frames through the imagined-scene path without the generator; the
+frame row is the detector on renders, the vq row is what the model grounds in the decoded tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from echogen_ros.evaluation.run import FAILURE_IOU, load_export
+from echogen_ros.model import vq
+from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
+from echogen_ros.model.generation import decode_image
+from echogen_ros.model.layout import box_iou
+from echogen_ros.model.letterbox import Letterbox
+
+
+@pytest.fixture(scope="module")
+def model() -> EchoGen:
+    return EchoGen.load()
+
+
+def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_export: Path) -> None:
+    ceiling = script("vq_ceiling")
+    data = load_export(world_export)
+    info = data["images"][0]
+    frame = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
+    rows = ceiling.versions(model, frame)
+    assert list(rows) == list(ceiling.ROWS) and all(v.shape == frame.shape for v in rows.values())
+    assert rows["frame"] is frame
+    box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)  # the VQ row by hand
+    pixels = torch.from_numpy(box.apply(frame).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    decoded = decode_image(model.model, vq.encode_tokens(model.model.model.vqmodel, pixels))[0].numpy()
+    assert np.array_equal(rows["vq"], box.crop(decoded))
+    assert not np.array_equal(rows["vq"], rows["resized"])
+
+
+def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_export: Path) -> None:
+    report = script("vq_ceiling").measure(model, world_export, scenes=3)
+    assert report["scenes"] == 3 and report["image_size"] == model.image_size
+    assert report["frame"]["ap50"] >= 0.9  # the detector on renders (validated to >= 0.95 AP50)
+    assert report["vq"]["ap50"] < report["frame"]["ap50"]  # the shipped tokenizer loses shapes
+    data = load_export(world_export)  # the vq row's cycle by hand
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    ious = []
+    for info in data["images"][:3]:
+        objects = [a for a in data["annotations"] if a["image_id"] == info["id"]][: model.max_objects]
+        frame = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
+        labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
+        found = model.ground_many(script("vq_ceiling").versions(model, frame)["vq"], labels)
+        ious += [box_iou((x, y, x + w, y + h), d.box) for (x, y, w, h), d in zip((a["bbox"] for a in objects), found)]
+    assert report["objects"] == len(ious)
+    assert report["vq"]["cycle_iou"] == pytest.approx(float(np.mean(ious)))
+    assert report["vq"]["cycle_failure_rate"] == pytest.approx(float(np.mean(np.array(ious) < FAILURE_IOU)))
+
+
+def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path, capsys) -> None:
+    main = script("vq_ceiling").main
+    assert main([str(tmp_path / "missing"), "--data", str(world_export)]) == 2
+    assert main([str(DEFAULT_MODEL_DIR), "--data", str(tmp_path)]) == 2
+    assert "annotations.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--scenes", "0"])
+    assert exit_info.value.code == 2
