@@ -73,6 +73,8 @@ def describe_model(model, where: str) -> str:
 def _continuation(record: dict) -> str:
     if record.get("stage") == "vision_transplant":
         return "a new vision encoder"
+    if record.get("stage") == "vq" and record.get("config", {}).get("vq", {}).get("decoder_only"):
+        return f"{record.get('steps', '?')} VQ-decoder steps"
     return f"{record.get('steps', '?')} {record.get('stage', '?')} steps"
 
 

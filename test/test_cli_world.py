@@ -134,6 +134,8 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
     model = EchoGen.create("tiny")
     model.manifest = {**model.manifest, "stage": "pmtp", "training": {"vq": {}, "pmtp": {}, "djo": {},
                       "continuations": [{"stage": "pmtp", "steps": 5}, {"stage": "vision_transplant", "steps": 9},
-                                        {"stage": "djo", "steps": 2}]}}  # fmt: skip
+                                        {"stage": "djo", "steps": 2},
+                                        {"stage": "vq", "steps": 7,
+                                         "config": {"vq": {"decoder_only": True}}}]}}  # fmt: skip
     text = describe_model(model, "here")
-    assert "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps" in text
+    assert "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps + 7 VQ-decoder steps" in text
