@@ -306,3 +306,13 @@ def test_the_256_px_preset_keeps_the_lm_s_64_image_tokens() -> None:
     x1, y1, x2, y2 = found.box
     assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
     assert model.imagine(LAYOUT, seed=0).shape == (LAYOUT.height, LAYOUT.width, 3)
+
+
+def test_the_fine_preset_writes_16_by_16_image_tokens() -> None:
+    """tabletop-fine: 64 px images through 16×16 tokens; the encoder reads the same 16×16 grid at 128 px."""
+    model = EchoGen.create("tabletop-fine", seed=0)
+    assert model.vision_size == 128 and model.image_size == 64 and model.scheme.image_tokens == 256
+    (found,) = model.ground(IMAGE, "the red cup")
+    x1, y1, x2, y2 = found.box
+    assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
+    assert model.imagine(LAYOUT, seed=0).shape == (LAYOUT.height, LAYOUT.width, 3)

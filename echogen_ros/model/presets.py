@@ -44,6 +44,13 @@ PRESETS: dict[str, Preset] = {
         vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 2, 2, 4),
         bins=128, max_objects=12, max_positions=512,
     ),
+    # a finer tokenizer: 64 px through 16×16 image tokens (4 px each, not 8), so the VQ keeps small objects'
+    # shapes; Janus has one grid for both towers, so the encoder reads 16×16 patches of 8 px at 128 px too
+    "tabletop-fine": Preset(
+        vision_size=128, image_size=64, patch=8, hidden=256, layers=4, heads=4, intermediate=704,
+        vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 2, 4),
+        bins=128, max_objects=12, max_positions=640,
+    ),
     # for tests: the smallest thing that runs every path
     "tiny": Preset(
         vision_size=32, image_size=32, patch=8, hidden=32, layers=2, heads=2, intermediate=64,

@@ -8,7 +8,8 @@
 #
 #   training/scripts/train_tabletop_timed.sh RUNS_DIR SHIP_DIR TRAIN_SECONDS [overrides for every stage]
 #
-# Environment: PYTHON (python3), PRESET (the model the vision stage creates: tabletop, or tabletop-256),
+# Environment: PYTHON (python3), PRESET (the model the vision stage creates: tabletop, tabletop-256 or
+# tabletop-fine),
 # WORKERS (input processes; default: cores - 2), *_BATCH per stage,
 # SHARES ("vision vq pmtp djo cycle_rl" fractions of TRAIN_SECONDS). Stage start-up, final evaluations
 # and shipping come on top of TRAIN_SECONDS (about 15 s per stage on a GPU).
