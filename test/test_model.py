@@ -297,21 +297,19 @@ def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> 
     assert np.array_equal(again.imagine(LAYOUT, seed=3), model.imagine(LAYOUT, seed=3))
 
 
-def test_the_256_px_preset_keeps_the_lm_s_64_image_tokens() -> None:
-    """tabletop-256: the encoder sees 4× the pixels through 32 px patches; the LM still reads 8×8 tokens and
-    the generator still writes them (Janus has one num_patches for both); grounding and imagining run."""
-    model = EchoGen.create("tabletop-256", seed=0)
-    assert model.vision_size == 256 and model.image_size == 64 and model.scheme.image_tokens == 64
-    (found,) = model.ground(IMAGE, "the red cup")
-    x1, y1, x2, y2 = found.box
-    assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
-    assert model.imagine(LAYOUT, seed=0).shape == (LAYOUT.height, LAYOUT.width, 3)
-
-
-def test_the_fine_preset_writes_16_by_16_image_tokens() -> None:
-    """tabletop-fine: 64 px images through 16×16 tokens; the encoder reads the same 16×16 grid at 128 px."""
-    model = EchoGen.create("tabletop-fine", seed=0)
-    assert model.vision_size == 128 and model.image_size == 64 and model.scheme.image_tokens == 256
+@pytest.mark.parametrize(
+    ("preset", "vision_size", "image_tokens"),
+    [
+        # the encoder sees 4× the pixels through 32 px patches; the LM still reads 8×8 tokens and the generator
+        # still writes them (Janus has one num_patches for both)
+        ("tabletop-256", 256, 64),
+        # 64 px images through 16×16 tokens; the encoder reads the same 16×16 grid (8 px patches at 128 px)
+        ("tabletop-fine", 128, 256),
+    ],
+)
+def test_larger_presets_ground_and_imagine(preset: str, vision_size: int, image_tokens: int) -> None:
+    model = EchoGen.create(preset, seed=0)
+    assert model.vision_size == vision_size and model.image_size == 64 and model.scheme.image_tokens == image_tokens
     (found,) = model.ground(IMAGE, "the red cup")
     x1, y1, x2, y2 = found.box
     assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
