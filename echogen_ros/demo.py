@@ -60,7 +60,7 @@ def describe_model(model, where: str) -> str:
     stage = done[-1] if done else manifest.get("stage", "?")
     trained = f"trained through {stage}"
     if continuations:
-        trained += ", then " + " + ".join(_continuation(c) for c in continuations)
+        trained += ", then " + " + ".join(_continuations(continuations))
     text = f"Model: {where} (preset {manifest.get('preset', '?')}, {trained})"
     report = manifest.get("metrics", {}).get("eval", {})
     if "grounding" in report:
@@ -70,12 +70,33 @@ def describe_model(model, where: str) -> str:
     return text + "."
 
 
-def _continuation(record: dict) -> str:
+def _kind(record: dict) -> str:
     if record.get("stage") == "vision_transplant":
-        return "a new vision encoder"
+        return "vision_transplant"
     if record.get("stage") == "vq" and record.get("config", {}).get("vq", {}).get("decoder_only"):
-        return f"{record.get('steps', '?')} VQ-decoder steps"
-    return f"{record.get('steps', '?')} {record.get('stage', '?')} steps"
+        return "VQ-decoder"
+    return str(record.get("stage", "?"))
+
+
+def _continuations(records: list[dict]) -> list[str]:
+    """Consecutive runs of one kind as one phrase: "20,199 pmtp steps in 11 runs", "645 djo steps"."""
+    groups: list[list] = []  # [kind, steps or None (unknown), runs]
+    for record in records:
+        kind, steps = _kind(record), record.get("steps")
+        steps = steps if isinstance(steps, int) else None
+        if groups and groups[-1][0] == kind != "vision_transplant":
+            groups[-1][1] = None if groups[-1][1] is None or steps is None else groups[-1][1] + steps
+            groups[-1][2] += 1
+        else:
+            groups.append([kind, steps, 1])
+    phrases = []
+    for kind, steps, runs in groups:
+        if kind == "vision_transplant":
+            phrases.append("a new vision encoder")
+            continue
+        count = "?" if steps is None else f"{steps:,}"
+        phrases.append(f"{count} {kind} steps" + (f" in {runs} runs" if runs > 1 else ""))
+    return phrases
 
 
 def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "", model_info: str = "") -> Path:

@@ -139,3 +139,11 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
                                          "config": {"vq": {"decoder_only": True}}}]}}  # fmt: skip
     text = describe_model(model, "here")
     assert "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps + 7 VQ-decoder steps" in text
+    runs = [{"stage": "pmtp", "steps": 1500}, {"stage": "pmtp", "steps": 700}, {"stage": "djo", "steps": 3},
+            {"stage": "vision_transplant"}, {"stage": "vision_transplant"},
+            {"stage": "pmtp"}, {"stage": "pmtp", "steps": 4}]  # fmt: skip
+    model.manifest = {**model.manifest, "training": {"continuations": runs}}
+    assert (
+        "then 2,200 pmtp steps in 2 runs + 3 djo steps + a new vision encoder + a new vision encoder"
+        " + ? pmtp steps in 2 runs"
+    ) in describe_model(model, "here")
