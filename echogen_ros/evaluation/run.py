@@ -27,9 +27,15 @@ from echogen_ros.model.metrics import grounding_accuracy
 FAILURE_IOU = 0.5
 
 
-def _xyxy(bbox) -> tuple[float, float, float, float]:
+def xyxy(bbox) -> tuple[float, float, float, float]:
+    """A COCO [x, y, w, h] box as (x1, y1, x2, y2)."""
     x, y, w, h = bbox
     return float(x), float(y), float(x + w), float(y + h)
+
+
+def object_label(annotation: dict, names: dict[int, str]) -> str:
+    """What a layout calls an exported object: "colour category" (the category alone without a colour)."""
+    return f"{annotation.get('attributes', {}).get('colour', '')} {names[annotation['category_id']]}".strip()
 
 
 def load_export(directory: Path) -> dict:
@@ -79,12 +85,9 @@ def evaluate(
         if sentences:
             found = model.ground_many(image, [text for _, text in sentences])
             for (ref, _), det in zip(sentences, found):
-                by_type[ref.get("type", "all")].append(box_iou(_xyxy(by_id[ref["ann_id"]]["bbox"]), det.box))
+                by_type[ref.get("type", "all")].append(box_iou(xyxy(by_id[ref["ann_id"]]["bbox"]), det.box))
         if step < imagine_count and by_id:
-            objects = [
-                (f"{a.get('attributes', {}).get('colour', '')} {names[a['category_id']]}".strip(), _xyxy(a["bbox"]))
-                for a in by_id.values()
-            ]
+            objects = [(object_label(a, names), xyxy(a["bbox"])) for a in by_id.values()]
             objects = objects[: model.max_objects]
             if noise:
                 rng = np.random.default_rng(seed + info["id"])

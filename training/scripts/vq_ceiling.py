@@ -27,10 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from echogen_training.data.batches import to_pixels
 
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.layout_ap import layout_ap
-from echogen_ros.evaluation.run import FAILURE_IOU, load_export
+from echogen_ros.evaluation.run import FAILURE_IOU, load_export, object_label, xyxy
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.generation import decode_image
@@ -40,17 +41,12 @@ from echogen_ros.model.letterbox import Letterbox
 ROWS = ("frame", "resized", "vq")
 
 
-def _xyxy(bbox) -> tuple[float, float, float, float]:
-    x, y, w, h = bbox
-    return float(x), float(y), float(x + w), float(y + h)
-
-
 @torch.no_grad()
 def versions(model: EchoGen, frame: np.ndarray) -> dict[str, np.ndarray]:
     """The frame as each row sees it, every one at the frame's own size."""
     box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)
     small = box.apply(frame)
-    pixels = torch.from_numpy(small.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    pixels = to_pixels([small])
     vqmodel = model.model.model.vqmodel
     tokens = vq.encode_tokens(vqmodel, pixels.to(model.device, next(vqmodel.parameters()).dtype))
     decoded = decode_image(model.model, tokens)[0].cpu().numpy()
@@ -74,8 +70,8 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
         if image is None:
             raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
         frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        boxes = [_xyxy(a["bbox"]) for a in objects]
-        labels = [f"{a.get('attributes', {}).get('colour', '')} {names[a['category_id']]}".strip() for a in objects]
+        boxes = [xyxy(a["bbox"]) for a in objects]
+        labels = [object_label(a, names) for a in objects]
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
         for row, picture in versions(model, frame).items():
             detections[row].append([(f.category, f.box, f.score) for f in detect(picture)])
