@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -80,22 +81,15 @@ def _kind(record: dict) -> str:
 
 def _continuations(records: list[dict]) -> list[str]:
     """Consecutive runs of one kind as one phrase: "20,199 pmtp steps in 11 runs", "645 djo steps"."""
-    groups: list[list] = []  # [kind, steps or None (unknown), runs]
-    for record in records:
-        kind, steps = _kind(record), record.get("steps")
-        steps = steps if isinstance(steps, int) else None
-        if groups and groups[-1][0] == kind != "vision_transplant":
-            groups[-1][1] = None if groups[-1][1] is None or steps is None else groups[-1][1] + steps
-            groups[-1][2] += 1
-        else:
-            groups.append([kind, steps, 1])
     phrases = []
-    for kind, steps, runs in groups:
+    for kind, group in itertools.groupby(records, key=_kind):
+        runs = list(group)
         if kind == "vision_transplant":
-            phrases.append("a new vision encoder")
+            phrases += ["a new vision encoder"] * len(runs)
             continue
-        count = "?" if steps is None else f"{steps:,}"
-        phrases.append(f"{count} {kind} steps" + (f" in {runs} runs" if runs > 1 else ""))
+        steps = [r.get("steps") for r in runs]
+        count = f"{sum(steps):,}" if all(isinstance(n, int) for n in steps) else "?"
+        phrases.append(f"{count} {kind} steps" + (f" in {len(runs)} runs" if len(runs) > 1 else ""))
     return phrases
 
 
