@@ -71,11 +71,18 @@ def describe_model(model, where: str) -> str:
     return text + "."
 
 
+# transplants are no runs: a phrase of their own each
+TRANSPLANTS = {"vision_transplant": "a new vision encoder", "tokenizer_transplant": "a new image tokenizer"}
+
+
 def _kind(record: dict) -> str:
-    if record.get("stage") == "vision_transplant":
-        return "vision_transplant"
-    if record.get("stage") == "vq" and record.get("config", {}).get("vq", {}).get("decoder_only"):
+    config = record.get("config", {})
+    if record.get("stage") in TRANSPLANTS:
+        return str(record["stage"])
+    if record.get("stage") == "vq" and config.get("vq", {}).get("decoder_only"):
         return "VQ-decoder"
+    if config.get("model", {}).get("generation_only"):
+        return f"{record.get('stage', '?')} (generation path only)"
     return str(record.get("stage", "?"))
 
 
@@ -84,12 +91,14 @@ def _continuations(records: list[dict]) -> list[str]:
     phrases = []
     for kind, group in itertools.groupby(records, key=_kind):
         runs = list(group)
-        if kind == "vision_transplant":
-            phrases += ["a new vision encoder"] * len(runs)
+        if kind in TRANSPLANTS:
+            phrases += [TRANSPLANTS[kind]] * len(runs)
             continue
         steps = [r.get("steps") for r in runs]
         count = f"{sum(steps):,}" if all(isinstance(n, int) for n in steps) else "?"
-        phrases.append(f"{count} {kind} steps" + (f" in {len(runs)} runs" if len(runs) > 1 else ""))
+        kind, _, only = kind.partition(" (")  # "pmtp (generation path only)": the steps before the qualifier
+        only = f" ({only}" if only else ""
+        phrases.append(f"{count} {kind} steps{only}" + (f" in {len(runs)} runs" if len(runs) > 1 else ""))
     return phrases
 
 

@@ -13,19 +13,21 @@ from safetensors import safe_open
 
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.presets import PRESETS
 from echogen_ros.world.dataset import world_sample
 
-# held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.860, Acc@0.75
-# 0.855, centre within 40 px 0.864, within 80 px 0.874 (a random tabletop model: 0.0, 0.0, 0.005, 0.056).
-# The floors leave room for numerical noise across CPUs and torch versions, not for a worse model.
-FLOOR_ACC50 = 0.77
-FLOOR_ACC75 = 0.76
-FLOOR_CENTRE_WITHIN_40PX = 0.78
-FLOOR_CENTRE_WITHIN_80PX = 0.79
+# held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.818, Acc@0.75
+# 0.794, centre within 40 px 0.832, within 80 px 0.846 (a random tabletop model: 0.0, 0.0, 0.005, 0.056; on
+# the full held-out set the shipped model matches the one before it, 0.881 against 0.884: these 214 are a
+# small sample). The floors leave room for numerical noise across CPUs and torch versions, not for a worse model.
+FLOOR_ACC50 = 0.73
+FLOOR_ACC75 = 0.71
+FLOOR_CENTRE_WITHIN_40PX = 0.74
+FLOOR_CENTRE_WITHIN_80PX = 0.76
 # the cycle check on the layouts of held-out scenes 0..11 (72 objects, seed = scene index): measured mean IoU
-# 0.565 (the model before the layout map: 0.03 on the full evaluation). Sampling makes it noisier across
-# machines than grounding (one standard error ≈ 0.03), hence the wider margin.
-FLOOR_CYCLE_IOU = 0.46
+# 0.736 (the model before the 16 × 16 tokenizer: 0.565; before the layout map: 0.03 on the full evaluation).
+# Sampling makes it noisier across machines than grounding (one standard error ≈ 0.03), hence the wider margin.
+FLOOR_CYCLE_IOU = 0.64
 
 
 pytestmark = pytest.mark.skipif(
@@ -46,13 +48,13 @@ def test_the_default_model_loads_offline_small_and_16_bit(default: EchoGen) -> N
         dtypes = {weights.get_slice(k).get_dtype() for k in weights.keys()}  # noqa: SIM118
     assert dtypes == {"F16"}
     manifest = json.loads((DEFAULT_MODEL_DIR / "echogen.json").read_text())
-    assert manifest["preset"] == "tabletop"
+    assert manifest["preset"] in PRESETS
     training = dict(manifest["training"])
     continuations = training.pop("continuations", [])  # runs that continued the pipeline's model, in order
     assert set(training) == {"vision", "vq", "pmtp", "djo", "cycle_rl"}
-    runs = [c for c in continuations if c["stage"] != "vision_transplant"]  # a fitted encoder swap is no run
+    runs = [c for c in continuations if not c["stage"].endswith("_transplant")]  # a swapped part is no run
     assert manifest["stage"] == (runs[-1]["stage"] if runs else "cycle_rl")
-    assert all(record["steps"] > 0 and record["wall_s"] > 0 for record in [*training.values(), *continuations])
+    assert all(record["steps"] > 0 and record["wall_s"] > 0 for record in [*training.values(), *runs])
     assert default.dtype.is_floating_point and default.scheme.bins == 128
 
 

@@ -21,6 +21,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.initialisation import sincos_2d
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.presets import PRESETS, janus_config
+from echogen_ros.model.vq import encode_tokens
 from echogen_ros.world.dataset import world_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,19 +299,36 @@ def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("preset", "vision_size", "image_tokens"),
+    ("preset", "vision_size", "image_tokens", "generation_tokens"),
     [
         # the encoder sees 4× the pixels through 32 px patches; the LM still reads 8×8 tokens and the generator
-        # still writes them (Janus has one num_patches for both)
-        ("tabletop-256", 256, 64),
-        # 64 px images through 16×16 tokens; the encoder reads the same 16×16 grid (8 px patches at 128 px)
-        ("tabletop-fine", 128, 256),
+        # still writes 8×8 (one grid for both, as in Janus)
+        ("tabletop-256", 256, 64, 64),
+        # 64 px images written as 16×16 tokens while the encoder still reads 8×8 patches of 16 px
+        ("tabletop-fine", 128, 64, 256),
     ],
 )
-def test_larger_presets_ground_and_imagine(preset: str, vision_size: int, image_tokens: int) -> None:
+def test_larger_presets_ground_and_imagine(
+    preset: str, vision_size: int, image_tokens: int, generation_tokens: int
+) -> None:
     model = EchoGen.create(preset, seed=0)
-    assert model.vision_size == vision_size and model.image_size == 64 and model.scheme.image_tokens == image_tokens
+    assert model.vision_size == vision_size and model.image_size == 64
+    assert (model.scheme.image_tokens, model.scheme.generation_tokens) == (image_tokens, generation_tokens)
     (found,) = model.ground(IMAGE, "the red cup")
     x1, y1, x2, y2 = found.box
     assert 0 <= x1 < x2 <= IMAGE.shape[1] and 0 <= y1 < y2 <= IMAGE.shape[0]
     assert model.imagine(LAYOUT, seed=0).shape == (LAYOUT.height, LAYOUT.width, 3)
+
+
+def test_a_finer_generation_grid_survives_save_and_load(tmp_path) -> None:
+    # JanusConfig resets the VQ's grid to the encoder's on every load; the manifest's generation_tokens wins
+    model = EchoGen.create("tabletop-fine", seed=0)
+    model.save(tmp_path / "fine")
+    again = EchoGen.load(tmp_path / "fine")
+    assert again.scheme.generation_tokens == 256 and again.scheme.image_tokens == 64
+    assert again.model.model.vqmodel.quantize.quant_state_dims == [16, 16]
+    pixels = torch.zeros(1, 3, 64, 64)
+    codes = encode_tokens(again.model.model.vqmodel, pixels)
+    assert codes.shape == (1, 256)
+    assert again.model.decode_image_tokens(codes).shape == (1, 64, 64, 3)
+    assert np.array_equal(again.imagine(LAYOUT, seed=3), model.imagine(LAYOUT, seed=3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +48,14 @@ class EchoGen:
             raise checkpoint.CheckpointError(
                 f"model was trained with the I2L prompt order {layout!r}; this echogen_ros uses {I2L_LAYOUT!r}"
             )
-        self.scheme = token_scheme(tokenizer, manifest["scheme"]["bins"], manifest["scheme"]["image_tokens"])
+        scheme = manifest["scheme"]
+        self.scheme = token_scheme(
+            tokenizer, scheme["bins"], scheme["image_tokens"], scheme.get("generation_tokens", scheme["image_tokens"])
+        )
+        grid = math.isqrt(self.scheme.generation_tokens)
+        if grid * grid != self.scheme.generation_tokens:
+            raise checkpoint.CheckpointError(f"generation_tokens {self.scheme.generation_tokens} is not a square grid")
+        generation.set_generation_grid(self.model, grid)
         self.vision_size = int(manifest["vision_size"])
         self.image_size = int(manifest["image_size"])
         self.max_objects = int(manifest.get("max_objects", 12))
@@ -66,9 +74,8 @@ class EchoGen:
         tokenizer = build_word_tokenizer(spec.bins)
         torch.manual_seed(seed)
         config = janus_config(spec, tokenizer.get_vocab_size(), tokenizer.token_to_id(IMAGE))
-        echogen = cls(
-            JanusForConditionalGeneration(config), tokenizer, _manifest(preset, config, spec.bins, spec.max_objects)
-        )
+        manifest = _manifest(preset, config, spec.bins, spec.max_objects, spec.image_size // spec.vq_downsample)
+        echogen = cls(JanusForConditionalGeneration(config), tokenizer, manifest)
         structure_positions(echogen.model, echogen.scheme)
         return echogen
 
@@ -231,7 +238,7 @@ class EchoGen:
         text = caption if caption is not None else layout.caption
         objects = [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
         cond, uncond = self.scheme.l2i_prompt(encode_text(self.tokenizer, text) if text else [], objects)
-        count = self.scheme.image_tokens
+        count = self.scheme.generation_tokens
         limit = self.model.config.text_config.max_position_embeddings
         if len(cond) + count > limit:
             raise ValueError(f"layout prompt has {len(cond)} tokens; with {count} image tokens it exceeds {limit}")
@@ -274,11 +281,15 @@ def _within(lo: float, hi: float, limit: int) -> tuple[float, float]:
     return lo, lo + 1.0
 
 
-def _manifest(preset: str, config, bins: int, max_objects: int) -> dict:
-    grid = config.vq_config.num_patches
+def _manifest(preset: str, config, bins: int, max_objects: int, generation_grid: int | None = None) -> dict:
+    """A new model's manifest; `generation_grid` is the VQ's code grid (None: the vision patch grid, as in
+    Janus, where both are `num_patches`)."""
+    vision = config.vision_config.image_size // config.vision_config.patch_size
+    grid = generation_grid or vision
+    scheme = {"bins": bins, "image_tokens": vision * vision, "generation_tokens": grid * grid}
     return {
         "preset": preset,
-        "scheme": {"bins": bins, "image_tokens": grid * grid, "pad": PAD, "i2l_layout": I2L_LAYOUT},
+        "scheme": {**scheme, "pad": PAD, "i2l_layout": I2L_LAYOUT},
         "vision_size": config.vision_config.image_size,
         "image_size": grid * 2 ** (len(config.vq_config.channel_multiplier) - 1),
         "max_objects": max_objects,

@@ -65,6 +65,14 @@ def hidden_states(
     return out.last_hidden_state
 
 
+def set_generation_grid(model: JanusForConditionalGeneration, grid: int) -> None:
+    """Make the VQ decode `grid` × `grid` codes. Janus ties its VQ grid to the vision patch grid (JanusConfig
+    resets `vq_config.num_patches` to the encoder's on every load), so a model whose tokenizer writes a finer
+    grid than its encoder reads (the manifest's `generation_tokens`) is set after construction."""
+    model.config.vq_config.num_patches = grid
+    model.model.vqmodel.quantize.quant_state_dims = [grid, grid]
+
+
 def image_positions(model: JanusForConditionalGeneration) -> torch.Tensor | None:
     """(N, D) position inputs of the N image tokens in raster order, or None when the model has none."""
     spec = getattr(model.config, "image_positions", None)
@@ -79,7 +87,7 @@ def image_positions(model: JanusForConditionalGeneration) -> torch.Tensor | None
 
 def enable_image_positions(model: JanusForConditionalGeneration, scheme: TokenScheme) -> None:
     """Switch image-token positions on (for a model about to be trained with them; saved in config.json)."""
-    grid = round(scheme.image_tokens**0.5)
+    grid = round(scheme.generation_tokens**0.5)
     model.config.image_positions = {"grid": grid, "bin_offset": scheme.bin_offset, "bins": scheme.bins}
 
 
@@ -156,7 +164,7 @@ def enable_layout_map(model: JanusForConditionalGeneration, scheme: TokenScheme)
     """Switch the layout map on (for a model about to be trained with it; saved in config.json)."""
     s = scheme.special
     model.config.layout_map = {
-        "grid": round(scheme.image_tokens**0.5), "bin_offset": scheme.bin_offset, "bins": scheme.bins,
+        "grid": round(scheme.generation_tokens**0.5), "bin_offset": scheme.bin_offset, "bins": scheme.bins,
         "ref": s[REF], "ref_end": s[REF_END], "box": s[BOX], "box_end": s[BOX_END],
     }  # fmt: skip
 

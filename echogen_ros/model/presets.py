@@ -15,7 +15,7 @@ from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, Llama
 class Preset:
     vision_size: int  # understanding input (SigLIP-style encoder), pixels
     image_size: int  # generation output (VQ-VAE), pixels
-    patch: int  # vision patch size; vision_size / patch = VQ grid side
+    patch: int  # vision patch size; vision_size / patch = the encoder's grid side (I2L image tokens)
     hidden: int
     layers: int
     heads: int
@@ -24,10 +24,14 @@ class Preset:
     vision_layers: int
     codebook: int
     vq_channels: int
-    vq_multipliers: tuple[int, ...]  # len - 1 downsamplings: image_size / 2**(len-1) = grid side
+    vq_multipliers: tuple[int, ...]  # len - 1 downsamplings: image_size / 2**(len-1) = the VQ's grid side
     bins: int
     max_objects: int
     max_positions: int
+
+    @property
+    def vq_downsample(self) -> int:
+        return 2 ** (len(self.vq_multipliers) - 1)
 
 
 PRESETS: dict[str, Preset] = {
@@ -45,9 +49,10 @@ PRESETS: dict[str, Preset] = {
         bins=128, max_objects=12, max_positions=512,
     ),
     # a finer tokenizer: 64 px through 16×16 image tokens (4 px each, not 8), so the VQ keeps small objects'
-    # shapes; Janus has one grid for both towers, so the encoder reads 16×16 patches of 8 px at 128 px too
+    # shapes; the encoder still reads 8×8 patches of 16 px (Janus ties both grids; EchoGen does not), so
+    # grounding costs what `tabletop`'s does and a `tabletop` model's understanding path fits it unchanged
     "tabletop-fine": Preset(
-        vision_size=128, image_size=64, patch=8, hidden=256, layers=4, heads=4, intermediate=704,
+        vision_size=128, image_size=64, patch=16, hidden=256, layers=4, heads=4, intermediate=704,
         vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 2, 4),
         bins=128, max_objects=12, max_positions=640,
     ),
@@ -62,8 +67,11 @@ PRESETS: dict[str, Preset] = {
 
 def janus_config(preset: Preset, vocab_size: int, image_token_id: int) -> JanusConfig:
     grid = preset.vision_size // preset.patch
-    if preset.image_size // 2 ** (len(preset.vq_multipliers) - 1) != grid:
-        raise ValueError("VQ grid and vision patch grid must match (Janus uses one num_patches)")
+    if preset.vision_size % preset.patch or preset.image_size % preset.vq_downsample:
+        raise ValueError(
+            f"the vision size must be a multiple of the patch ({preset.vision_size}, {preset.patch}) and the "
+            f"image size of the VQ's downsampling ({preset.image_size}, {preset.vq_downsample})"
+        )
     text = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=preset.hidden,

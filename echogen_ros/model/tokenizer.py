@@ -32,8 +32,9 @@ def extend_tokenizer(tokenizer: Tokenizer, bins: int) -> Tokenizer:
     return tokenizer
 
 
-def token_scheme(tokenizer: Tokenizer, bins: int, image_tokens: int) -> TokenScheme:
-    """The scheme's ids inside `tokenizer`; checks that the bins are one contiguous range."""
+def token_scheme(tokenizer: Tokenizer, bins: int, image_tokens: int, generation_tokens: int = 0) -> TokenScheme:
+    """The scheme's ids inside `tokenizer`; checks that the bins are one contiguous range. `generation_tokens`
+    (the VQ grid's codes) defaults to `image_tokens` (the vision grid's patches), as in Janus."""
     special = {}
     for name in SPECIAL_TOKENS:
         token_id = tokenizer.token_to_id(name)
@@ -44,7 +45,9 @@ def token_scheme(tokenizer: Tokenizer, bins: int, image_tokens: int) -> TokenSch
     ids = [tokenizer.token_to_id(bin_token(k)) for k in range(bins)]
     if offset is None or ids != list(range(offset, offset + bins)):
         raise ValueError(f"tokenizer's {bins} box-bin tokens are missing or not contiguous")
-    return TokenScheme(bins=bins, bin_offset=offset, special=special, image_tokens=image_tokens)
+    return TokenScheme(
+        bins=bins, bin_offset=offset, special=special, image_tokens=image_tokens, generation_tokens=generation_tokens
+    )
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> list[int]:

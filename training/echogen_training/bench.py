@@ -17,7 +17,7 @@ from echogen_training.config import load_config
 from echogen_training.loop import Trainer
 
 
-def step_tokens(inputs: dict, image_tokens: int) -> int:
+def step_tokens(inputs: dict, generation_tokens: int) -> int:
     """Sequence positions processed by the language model in one step's inputs."""
     total = 0
     for key in ("l2i", "i2l"):
@@ -25,7 +25,7 @@ def step_tokens(inputs: dict, image_tokens: int) -> int:
         if batch is not None:
             total += int(batch.seq.mask.sum())
             if key == "l2i":
-                total += batch.seq.ids.shape[0] * image_tokens
+                total += batch.seq.ids.shape[0] * generation_tokens
     if "tokens" in inputs:
         total += int(inputs["prompts"].mask.sum()) + inputs["tokens"].numel()
     return total
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
         trainer.optimizer.zero_grad(set_to_none=True)
         flops = counter.get_total_flops()
-        tokens = step_tokens(inputs, trainer.echogen.scheme.image_tokens)
+        tokens = step_tokens(inputs, trainer.echogen.scheme.generation_tokens)
         start = time.perf_counter()
         for _ in range(args.steps):
             trainer.train_step()

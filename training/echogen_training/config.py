@@ -24,6 +24,9 @@ class ModelConfig:
     freeze_vision: bool = False  # pmtp/djo/cycle_rl: keep the vision encoder + aligner fixed (a pre-trained tower)
     image_positions: bool = False  # give image-token inputs their cell's coordinate-bin embeddings (generation.py)
     layout_map: bool = False  # give image-token inputs the labels of the layout boxes covering their cell
+    # pmtp/djo/cycle_rl: train only the generation path (code embeddings, their aligner, the generation head),
+    # everything else fixed: how a transplanted tokenizer's new codes are learned before the rest is unfrozen
+    generation_only: bool = False
 
 
 @dataclass
@@ -230,6 +233,12 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
         raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
     if config.vq.decoder_only and config.vq.restart_every > 0:
         raise ConfigError("vq.decoder_only keeps the codebook fixed: set vq.restart_every=0")
+    if config.model.generation_only and config.stage in ("vq", "vision"):
+        raise ConfigError(
+            f"model.generation_only trains the generation path, which the {config.stage} stage does not use"
+        )
+    if config.model.generation_only and config.stage == "pmtp" and "l2i" not in config.pmtp.tasks:
+        raise ConfigError("model.generation_only with pmtp needs the l2i task (pmtp.tasks=[l2i])")
     return config
 
 

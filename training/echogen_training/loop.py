@@ -147,6 +147,12 @@ class Trainer:
                 p.requires_grad_(False)
             else:
                 p.requires_grad_((id(p) in vq_params) == (c.stage == "vq"))
+        if c.stage in ("pmtp", "djo", "cycle_rl") and c.model.generation_only:
+            janus = model.model
+            path = (janus.generation_embeddings, janus.generation_aligner, janus.generation_head)
+            generating = {id(p) for m in path for p in m.parameters()}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in generating)
         if c.stage == "vq" and c.vq.decoder_only:
             vqmodel = model.model.vqmodel
             decoder = {id(p) for m in (vqmodel.post_quant_conv, vqmodel.decoder) for p in m.parameters()}
@@ -326,7 +332,7 @@ class Trainer:
         cond, uncond = (_seq_to(s, device) for s in self.batcher.layout_prompts(layouts, captions))
         model.eval()
         tokens = generation.generate_image_tokens(
-            model, cond.ids, uncond.ids, self.echogen.scheme.image_tokens, c.guidance, c.temperature,
+            model, cond.ids, uncond.ids, self.echogen.scheme.generation_tokens, c.guidance, c.temperature,
             self.generator, mask=cond.mask,
         )  # fmt: skip
         rewards = torch.tensor([layout_reward([b for _, b in lay], pred, c.l1_weight)

@@ -6,8 +6,8 @@ with the training provenance (per stage: config, steps, wall time, final metrics
 A model that already carries a training record (one shipped elsewhere, say on a GPU machine) keeps it when
 --runs holds no runs of its stages. `--continuation RUN` (repeatable, in order) appends the record of a run
 that continued training from such a model (`model.init=<the shipped model>`) under `training.continuations`;
-a model directory written by `transplant_vision.py` takes its place in that list the same way (its record:
-donor, fit steps, wall time).
+a model directory written by `transplant_vision.py` or `transplant_tokenizer.py` takes its place in that list
+the same way (its record: the donor, and for an encoder the fit's steps and wall time).
 """
 
 from __future__ import annotations
@@ -46,16 +46,22 @@ def stage_record(run: Path) -> dict | None:
     }
 
 
-def transplant_record(model_dir: Path) -> dict | None:
-    """The record `transplant_vision.py` wrote beside a model it made (None: not such a model; a run
-    continued from one inherits its manifest, not this file)."""
-    record = model_dir / "vision_transplant.json"
-    if not record.is_file():
-        return None
-    try:
-        return json.loads(record.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{record} is not valid JSON ({exc})") from None
+# the records the transplant scripts write beside a model they made (a run continued from one inherits its
+# manifest, not these files): stage name → file
+TRANSPLANTS = {"vision_transplant": "vision_transplant.json", "tokenizer_transplant": "tokenizer_transplant.json"}
+
+
+def transplant_record(model_dir: Path) -> tuple[str, dict] | None:
+    """(stage, record) of a model made by transplant_vision.py or transplant_tokenizer.py (None: neither)."""
+    for stage, name in TRANSPLANTS.items():
+        record = model_dir / name
+        if not record.is_file():
+            continue
+        try:
+            return stage, json.loads(record.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{record} is not valid JSON ({exc})") from None
+    return None
 
 
 def _segments(train: list[dict]) -> list[float]:
@@ -90,17 +96,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if transplant is None:
             print(f"error: {run} is neither a training run (no checkpoints/latest) nor a model made by "
-                  "transplant_vision.py", file=sys.stderr)  # fmt: skip
+                  "transplant_vision.py or transplant_tokenizer.py", file=sys.stderr)  # fmt: skip
             return 2
-        continuations.append({"run": run.name, "stage": "vision_transplant", **transplant})
+        stage, record = transplant
+        continuations.append({"run": run.name, "stage": stage, **record})
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
     training = {s: r for s in PIPELINE_STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
     training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
     if continuations:
         training["continuations"] = [*training.get("continuations", []), *continuations]
-        if any(c["stage"] == "vision_transplant" for c in continuations):
-            training.pop("vision_transplant", None)  # inherited by the runs after it: recorded in its place
+        for stage in TRANSPLANTS:  # inherited by the runs after it: recorded in its place
+            if any(c["stage"] == stage for c in continuations):
+                training.pop(stage, None)
     metrics = dict(model.manifest.get("metrics", {}))
     if args.eval is not None:
         metrics["eval"] = json.loads(args.eval.read_text())

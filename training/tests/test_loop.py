@@ -149,6 +149,27 @@ def test_decoder_only_refuses_codebook_restarts(tiny_config) -> None:
         tiny_config("vq", "vq.decoder_only=true", "vq.restart_every=5")
 
 
+def test_generation_only_trains_the_generation_path_alone(tiny_config) -> None:
+    """What a transplanted tokenizer's codes are learned with: grounding's weights and the VQ stay as they were."""
+    config = tiny_config("pmtp", "model.generation_only=true", "pmtp.tasks=[l2i]", "optim.lr=1e-2")
+    before = {k: v.clone() for k, v in EchoGen.create("tiny", seed=0).model.state_dict().items()}
+    assert Trainer(config).run() == 0
+    after = EchoGen.load(Path(config.run.out) / "final").model.state_dict()
+    changed = {k.split(".")[1] for k, v in after.items() if not torch.equal(v, before[k])}
+    assert changed == {"generation_embeddings", "generation_aligner", "generation_head"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "extra", "message"),
+    [("vq", [], "does not use"), ("vision", [], "does not use"), ("pmtp", ["pmtp.tasks=[i2l]"], "l2i task")],
+)
+def test_generation_only_is_refused_where_nothing_would_train(
+    tiny_config, stage: str, extra: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_config(stage, "model.generation_only=true", *extra)
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:
     """Two micro-batches of 2 accumulate to the mean of their gradients (vq: no random masking)."""
     big = Trainer(tiny_config("vq", "data.batch_size=4", "optim.grad_accum=1", "optim.max_steps=1"))

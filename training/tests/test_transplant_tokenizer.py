@@ -1,0 +1,119 @@
+"""training/scripts/transplant_tokenizer.py: the donor's VQ tokenizer (a finer grid) and the code-facing ends of
+the generation path replace the model's; grounding is untouched and the model imagines on the new grid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from echogen_ros.model import generation
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.layout import Layout, LayoutObject
+from echogen_ros.model.presets import PRESETS
+from echogen_ros.model.tokenizer import build_word_tokenizer
+from echogen_ros.world.dataset import world_sample
+
+LAYOUT = Layout(64, 48, (LayoutObject("red cup", (4.0, 6.0, 30.0, 40.0)), LayoutObject("plate", (34, 10, 60, 44))))
+
+
+@pytest.fixture
+def fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiny-fine: the tiny preset with one downsampling less in its VQ (32 px → 8 × 8 codes, the encoder's 4 × 4)."""
+    monkeypatch.setitem(PRESETS, "tiny-fine", replace(PRESETS["tiny"], vq_multipliers=(1, 1, 1)))
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_transplant_gives_the_donors_grid_and_keeps_grounding(fine, capsys, script, tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", seed=0)
+    generation.enable_layout_map(model.model, model.scheme)
+    generation.enable_image_positions(model.model, model.scheme)
+    model_dir = model.save(tmp_path / "model")
+    donor_dir = EchoGen.create("tiny-fine", seed=1).save(tmp_path / "donor")
+    transplant = script("transplant_tokenizer")
+    assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 0
+    assert "16 → 64 image tokens" in capsys.readouterr().out
+    model, donor, out = EchoGen.load(model_dir), EchoGen.load(donor_dir), EchoGen.load(tmp_path / "out")
+
+    mine, theirs, new = model.model.model, donor.model.model, out.model.model
+    for part in ("vision_model", "aligner", "language_model", "generation_aligner"):
+        assert _same(_state(getattr(new, part)), _state(getattr(mine, part))), part
+    assert _same(_state(new.generation_head.proj_out), _state(mine.generation_head.proj_out))
+    for part in ("vqmodel", "generation_embeddings"):
+        assert _same(_state(getattr(new, part)), _state(getattr(theirs, part))), part
+    assert _same(_state(new.generation_head.vision_head), _state(theirs.generation_head.vision_head))
+
+    assert (out.scheme.image_tokens, out.scheme.generation_tokens) == (16, 64)
+    assert out.model.config.layout_map["grid"] == 8 and out.model.config.image_positions["grid"] == 8
+    assert out.manifest["preset"] == "tiny-fine"  # a tiny model with tiny-fine's tokenizer has its shapes
+    sample = world_sample(7, 0, "heldout")
+    expressions = [e.text for e in sample.expressions]
+    assert [d.box for d in out.ground_many(sample.image(), expressions)] == [
+        d.box for d in model.ground_many(sample.image(), expressions)
+    ]
+    assert out.imagine(LAYOUT, seed=0).shape == (48, 64, 3)
+    cup = out.tokenizer.encode("cup", add_special_tokens=False).ids
+    prompt, _ = out.scheme.l2i_prompt([], [(cup, (0.0, 0.0, 0.45, 0.45))])
+    cells = generation.layout_map(out.model, torch.tensor([prompt]))[0].abs().sum(-1) > 0  # (64,): cells it covers
+    assert cells.view(8, 8)[:4, :4].all() and not cells.view(8, 8)[4:].any()  # the top-left quarter of 8 × 8
+
+    recorded = out.manifest["training"]["tokenizer_transplant"]
+    assert recorded["donor"] == str(donor_dir.resolve()) and recorded["model_files"] == model.manifest["files"]
+    assert recorded["before"]["generation_tokens"] == 16 and recorded["after"]["generation_tokens"] == 64
+    assert json.loads((tmp_path / "out" / "tokenizer_transplant.json").read_text()) == recorded
+    assert out.manifest["metrics"] == {}
+
+
+def test_a_transplanted_model_trains_and_ships_with_its_record(fine, tiny_config, script, tmp_path: Path) -> None:
+    from echogen_training.loop import Trainer
+
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    donor_dir = EchoGen.create("tiny-fine", seed=1).save(tmp_path / "donor")
+    assert script("transplant_tokenizer").main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "tx")]) == 0
+    more = tiny_config("pmtp", f"model.init={tmp_path / 'tx'}", f"run.out={tmp_path / 'more'}")
+    assert Trainer(more).run() == 0
+    trained = EchoGen.load(tmp_path / "more" / "final")
+    assert trained.scheme.generation_tokens == 64 and trained.imagine(LAYOUT, seed=1).shape == (48, 64, 3)
+    args = [str(tmp_path / "more" / "final"), "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "ship")]
+    ship = script("ship_model")
+    assert ship.main([*args, "--continuation", str(tmp_path / "tx"), "--continuation", str(tmp_path / "more")]) == 0
+    training = json.loads((tmp_path / "ship" / "echogen.json").read_text())["training"]
+    swapped, continued = training["continuations"]
+    assert "tokenizer_transplant" not in training  # recorded once, where it happened
+    assert swapped["stage"] == "tokenizer_transplant" and swapped["after"]["generation_tokens"] == 64
+    assert continued["stage"] == "pmtp" and continued["steps"] == 3
+
+
+def test_a_donor_with_another_vocabulary_is_refused(script, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    donor = EchoGen.create("tiny", seed=1, bins=16)
+    assert donor.tokenizer.get_vocab() != build_word_tokenizer(PRESETS["tiny"].bins).get_vocab()
+    donor_dir = donor.save(tmp_path / "donor")
+    transplant = script("transplant_tokenizer")
+    with pytest.raises(ValueError, match="vocabulary"):
+        transplant.transplant(EchoGen.load(model_dir), EchoGen.load(donor_dir))
+    assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("out", ["MODEL", "DONOR", "EXISTING"])
+def test_an_out_that_holds_a_model_is_refused(script, tmp_path: Path, out: str) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    donor_dir = EchoGen.create("tiny", seed=1).save(tmp_path / "donor")
+    existing = EchoGen.create("tiny", seed=2).save(tmp_path / "existing")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in existing.iterdir())
+    target = {"MODEL": model_dir, "DONOR": donor_dir, "EXISTING": existing}[out]
+    assert script("transplant_tokenizer").main([str(model_dir), str(donor_dir), "--out", str(target)]) == 2
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in existing.iterdir()) == before
+    assert np.isfinite(EchoGen.load(target).model.lm_head.weight.detach().numpy()).all()
