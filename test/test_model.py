@@ -267,6 +267,27 @@ def test_a_model_trained_with_another_i2l_prompt_order_is_refused(tiny_model_dir
         EchoGen.load(copy)
 
 
+@pytest.mark.parametrize(("tokens", "grid"), [(None, 4), (16, 4), (64, None), (15, None)])
+def test_the_manifests_generation_tokens_set_the_vq_grid(
+    tiny_model_dir: Path, tmp_path: Path, tokens: int | None, grid: int | None
+) -> None:
+    # a manifest written before the two grids were separate has none: the encoder's grid, as in Janus; one that
+    # disagrees with its VQ is refused
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    manifest = json.loads((copy / "echogen.json").read_text())
+    manifest["scheme"].pop("generation_tokens")
+    if tokens is not None:
+        manifest["scheme"]["generation_tokens"] = tokens
+    (copy / "echogen.json").write_text(json.dumps(manifest))
+    if grid is None:
+        with pytest.raises(CheckpointError, match="codes its VQ writes"):  # 32 px through 3 halvings: 4 × 4
+            EchoGen.load(copy)
+        return
+    model = EchoGen.load(copy)
+    assert model.scheme.generation_tokens == grid * grid and model.scheme.image_tokens == 16
+    assert model.model.model.vqmodel.quantize.quant_state_dims == [grid, grid]
+
+
 def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> None:
     """The layout map: per image cell, the covering fraction of each box times its label's mean word
     embedding; nothing for an unconditional prompt; the setting survives save/load (the parity test in

@@ -53,8 +53,12 @@ class EchoGen:
             tokenizer, scheme["bins"], scheme["image_tokens"], scheme.get("generation_tokens", scheme["image_tokens"])
         )
         grid = math.isqrt(self.scheme.generation_tokens)
-        if grid * grid != self.scheme.generation_tokens:
-            raise checkpoint.CheckpointError(f"generation_tokens {self.scheme.generation_tokens} is not a square grid")
+        codes = int(manifest["image_size"]) // 2 ** (len(model.config.vq_config.channel_multiplier) - 1)
+        if grid * grid != self.scheme.generation_tokens or grid != codes:
+            raise checkpoint.CheckpointError(
+                f"the manifest's {self.scheme.generation_tokens} generation tokens are not the {codes} × {codes} "
+                f"codes its VQ writes for {manifest['image_size']} px images"
+            )
         generation.set_generation_grid(self.model, grid)
         self.vision_size = int(manifest["vision_size"])
         self.image_size = int(manifest["image_size"])
