@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
+from echogen_training import transplants
 
 from echogen_ros.model.checkpoint import PIPELINE_STAGES
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
@@ -44,24 +45,6 @@ def stage_record(run: Path) -> dict | None:
         "config": config,
         "last_eval": evals[-1] if evals else None,
     }
-
-
-# the records the transplant scripts write beside a model they made (a run continued from one inherits its
-# manifest, not these files): stage name → file
-TRANSPLANTS = {"vision_transplant": "vision_transplant.json", "tokenizer_transplant": "tokenizer_transplant.json"}
-
-
-def transplant_record(model_dir: Path) -> tuple[str, dict] | None:
-    """(stage, record) of a model made by transplant_vision.py or transplant_tokenizer.py (None: neither)."""
-    for stage, name in TRANSPLANTS.items():
-        record = model_dir / name
-        if not record.is_file():
-            continue
-        try:
-            return stage, json.loads(record.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{record} is not valid JSON ({exc})") from None
-    return None
 
 
 def _segments(train: list[dict]) -> list[float]:
@@ -90,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             continuations.append({"run": run.name, "stage": record["config"]["stage"], **record})
             continue
         try:
-            transplant = transplant_record(run)
+            transplant = transplants.read(run)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -106,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
     if continuations:
         training["continuations"] = [*training.get("continuations", []), *continuations]
-        for stage in TRANSPLANTS:  # inherited by the runs after it: recorded in its place
+        for stage in transplants.STAGES:  # inherited by the runs after it: recorded in its place
             if any(c["stage"] == stage for c in continuations):
                 training.pop(stage, None)
     metrics = dict(model.manifest.get("metrics", {}))

@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from echogen_training import transplants
+
 from echogen_ros.model import generation
-from echogen_ros.model.checkpoint import MANIFEST, CheckpointError
+from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.presets import PRESETS
-
-RECORD = "tokenizer_transplant.json"
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("donor", type=Path, help="the model whose VQ tokenizer is taken (a VQ-stage run)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if (args.out / MANIFEST).exists() or args.out.resolve() in (args.model.resolve(), args.donor.resolve()):
+    if transplants.occupied(args.out, args.model, args.donor):
         print(f"transplant_tokenizer: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
@@ -118,19 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_tokenizer: {exc}", file=sys.stderr)
         return 1
-    donor_training = donor.manifest.get("training") or {}
-    record.update(
-        model=str(args.model.resolve()), model_files=model.manifest.get("files", {}),
-        donor=str(args.donor.resolve()), donor_files=donor.manifest.get("files", {}),
-        donor_preset=donor.manifest.get("preset"), donor_vq=donor_training.get("vq"),
-    )  # fmt: skip
-    training = dict(model.manifest.get("training") or {})
-    if "tokenizer_transplant" in training:  # a second transplant: keep the first record too
-        record["previous"] = training["tokenizer_transplant"]
-    training["tokenizer_transplant"] = record
-    model.manifest = {**model.manifest, "training": training}
-    model.save(args.out, metrics={})  # the old metrics do not describe the new generator
-    (args.out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    record = transplants.save(model, args.model, donor, args.donor, args.out, "tokenizer_transplant", record)
     print(f"{args.out}: {record['before']['generation_tokens']} → {record['after']['generation_tokens']} image tokens")
     return 0
 

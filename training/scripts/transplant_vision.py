@@ -26,17 +26,14 @@ import time
 from pathlib import Path
 
 import torch
+from echogen_training import transplants
 from echogen_training.config import DataConfig
 from echogen_training.data.batches import to_pixels
 from echogen_training.data.sources import build_stream
 
-from echogen_ros.model.checkpoint import MANIFEST, CheckpointError
+from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
-
-# written next to the model by this script alone (a run continued from it inherits the manifest record, not
-# this file): what ship_model.py --continuation recognises a transplant by
-RECORD = "vision_transplant.json"
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -117,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1 or args.lr <= 0:
         print("transplant_vision: --steps and --batch must be ≥ 1 and --lr > 0", file=sys.stderr)
         return 2
-    if (args.out / MANIFEST).exists() or args.out.resolve() in (args.model.resolve(), args.donor.resolve()):
+    if transplants.occupied(args.out, args.model, args.donor):
         print(f"transplant_vision: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
@@ -126,19 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_vision: {exc}", file=sys.stderr)
         return 1
-    donor_training = donor.manifest.get("training") or {}
-    record.update(
-        model=str(args.model.resolve()), model_files=model.manifest.get("files", {}),
-        donor=str(args.donor.resolve()), donor_files=donor.manifest.get("files", {}),
-        donor_preset=donor.manifest.get("preset"), donor_vision=donor_training.get("vision"),
-    )  # fmt: skip
-    training = dict(model.manifest.get("training") or {})
-    if "vision_transplant" in training:  # a transplanted model given another encoder: keep the first record
-        record["previous"] = training["vision_transplant"]
-    training["vision_transplant"] = record
-    model.manifest = {**model.manifest, "training": training}
-    model.save(args.out, metrics={})  # the old metrics do not describe the new encoder
-    (args.out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    record = transplants.save(model, args.model, donor, args.donor, args.out, "vision_transplant", record)
     print(json.dumps(record))
     return 0
 
