@@ -49,9 +49,8 @@ class EchoGen:
                 f"model was trained with the I2L prompt order {layout!r}; this echogen_ros uses {I2L_LAYOUT!r}"
             )
         scheme = manifest["scheme"]
-        self.scheme = token_scheme(
-            tokenizer, scheme["bins"], scheme["image_tokens"], scheme.get("generation_tokens", scheme["image_tokens"])
-        )
+        # a manifest from before the two grids were separate has no generation_tokens: one grid, as in Janus
+        self.scheme = token_scheme(tokenizer, scheme["bins"], scheme["image_tokens"], scheme.get("generation_tokens"))
         grid = math.isqrt(self.scheme.generation_tokens)
         codes = int(manifest["image_size"]) // 2 ** (len(model.config.vq_config.channel_multiplier) - 1)
         if grid * grid != self.scheme.generation_tokens or grid != codes:

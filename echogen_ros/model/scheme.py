@@ -49,11 +49,7 @@ class TokenScheme:
     bin_offset: int  # id of <bin_0>
     special: dict[str, int]
     image_tokens: int  # <image> placeholders per I2L prompt (= vision patches)
-    generation_tokens: int = 0  # image tokens an L2I answer writes (= VQ codes); 0: as many as image_tokens
-
-    def __post_init__(self) -> None:
-        if not self.generation_tokens:
-            object.__setattr__(self, "generation_tokens", self.image_tokens)
+    generation_tokens: int  # image tokens an L2I answer writes (= VQ codes)
 
     @property
     def pad(self) -> int:

@@ -32,7 +32,9 @@ def extend_tokenizer(tokenizer: Tokenizer, bins: int) -> Tokenizer:
     return tokenizer
 
 
-def token_scheme(tokenizer: Tokenizer, bins: int, image_tokens: int, generation_tokens: int = 0) -> TokenScheme:
+def token_scheme(
+    tokenizer: Tokenizer, bins: int, image_tokens: int, generation_tokens: int | None = None
+) -> TokenScheme:
     """The scheme's ids inside `tokenizer`; checks that the bins are one contiguous range. `generation_tokens`
     (the VQ grid's codes) defaults to `image_tokens` (the vision grid's patches), as in Janus."""
     special = {}
@@ -46,7 +48,11 @@ def token_scheme(tokenizer: Tokenizer, bins: int, image_tokens: int, generation_
     if offset is None or ids != list(range(offset, offset + bins)):
         raise ValueError(f"tokenizer's {bins} box-bin tokens are missing or not contiguous")
     return TokenScheme(
-        bins=bins, bin_offset=offset, special=special, image_tokens=image_tokens, generation_tokens=generation_tokens
+        bins=bins,
+        bin_offset=offset,
+        special=special,
+        image_tokens=image_tokens,
+        generation_tokens=generation_tokens or image_tokens,
     )
 
 
