@@ -83,6 +83,8 @@ def _kind(record: dict) -> str:
         return "VQ-decoder"
     if config.get("model", {}).get("generation_only"):
         return f"{record.get('stage', '?')} (generation path only)"
+    if config.get("model", {}).get("vision_only"):
+        return f"{record.get('stage', '?')} (vision encoder only)"
     return str(record.get("stage", "?"))
 
 

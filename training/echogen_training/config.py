@@ -27,6 +27,9 @@ class ModelConfig:
     # pmtp/djo/cycle_rl: train only the generation path (code embeddings, their aligner, the generation head),
     # everything else fixed: how a transplanted tokenizer's new codes are learned before the rest is unfrozen
     generation_only: bool = False
+    # pmtp with pmtp.tasks=[i2l]: train only the vision encoder and its aligner by the grounding loss, the
+    # language model and the generation path fixed: grounding learns while imagined scenes stay bit-identical
+    vision_only: bool = False
 
 
 @dataclass
@@ -239,6 +242,14 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
         )
     if config.model.generation_only and config.stage == "pmtp" and "l2i" not in config.pmtp.tasks:
         raise ConfigError("model.generation_only with pmtp needs the l2i task (pmtp.tasks=[l2i])")
+    if config.model.vision_only:
+        if config.stage != "pmtp" or tuple(config.pmtp.tasks) != ("i2l",):
+            raise ConfigError(
+                "model.vision_only trains the encoder by the grounding loss alone: use it in the pmtp stage with "
+                "pmtp.tasks=[i2l] (the vision stage trains the encoder on its own objective)"
+            )
+        if config.model.generation_only or config.model.freeze_vision:
+            raise ConfigError("model.vision_only leaves nothing to train with model.generation_only or freeze_vision")
     return config
 
 

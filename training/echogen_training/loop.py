@@ -153,6 +153,9 @@ class Trainer:
             generating = {id(p) for m in path for p in m.parameters()}
             for p in model.parameters():
                 p.requires_grad_(id(p) in generating)
+        if c.stage == "pmtp" and c.model.vision_only:
+            for p in model.parameters():
+                p.requires_grad_(id(p) in vision_params)
         if c.stage == "vq" and c.vq.decoder_only:
             vqmodel = model.model.vqmodel
             decoder = {id(p) for m in (vqmodel.post_quant_conv, vqmodel.decoder) for p in m.parameters()}

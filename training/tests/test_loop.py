@@ -149,14 +149,18 @@ def test_decoder_only_refuses_codebook_restarts(tiny_config) -> None:
         tiny_config("vq", "vq.decoder_only=true", "vq.restart_every=5")
 
 
-def test_generation_only_trains_the_generation_path_alone(tiny_config) -> None:
-    """What a transplanted tokenizer's codes are learned with: grounding's weights and the VQ stay as they were."""
-    config = tiny_config("pmtp", "model.generation_only=true", "pmtp.tasks=[l2i]", "optim.lr=1e-2")
+def _trained_modules(config) -> set[str]:
+    """The Janus submodules whose weights a run of `config` from the tiny preset (seed 0) changed."""
     before = {k: v.clone() for k, v in EchoGen.create("tiny", seed=0).model.state_dict().items()}
     assert Trainer(config).run() == 0
     after = EchoGen.load(Path(config.run.out) / "final").model.state_dict()
-    changed = {k.split(".")[1] for k, v in after.items() if not torch.equal(v, before[k])}
-    assert changed == {"generation_embeddings", "generation_aligner", "generation_head"}
+    return {k.split(".")[1] for k, v in after.items() if not torch.equal(v, before[k])}
+
+
+def test_generation_only_trains_the_generation_path_alone(tiny_config) -> None:
+    """What a transplanted tokenizer's codes are learned with: grounding's weights and the VQ stay as they were."""
+    config = tiny_config("pmtp", "model.generation_only=true", "pmtp.tasks=[l2i]", "optim.lr=1e-2")
+    assert _trained_modules(config) == {"generation_embeddings", "generation_aligner", "generation_head"}
 
 
 @pytest.mark.parametrize(
@@ -168,6 +172,29 @@ def test_generation_only_is_refused_where_nothing_would_train(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         tiny_config(stage, "model.generation_only=true", *extra)
+
+
+def test_vision_only_trains_the_encoder_alone(tiny_config) -> None:
+    """Grounding teaches the encoder while the language model and everything that generates stay as they were."""
+    config = tiny_config("pmtp", "model.vision_only=true", "pmtp.tasks=[i2l]", "optim.lr=1e-2")
+    assert _trained_modules(config) == {"vision_model", "aligner"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "extra", "message"),
+    [
+        ("vision", [], "pmtp stage"),
+        ("djo", [], "pmtp stage"),
+        ("pmtp", [], "pmtp.tasks=\\[i2l\\]"),
+        ("pmtp", ["pmtp.tasks=[i2l]", "model.freeze_vision=true"], "nothing to train"),
+        ("pmtp", ["pmtp.tasks=[i2l]", "model.generation_only=true"], "l2i task"),
+    ],
+)
+def test_vision_only_is_refused_where_it_cannot_mean_what_it_says(
+    tiny_config, stage: str, extra: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_config(stage, "model.vision_only=true", *extra)
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:
