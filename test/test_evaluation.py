@@ -14,6 +14,7 @@ import torch
 from echogen_ros.cli import main
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.fid import FID, load_inception
+from echogen_ros.evaluation.grounding_errors import composition, outcome, outcome_rates
 from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.evaluation.run import evaluate, jitter_box
 from echogen_ros.model.echogen import CycleResult
@@ -83,6 +84,8 @@ def test_a_perfect_model_scores_one(tmp_path: Path) -> None:
     report = evaluate(PerfectModel(scene_of), out)
     assert report["grounding"]["acc@0.9"] == 1.0 and report["grounding"]["macc"] == 1.0
     assert set(report["grounding"]["by_type"]) <= set(catalog.EXPRESSION_TYPES)
+    assert report["grounding"]["outcomes"]["correct"] == 1.0
+    assert all(g["outcomes"]["correct"] == 1.0 for g in report["grounding"]["by_composition"].values())
     assert report["cycle"]["mean_iou"] == 1.0 and report["cycle"]["failure_rate"] == 0.0
     assert report["layout_to_image"]["ap50"] >= 0.9
 
@@ -96,6 +99,10 @@ def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys
     annotations = json.loads((data / "annotations.json").read_text())
     assert report["grounding"]["count"] == sum(len(r["sentences"]) for r in annotations["refs"])
     assert report["cycle"]["objects"] == len(annotations["annotations"])
+    compositions = report["grounding"]["by_composition"]
+    assert set(compositions) <= {"heldout_pair", "seen_pair"}
+    assert sum(g["count"] for g in compositions.values()) == report["grounding"]["count"]
+    assert sum(report["grounding"]["outcomes"].values()) == pytest.approx(1.0)
     assert main(["eval", "--data", str(tmp_path / "nothing"), "--model", str(tiny_model_dir)]) == 2
     assert "echogen world" in capsys.readouterr().err
 
@@ -170,3 +177,23 @@ def test_grounding_metrics_on_hand_made_cases() -> None:
     report = grounding_accuracy([1.0, shifted, 0.0, 0.0])  # two perfect/shifted, two missing
     assert report["acc@0.5"] == 0.5 and report["acc@0.75"] == 0.5 and report["acc@0.9"] == 0.25
     assert report["macc"] == pytest.approx((10 + 7) / 40)  # perfect passes all 10 thresholds, shifted 0.5…0.8
+
+
+def test_grounding_outcomes_on_hand_made_cases() -> None:
+    """A box on the referred object, on another, loosely on the referred one, and on the empty table."""
+    objects = {1: (0.0, 0.0, 100.0, 100.0), 2: (200.0, 0.0, 300.0, 100.0)}
+    assert outcome((5.0, 0.0, 105.0, 100.0), 1, objects) == "correct"
+    assert outcome((200.0, 0.0, 300.0, 100.0), 1, objects) == "another_object"
+    assert outcome((60.0, 0.0, 160.0, 100.0), 1, objects) == "loose"  # IoU 0.25 with the target, none with 2
+    assert outcome((0.0, 300.0, 100.0, 400.0), 1, objects) == "elsewhere"
+    assert outcome((140.0, 0.0, 240.0, 100.0), 1, objects) == "elsewhere"  # nearer the other object, on neither
+    rates = outcome_rates(["correct", "correct", "loose", "another_object"])
+    assert rates == {"correct": 0.5, "another_object": 0.25, "loose": 0.25, "elsewhere": 0.0}
+    assert outcome_rates([])["correct"] == 0.0
+    with pytest.raises(ValueError, match="not among"):
+        outcome((0.0, 0.0, 1.0, 1.0), 3, objects)
+    with pytest.raises(ValueError, match="unknown"):
+        outcome_rates(["right"])
+    assert composition({"attributes": {"colour": "blue"}}, "cup") == "heldout_pair"
+    assert composition({"attributes": {"colour": "red"}}, "cup") == "seen_pair"
+    assert composition({}, "cup") == "seen_pair"

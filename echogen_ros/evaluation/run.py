@@ -1,6 +1,8 @@
 """`echogen eval`: every metric of a model on an `echogen world` export, as one dictionary.
 
-- grounding (Ref-L4 protocol): Acc@0.5 / 0.75 / 0.9 and mAcc, overall and per expression type;
+- grounding (Ref-L4 protocol): Acc@0.5 / 0.75 / 0.9 and mAcc, overall, per expression type and per
+  composition (referred object of a held-out colour × category pair or not), with what the wrong boxes hit
+  (another object, the referred one loosely, nothing: `grounding_errors`);
 - layout-to-image fidelity: COCO AP / AP50 / AP75 of the classical detector on imagined scenes against the
   layouts they were imagined from;
 - cycle consistency: mean IoU between the layouts and the layouts grounded back, and the failure rate
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from echogen_ros.evaluation.detector import detect
+from echogen_ros.evaluation.grounding_errors import composition, outcome, outcome_rates
 from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.metrics import grounding_accuracy
@@ -74,6 +77,7 @@ def evaluate(
     images = data["images"][:limit] if limit else data["images"]
     imagine_count = min(len(images), imagine_limit) if imagine_limit else len(images)
     by_type: dict[str, list[float]] = defaultdict(list)
+    by_composition: dict[str, list[tuple[float, str]]] = defaultdict(list)  # (IoU, outcome) per expression
     layouts, detections, cycle = [], [], []
     for step, info in enumerate(images):
         image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
@@ -84,8 +88,13 @@ def evaluate(
         sentences = [(r, s["sent"]) for r in refs[info["id"]] for s in r["sentences"]]
         if sentences:
             found = model.ground_many(image, [text for _, text in sentences])
+            boxes = {key: xyxy(a["bbox"]) for key, a in by_id.items()}
             for (ref, _), det in zip(sentences, found):
-                by_type[ref.get("type", "all")].append(box_iou(xyxy(by_id[ref["ann_id"]]["bbox"]), det.box))
+                target = by_id[ref["ann_id"]]
+                iou = box_iou(boxes[ref["ann_id"]], det.box)
+                by_type[ref.get("type", "all")].append(iou)
+                pair = composition(target, names[target["category_id"]])
+                by_composition[pair].append((iou, outcome(det.box, ref["ann_id"], boxes)))
         if step < imagine_count and by_id:
             objects = [(object_label(a, names), xyxy(a["bbox"])) for a in by_id.values()]
             objects = objects[: model.max_objects]
@@ -112,6 +121,12 @@ def evaluate(
             progress(step + 1, len(images))
     overall = grounding_accuracy([v for values in by_type.values() for v in values])
     report = {"grounding": {**overall, "by_type": {k: grounding_accuracy(v) for k, v in sorted(by_type.items())}}}
+    rows = [row for values in by_composition.values() for row in values]
+    report["grounding"]["outcomes"] = outcome_rates([kind for _, kind in rows])
+    report["grounding"]["by_composition"] = {
+        pair: {**grounding_accuracy([iou for iou, _ in values]), "outcomes": outcome_rates([k for _, k in values])}
+        for pair, values in sorted(by_composition.items())
+    }
     if layouts:
         report["layout_to_image"] = {**layout_ap(layouts, detections), "images": len(layouts)}
         report["cycle"] = {
