@@ -99,6 +99,10 @@ class PMTPConfig:
     # probability that an I2L frame whose expression names no colour has its hues turned by a random angle
     # (30..330°): the referent is unchanged, so grounding learns every category in every hue
     recolour: float = 0.0
+    # probability (drawn with recolour's: together at most 1) that such a frame is faded instead: saturation
+    # scaled by a random 0..0.2, brightness kept. Turning hues never makes a colour pale, so without this
+    # bright objects (yellow, orange) are never seen whitish: a white bowl is a bowl no grounding frame showed
+    desaturate: float = 0.0
 
 
 @dataclass

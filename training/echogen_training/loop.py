@@ -99,8 +99,11 @@ class Trainer:
         for name in ("decolour", "recolour"):
             if not 0 <= (chance := getattr(config.vision, name)) <= 1:
                 raise ValueError(f"vision.{name} must be a probability in [0, 1], got {chance}")
-        if not 0 <= config.pmtp.recolour <= 1:
-            raise ValueError(f"pmtp.recolour must be a probability in [0, 1], got {config.pmtp.recolour}")
+        for name in ("recolour", "desaturate"):
+            if not 0 <= (chance := getattr(config.pmtp, name)) <= 1:
+                raise ValueError(f"pmtp.{name} must be a probability in [0, 1], got {chance}")
+        if config.pmtp.recolour + config.pmtp.desaturate > 1:
+            raise ValueError("pmtp.recolour + pmtp.desaturate must be at most 1 (a frame gets one of them)")
         if config.vision.decolour + config.vision.recolour > 1:
             raise ValueError("vision.decolour + vision.recolour must be at most 1 (a frame gets one of them)")
         if config.pmtp.schedule not in ("parallel", "alternate"):
@@ -280,8 +283,8 @@ class Trainer:
             return {"batch": self.batcher.patches(records, grid, vocab, c.vision.decolour, c.vision.recolour)}
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
-            recolour = c.pmtp.recolour if c.stage == "pmtp" else 0.0
-            l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records, recolour)
+            recolour, desaturate = (c.pmtp.recolour, c.pmtp.desaturate) if c.stage == "pmtp" else (0.0, 0.0)
+            l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records, recolour, desaturate)
             if c.stage == "pmtp" and c.pmtp.schedule == "alternate":  # naive joint training: a task per step
                 l2i, i2l = (l2i, None) if self._draw_step(draw) % 2 == 0 else (None, i2l)
             return {"l2i": l2i, "i2l": i2l}

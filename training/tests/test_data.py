@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import torch
 from echogen_training.config import DataConfig
-from echogen_training.data.batches import IGNORE, Batcher, names_colour, rotate_hue, to_pixels, without_colours
+from echogen_training.data.batches import (
+    IGNORE,
+    Batcher,
+    fade,
+    names_colour,
+    rotate_hue,
+    to_pixels,
+    without_colours,
+)
 from echogen_training.data.coco import load_coco, read_refs
 from echogen_training.data.sources import build_stream, random_layout
 
@@ -205,6 +213,45 @@ def test_grounding_frames_are_turned_only_when_the_expression_names_no_colour() 
     assert kept and turned  # the world's expressions come both ways
     untouched = Batcher(model, seed=0).i2l(records)
     assert all(torch.equal(p, _as_rendered(model, r)) for p, r in zip(untouched.pixels, [r for r in records if r.refs]))
+
+
+def test_fade_pales_colours_toward_the_grey_of_their_brightest_channel() -> None:
+    """A yellow patch faded to saturation 0 is the white-ish grey of its brightest channel; 1 keeps it."""
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[:2] = (236, 204, 40)  # the world's yellow
+    frame[2:] = (38, 78, 200)  # its blue
+    pale = fade(frame, 0.0)
+    assert np.abs(pale[0, 0].astype(int) - 236).max() <= 1 and np.abs(pale[3, 3].astype(int) - 200).max() <= 1
+    assert np.abs(fade(frame, 1.0).astype(int) - frame).max() <= 2  # HSV round trip
+    half = fade(frame, 0.5)[0, 0].astype(int)
+    assert half[0] >= half[1] > 204 and half[2] > 100  # paler, same hue order
+    with pytest.raises(ValueError, match="saturation"):
+        fade(frame, 1.5)
+
+
+def test_grounding_frames_are_faded_only_when_the_expression_names_no_colour() -> None:
+    """pmtp.desaturate: like recolour, colour-free expressions see pale frames, colour-naming ones never; a
+    batch without it draws what it drew before (the same turned frames), and the two cannot exceed 1."""
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=16, render_scales=(0.25,))).take(16)
+    batch = Batcher(model, seed=0).i2l(records, desaturate=1.0)
+    colour_ids = {model.tokenizer.token_to_id(c) for c in COLOURS}
+    faded = 0
+    for row, record in enumerate(r for r in records if r.refs):
+        plain = _as_rendered(model, record)
+        if set(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist()) & colour_ids:
+            assert torch.equal(batch.pixels[row], plain)
+            continue
+        pixels = batch.pixels[row]  # (3, S, S) in [-1, 1]: a pale frame's channels are closer together
+        assert float((pixels.max(0).values - pixels.min(0).values).mean()) < float(
+            (plain.max(0).values - plain.min(0).values).mean()
+        )
+        faded += 1
+    assert faded
+    turned = Batcher(model, seed=0).i2l(records, recolour=0.5)
+    assert torch.equal(turned.pixels, Batcher(model, seed=0).i2l(records, recolour=0.5, desaturate=0.0).pixels)
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        Batcher(model, seed=0).i2l(records, recolour=0.6, desaturate=0.6)
 
 
 @pytest.mark.parametrize(

@@ -508,6 +508,7 @@ def test_teacher_forced_logits_match_generation(positions: bool, layout_map: boo
         "vision.decolour=1.5",
         "vision.recolour=-0.1",
         "pmtp.recolour=2",
+        "pmtp.desaturate=-1",
     ],
 )
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
@@ -537,6 +538,8 @@ def test_micro_batches_of_one_step_draw_independently_and_reproducibly(tiny_conf
 def test_grey_and_turned_frames_together_cannot_exceed_one(tiny_config) -> None:
     with pytest.raises(ValueError, match="decolour \\+ vision.recolour"):
         Trainer(tiny_config("vision", "vision.decolour=0.6", "vision.recolour=0.6"))
+    with pytest.raises(ValueError, match="recolour \\+ pmtp.desaturate"):
+        Trainer(tiny_config("pmtp", "pmtp.recolour=0.6", "pmtp.desaturate=0.6"))
 
 
 @pytest.mark.parametrize("stage", ["pmtp", "djo"])
@@ -547,7 +550,8 @@ def test_pmtp_recolour_turns_grounding_frames_in_pmtp_only_and_draws_the_same_ex
     not), and DJO's inputs are the same with or without it."""
     data = ["data.count=64", "data.batch_size=16"]
     plain = Trainer(tiny_config(stage, *data)).cpu_inputs(0)["i2l"]
-    turned = Trainer(tiny_config(stage, *data, "pmtp.recolour=1.0")).cpu_inputs(0)["i2l"]
-    assert torch.equal(plain.seq.ids, turned.seq.ids)
-    changed = sum(not torch.equal(a, b) for a, b in zip(plain.pixels, turned.pixels))
-    assert (changed > 0) == (stage == "pmtp")
+    for option in ("pmtp.recolour=1.0", "pmtp.desaturate=1.0"):
+        turned = Trainer(tiny_config(stage, *data, option)).cpu_inputs(0)["i2l"]
+        assert torch.equal(plain.seq.ids, turned.seq.ids)
+        changed = sum(not torch.equal(a, b) for a, b in zip(plain.pixels, turned.pixels))
+        assert (changed > 0) == (stage == "pmtp")

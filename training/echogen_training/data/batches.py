@@ -108,6 +108,19 @@ def rotate_hue(frame: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
+def fade(frame: np.ndarray, saturation: float) -> np.ndarray:
+    """RGB uint8 → the same frame with every saturation scaled by `saturation` (hue and value kept): at 0 every
+    pixel is the grey of its brightest channel, so a yellow object turns nearly white."""
+    if not 0 <= saturation <= 1:
+        raise ValueError(f"a saturation scale must be in [0, 1], got {saturation}")
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.rint(hsv[..., 1].astype(np.float32) * saturation).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+FADE_SATURATION = (0.0, 0.2)  # pmtp.desaturate: the range of the saturation scale
+
+
 def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
     """Letterboxed uint8 frames → (B, 3, S, S) float in [-1, 1]."""
     stacked = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
@@ -125,12 +138,16 @@ class Batcher:
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
 
-    def i2l(self, records: list[Record], recolour: float = 0.0) -> I2LBatch | None:
+    def i2l(self, records: list[Record], recolour: float = 0.0, desaturate: float = 0.0) -> I2LBatch | None:
         """One random referring expression per record (records without any are skipped).
 
         With probability `recolour` the frame of an expression that names no colour has its hues turned by
         a random angle: which object it refers to does not change, and the grounding learns categories in
-        hues the data never paired them with. Expressions naming a colour keep their frame as it is."""
+        hues the data never paired them with. With probability `desaturate` (instead) such a frame is faded
+        toward grey (`fade`), which shows categories in the pale colours no hue turn makes. Expressions naming
+        a colour keep their frame as it is."""
+        if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
+            raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
         rows, frames = [], []
         for record in records:
             if not record.refs:
@@ -139,10 +156,15 @@ class Batcher:
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             rows.append((self.text(text), letterbox.normalised(box)))
             frame = letterbox.apply(record.load_image())
-            if recolour > 0:  # its own generator, drawn for every row: the expressions drawn do not depend on it
-                turn, angle = self.colour_rng.random() < recolour, float(self.colour_rng.uniform(30.0, 330.0))
-                if turn and not names_colour(text):
+            # Its own generator, drawn for every row: the expressions drawn do not depend on these draws, and
+            # a run without desaturate draws exactly what it drew before desaturate existed.
+            if recolour > 0 or desaturate > 0:
+                draw, angle = self.colour_rng.random(), float(self.colour_rng.uniform(30.0, 330.0))
+                scale = float(self.colour_rng.uniform(*FADE_SATURATION)) if desaturate > 0 else 1.0
+                if not names_colour(text) and draw < recolour:
                     frame = rotate_hue(frame, angle)
+                elif not names_colour(text) and draw < recolour + desaturate:
+                    frame = fade(frame, scale)
             frames.append(frame)
         if not rows:
             return None
