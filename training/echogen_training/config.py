@@ -103,6 +103,10 @@ class PMTPConfig:
     # scaled by a random 0..0.2, brightness kept. Turning hues never makes a colour pale, so without this
     # bright objects (yellow, orange) are never seen whitish: a white bowl is a bowl no grounding frame showed
     desaturate: float = 0.0
+    # probability that a grounding frame (any expression) is shown as the image tokenizer writes it: scaled to
+    # the generation size, sent through the VQ (nearest codes, decoded) and scaled back up. Imagined scenes
+    # reach the grounder that way (the cycle check, goal verification); real frames never do otherwise
+    tokenized: float = 0.0
 
 
 @dataclass

@@ -7,8 +7,27 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
+from echogen_ros.model import vq
 from echogen_ros.model.generation import embed, hidden_states, image_features, image_positions, layout_map
 from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
+
+
+@torch.no_grad()
+def through_tokenizer(
+    model: JanusForConditionalGeneration, pixels: torch.Tensor, rows: torch.Tensor, size: int
+) -> torch.Tensor:
+    """`pixels` (I, 3, Sv, Sv) in [-1, 1] with the frames where `rows` is true replaced by what the image
+    tokenizer makes of them: area-scaled to the generation size `size`, encoded to the nearest codes, decoded
+    and scaled back up (bilinear), the way an imagined scene reaches the grounder."""
+    if rows.shape != pixels.shape[:1] or rows.dtype != torch.bool:
+        raise ValueError(f"rows must be a bool mask of the {pixels.shape[0]} frames, got {tuple(rows.shape)}")
+    vqmodel = model.model.vqmodel
+    small = F.interpolate(pixels[rows].float(), size=(size, size), mode="area")
+    latent = vq.quantize(vqmodel, small.to(next(vqmodel.parameters()).dtype))[1]
+    decoded = vq.decode_latent(vqmodel, latent).float().clamp(-1, 1)
+    shown = pixels.clone()
+    shown[rows] = F.interpolate(decoded, size=pixels.shape[-2:], mode="bilinear", align_corners=False).to(pixels.dtype)
+    return shown
 
 
 def i2l_loss(

@@ -99,7 +99,7 @@ class Trainer:
         for name in ("decolour", "recolour"):
             if not 0 <= (chance := getattr(config.vision, name)) <= 1:
                 raise ValueError(f"vision.{name} must be a probability in [0, 1], got {chance}")
-        for name in ("recolour", "desaturate"):
+        for name in ("recolour", "desaturate", "tokenized"):
             if not 0 <= (chance := getattr(config.pmtp, name)) <= 1:
                 raise ValueError(f"pmtp.{name} must be a probability in [0, 1], got {chance}")
         if config.pmtp.recolour + config.pmtp.desaturate > 1:
@@ -172,7 +172,7 @@ class Trainer:
             words = [i for i in range(model.config.text_config.vocab_size) if i not in named]
             return VisionObjective(model, c.vision, words)
         if c.stage == "pmtp":
-            return PMTPObjective(model, c.pmtp)
+            return PMTPObjective(model, c.pmtp, self.echogen.image_size)
         if c.stage == "djo":
             return DJOObjective(model, c.djo, self.batcher)
         return GRPOObjective(model, c.cycle_rl)
@@ -283,8 +283,8 @@ class Trainer:
             return {"batch": self.batcher.patches(records, grid, vocab, c.vision.decolour, c.vision.recolour)}
         if c.stage in ("pmtp", "djo"):
             dropout = c.pmtp.condition_dropout if c.stage == "pmtp" else 0.0
-            recolour, desaturate = (c.pmtp.recolour, c.pmtp.desaturate) if c.stage == "pmtp" else (0.0, 0.0)
-            l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records, recolour, desaturate)
+            looks = (c.pmtp.recolour, c.pmtp.desaturate, c.pmtp.tokenized) if c.stage == "pmtp" else (0.0,) * 3
+            l2i, i2l = self.batcher.l2i(records, dropout), self.batcher.i2l(records, *looks)
             if c.stage == "pmtp" and c.pmtp.schedule == "alternate":  # naive joint training: a task per step
                 l2i, i2l = (l2i, None) if self._draw_step(draw) % 2 == 0 else (None, i2l)
             return {"l2i": l2i, "i2l": i2l}
@@ -529,7 +529,7 @@ def _to_device(batch, device):
     if batch is None:
         return None
     batch.seq = _seq_to(batch.seq, device)
-    for name in ("image_index", "patch"):
+    for name in ("image_index", "patch", "tokenized"):
         if getattr(batch, name, None) is not None:
             setattr(batch, name, getattr(batch, name).to(device))
     for name in PIXEL_FIELDS:

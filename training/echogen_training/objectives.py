@@ -16,7 +16,7 @@ from echogen_ros.model import vq
 from echogen_ros.model.generation import image_features
 from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VisionConfig, VQConfig
 from echogen_training.data.batches import I2LBatch, L2IBatch, PatchBatch, Sequences
-from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, token_logprobs
+from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, through_tokenizer, token_logprobs
 from echogen_training.rewards import grpo_loss
 
 Metrics = dict[str, float]
@@ -179,9 +179,9 @@ class VisionObjective(nn.Module):
 class PMTPObjective(nn.Module):
     """L2I and I2L batches in parallel, sharing layout tokens (weights per task; ablations drop one)."""
 
-    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig) -> None:
+    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig, image_size: int = 0) -> None:
         super().__init__()
-        self.model, self.config = model, config
+        self.model, self.config, self.image_size = model, config, image_size  # image_size: pmtp.tokenized
         hidden = model.config.text_config.hidden_size
         self.pointer = nn.Linear(hidden, 1) if config.pointer_weight > 0 and "i2l" in config.tasks else None
 
@@ -193,6 +193,10 @@ class PMTPObjective(nn.Module):
             loss = loss + self.config.l2i_weight * l2i_ce
             metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
         if i2l is not None and "i2l" in self.config.tasks:
+            if i2l.tokenized is not None and bool(i2l.tokenized.any()):
+                if self.image_size <= 0:
+                    raise ValueError("pmtp.tokenized needs the generation size (PMTPObjective image_size)")
+                i2l.pixels = through_tokenizer(self.model, i2l.pixels, i2l.tokenized, self.image_size)
             if self.pointer is not None:
                 i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, pointer=self.pointer)
                 loss = loss + self.config.pointer_weight * pointer_ce

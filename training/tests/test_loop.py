@@ -509,6 +509,7 @@ def test_teacher_forced_logits_match_generation(positions: bool, layout_map: boo
         "vision.recolour=-0.1",
         "pmtp.recolour=2",
         "pmtp.desaturate=-1",
+        "pmtp.tokenized=1.5",
     ],
 )
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
@@ -533,6 +534,14 @@ def test_micro_batches_of_one_step_draw_independently_and_reproducibly(tiny_conf
     assert len({first, second, next_step}) == 3
     assert (first, second, next_step) == (draws(again, 0), draws(again, 1), draws(again, 2))
     assert first == draws(single, 0) and next_step == draws(single, 1)  # micro-batch 0 keeps the step's key
+
+
+def test_pmtp_tokenized_marks_every_grounding_frame_and_trains(tiny_config) -> None:
+    """pmtp.tokenized=1: every I2L frame is marked for the tokenizer round trip, and the run trains through it."""
+    trainer = Trainer(tiny_config("pmtp", "pmtp.tokenized=1.0"))
+    marks = trainer.cpu_inputs(0)["i2l"].tokenized
+    assert marks is not None and bool(marks.all())
+    assert trainer.run() == 0
 
 
 def test_grey_and_turned_frames_together_cannot_exceed_one(tiny_config) -> None:

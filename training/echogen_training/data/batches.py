@@ -35,6 +35,7 @@ class I2LBatch:
     pixels: torch.Tensor  # (I, 3, Sv, Sv) in [-1, 1]
     image_index: torch.Tensor  # (B,) which image each row grounds in
     patch: torch.Tensor | None = None  # (B,) the image token (patch) holding the target box's centre
+    tokenized: torch.Tensor | None = None  # (I,) bool: frames the objective sends through the image tokenizer
 
 
 @dataclass
@@ -138,17 +139,22 @@ class Batcher:
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
 
-    def i2l(self, records: list[Record], recolour: float = 0.0, desaturate: float = 0.0) -> I2LBatch | None:
+    def i2l(
+        self, records: list[Record], recolour: float = 0.0, desaturate: float = 0.0, tokenized: float = 0.0
+    ) -> I2LBatch | None:
         """One random referring expression per record (records without any are skipped).
 
         With probability `recolour` the frame of an expression that names no colour has its hues turned by
         a random angle: which object it refers to does not change, and the grounding learns categories in
         hues the data never paired them with. With probability `desaturate` (instead) such a frame is faded
         toward grey (`fade`), which shows categories in the pale colours no hue turn makes. Expressions naming
-        a colour keep their frame as it is."""
+        a colour keep their colours. With probability `tokenized` a frame (any expression) is marked for the
+        objective to show as the image tokenizer writes it (`forward.through_tokenizer`)."""
+        if not 0 <= tokenized <= 1:
+            raise ValueError(f"tokenized must be a probability in [0, 1], got {tokenized}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
             raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
-        rows, frames = [], []
+        rows, frames, marked = [], [], []
         for record in records:
             if not record.refs:
                 continue
@@ -165,10 +171,14 @@ class Batcher:
                     frame = rotate_hue(frame, angle)
                 elif not names_colour(text) and draw < recolour + desaturate:
                     frame = fade(frame, scale)
+            if tokenized > 0:  # drawn after the colours' draws, so runs without it draw what they drew before
+                marked.append(bool(self.colour_rng.random() < tokenized))
             frames.append(frame)
         if not rows:
             return None
-        return self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))
+        batch = self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))
+        batch.tokenized = torch.tensor(marked, dtype=torch.bool) if marked else None
+        return batch
 
     def i2l_rows(self, rows: list[tuple[list[int], tuple]], pixels: torch.Tensor, image_index: list[int]) -> I2LBatch:
         """I2L sequences for (expression ids, normalised box) rows grounded in `pixels[image_index]`."""

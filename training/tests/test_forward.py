@@ -1,0 +1,56 @@
+"""forward.through_tokenizer (pmtp.tokenized): grounding frames shown as the image tokenizer writes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from echogen_training.config import DataConfig
+from echogen_training.data.batches import Batcher, to_pixels
+from echogen_training.data.sources import build_stream
+from echogen_training.forward import through_tokenizer
+
+from echogen_ros.model import vq
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.generation import decode_image
+from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.world.dataset import world_sample
+
+
+def test_marked_frames_become_the_tokenizers_picture_and_the_rest_stay() -> None:
+    """With the embedded model's real VQ: a marked frame is its 64 px VQ reconstruction scaled back up (checked
+    against decode_image, the path imagined scenes take), unmarked frames are untouched."""
+    model = EchoGen.load()
+    frames = []
+    for index in range(2):
+        image = world_sample(3, index, "test").image()
+        frames.append(Letterbox(image.shape[1], image.shape[0], model.vision_size).apply(image))
+    pixels = to_pixels(frames)
+    with torch.inference_mode():
+        shown = through_tokenizer(model.model, pixels, torch.tensor([True, False]), model.image_size)
+        small = F.interpolate(pixels[:1], size=(model.image_size,) * 2, mode="area")
+        decoded = decode_image(model.model, vq.encode_tokens(model.model.model.vqmodel, small))  # (1, S, S, 3) uint8
+    by_hand = F.interpolate(decoded.permute(0, 3, 1, 2).float() / 127.5 - 1, size=pixels.shape[-2:], mode="bilinear")
+    assert torch.equal(shown[1], pixels[1])
+    assert float((shown[0] - by_hand[0]).abs().max()) < 2 / 127.5 + 1e-4  # the by-hand path rounds to uint8
+    assert float((shown[0] - pixels[0]).abs().mean()) > 0.01  # the tokenizer does not keep every pixel
+    assert shown.shape == pixels.shape and float(shown.abs().max()) <= 1.0
+    with pytest.raises(ValueError, match="bool mask"):
+        through_tokenizer(model.model, pixels, torch.tensor([1, 0]), model.image_size)
+
+
+def test_the_batcher_marks_frames_with_the_probability_and_draws_the_rest_as_before() -> None:
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=16, render_scales=(0.25,))).take(16)
+    every = Batcher(model, seed=0).i2l(records, tokenized=1.0)
+    assert every.tokenized is not None and bool(every.tokenized.all())
+    assert every.tokenized.shape[0] == every.pixels.shape[0]
+    assert Batcher(model, seed=0).i2l(records).tokenized is None
+    some = Batcher(model, seed=0).i2l(records * 8, recolour=0.5, tokenized=0.5)
+    assert 0.2 < float(some.tokenized.float().mean()) < 0.8
+    plain = Batcher(model, seed=0).i2l(records * 8, recolour=0.5)
+    assert torch.equal(some.seq.ids, plain.seq.ids)  # the expressions drawn do not depend on the marks
+    with pytest.raises(ValueError, match="tokenized"):
+        Batcher(model, seed=0).i2l(records, tokenized=1.5)
+    assert np.isfinite(every.pixels.numpy()).all()
