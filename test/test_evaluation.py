@@ -102,6 +102,9 @@ def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys
     compositions = report["grounding"]["by_composition"]
     assert set(compositions) <= {"heldout_pair", "seen_pair"}
     assert sum(g["count"] for g in compositions.values()) == report["grounding"]["count"]
+    pairs = report["grounding"]["by_heldout_pair"]  # "blue cup": the held-out pairs referred to, by label
+    assert sum(g["count"] for g in pairs.values()) == compositions.get("heldout_pair", {"count": 0})["count"]
+    assert all(catalog.is_heldout_pair(*label.split()) for label in pairs)
     assert sum(report["grounding"]["outcomes"].values()) == pytest.approx(1.0)
     assert main(["eval", "--data", str(tmp_path / "nothing"), "--model", str(tiny_model_dir)]) == 2
     assert "echogen world" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 """`echogen eval`: every metric of a model on an `echogen world` export, as one dictionary.
 
 - grounding (Ref-L4 protocol): Acc@0.5 / 0.75 / 0.9 and mAcc, overall, per expression type and per
-  composition (referred object of a held-out colour × category pair or not), with what the wrong boxes hit
-  (another object, the referred one loosely, nothing: `grounding_errors`);
+  composition (referred object of a held-out colour × category pair or not) and per held-out pair, with
+  what the wrong boxes hit (another object, the referred one loosely, nothing: `grounding_errors`);
 - layout-to-image fidelity: COCO AP / AP50 / AP75 of the classical detector on imagined scenes against the
   layouts they were imagined from;
 - cycle consistency: mean IoU between the layouts and the layouts grounded back, and the failure rate
@@ -78,6 +78,7 @@ def evaluate(
     imagine_count = min(len(images), imagine_limit) if imagine_limit else len(images)
     by_type: dict[str, list[float]] = defaultdict(list)
     by_composition: dict[str, list[tuple[float, str]]] = defaultdict(list)  # (IoU, outcome) per expression
+    by_heldout_pair: dict[str, list[float]] = defaultdict(list)  # "white bowl" → IoUs
     layouts, detections, cycle = [], [], []
     for step, info in enumerate(images):
         image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
@@ -95,6 +96,8 @@ def evaluate(
                 by_type[ref.get("type", "all")].append(iou)
                 pair = composition(target, names[target["category_id"]])
                 by_composition[pair].append((iou, outcome(det.box, ref["ann_id"], boxes)))
+                if pair == "heldout_pair":
+                    by_heldout_pair[object_label(target, names)].append(iou)
         if step < imagine_count and by_id:
             objects = [(object_label(a, names), xyxy(a["bbox"])) for a in by_id.values()]
             objects = objects[: model.max_objects]
@@ -127,6 +130,7 @@ def evaluate(
         pair: {**grounding_accuracy([iou for iou, _ in values]), "outcomes": outcome_rates([k for _, k in values])}
         for pair, values in sorted(by_composition.items())
     }
+    report["grounding"]["by_heldout_pair"] = {k: grounding_accuracy(v) for k, v in sorted(by_heldout_pair.items())}
     if layouts:
         report["layout_to_image"] = {**layout_ap(layouts, detections), "images": len(layouts)}
         report["cycle"] = {
