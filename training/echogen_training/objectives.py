@@ -179,9 +179,10 @@ class VisionObjective(nn.Module):
 class PMTPObjective(nn.Module):
     """L2I and I2L batches in parallel, sharing layout tokens (weights per task; ablations drop one)."""
 
-    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig, image_size: int = 0) -> None:
+    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig, image_size: int) -> None:
         super().__init__()
-        self.model, self.config, self.image_size = model, config, image_size  # image_size: pmtp.tokenized
+        self.model, self.config = model, config
+        self.image_size = image_size  # the generation size, to which pmtp.tokenized scales grounding frames
         hidden = model.config.text_config.hidden_size
         self.pointer = nn.Linear(hidden, 1) if config.pointer_weight > 0 and "i2l" in config.tasks else None
 
@@ -194,8 +195,6 @@ class PMTPObjective(nn.Module):
             metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
         if i2l is not None and "i2l" in self.config.tasks:
             if i2l.tokenized is not None and bool(i2l.tokenized.any()):
-                if self.image_size <= 0:
-                    raise ValueError("pmtp.tokenized needs the generation size (PMTPObjective image_size)")
                 i2l.pixels = through_tokenizer(self.model, i2l.pixels, i2l.tokenized, self.image_size)
             if self.pointer is not None:
                 i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, pointer=self.pointer)
