@@ -192,3 +192,23 @@ def test_model_grounder_plans_with_a_tiny_model(tiny_model) -> None:
     result = plan(image, "put the red cup above the plate", ModelGrounder(tiny_model), min_score=0.0)  # room above
     assert result.target.label == "the red cup" and len(result.anchors) == 1
     assert result.goal_layout.width == 320 and np.isfinite(result.verdict.score)
+
+
+def test_a_goal_layout_naming_two_alike_objects_verifies_both() -> None:
+    """Two red cups: the layout's two "red cup" boxes are matched to the two cups found, in either order (one
+    grounding per object would find the same cup twice and call the other misplaced)."""
+    from echogen_ros.model.layout import Layout
+    from echogen_ros.planning.verify import verify_layout
+
+    left, right, plate = (40.0, 300.0, 100.0, 380.0), (400.0, 300.0, 460.0, 380.0), (200.0, 320.0, 320.0, 360.0)
+    scene = [KnownObject("cup", left, "red"), KnownObject("plate", plate, "white"), KnownObject("cup", right, "red")]
+    grounder, image = KnownObjectsGrounder(scene, 480), np.zeros((480, 640, 3), np.uint8)
+    cup = "red cup"
+    goal = Layout(640, 480, (LayoutObject(cup, right), LayoutObject("plate", plate), LayoutObject(cup, left)))
+    verdict, ious = verify_layout(grounder, image, goal)
+    assert verdict.status == SATISFIED and ious == [1.0, 1.0, 1.0]
+    moved = Layout(640, 480, (LayoutObject("red cup", right), LayoutObject("red cup", (40.0, 20.0, 100.0, 100.0))))
+    verdict, ious = verify_layout(grounder, image, moved)
+    assert verdict.status == NOT_SATISFIED and ious[0] == 1.0 and ious[1] == 0.0 and "red cup" in verdict.reason
+    three = Layout(640, 480, (LayoutObject(cup, left), LayoutObject(cup, right), LayoutObject(cup, plate)))
+    assert verify_layout(grounder, image, three)[1] == [1.0, 1.0, 0.0]  # a third cup that is not there

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from transformers.utils import logging as hf_logging
 
 from echogen_ros.model import checkpoint, generation
 from echogen_ros.model.initialisation import structure_positions
-from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
+from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.presets import PRESETS, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
 
 hf_logging.disable_progress_bar()
+EXTRA_BEAMS = 4  # beams beyond top_k, so that top_k remain once overlapping ones are dropped
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 NO_DEFAULT = (
     "no embedded default model is installed in this echogen_ros: pass a model directory "
@@ -160,7 +162,8 @@ class EchoGen:
 
     @torch.inference_mode()
     def ground(self, image: np.ndarray, expression: str, top_k: int = 1) -> list[Detection]:
-        """Boxes (input-image pixels) for what `expression` names, best first."""
+        """Up to `top_k` boxes (input-image pixels) for what `expression` names, best first, no two overlapping
+        at IoU ≥ 0.5: different objects, not one object read twice (fewer where the model sees fewer)."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if top_k == 1:
@@ -168,8 +171,29 @@ class EchoGen:
         pixels, letterbox = self.pixels(image)
         ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
-        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k)
-        return [self.detection(letterbox, coords, score, expression) for _, score, coords in beams]
+        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + EXTRA_BEAMS)
+        return distinct([self.detection(letterbox, coords, score, expression) for _, score, coords in beams])[:top_k]
+
+    def ground_layout(self, image: np.ndarray, layout: Layout) -> list[Detection]:
+        """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is
+        grounded as an expression (all of them in one batch). A label it names n times (two red cups) is
+        asked for its n best distinct boxes, matched to those objects by IoU (`assign_boxes`); asking n
+        times would answer n times with the same box. An object left without a box of its own (the model
+        saw fewer) gets the label's best box."""
+        labels = [o.label for o in layout.objects]
+        counts = Counter(labels)
+        once = [label for label in labels if counts[label] == 1]
+        by_label = dict(zip(once, self.ground_many(image, once)))
+        found: list[Detection | None] = [by_label.get(label) for label in labels]
+        for label, count in counts.items():
+            if count == 1:
+                continue
+            where = [i for i, name in enumerate(labels) if name == label]
+            candidates = self.ground(image, label, top_k=count)
+            match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in candidates])
+            for i, j in zip(where, match):
+                found[i] = candidates[j if j is not None else 0]
+        return found  # type: ignore[return-value]  # every slot filled above
 
     @torch.inference_mode()
     def ground_many(self, image: np.ndarray, expressions: list[str]) -> list[Detection]:
@@ -259,9 +283,9 @@ class EchoGen:
         return letterbox.crop(frame)
 
     def cycle(self, layout: Layout, seed: int | None = None, caption: str | None = None) -> CycleResult:
-        """Imagine the layout, ground every object back, and compare boxes (the cycle check)."""
+        """Imagine the layout, ground every object back (`ground_layout`), and compare boxes (the cycle check)."""
         image = self.imagine(layout, caption=caption, seed=seed)
-        found = self.ground_many(image, [o.label for o in layout.objects])
+        found = self.ground_layout(image, layout)
         grounded = Layout(
             layout.width, layout.height, tuple(LayoutObject(d.label, d.box) for d in found), layout.caption
         )

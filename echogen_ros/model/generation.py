@@ -1,7 +1,8 @@
 """The two decoding loops on a Janus model, as plain functions (no state beyond the KV cache).
 
 - `decode_boxes`: I2L greedy decoding of the four box-bin tokens (constrained to bins), batched with
-  left padding; `beam_boxes`: the k best boxes of one prompt. Both also give each coordinate below bin
+  left padding; `beam_boxes`: the k best boxes of one prompt, each coordinate a peak of its bin distribution
+  (so the k are different readings, not one box shifted by a bin). Both also give each coordinate below bin
   resolution (`refine`).
 - `generate_image_tokens`: L2I sampling of image tokens through the generation head with
   classifier-free guidance (conditional and unconditional prompts in one batch of two).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache, JanusForConditionalGeneration
 
 from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
@@ -223,11 +225,23 @@ def decode_boxes(
     return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1)
 
 
+def bin_peaks(probs: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
+    """Bin probabilities (B, bins) → (B, bins) bool: the bins at least as probable as every bin within `window`
+    either side (the modes a coordinate could be read at; a plateau's bins are all peaks)."""
+    return probs >= F.max_pool1d(probs[:, None], 2 * window + 1, 1, window)[:, 0]
+
+
 def beam_boxes(
     model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, k: int
 ) -> list[tuple[list[int], float, list[float]]]:
-    """The k most probable box-token sequences of one prompt (1, T, D): (tokens, geometric-mean prob,
-    refined normalised coordinates)."""
+    """The k most probable box-token sequences of one prompt (1, T, D) whose every coordinate is a peak of its
+    bin distribution (the most probable bin within REFINE_BINS either side): (tokens, geometric-mean prob,
+    refined normalised coordinates).
+
+    Without the peak rule the k best sequences are one box read k ways (x1 in bin 40, 41 or 39: the
+    neighbours of a sure bin carry most of the rest of its mass, and `refine` folds them in anyway); with it
+    a runner-up is another reading: the second of two red cups, or the cup a vague expression may also mean.
+    The best sequence is unchanged (a distribution's most probable bin is a peak)."""
     beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
     for _ in range(BOX_TOKENS):
         batch = embeds.expand(len(beams), -1, -1)
@@ -235,13 +249,15 @@ def beam_boxes(
             ids = torch.tensor([b[0] for b in beams], device=embeds.device)
             batch = torch.cat([batch, model.get_input_embeddings()(ids)], dim=1)
         probs = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1])
-        top = probs.clamp_min(1e-30).log().topk(min(k, scheme.bins), dim=-1)
+        logs = probs.clamp_min(1e-30).log().masked_fill(~bin_peaks(probs), -math.inf)
+        top = logs.topk(min(k, scheme.bins), dim=-1)
         width = top.indices.shape[1]  # every beam's candidates refined in one call
         refined = refine(probs.repeat_interleave(width, 0), top.indices.reshape(-1)).view(len(beams), width)
         candidates = [
             (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(c)])
             for (tokens, total, coords), values, indices, near in zip(beams, top.values, top.indices, refined)
             for v, j, c in zip(values, indices, near)
+            if math.isfinite(float(v))  # fewer peaks than k: the rest are no candidates
         ]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]

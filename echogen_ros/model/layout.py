@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,3 +93,34 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = max(w, 0.0) * max(h, 0.0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+DISTINCT_IOU = 0.5  # two boxes overlapping less than this are two objects (as in COCO matching and NMS)
+
+
+def distinct(detections: Sequence[Detection], iou: float = DISTINCT_IOU) -> list[Detection]:
+    """`detections` (best first) without those overlapping a better one at IoU ≥ `iou`."""
+    kept: list[Detection] = []
+    for detection in detections:
+        if all(box_iou(detection.box, other.box) < iou for other in kept):
+            kept.append(detection)
+    return kept
+
+
+def assign_boxes(targets: Sequence[Sequence[float]], found: Sequence[Sequence[float]]) -> list[int | None]:
+    """For each target box, the index of the found box matched to it (None where there are fewer found boxes
+    than targets): the one-to-one matching of largest total IoU, exact (a label names a few objects; more
+    than 8 of either side is refused). Ties go to the earlier found box."""
+    if len(targets) > 8 or len(found) > 8:
+        raise ValueError(f"assign_boxes matches at most 8 boxes a side, got {len(targets)} and {len(found)}")
+    iou = [[box_iou(t, f) for f in found] for t in targets]
+    used = min(len(targets), len(found))
+    best: tuple[float, tuple[int, ...]] = (-1.0, ())
+    for order in itertools.permutations(range(len(targets)), used):  # order[j]: the target found box j gets
+        total = sum(iou[t][j] for j, t in enumerate(order))
+        if total > best[0]:
+            best = (total, order)
+    match: list[int | None] = [None] * len(targets)
+    for j, t in enumerate(best[1]):
+        match[t] = j
+    return match

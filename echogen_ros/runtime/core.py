@@ -231,7 +231,7 @@ class Runtime:
                 raise Cancelled()
             feedback("grounding", 0.7)
             with self._model_lock:
-                found = self.model.ground_many(image, [o.label for o in layout.objects])
+                found = self.model.ground_layout(image, layout)  # two red cups: two boxes
             ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
             grounded = Layout(
                 layout.width,

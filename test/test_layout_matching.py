@@ -1,0 +1,45 @@
+"""Matching boxes to a layout's objects: `distinct` (drop boxes overlapping a better one) and `assign_boxes`
+(the one-to-one matching of largest total IoU), on hand-made boxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from echogen_ros.model.layout import Detection, assign_boxes, distinct
+
+LEFT, RIGHT, FAR = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (100.0, 100.0, 110.0, 110.0)
+
+
+def test_two_alike_objects_are_matched_whatever_the_order() -> None:
+    assert assign_boxes([LEFT, RIGHT], [RIGHT, LEFT]) == [1, 0]
+    assert assign_boxes([LEFT, RIGHT], [LEFT, RIGHT]) == [0, 1]
+    shifted = (21.0, 0.0, 31.0, 10.0)  # a near miss still goes to the object it overlaps
+    assert assign_boxes([LEFT, RIGHT], [shifted, LEFT]) == [1, 0]
+
+
+def test_the_largest_total_iou_wins_over_the_greedy_choice() -> None:
+    a, b = (0.0, 0.0, 10.0, 10.0), (5.0, 0.0, 15.0, 10.0)
+    found = [(2.0, 0.0, 12.0, 10.0), (0.0, 0.0, 10.0, 10.0)]  # found 0 overlaps a most, but found 1 is a
+    assert assign_boxes([a, b], found) == [1, 0]
+
+
+def test_fewer_found_boxes_leave_targets_unmatched() -> None:
+    assert assign_boxes([LEFT, RIGHT, FAR], [RIGHT]) == [None, 0, None]
+    assert assign_boxes([LEFT], []) == [None]
+    assert assign_boxes([], [LEFT]) == []
+
+
+def test_more_than_eight_a_side_is_refused() -> None:
+    with pytest.raises(ValueError, match="at most 8"):
+        assign_boxes([LEFT] * 9, [LEFT])
+
+
+def test_distinct_keeps_the_best_of_overlapping_boxes() -> None:
+    found = [
+        Detection(LEFT, 0.9, "cup"),
+        Detection((1.0, 0.0, 11.0, 10.0), 0.8, "cup"),  # the same cup read one bin off: dropped
+        Detection(RIGHT, 0.5, "cup"),
+        Detection(FAR, 0.1, "cup"),
+    ]
+    assert [d.box for d in distinct(found)] == [LEFT, RIGHT, FAR]
+    assert distinct([]) == []
