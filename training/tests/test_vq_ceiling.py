@@ -14,7 +14,7 @@ from echogen_ros.evaluation.run import FAILURE_IOU, load_export
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 from echogen_ros.model.generation import decode_image
-from echogen_ros.model.layout import box_iou
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 
 
@@ -50,8 +50,10 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
         objects = [a for a in data["annotations"] if a["image_id"] == info["id"]][: model.max_objects]
         frame = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
         labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
-        found = model.ground_many(script("vq_ceiling").versions(model, frame)["vq"], labels)
-        ious += [box_iou((x, y, x + w, y + h), d.box) for (x, y, w, h), d in zip((a["bbox"] for a in objects), found)]
+        boxes = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in objects)]
+        layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
+        found = model.ground_layout(script("vq_ceiling").versions(model, frame)["vq"], layout)  # as the cycle check
+        ious += [box_iou(b, d.box) for b, d in zip(boxes, found)]
     assert report["objects"] == len(ious)
     assert report["vq"]["cycle_iou"] == pytest.approx(float(np.mean(ious)))
     assert report["vq"]["cycle_failure_rate"] == pytest.approx(float(np.mean(np.array(ious) < FAILURE_IOU)))

@@ -1,0 +1,109 @@
+"""How the grounder tells alike objects apart, on an export written by `echogen world` (first N scenes):
+
+- alike objects: objects whose label ("red cup") the scene names more than once, found (IoU ≥ 0.5) by
+  `EchoGen.ground_layout` (the label's n best distinct boxes, matched by IoU: what the cycle check and goal
+  verification use) and by one query per object (`ground_many`: every "red cup" gets the same box);
+- the ambiguity flag (`planning.grounders.is_ambiguous` on `ground(top_k=2)`, what verification reports as
+  "ambiguous"): how often it is raised on the world's referring expressions (each names one object), the
+  accuracy of the answers it flags and of those it does not, and how often it is raised on a bare category
+  ("the cup") that the scene has more than one of.
+
+    python training/scripts/alike_objects.py MODEL --data DIR [--scenes 60] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echogen_ros.evaluation.run import load_export, object_label, xyxy
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.planning.grounders import is_ambiguous
+
+HIT_IOU = 0.5
+
+
+def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
+    data = load_export(directory)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    anns, refs = defaultdict(list), defaultdict(list)
+    for ann in data["annotations"]:
+        anns[ann["image_id"]].append(ann)
+    for ref in data["refs"]:
+        refs[ref["image_id"]].append(ref)
+    together, one_by_one, flags, bare = [], [], [], []
+    for info in data["images"][:scenes]:
+        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        objects = anns[info["id"]][: model.max_objects]
+        labels = [object_label(a, names) for a in objects]
+        boxes = {a["id"]: xyxy(a["bbox"]) for a in objects}
+        counts = Counter(labels)
+        if objects and max(counts.values()) > 1:
+            layout = Layout(
+                info["width"], info["height"], tuple(LayoutObject(t, xyxy(a["bbox"])) for t, a in zip(labels, objects))
+            )
+            matched, single = model.ground_layout(image, layout), model.ground_many(image, labels)
+            for obj, a, b in zip(layout.objects, matched, single):
+                if counts[obj.label] > 1:
+                    together.append(box_iou(obj.box, a.box) >= HIT_IOU)
+                    one_by_one.append(box_iou(obj.box, b.box) >= HIT_IOU)
+        for ref in refs[info["id"]]:
+            for sentence in ref["sentences"]:
+                found = model.ground(image, sentence["sent"], top_k=2)
+                flags.append((is_ambiguous(found), box_iou(boxes[ref["ann_id"]], found[0].box) >= HIT_IOU))
+        for category, count in Counter(names[a["category_id"]] for a in objects).items():
+            if count > 1:
+                bare.append(is_ambiguous(model.ground(image, f"the {category}", top_k=2)))
+    flagged = np.array([f for f, _ in flags], dtype=bool)
+    right = np.array([r for _, r in flags], dtype=bool)
+
+    def share(values) -> float | None:
+        return float(np.mean(values)) if len(values) else None
+
+    return {
+        "scenes": min(scenes, len(data["images"])),
+        "alike_objects": {
+            "count": len(together),
+            "found_by_ground_layout": share(together),
+            "found_one_query_each": share(one_by_one),
+        },
+        "expressions": {
+            "count": len(flags),
+            "flagged_ambiguous": share(flagged),
+            "accuracy_flagged": share(right[flagged]),
+            "accuracy_not_flagged": share(right[~flagged]),
+        },
+        "bare_category_of_several": {"count": len(bare), "flagged_ambiguous": share(bare)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, nargs="?", help="a model directory (default: the embedded model)")
+    parser.add_argument("--data", type=Path, required=True, help="a directory written by `echogen world`")
+    parser.add_argument("--scenes", type=int, default=60, help="the first N scenes")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.scenes < 1:
+        parser.error("--scenes must be at least 1")
+    try:
+        report = measure(EchoGen.load(args.model), args.data, args.scenes)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"alike_objects: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
