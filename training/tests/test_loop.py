@@ -369,7 +369,9 @@ def _torchrun(*program: str) -> str:
 )
 def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: str) -> None:
     """A real 2-process torchrun (gloo) of every stage (DDP) and of FSDP2; the model it writes loads and
-    grounds. Under FSDP the checkpoint holds the gathered full weights and evaluation runs on a copy."""
+    grounds. Under FSDP the checkpoint holds the gathered full weights and evaluation runs on a copy. PMTP
+    runs with its frame options on (hue turns, fades, tokenizer round trips: the VQ runs inside the sharded
+    model's forward)."""
     config = tmp_path / "ddp.yaml"
     out = tmp_path / "ddp"
     evaluate = "{every: 2, scenes: 1}" if strategy == "fsdp" else "{every: 0}"
@@ -379,6 +381,7 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
         "optim: {max_steps: 2, warmup_steps: 1}\n"
         "cycle_rl: {layouts_per_step: 1, group_size: 2}\n"
         "vq: {restart_every: 1}\n"  # dead-code restarts all-reduce hits and broadcast rank 0's latents
+        "pmtp: {recolour: 0.4, desaturate: 0.3, tokenized: 1.0}\n"  # every frame round-trips
         f"eval: {evaluate}\n"
         f"run: {{out: {out}, save_every: 2, progress: false, autocast: none, distributed: {strategy}}}\n"
     )
