@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
-from echogen_ros.model.layout import Detection, assign_boxes, distinct
+from echogen_ros.model.layout import EXACT_MATCH, Detection, assign_boxes, box_iou, distinct
 
 LEFT, RIGHT, FAR = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (100.0, 100.0, 110.0, 110.0)
 
@@ -29,9 +32,33 @@ def test_fewer_found_boxes_leave_targets_unmatched() -> None:
     assert assign_boxes([], [LEFT]) == []
 
 
-def test_more_than_eight_a_side_is_refused() -> None:
-    with pytest.raises(ValueError, match="at most 8"):
-        assign_boxes([LEFT] * 9, [LEFT])
+def test_the_matching_is_exact_against_every_permutation() -> None:
+    rng = np.random.default_rng(0)
+    for targets, found in [(3, 3), (4, 2), (2, 4), (6, 5)]:
+        corners = rng.uniform(0, 50, size=(targets + found, 2))
+        boxes = [(float(x), float(y), float(x) + 20, float(y) + 20) for x, y in corners]
+        wanted, got = boxes[:targets], boxes[targets:]
+        match = assign_boxes(wanted, got)
+        assert sum(j is not None for j in match) == min(targets, found)
+        assert len({j for j in match if j is not None}) == min(targets, found)  # one to one
+        total = sum(box_iou(wanted[t], got[j]) for t, j in enumerate(match) if j is not None)
+        best = (
+            max(
+                sum(box_iou(wanted[t], got[j]) for j, t in enumerate(order))
+                for order in itertools.permutations(range(targets), min(targets, found))
+            )
+            if found <= targets
+            else max(
+                sum(box_iou(wanted[t], got[j]) for t, j in enumerate(order))
+                for order in itertools.permutations(range(found), targets)
+            )
+        )
+        assert total == pytest.approx(best)
+
+
+def test_many_boxes_are_matched_greedily() -> None:
+    row = [(float(20 * i), 0.0, float(20 * i + 10), 10.0) for i in range(EXACT_MATCH + 2)]
+    assert assign_boxes(row, row[::-1]) == list(range(len(row)))[::-1]
 
 
 def test_distinct_keeps_the_best_of_overlapping_boxes() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,6 +95,7 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 DISTINCT_IOU = 0.5  # two boxes overlapping less than this are two objects (as in COCO matching and NMS)
+EXACT_MATCH = 12  # assign_boxes is exact up to this many found boxes (2^12 states), greedy beyond
 
 
 def distinct(detections: Sequence[Detection], iou: float = DISTINCT_IOU) -> list[Detection]:
@@ -108,19 +108,34 @@ def distinct(detections: Sequence[Detection], iou: float = DISTINCT_IOU) -> list
 
 
 def assign_boxes(targets: Sequence[Sequence[float]], found: Sequence[Sequence[float]]) -> list[int | None]:
-    """For each target box, the index of the found box matched to it (None where there are fewer found boxes
-    than targets): the one-to-one matching of largest total IoU, exact (a label names a few objects; more
-    than 8 of either side is refused). Ties go to the earlier found box."""
-    if len(targets) > 8 or len(found) > 8:
-        raise ValueError(f"assign_boxes matches at most 8 boxes a side, got {len(targets)} and {len(found)}")
+    """For each target box, the index of the found box matched to it, one to one, min(targets, found) pairs
+    (None for the targets left over when fewer boxes were found): the matching of largest total IoU. Exact up
+    to EXACT_MATCH found boxes (a label names a few objects), greedy by IoU beyond."""
     iou = [[box_iou(t, f) for f in found] for t in targets]
-    used = min(len(targets), len(found))
-    best: tuple[float, tuple[int, ...]] = (-1.0, ())
-    for order in itertools.permutations(range(len(targets)), used):  # order[j]: the target found box j gets
-        total = sum(iou[t][j] for j, t in enumerate(order))
-        if total > best[0]:
-            best = (total, order)
-    match: list[int | None] = [None] * len(targets)
-    for j, t in enumerate(best[1]):
-        match[t] = j
+    if len(found) > EXACT_MATCH:
+        return _greedy_match(iou, len(found))
+    spare = len(targets) - min(len(targets), len(found))  # targets that must stay unmatched
+    # states after each target: mask of found boxes used → (total IoU, the matches so far)
+    states: dict[int, tuple[float, tuple[int | None, ...]]] = {0: (0.0, ())}
+    for row in iou:
+        following: dict[int, tuple[float, tuple[int | None, ...]]] = {}
+        for mask, (total, match) in states.items():
+            options = [(mask | 1 << j, total + row[j], j) for j in range(len(found)) if not mask >> j & 1]
+            if len(match) - bin(mask).count("1") < spare:
+                options.append((mask, total, None))
+            for key, value, j in options:
+                if key not in following or value > following[key][0]:
+                    following[key] = (value, (*match, j))
+        states = following
+    return list(max(states.values(), key=lambda state: state[0])[1]) if states else []
+
+
+def _greedy_match(iou: list[list[float]], found: int) -> list[int | None]:
+    match: list[int | None] = [None] * len(iou)
+    used: set[int] = set()
+    pairs = sorted(((v, t, j) for t, row in enumerate(iou) for j, v in enumerate(row)), key=lambda p: -p[0])
+    for _, t, j in pairs:
+        if match[t] is None and j not in used:
+            match[t] = j
+            used.add(j)
     return match

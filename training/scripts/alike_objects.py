@@ -6,9 +6,9 @@
 - the ambiguity flag (`planning.grounders.is_ambiguous` on `ground(top_k=2)`, what verification reports as
   "ambiguous"): how often it is raised on the world's referring expressions (each names one object), the
   accuracy of the answers it flags and of those it does not, and how often it is raised on a bare category
-  ("the cup") that the scene has more than one of.
+  ("the cup") that the scene has more than one of (it should be) and one of (it should not).
 
-    python training/scripts/alike_objects.py MODEL --data DIR [--scenes 60] [--json]
+    python training/scripts/alike_objects.py [MODEL] --data DIR [--scenes 60] [--ratios 0.8 0.5] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -25,12 +26,14 @@ import numpy as np
 from echogen_ros.evaluation.run import load_export, object_label, xyxy
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
-from echogen_ros.planning.grounders import is_ambiguous
+from echogen_ros.planning.grounders import AMBIGUITY_RATIO, is_ambiguous
 
 HIT_IOU = 0.5
 
 
-def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
+def measure(model: EchoGen, directory: Path, scenes: int, ratios: Sequence[float] = (AMBIGUITY_RATIO,)) -> dict:
+    """The report; the ambiguity flag's figures for each score ratio in `ratios` (verification's is
+    AMBIGUITY_RATIO)."""
     data = load_export(directory)
     names = {c["id"]: c["name"] for c in data["categories"]}
     anns, refs = defaultdict(list), defaultdict(list)
@@ -60,15 +63,28 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
         for ref in refs[info["id"]]:
             for sentence in ref["sentences"]:
                 found = model.ground(image, sentence["sent"], top_k=2)
-                flags.append((is_ambiguous(found), box_iou(boxes[ref["ann_id"]], found[0].box) >= HIT_IOU))
+                flags.append((found, box_iou(boxes[ref["ann_id"]], found[0].box) >= HIT_IOU))
         for category, count in Counter(names[a["category_id"]] for a in objects).items():
-            if count > 1:
-                bare.append(is_ambiguous(model.ground(image, f"the {category}", top_k=2)))
-    flagged = np.array([f for f, _ in flags], dtype=bool)
+            bare.append((count > 1, model.ground(image, f"the {category}", top_k=2)))
     right = np.array([r for _, r in flags], dtype=bool)
 
     def share(values) -> float | None:
         return float(np.mean(values)) if len(values) else None
+
+    def flag_rates(ratio: float) -> dict:
+        flagged = np.array([is_ambiguous(found, ratio) for found, _ in flags], dtype=bool)
+        several = [is_ambiguous(found, ratio) for many, found in bare if many]
+        one = [is_ambiguous(found, ratio) for many, found in bare if not many]
+        return {
+            "expressions": {
+                "count": len(flags),
+                "flagged_ambiguous": share(flagged),
+                "accuracy_flagged": share(right[flagged]),
+                "accuracy_not_flagged": share(right[~flagged]),
+            },
+            "bare_category_of_several": {"count": len(several), "flagged_ambiguous": share(several)},
+            "bare_category_of_one": {"count": len(one), "flagged_ambiguous": share(one)},
+        }
 
     return {
         "scenes": min(scenes, len(data["images"])),
@@ -77,13 +93,7 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
             "found_by_ground_layout": share(together),
             "found_one_query_each": share(one_by_one),
         },
-        "expressions": {
-            "count": len(flags),
-            "flagged_ambiguous": share(flagged),
-            "accuracy_flagged": share(right[flagged]),
-            "accuracy_not_flagged": share(right[~flagged]),
-        },
-        "bare_category_of_several": {"count": len(bare), "flagged_ambiguous": share(bare)},
+        "ambiguity": {str(ratio): flag_rates(ratio) for ratio in ratios},
     }
 
 
@@ -92,12 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, nargs="?", help="a model directory (default: the embedded model)")
     parser.add_argument("--data", type=Path, required=True, help="a directory written by `echogen world`")
     parser.add_argument("--scenes", type=int, default=60, help="the first N scenes")
+    parser.add_argument(
+        "--ratios", type=float, nargs="+", default=[AMBIGUITY_RATIO], help="ambiguity score ratios to report"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error("--scenes must be at least 1")
+    if not all(0 < r <= 1 for r in args.ratios):
+        parser.error("--ratios must lie in (0, 1]")
     try:
-        report = measure(EchoGen.load(args.model), args.data, args.scenes)
+        report = measure(EchoGen.load(args.model), args.data, args.scenes, args.ratios)
     except (FileNotFoundError, ValueError) as error:
         print(f"alike_objects: {error}", file=sys.stderr)
         return 2

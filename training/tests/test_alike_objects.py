@@ -28,7 +28,7 @@ def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_alike_objects_are_found_as_pairs(script, heldout: Path) -> None:
     model = EchoGen.load()
-    report = script("alike_objects").measure(model, heldout, SCENES)
+    report = script("alike_objects").measure(model, heldout, SCENES, ratios=(0.8, 0.5, 0.01))
     data = load_export(heldout)
     names = {c["id"]: c["name"] for c in data["categories"]}
     alike = 0
@@ -37,12 +37,17 @@ def test_alike_objects_are_found_as_pairs(script, heldout: Path) -> None:
         alike += sum(n for n in labels.values() if n > 1)
     sentences = sum(len(r["sentences"]) for r in data["refs"])
     assert report["scenes"] == SCENES and report["alike_objects"]["count"] == alike >= 4
-    assert report["expressions"]["count"] == sentences
     found = report["alike_objects"]
     assert found["found_one_query_each"] <= 0.5  # the same question for both of a pair: one answer
     assert found["found_by_ground_layout"] >= 0.75 > found["found_one_query_each"]
-    flags = report["expressions"]
-    assert 0.0 <= flags["flagged_ambiguous"] <= 1.0 and flags["accuracy_not_flagged"] >= 0.9
+    flags = {float(r): rates for r, rates in report["ambiguity"].items()}
+    assert list(flags) == [0.8, 0.5, 0.01]
+    assert all(rates["expressions"]["count"] == sentences for rates in flags.values())
+    flagged = [flags[r]["expressions"]["flagged_ambiguous"] for r in (0.8, 0.5, 0.01)]
+    assert flagged == sorted(flagged) and flagged[-1] > 0.9  # a lower ratio flags more; at 0.01 nearly all
+    several = [flags[r]["bare_category_of_several"]["flagged_ambiguous"] for r in (0.8, 0.5, 0.01)]
+    assert several == sorted(several) and several[-1] == 1.0  # every one has a second object to offer
+    assert flags[0.5]["expressions"]["accuracy_not_flagged"] >= 0.9
 
 
 def test_bad_arguments_exit_non_zero(script, tmp_path: Path, capsys) -> None:
@@ -50,6 +55,7 @@ def test_bad_arguments_exit_non_zero(script, tmp_path: Path, capsys) -> None:
     assert main(["--data", str(tmp_path)]) == 2
     assert "annotations.json" in capsys.readouterr().err
     assert main([str(tmp_path / "missing"), "--data", str(tmp_path)]) == 2
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--data", str(tmp_path), "--scenes", "0"])
-    assert exit_info.value.code == 2
+    for bad in (["--scenes", "0"], ["--ratios", "0"], ["--ratios", "1.5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--data", str(tmp_path), *bad])
+        assert exit_info.value.code == 2
