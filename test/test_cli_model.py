@@ -122,6 +122,7 @@ def test_model_init_then_bench_json(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["ground_p50_ms"] > 0 and figures["ground_gflop"] > 0 and figures["imagine_p50_ms"] > 0
+    assert figures["ground_top2_p50_ms"] > 0
     assert 0 < figures["ground_peak_fraction"] < 1 and np.isfinite(figures["matmul_peak_fp32_gflops"])
 
 

@@ -179,7 +179,8 @@ class EchoGen:
         grounded as an expression (all of them in one batch). A label it names n times (two red cups) is
         asked for its n best distinct boxes, matched to those objects by IoU (`assign_boxes`); asking n
         times would answer n times with the same box. An object left without a box of its own (the model
-        saw fewer) gets the label's best box."""
+        saw fewer) gets the label's best box. With an engine attached, labels named once are grounded on it
+        and repeated ones on torch (`ground` with top_k > 1 always runs on torch)."""
         labels = [o.label for o in layout.objects]
         counts = Counter(labels)
         once = [label for label in labels if counts[label] == 1]
@@ -192,7 +193,7 @@ class EchoGen:
             candidates = self.ground(image, label, top_k=count)
             match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in candidates])
             for i, j in zip(where, match):
-                found[i] = candidates[j if j is not None else 0]
+                found[i] = candidates[j] if j is not None else candidates[0]  # `ground` gives at least one
         return found  # type: ignore[return-value]  # every slot filled above
 
     @torch.inference_mode()

@@ -226,9 +226,12 @@ def decode_boxes(
 
 
 def bin_peaks(probs: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
-    """Bin probabilities (B, bins) → (B, bins) bool: the bins at least as probable as every bin within `window`
-    either side (the modes a coordinate could be read at; a plateau's bins are all peaks)."""
-    return probs >= F.max_pool1d(probs[:, None], 2 * window + 1, 1, window)[:, 0]
+    """Bin probabilities (B, bins) → (B, bins) bool: the bins with some probability that are at least as probable
+    as every bin within `window` either side (the modes a coordinate could be read at; both bins of a tie). The
+    most probable bin is always one, even in a row that is all zeros or NaN (an fp16 overflow), so decoding
+    always has a candidate."""
+    peaks = (probs >= F.max_pool1d(probs[:, None], 2 * window + 1, 1, window)[:, 0]) & (probs > 0)
+    return peaks.scatter(1, probs.argmax(-1, keepdim=True), True)
 
 
 def beam_boxes(
@@ -241,7 +244,7 @@ def beam_boxes(
     Without the peak rule the k best sequences are one box read k ways (x1 in bin 40, 41 or 39: the
     neighbours of a sure bin carry most of the rest of its mass, and `refine` folds them in anyway); with it
     a runner-up is another reading: the second of two red cups, or the cup a vague expression may also mean.
-    The best sequence is unchanged (a distribution's most probable bin is a peak)."""
+    Each step's most probable bin is always a candidate, so one beam is greedy decoding."""
     beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
     for _ in range(BOX_TOKENS):
         batch = embeds.expand(len(beams), -1, -1)
@@ -257,7 +260,7 @@ def beam_boxes(
             (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(c)])
             for (tokens, total, coords), values, indices, near in zip(beams, top.values, top.indices, refined)
             for v, j, c in zip(values, indices, near)
-            if math.isfinite(float(v))  # fewer peaks than k: the rest are no candidates
+            if float(v) != -math.inf  # fewer peaks than k: the rest are no candidates
         ]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]

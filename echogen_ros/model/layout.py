@@ -113,7 +113,7 @@ def assign_boxes(targets: Sequence[Sequence[float]], found: Sequence[Sequence[fl
     to EXACT_MATCH found boxes (a label names a few objects), greedy by IoU beyond."""
     iou = [[box_iou(t, f) for f in found] for t in targets]
     if len(found) > EXACT_MATCH:
-        return _greedy_match(iou, len(found))
+        return _greedy_match(iou)
     spare = len(targets) - min(len(targets), len(found))  # targets that must stay unmatched
     # states after each target: mask of found boxes used → (total IoU, the matches so far)
     states: dict[int, tuple[float, tuple[int | None, ...]]] = {0: (0.0, ())}
@@ -130,7 +130,7 @@ def assign_boxes(targets: Sequence[Sequence[float]], found: Sequence[Sequence[fl
     return list(max(states.values(), key=lambda state: state[0])[1]) if states else []
 
 
-def _greedy_match(iou: list[list[float]], found: int) -> list[int | None]:
+def _greedy_match(iou: list[list[float]]) -> list[int | None]:
     match: list[int | None] = [None] * len(iou)
     used: set[int] = set()
     pairs = sorted(((v, t, j) for t, row in enumerate(iou) for j, v in enumerate(row)), key=lambda p: -p[0])

@@ -49,7 +49,7 @@ def measure(model: EchoGen, directory: Path, scenes: int, ratios: Sequence[float
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         objects = anns[info["id"]][: model.max_objects]
         labels = [object_label(a, names) for a in objects]
-        boxes = {a["id"]: xyxy(a["bbox"]) for a in objects}
+        boxes = {a["id"]: xyxy(a["bbox"]) for a in anns[info["id"]]}  # every referred object, past max_objects
         counts = Counter(labels)
         if objects and max(counts.values()) > 1:
             layout = Layout(

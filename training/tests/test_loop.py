@@ -53,6 +53,23 @@ def test_generating_stages_train_with_positions_and_the_layout_map(tiny_config, 
     assert saved.layout_map["grid"] == saved.image_positions["grid"] == 4  # tiny: 4 × 4 image tokens
 
 
+def test_the_rl_reward_grounds_alike_objects_as_a_pair(tiny_config) -> None:
+    """Cycle RL grounds back as the cycle check does: a label the layout names twice gets its two best
+    distinct boxes, one each; a label named once gets its greedy box."""
+    trainer = Trainer(tiny_config("cycle_rl"))
+    cup, plate = trainer.batcher.text("cup"), trainer.batcher.text("plate")
+    alike = [(cup, (0.05, 0.1, 0.3, 0.4)), (plate, (0.4, 0.5, 0.9, 0.8)), (cup, (0.6, 0.1, 0.9, 0.4))]
+    codes = trainer.model.config.vq_config.num_embeddings
+    seeded = torch.Generator().manual_seed(0)
+    image = torch.randint(0, codes, (1, trainer.echogen.scheme.generation_tokens), generator=seeded)
+    trainer.model.eval()
+    with torch.no_grad():  # one imagined image, grounded back for the layout and for a layout naming each once
+        paired, alone = trainer._ground_back(image.expand(2, -1), [alike, alike[:2]])
+    assert paired[0] != paired[2]  # two cups, two boxes
+    assert paired[1] == pytest.approx(alone[1], abs=1e-4)  # the plate: its greedy box
+    assert min(max(abs(a - b) for a, b in zip(alone[0], paired[i])) for i in (0, 2)) < 1e-3  # best cup: greedy's
+
+
 def test_vision_targets_put_each_object_in_its_centre_patch(tiny_config) -> None:
     trainer = Trainer(tiny_config("vision"))
     record = trainer.stream.take(1)[0]
