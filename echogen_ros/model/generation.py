@@ -244,25 +244,33 @@ def beam_boxes(
     Without the peak rule the k best sequences are one box read k ways (x1 in bin 40, 41 or 39: the
     neighbours of a sure bin carry most of the rest of its mass, and `refine` folds them in anyway); with it
     a runner-up is another reading: the second of two red cups, or the cup a vague expression may also mean.
-    Each step's most probable bin is always a candidate, so one beam is greedy decoding."""
+    Each step's most probable bin is always a candidate, so one beam is greedy decoding. The prompt runs once;
+    its KV cache is then reordered to the surviving beams' parents at each step (a beam search's usual
+    bookkeeping), so a step costs one token per beam."""
+    cache = DynamicCache(config=model.config.text_config)
+    hidden = hidden_states(model, embeds, cache=cache)[:, -1]  # (1, D): the prompt, once
     beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
-    for _ in range(BOX_TOKENS):
-        batch = embeds.expand(len(beams), -1, -1)
-        if beams[0][0]:
-            ids = torch.tensor([b[0] for b in beams], device=embeds.device)
-            batch = torch.cat([batch, model.get_input_embeddings()(ids)], dim=1)
-        probs = _bin_probs(model, scheme, hidden_states(model, batch)[:, -1])
+    for step in range(BOX_TOKENS):
+        probs = _bin_probs(model, scheme, hidden)  # (len(beams), bins)
         logs = probs.clamp_min(1e-30).log().masked_fill(~bin_peaks(probs), -math.inf)
         top = logs.topk(min(k, scheme.bins), dim=-1)
         width = top.indices.shape[1]  # every beam's candidates refined in one call
         refined = refine(probs.repeat_interleave(width, 0), top.indices.reshape(-1)).view(len(beams), width)
         candidates = [
-            (tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(c)])
-            for (tokens, total, coords), values, indices, near in zip(beams, top.values, top.indices, refined)
+            (parent, tokens + [scheme.bin_offset + int(j)], total + float(v), [*coords, float(c)])
+            for parent, ((tokens, total, coords), values, indices, near) in enumerate(
+                zip(beams, top.values, top.indices, refined)
+            )
             for v, j, c in zip(values, indices, near)
             if float(v) != -math.inf  # fewer peaks than k: the rest are no candidates
         ]
-        beams = sorted(candidates, key=lambda c: -c[1])[:k]
+        chosen = sorted(candidates, key=lambda c: -c[2])[:k]
+        beams = [(tokens, total, coords) for _, tokens, total, coords in chosen]
+        if step == BOX_TOKENS - 1:
+            break
+        cache.reorder_cache(torch.tensor([parent for parent, *_ in chosen], device=embeds.device))
+        last = torch.tensor([[tokens[-1]] for tokens, _, _ in beams], device=embeds.device)
+        hidden = hidden_states(model, model.get_input_embeddings()(last), cache=cache)[:, -1]
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]
 
 
