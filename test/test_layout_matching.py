@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from echogen_ros.model.layout import EXACT_MATCH, Detection, assign_boxes, box_iou, distinct
+from echogen_ros.model.layout import EXACT_MATCH, Detection, assign_boxes, box_iou, distinct, label_groups
 
 LEFT, RIGHT, FAR = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (100.0, 100.0, 110.0, 110.0)
 
@@ -70,3 +70,10 @@ def test_distinct_keeps_the_best_of_overlapping_boxes() -> None:
     ]
     assert [d.box for d in distinct(found)] == [LEFT, RIGHT, FAR]
     assert distinct([]) == []
+
+
+def test_label_groups_keep_first_seen_order() -> None:
+    groups = label_groups(["red cup", "plate", "red cup", "ball", "plate"])
+    assert groups == {"red cup": [0, 2], "plate": [1, 4], "ball": [3]}
+    assert list(groups) == ["red cup", "plate", "ball"]
+    assert label_groups([]) == {}

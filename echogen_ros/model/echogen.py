@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from echogen_ros.model import checkpoint, generation
 from echogen_ros.model.initialisation import structure_positions
-from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct
+from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct, label_groups
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.presets import PRESETS, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
@@ -182,15 +181,14 @@ class EchoGen:
         saw fewer) gets the label's best box. With an engine attached, labels named once are grounded on it
         and repeated ones on torch (`ground` with top_k > 1 always runs on torch)."""
         labels = [o.label for o in layout.objects]
-        counts = Counter(labels)
-        once = [label for label in labels if counts[label] == 1]
+        groups = label_groups(labels)
+        once = [label for label, where in groups.items() if len(where) == 1]
         by_label = dict(zip(once, self.ground_many(image, once)))
         found: list[Detection | None] = [by_label.get(label) for label in labels]
-        for label, count in counts.items():
-            if count == 1:
+        for label, where in groups.items():
+            if len(where) == 1:
                 continue
-            where = [i for i, name in enumerate(labels) if name == label]
-            candidates = self.ground(image, label, top_k=count)
+            candidates = self.ground(image, label, top_k=len(where))
             match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in candidates])
             for i, j in zip(where, match):
                 found[i] = candidates[j] if j is not None else candidates[0]  # `ground` gives at least one

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
@@ -98,6 +98,14 @@ DISTINCT_IOU = 0.5  # two boxes overlapping less than this are two objects (as i
 EXACT_MATCH = 12  # assign_boxes is exact up to this many found boxes (2^12 states), greedy beyond
 
 
+def label_groups(labels: Sequence[Hashable]) -> dict[Hashable, list[int]]:
+    """The positions of each label, labels in first-seen order: {"red cup": [0, 2], "plate": [1]}."""
+    groups: dict[Hashable, list[int]] = {}
+    for position, label in enumerate(labels):
+        groups.setdefault(label, []).append(position)
+    return groups
+
+
 def distinct(detections: Sequence[Detection], iou: float = DISTINCT_IOU) -> list[Detection]:
     """`detections` (best first) without those overlapping a better one at IoU ≥ `iou`."""
     kept: list[Detection] = []
@@ -127,7 +135,7 @@ def assign_boxes(targets: Sequence[Sequence[float]], found: Sequence[Sequence[fl
                 if key not in following or value > following[key][0]:
                     following[key] = (value, (*match, j))
         states = following
-    return list(max(states.values(), key=lambda state: state[0])[1]) if states else []
+    return list(max(states.values(), key=lambda state: state[0])[1])
 
 
 def _greedy_match(iou: list[list[float]]) -> list[int | None]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from echogen_ros.model.layout import Detection, Layout, assign_boxes, box_iou
+from echogen_ros.model.layout import Detection, Layout, assign_boxes, box_iou, label_groups
 from echogen_ros.planning.commands import Command
 from echogen_ros.planning.grounders import Grounder, is_ambiguous
 from echogen_ros.world.relations import Truth, relation_margin, relation_score, relation_truth
@@ -100,11 +99,9 @@ def verify_layout(
 ) -> tuple[Verdict, list[float]]:
     """Is every object of a goal layout where the layout puts it? (IoU ≥ 0.5 each.) A label the layout names
     n times (two red cups) is grounded once for its n best distinct boxes, matched to those objects by IoU."""
-    labels = [o.label for o in layout.objects]
-    ious = [0.0] * len(labels)
-    for label, count in Counter(labels).items():
-        where = [i for i, name in enumerate(labels) if name == label]
-        found = [d for d in grounder.ground(image, label, top_k=count) if d.score >= min_score]
+    ious = [0.0] * len(layout.objects)
+    for label, where in label_groups([o.label for o in layout.objects]).items():
+        found = [d for d in grounder.ground(image, label, top_k=len(where)) if d.score >= min_score]
         match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in found])
         for i, j in zip(where, match):
             ious[i] = box_iou(layout.objects[i].box, found[j].box) if j is not None else 0.0

@@ -17,7 +17,7 @@ from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import generation
 from echogen_ros.model.echogen import EXTRA_BEAMS, EchoGen
-from echogen_ros.model.layout import Detection, assign_boxes, distinct
+from echogen_ros.model.layout import Detection, assign_boxes, distinct, label_groups
 from echogen_ros.model.letterbox import Letterbox
 from echogen_training import distributed, state
 from echogen_training.config import TrainConfig, to_dict
@@ -377,11 +377,8 @@ class Trainer:
         """`boxes` (greedy, one per object) with the objects of a label the layout names n times given the
         label's n best distinct boxes, matched by IoU, as `EchoGen.ground_layout` grounds back in the cycle
         check (alone, two red cups get the same box and one always fails)."""
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for row, (ids, _) in enumerate(layout):
-            groups.setdefault(tuple(ids), []).append(row)
         boxes = list(boxes)
-        for rows in groups.values():
+        for rows in label_groups([tuple(ids) for ids, _ in layout]).values():
             if len(rows) < 2:
                 continue
             prompt = embeds[rows[0], mask[rows[0]].bool()][None]  # the label's prompt without its padding
