@@ -352,20 +352,22 @@ def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("preset", "vision_size", "image_tokens", "generation_tokens"),
+    ("preset", "vision_size", "image_size", "image_tokens", "generation_tokens"),
     [
         # the encoder sees 4× the pixels through 32 px patches; the LM still reads 8×8 tokens and the generator
         # still writes 8×8 (one grid for both, as in Janus)
-        ("tabletop-256", 256, 64, 64),
+        ("tabletop-256", 256, 64, 64, 64),
         # 64 px images written as 16×16 tokens while the encoder still reads 8×8 patches of 16 px
-        ("tabletop-fine", 128, 64, 256),
+        ("tabletop-fine", 128, 64, 64, 256),
+        # 128 px images as 32×32 tokens of 4 px, grounding as in tabletop-fine
+        ("tabletop-128", 128, 128, 64, 1024),
     ],
 )
 def test_larger_presets_ground_and_imagine(
-    preset: str, vision_size: int, image_tokens: int, generation_tokens: int
+    preset: str, vision_size: int, image_size: int, image_tokens: int, generation_tokens: int
 ) -> None:
     model = EchoGen.create(preset, seed=0)
-    assert model.vision_size == vision_size and model.image_size == 64
+    assert model.vision_size == vision_size and model.image_size == image_size
     assert (model.scheme.image_tokens, model.scheme.generation_tokens) == (image_tokens, generation_tokens)
     (found,) = model.ground(IMAGE, "the red cup")
     x1, y1, x2, y2 = found.box

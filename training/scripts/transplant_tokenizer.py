@@ -15,10 +15,16 @@ and only generation changes:
 - the manifest's preset becomes the one whose shapes the result has (a `tabletop` model with a
   `tabletop-fine` tokenizer is a `tabletop-fine` model).
 
+`--image-size S` reads the donor's VQ at another resolution. The VQ-VAE is convolutional, so the same weights
+write (S / its downsampling)² codes of the same pixel size; a model may be its own donor. The result is the
+starting point for a VQ stage at that size (`echogen-train vq model.init=OUT`) and then the generator's
+(PMTP), which must learn to write the longer sequence; the language model's position limit grows by as many
+tokens as the image gains.
+
 Grounding is unchanged (the same weights answer I2L prompts), and imagining starts from the donor's
 untrained logits: continue with PMTP to train the generator on the new codes.
 
-    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR
+    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR [--image-size S]
 
 The output is a full model directory; the manifest records the donor under `training.tokenizer_transplant`
 (also written to tokenizer_transplant.json beside it, which ship_model.py --continuation reads). MODEL and
@@ -74,9 +80,21 @@ def preset_of(model: EchoGen) -> str | None:
     return None
 
 
-def transplant(model: EchoGen, donor: EchoGen) -> dict:
-    """Give `model` the donor's tokenizer (in place); returns the record of what changed."""
+def generation_grid(donor: EchoGen, image_size: int | None) -> tuple[int, int]:
+    """(image size, codes per side) of the donor's VQ read at `image_size` (None: its own size)."""
+    if image_size is None:
+        return donor.image_size, math.isqrt(donor.scheme.generation_tokens)
+    downsample = 2 ** (len(donor.model.config.vq_config.channel_multiplier) - 1)
+    if image_size < downsample or image_size % downsample:
+        raise ValueError(f"--image-size must be a positive multiple of the donor VQ's downsampling, {downsample}")
+    return image_size, image_size // downsample
+
+
+def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None) -> dict:
+    """Give `model` the donor's tokenizer (in place), read at `image_size` (None: the donor's); returns the
+    record of what changed."""
     compatible(model, donor)
+    size, grid = generation_grid(donor, image_size)
     janus, theirs = model.model.model, donor.model.model
     before = {"generation_tokens": model.scheme.generation_tokens, "image_size": model.image_size}
     janus.vqmodel = copy.deepcopy(theirs.vqmodel).to(model.dtype)
@@ -84,22 +102,27 @@ def transplant(model: EchoGen, donor: EchoGen) -> dict:
     janus.generation_head.vision_head = copy.deepcopy(theirs.generation_head.vision_head).to(model.dtype)
     config = model.model.config
     config.vq_config = copy.deepcopy(donor.model.config.vq_config)
-    tokens = donor.scheme.generation_tokens
+    tokens = grid * grid
+    text = config.text_config  # the room the longest prompt had beside the image stays
+    grown = text.max_position_embeddings - before["generation_tokens"] + tokens
+    text.max_position_embeddings = max(text.max_position_embeddings, grown)
     scheme = {**model.manifest["scheme"], "generation_tokens": tokens}
-    model.manifest = {**model.manifest, "scheme": scheme, "image_size": donor.image_size}
+    model.manifest = {**model.manifest, "scheme": scheme, "image_size": size}
     before["preset"] = model.manifest.get("preset")
     model.scheme = replace(model.scheme, generation_tokens=tokens)
-    model.image_size = donor.image_size
-    grid = math.isqrt(tokens)
+    model.image_size = size
     generation.set_generation_grid(model.model, grid)
     for option in ("image_positions", "layout_map"):  # both are computed from the grid: no weights to move
         spec = getattr(config, option, None)
         if spec:
             setattr(config, option, {**spec, "grid": grid})
     model.model.eval()
-    preset = preset_of(model) or f"{before['preset']} with {donor.manifest.get('preset')}'s tokenizer"
+    at = f" at {size} px" if size != donor.image_size else ""
+    theirs = donor.manifest.get("preset")
+    named = f"{theirs}{at}" if theirs == before["preset"] else f"{before['preset']} with {theirs}'s tokenizer{at}"
+    preset = preset_of(model) or named
     model.manifest["preset"] = preset
-    return {"before": before, "after": {"generation_tokens": tokens, "image_size": donor.image_size, "preset": preset}}
+    return {"before": before, "after": {"generation_tokens": tokens, "image_size": size, "preset": preset}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,13 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="the trained model whose grounding (encoder, LM) is kept")
     parser.add_argument("donor", type=Path, help="the model whose VQ tokenizer is taken (a VQ-stage run)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--image-size", type=int, help="read the donor's VQ at this resolution (pixels)")
     args = parser.parse_args(argv)
     if transplants.occupied(args.out, args.model, args.donor):
         print(f"transplant_tokenizer: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
         model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
-        record = transplant(model, donor)
+        record = transplant(model, donor, args.image_size)
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_tokenizer: {exc}", file=sys.stderr)
         return 1

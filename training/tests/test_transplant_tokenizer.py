@@ -16,6 +16,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.presets import PRESETS
 from echogen_ros.model.tokenizer import build_word_tokenizer
+from echogen_ros.model.vq import encode_tokens
 from echogen_ros.world.dataset import world_sample
 
 LAYOUT = Layout(64, 48, (LayoutObject("red cup", (4.0, 6.0, 30.0, 40.0)), LayoutObject("plate", (34, 10, 60, 44))))
@@ -117,3 +118,42 @@ def test_an_out_that_holds_a_model_is_refused(script, tmp_path: Path, out: str) 
     assert script("transplant_tokenizer").main([str(model_dir), str(donor_dir), "--out", str(target)]) == 2
     assert sorted((p.name, p.stat().st_mtime_ns) for p in existing.iterdir()) == before
     assert np.isfinite(EchoGen.load(target).model.lm_head.weight.detach().numpy()).all()
+
+
+def test_a_model_read_at_another_image_size_is_its_own_donor(script, tiny_config, tmp_path: Path) -> None:
+    # tiny: 32 px images, a VQ downsampling by 8 (4 × 4 codes); read at 64 px the same weights write 8 × 8
+    model = EchoGen.create("tiny", seed=0)
+    generation.enable_layout_map(model.model, model.scheme)
+    model_dir = model.save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "big"), "--image-size", "64"]) == 0
+    model, big = EchoGen.load(model_dir), EchoGen.load(tmp_path / "big")
+    assert _same(_state(big.model), _state(model.model))  # not one weight changes
+    assert (big.image_size, big.scheme.generation_tokens, big.scheme.image_tokens) == (64, 64, 16)
+    assert big.manifest["preset"] == "tiny at 64 px" and big.model.config.layout_map["grid"] == 8
+    # the longest prompt keeps its room beside the 48 more image tokens
+    assert big.model.config.text_config.max_position_embeddings == PRESETS["tiny"].max_positions + 48
+    vqmodel = big.model.model.vqmodel
+    tokens = encode_tokens(vqmodel, torch.zeros(1, 3, 64, 64))
+    assert tokens.shape == (1, 64) and generation.decode_image(big.model, tokens).shape == (1, 64, 64, 3)
+    assert vqmodel.quantize.quant_state_dims == [8, 8]
+    assert big.imagine(LAYOUT, seed=0).shape == (48, 64, 3)
+
+    # the VQ stage then trains at the new size, and the generator after it
+    for stage, init in (("vq", tmp_path / "big"), ("pmtp", tmp_path / "vq" / "final")):
+        from echogen_training.loop import Trainer
+
+        assert Trainer(tiny_config(stage, f"model.init={init}")).run() == 0
+    trained = EchoGen.load(tmp_path / "pmtp" / "final")
+    assert (trained.image_size, trained.scheme.generation_tokens) == (64, 64)
+    assert trained.imagine(LAYOUT, seed=1).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("size", ["60", "4", "0"])
+def test_an_image_size_the_vq_cannot_write_is_refused(script, capsys, tmp_path: Path, size: str) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "out"), "--image-size", size]
+    assert transplant.main(args) == 1
+    assert "multiple of the donor VQ's downsampling, 8" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
