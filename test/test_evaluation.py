@@ -88,6 +88,7 @@ def test_a_perfect_model_scores_one(tmp_path: Path) -> None:
     assert all(g["outcomes"]["correct"] == 1.0 for g in report["grounding"]["by_composition"].values())
     assert report["cycle"]["mean_iou"] == 1.0 and report["cycle"]["failure_rate"] == 0.0
     assert report["layout_to_image"]["ap50"] >= 0.9
+    assert report["layout_to_image"]["any_category"]["ap50"] >= 0.9
 
 
 def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
@@ -118,6 +119,15 @@ def test_layout_ap_edge_cases(layout) -> None:
     else:
         assert layout_ap([layout], [[]])["ap50"] == 0.0
         assert layout_ap([layout], [[("cup", (0, 0, 10, 10), 0.9)]])["ap50"] == pytest.approx(1.0)
+
+
+def test_layout_ap_by_category_and_whatever_the_category() -> None:
+    layouts = [[("cup", (0, 0, 10, 10)), ("plate", (20, 20, 40, 30))]]
+    found = [[("ball", (0, 0, 10, 10), 0.9), ("plate", (20, 20, 40, 30), 0.8)]]  # the cup drawn as a ball
+    assert layout_ap(layouts, found)["ap50"] == pytest.approx(0.5)  # COCO's mean over the two categories
+    assert layout_ap(layouts, found, by_category=False)["ap50"] == pytest.approx(1.0)
+    shifted = [[("cup", (10, 10, 20, 20), 0.9), ("plate", (40, 30, 60, 40), 0.8)]]  # right kinds, wrong places
+    assert layout_ap(layouts, shifted, by_category=False)["ap50"] == 0.0
 
 
 class _PoolFeatures(torch.nn.Module):

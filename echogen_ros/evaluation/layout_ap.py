@@ -14,9 +14,12 @@ Box = Sequence[float]
 def layout_ap(
     layouts: Sequence[Sequence[tuple[str, Box]]],
     detections: Sequence[Sequence[tuple[str, Box, float]]],
+    by_category: bool = True,
 ) -> dict[str, float]:
     """AP (0.5:0.95), AP50, AP75 of per-image detections (category, box, score) against per-image
-    layouts (category, box); boxes are (x1, y1, x2, y2) pixels."""
+    layouts (category, box); boxes are (x1, y1, x2, y2) pixels. `by_category=False` matches a detection
+    to a layout box whatever either's category (COCO's `useCats = 0`): whether an object stands where the
+    layout puts one, not whether it is of the right kind."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -53,6 +56,7 @@ def layout_ap(
         truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
         truth.createIndex()
         evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+        evaluation.params.useCats = int(by_category)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

@@ -132,7 +132,11 @@ def evaluate(
     }
     report["grounding"]["by_heldout_pair"] = {k: grounding_accuracy(v) for k, v in sorted(by_heldout_pair.items())}
     if layouts:
-        report["layout_to_image"] = {**layout_ap(layouts, detections), "images": len(layouts)}
+        report["layout_to_image"] = {
+            **layout_ap(layouts, detections),
+            "any_category": layout_ap(layouts, detections, by_category=False),  # placed, whatever its kind
+            "images": len(layouts),
+        }
         report["cycle"] = {
             "mean_iou": float(np.mean(cycle)),
             "failure_rate": float(np.mean(np.array(cycle) < FAILURE_IOU)),

@@ -43,6 +43,7 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
     assert report["scenes"] == 3 and report["image_size"] == model.image_size
     assert report["frame"]["ap50"] >= 0.9  # the detector on renders (validated to >= 0.95 AP50)
     assert report["vq"]["ap50"] < report["frame"]["ap50"]  # the shipped tokenizer loses shapes
+    assert report["frame"]["ap50_any_category"] >= 0.9 and 0 <= report["vq"]["ap50_any_category"] <= 1
     data = load_export(world_export)  # the vq row's cycle by hand
     names = {c["id"]: c["name"] for c in data["categories"]}
     ious = []
