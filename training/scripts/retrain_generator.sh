@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Teach a model's generator a new image tokenizer: after transplant_tokenizer.py (a finer grid, or the same
+# VQ read at a larger --image-size) and a VQ stage at that size, the language model has to learn to write
+# the new code sequence. The recipe that retrained the embedded model's generator for its 16 × 16 tokenizer
+# (docs/benchmarks.md, "how the embedded model was trained"), in three PMTP runs from tabletop_pmtp.yaml:
+#
+#   gen     the generation path alone (model.generation_only, L2I only): the fresh code-facing weights learn
+#           without their gradients reaching the language model, which grounds;
+#   joint   full PMTP (L2I and I2L every step, the encoder trained, hue-turned grounding frames);
+#   anneal  the same at half the learning rate.
+#
+#   training/scripts/retrain_generator.sh MODEL RUNS_DIR TRAIN_SECONDS [key=value ...]
+#
+# Each run gets a share of TRAIN_SECONDS (run.time_budget_s fits its max_steps after warm-up, so each LR
+# schedule still ends annealed); the result is RUNS_DIR/anneal/final. key=value overrides go to every run,
+# after the script's own. Environment: PYTHON (python3), WORKERS (input processes; default: cores - 2),
+# BATCH (128), SHARES ("gen joint anneal" fractions of TRAIN_SECONDS, default "0.12 0.44 0.44").
+set -uo pipefail
+if [ $# -lt 3 ]; then
+  echo "usage: $0 MODEL RUNS_DIR TRAIN_SECONDS [key=value ...]" >&2
+  exit 2
+fi
+if ! [[ $3 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  echo "$0: TRAIN_SECONDS must be a number of seconds, got '$3'" >&2
+  exit 2
+fi
+model=$(realpath -m "$1") runs=$(realpath -m "$2") total=$3
+shift 3
+if [ ! -f "$model/echogen.json" ]; then
+  echo "$0: $model is not a model directory (no echogen.json)" >&2
+  exit 2
+fi
+PY=${PYTHON:-python3}
+if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
+read -r -a shares <<<"${SHARES:-0.12 0.44 0.44}"
+runs_=(gen joint anneal)
+declare -A extra=(
+  [gen]="model.generation_only=true pmtp.tasks=[l2i] optim.lr=1.0e-3 optim.warmup_steps=50"
+  [joint]="model.freeze_vision=false pmtp.recolour=0.5 optim.lr=4.0e-4 optim.warmup_steps=100"
+  [anneal]="model.freeze_vision=false pmtp.recolour=0.5 optim.lr=2.0e-4 optim.warmup_steps=50"
+)
+mkdir -p "$runs"
+prev=$model
+for i in "${!runs_[@]}"; do
+  name=${runs_[$i]}
+  budget=$("$PY" -c "print(round(${total} * ${shares[$i]}, 1))")
+  read -r -a own <<<"${extra[$name]}"
+  echo "== ${name}: $(date -u +%FT%TZ) budget ${budget} s, batch ${BATCH:-128}, ${workers} input workers"
+  if ! "$PY" -m echogen_training pmtp --config training/echogen_training/configs/tabletop_pmtp.yaml \
+      model.init="$prev" run.out="$runs/$name" model.image_positions=true model.layout_map=true "${own[@]}" \
+      data.batch_size="${BATCH:-128}" data.workers="$workers" data.seed=$((60 + i)) run.seed=$((50 + i)) \
+      run.time_budget_s="$budget" optim.max_steps=1000000 eval.every=1000000 run.save_every=1000 \
+      run.log_every=50 run.progress=false "$@"; then
+    echo "== ${name} failed; ${prev} is the last finished model" >&2
+    exit 1
+  fi
+  prev="$runs/$name/final"
+done
+echo "== finished: $(date -u +%FT%TZ); the model: $prev"
