@@ -7,15 +7,21 @@ could score through that step:
 
 - `frame`: the rendered frame as it is;
 - `resized`: letterboxed down to the model's resolution and scaled back up as imagined scenes are;
+- `latent`: the same through the VQ-VAE's encoder and decoder without choosing codes (what the autoencoder
+  keeps; the gap to `vq` is what the codebook loses);
 - `vq`: the same, through the VQ tokenizer (encode → nearest codes → decode), i.e. the best token sequence.
 
 For each row: the classical detector's COCO AP / AP50 / AP75 against the frame's true boxes (what
 `echogen eval` reports as layout AP), AP50 with categories ignored (an object is found where one stands,
-whatever kind the detector takes it for: the gap to AP50 is objects drawn too poorly to tell their kind), and
-the cycle: every object's label grounded by the model in that
+whatever kind the detector takes it for: the gap to AP50 is objects drawn too poorly to tell their kind), the
+kinds it took them for (`confusions`: "cup → ball" counts, each true box matched to the detection that
+overlaps it most, "missed" below IoU 0.5), and the cycle: every object's label grounded by the model in that
 image, mean IoU with its true box and the failure rate (IoU < 0.5).
 
     python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json]
+
+To see what another image size allows, read the model's VQ at that size first (transplant_tokenizer.py MODEL
+MODEL --image-size 128 --out DIR) and measure DIR.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
@@ -40,7 +46,8 @@ from echogen_ros.model.generation import decode_image
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 
-ROWS = ("frame", "resized", "vq")
+ROWS = ("frame", "resized", "latent", "vq")
+SHOWN_CONFUSIONS = 4  # the most frequent, in the table
 
 
 @torch.no_grad()
@@ -50,9 +57,24 @@ def versions(model: EchoGen, frame: np.ndarray) -> dict[str, np.ndarray]:
     small = box.apply(frame)
     pixels = to_pixels([small])
     vqmodel = model.model.model.vqmodel
-    tokens = vq.encode_tokens(vqmodel, pixels.to(model.device, next(vqmodel.parameters()).dtype))
-    decoded = decode_image(model.model, tokens)[0].cpu().numpy()
-    return {"frame": frame, "resized": box.crop(small), "vq": box.crop(decoded)}
+    pixels = pixels.to(model.device, next(vqmodel.parameters()).dtype)
+    decoded = decode_image(model.model, vq.encode_tokens(vqmodel, pixels))[0].cpu().numpy()
+    latent = vq.decode_latent(vqmodel, vq.encode_latent(vqmodel, pixels))[0].permute(1, 2, 0).float()
+    latent = ((latent.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    return {"frame": frame, "resized": box.crop(small), "latent": box.crop(latent), "vq": box.crop(decoded)}
+
+
+def confusions(truth: list[tuple[str, tuple]], found: list) -> Counter:
+    """'true → detected' category counts of the true boxes whose best-overlapping detection is of another
+    category ('→ missed': none overlaps by IoU 0.5)."""
+    counts: Counter = Counter()
+    for category, box in truth:
+        ious = [box_iou(box, f.box) for f in found]
+        best = int(np.argmax(ious)) if ious else -1
+        kind = found[best].category if ious and ious[best] >= FAILURE_IOU else "missed"
+        if kind != category:
+            counts[f"{category} → {kind}"] += 1
+    return counts
 
 
 def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
@@ -64,6 +86,7 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
     layouts: list = []
     detections: dict[str, list] = {row: [] for row in ROWS}
     ious: dict[str, list[float]] = {row: [] for row in ROWS}
+    confused: dict[str, Counter] = {row: Counter() for row in ROWS}
     for info in data["images"][:scenes]:
         objects = anns[info["id"]][: model.max_objects]
         if not objects:
@@ -76,10 +99,12 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
         labels = [object_label(a, names) for a in objects]
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
         for row, picture in versions(model, frame).items():
-            detections[row].append([(f.category, f.box, f.score) for f in detect(picture)])
+            found = detect(picture)
+            detections[row].append([(f.category, f.box, f.score) for f in found])
+            confused[row] += confusions(layouts[-1], found)
             layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
-            found = model.ground_layout(picture, layout)  # as the cycle check grounds back
-            ious[row] += [box_iou(b, d.box) for b, d in zip(boxes, found)]
+            grounded = model.ground_layout(picture, layout)  # as the cycle check grounds back
+            ious[row] += [box_iou(b, d.box) for b, d in zip(boxes, grounded)]
     if not layouts:
         raise ValueError(f"no scene with objects among the first {scenes} of {directory}")
     report = {"scenes": len(layouts), "objects": len(ious["frame"]), "image_size": model.image_size}
@@ -90,6 +115,7 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
             "ap50_any_category": layout_ap(layouts, detections[row], by_category=False)["ap50"],
             "cycle_iou": float(values.mean()),
             "cycle_failure_rate": float((values < FAILURE_IOU).mean()),
+            "confusions": dict(confused[row].most_common()),
         }
     return report
 
@@ -112,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
         return 0
     print(f"{report['scenes']} scenes, {report['objects']} objects, model resolution {report['image_size']} px")
-    print(f"{'row':<8} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AP50 any':>9} {'cycle IoU':>10} {'failures':>9}")
+    header = f"{'row':<8} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AP50 any':>9} {'cycle IoU':>10} {'failures':>9}"
+    print(f"{header}  most confused")
     for row in ROWS:
         r = report[row]
         print(
             f"{row:<8} {r['ap']:6.3f} {r['ap50']:6.3f} {r['ap75']:6.3f} {r['ap50_any_category']:9.3f}"
-            f" {r['cycle_iou']:10.3f}"
-            f" {r['cycle_failure_rate']:9.3f}"
+            f" {r['cycle_iou']:10.3f} {r['cycle_failure_rate']:9.3f}  "
+            + ", ".join(f"{k} {n}" for k, n in list(r["confusions"].items())[:SHOWN_CONFUSIONS])
         )
     return 0
 

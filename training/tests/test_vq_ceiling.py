@@ -36,6 +36,24 @@ def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_expor
     decoded = decode_image(model.model, vq.encode_tokens(model.model.model.vqmodel, pixels))[0].numpy()
     assert np.array_equal(rows["vq"], box.crop(decoded))
     assert not np.array_equal(rows["vq"], rows["resized"])
+    vqmodel = model.model.model.vqmodel  # the latent row: the autoencoder without the codebook
+    latent = vq.decode_latent(vqmodel, vq.encode_latent(vqmodel, pixels.to(model.dtype)))[0].permute(1, 2, 0)
+    expected = ((latent.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    assert np.array_equal(rows["latent"], box.crop(expected)) and not np.array_equal(rows["latent"], rows["vq"])
+
+
+def test_confusions_count_kinds_taken_for_others_and_misses(script) -> None:
+    from echogen_ros.evaluation.detector import Found
+
+    truth = [("cup", (0, 0, 10, 10)), ("block", (20, 0, 30, 10)), ("plate", (40, 0, 60, 10)), ("cup", (0, 20, 9, 30))]
+    found = [
+        Found("ball", "red", (0, 0, 10, 10), 0.9),  # the cup, taken for a ball
+        Found("block", "red", (20, 0, 30, 10), 0.9),  # right
+        Found("plate", "red", (40, 0, 47, 10), 0.9),  # IoU 0.35: missed
+        Found("ball", "red", (0, 19, 9, 30), 0.9),  # the second cup, a ball too
+    ]
+    counts = script("vq_ceiling").confusions(truth, found)
+    assert counts == {"cup → ball": 2, "plate → missed": 1}
 
 
 def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_export: Path) -> None:
@@ -44,6 +62,7 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
     assert report["frame"]["ap50"] >= 0.9  # the detector on renders (validated to >= 0.95 AP50)
     assert report["vq"]["ap50"] < report["frame"]["ap50"]  # the shipped tokenizer loses shapes
     assert report["frame"]["ap50_any_category"] >= 0.9 and 0 <= report["vq"]["ap50_any_category"] <= 1
+    assert sum(report["vq"]["confusions"].values()) > sum(report["frame"]["confusions"].values())
     data = load_export(world_export)  # the vq row's cycle by hand
     names = {c["id"]: c["name"] for c in data["categories"]}
     ious = []
