@@ -48,6 +48,7 @@ from echogen_ros.model.letterbox import Letterbox
 
 ROWS = ("frame", "resized", "latent", "vq")
 SHOWN_CONFUSIONS = 4  # the most frequent, in the table
+MAX_CROPS, CROP_SIDE = 12, 96
 
 
 @torch.no_grad()
@@ -77,7 +78,21 @@ def confusions(truth: list[tuple[str, tuple]], found: list) -> Counter:
     return counts
 
 
-def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
+def strip(rows: dict[str, np.ndarray], box: tuple, side: int = CROP_SIDE) -> np.ndarray:
+    """One object seen by every row, side by side: its box and a margin, scaled to `side` px squares."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    margin = max(4, (x2 - x1 + y2 - y1) // 8)
+    tiles = []
+    for picture in rows.values():
+        h, w = picture.shape[:2]
+        crop = picture[max(0, y1 - margin) : min(h, y2 + margin), max(0, x1 - margin) : min(w, x2 + margin)]
+        tiles.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_NEAREST))
+    return np.concatenate(tiles, axis=1)
+
+
+def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray] | None = None) -> dict:
+    """The report; with `crops`, strips (`strip`) of up to MAX_CROPS objects whose kind the vq row loses are
+    appended to it."""
     data = load_export(directory)
     names = {c["id"]: c["name"] for c in data["categories"]}
     anns = defaultdict(list)
@@ -98,10 +113,14 @@ def measure(model: EchoGen, directory: Path, scenes: int) -> dict:
         boxes = [xyxy(a["bbox"]) for a in objects]
         labels = [object_label(a, names) for a in objects]
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
-        for row, picture in versions(model, frame).items():
+        pictures = versions(model, frame)
+        for row, picture in pictures.items():
             found = detect(picture)
             detections[row].append([(f.category, f.box, f.score) for f in found])
             confused[row] += confusions(layouts[-1], found)
+            if row == "vq" and crops is not None:
+                lost = [b for c, b in layouts[-1] if confusions([(c, b)], found)][: MAX_CROPS - len(crops)]
+                crops += [strip(pictures, b) for b in lost]
             layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
             grounded = model.ground_layout(picture, layout)  # as the cycle check grounds back
             ious[row] += [box_iou(b, d.box) for b, d in zip(boxes, grounded)]
@@ -126,14 +145,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a directory written by `echogen world`")
     parser.add_argument("--scenes", type=int, default=60, help="the first N scenes (eval's --imagine-limit)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--crops", type=Path, help=f"write an image of up to {MAX_CROPS} objects whose kind the vq row loses, "
+        "one per line: " + " | ".join(ROWS)
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error("--scenes must be at least 1")
+    if args.crops is not None and args.crops.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
+        parser.error("--crops must name a .png or .jpg file")
+    crops: list[np.ndarray] | None = [] if args.crops is not None else None
     try:
-        report = measure(EchoGen.load(args.model), args.data, args.scenes)
+        report = measure(EchoGen.load(args.model), args.data, args.scenes, crops)
     except (FileNotFoundError, ValueError) as error:
         print(f"vq_ceiling: {error}", file=sys.stderr)
         return 2
+    if crops:
+        args.crops.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.crops), cv2.cvtColor(np.concatenate(crops, axis=0), cv2.COLOR_RGB2BGR)):
+            print(f"vq_ceiling: cannot write {args.crops}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(report))
         return 0

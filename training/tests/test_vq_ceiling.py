@@ -87,3 +87,20 @@ def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path,
     with pytest.raises(SystemExit) as exit_info:
         main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--scenes", "0"])
     assert exit_info.value.code == 2
+
+
+def test_crops_show_the_objects_the_tokenizer_loses(script, model: EchoGen, world_export: Path, tmp_path) -> None:
+    ceiling = script("vq_ceiling")
+    crops: list = []
+    report = ceiling.measure(model, world_export, scenes=3, crops=crops)
+    lost = sum(report["vq"]["confusions"].values())
+    assert len(crops) == min(lost, ceiling.MAX_CROPS) > 0
+    side = ceiling.CROP_SIDE
+    assert all(c.shape == (side, side * len(ceiling.ROWS), 3) and c.dtype == np.uint8 for c in crops)
+    out = tmp_path / "crops.png"
+    assert (
+        ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--scenes", "3", "--crops", str(out)]) == 0
+    )
+    assert cv2.imread(str(out)).shape == (side * len(crops), side * len(ceiling.ROWS), 3)
+    with pytest.raises(SystemExit):
+        ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--crops", str(tmp_path / "crops.txt")])
