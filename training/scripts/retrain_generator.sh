@@ -6,8 +6,12 @@
 #
 #   gen     the generation path alone (model.generation_only, L2I only): the fresh code-facing weights learn
 #           without their gradients reaching the language model, which grounds;
-#   joint   full PMTP (L2I and I2L every step, the encoder trained, hue-turned grounding frames);
+#   joint   full PMTP (L2I and I2L every step, hue-turned and faded grounding frames);
 #   anneal  the same at half the learning rate.
+#
+# The vision encoder stays fixed (the config's model.freeze_vision): the embedded model's encoder was trained
+# last, alone, on hue-turned, faded and tokenizer-quality frames, and joint PMTP would train it on less.
+# The 16 × 16 retraining trained it along (model.freeze_vision=false), before those encoder runs.
 #
 #   training/scripts/retrain_generator.sh MODEL RUNS_DIR TRAIN_SECONDS [key=value ...]
 #
@@ -39,8 +43,8 @@ read -r -a shares <<<"${SHARES:-0.12 0.44 0.44}"
 runs_=(gen joint anneal)
 declare -A extra=(
   [gen]="model.generation_only=true pmtp.tasks=[l2i] optim.lr=1.0e-3 optim.warmup_steps=50"
-  [joint]="model.freeze_vision=false pmtp.recolour=0.5 optim.lr=4.0e-4 optim.warmup_steps=100"
-  [anneal]="model.freeze_vision=false pmtp.recolour=0.5 optim.lr=2.0e-4 optim.warmup_steps=50"
+  [joint]="pmtp.recolour=0.5 pmtp.desaturate=0.3 optim.lr=4.0e-4 optim.warmup_steps=100"
+  [anneal]="pmtp.recolour=0.5 pmtp.desaturate=0.3 optim.lr=2.0e-4 optim.warmup_steps=50"
 )
 mkdir -p "$runs"
 prev=$model

@@ -45,6 +45,8 @@ def test_three_runs_teach_the_generator_a_larger_image(script, tmp_path: Path) -
     assert not all(torch.equal(head[0][k], head[1][k]) for k in head[0])  # the generation path trained
     lm = (gen.model.model.language_model.state_dict(), after.model.model.language_model.state_dict())
     assert not all(torch.equal(lm[0][k], lm[1][k]) for k in lm[0])  # then full PMTP moved the LM
+    vision = (before.model.model.vision_model.state_dict(), after.model.model.vision_model.state_dict())
+    assert all(torch.equal(vision[0][k], vision[1][k]) for k in vision[0])  # and never the encoder
     assert (after.image_size, after.scheme.generation_tokens) == (64, 64)
     assert after.model.config.image_positions["grid"] == 8 and after.model.config.layout_map["grid"] == 8
 
