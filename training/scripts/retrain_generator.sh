@@ -24,22 +24,34 @@ if [ $# -lt 3 ]; then
   echo "usage: $0 MODEL RUNS_DIR TRAIN_SECONDS [key=value ...]" >&2
   exit 2
 fi
-if ! [[ $3 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
-  echo "$0: TRAIN_SECONDS must be a number of seconds, got '$3'" >&2
+model=$(realpath -m "$1") runs=$(realpath -m "$2")
+PY=${PYTHON:-python3}
+if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
+# the three runs' budgets in seconds; a budget of 0 would mean none at all to the trainer, so each must be > 0
+if ! budgets=$("$PY" - "$3" "${SHARES:-0.12 0.44 0.44}" 2>&1 <<'EOF_PY'
+import sys
+got = f"got TRAIN_SECONDS '{sys.argv[1]}', SHARES '{sys.argv[2]}'"
+try:
+    total, shares = float(sys.argv[1]), [float(s) for s in sys.argv[2].split()]
+except ValueError:
+    sys.exit(f"TRAIN_SECONDS must be a number of seconds and SHARES three numbers; {got}")
+if len(shares) != 3 or not total > 0 or min(round(total * s, 1) for s in shares) <= 0:
+    sys.exit(f"TRAIN_SECONDS must be > 0 and SHARES three fractions giving each run at least 0.1 s; {got}")
+print(*(round(total * s, 1) for s in shares))
+EOF_PY
+); then
+  echo "$0: $budgets" >&2
   exit 2
 fi
-model=$(realpath -m "$1") runs=$(realpath -m "$2") total=$3
+read -r -a budget_of <<<"$budgets"
 shift 3
 if [ ! -f "$model/echogen.json" ]; then
   echo "$0: $model is not a model directory (no echogen.json)" >&2
   exit 2
 fi
-PY=${PYTHON:-python3}
-if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
-read -r -a shares <<<"${SHARES:-0.12 0.44 0.44}"
 runs_=(gen joint anneal)
 declare -A extra=(
   [gen]="model.generation_only=true pmtp.tasks=[l2i] optim.lr=1.0e-3 optim.warmup_steps=50"
@@ -50,7 +62,7 @@ mkdir -p "$runs"
 prev=$model
 for i in "${!runs_[@]}"; do
   name=${runs_[$i]}
-  budget=$("$PY" -c "print(round(${total} * ${shares[$i]}, 1))")
+  budget=${budget_of[$i]}
   read -r -a own <<<"${extra[$name]}"
   echo "== ${name}: $(date -u +%FT%TZ) budget ${budget} s, batch ${BATCH:-128}, ${workers} input workers"
   if ! "$PY" -m echogen_training pmtp --config training/echogen_training/configs/tabletop_pmtp.yaml \

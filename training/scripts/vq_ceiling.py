@@ -18,7 +18,7 @@ kinds it took them for (`confusions`: "cup → ball" counts, each true box match
 overlaps it most, "missed" below IoU 0.5), and the cycle: every object's label grounded by the model in that
 image, mean IoU with its true box and the failure rate (IoU < 0.5).
 
-    python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json]
+    python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json] [--crops FILE]
 
 To see what another image size allows, read the model's VQ at that size first (transplant_tokenizer.py MODEL
 MODEL --image-size 128 --out DIR) and measure DIR.
@@ -79,13 +79,18 @@ def confusions(truth: list[tuple[str, tuple]], found: list) -> Counter:
 
 
 def strip(rows: dict[str, np.ndarray], box: tuple, side: int = CROP_SIDE) -> np.ndarray:
-    """One object seen by every row, side by side: its box and a margin, scaled to `side` px squares."""
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    margin = max(4, (x2 - x1 + y2 - y1) // 8)
+    """One object seen by every row, side by side: a square around its box with a margin (black beyond the
+    frame's edge), each scaled to `side` px."""
+    x1, y1, x2, y2 = box
+    half = max(x2 - x1, y2 - y1) * 0.6 + 2
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     tiles = []
     for picture in rows.values():
-        h, w = picture.shape[:2]
-        crop = picture[max(0, y1 - margin) : min(h, y2 + margin), max(0, x1 - margin) : min(w, x2 + margin)]
+        pad = int(np.ceil(half)) + 1
+        padded = cv2.copyMakeBorder(picture, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        left, top = int(round(cx - half)) + pad, int(round(cy - half)) + pad
+        size = int(round(2 * half))
+        crop = padded[top : top + size, left : left + size]
         tiles.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_NEAREST))
     return np.concatenate(tiles, axis=1)
 
@@ -160,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"vq_ceiling: {error}", file=sys.stderr)
         return 2
+    if crops is not None and not crops:
+        print(f"vq_ceiling: the tokenizer lost no object's kind; {args.crops} not written", file=sys.stderr)
     if crops:
         args.crops.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(args.crops), cv2.cvtColor(np.concatenate(crops, axis=0), cv2.COLOR_RGB2BGR)):

@@ -20,8 +20,8 @@ TINY = [
 ]  # fmt: skip
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "WORKERS": "0", "BATCH": "4", "OMP_NUM_THREADS": "1"}
+def _run(*args: str, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "WORKERS": "0", "BATCH": "4", "OMP_NUM_THREADS": "1", **env_extra}
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -55,7 +55,9 @@ def test_three_runs_teach_the_generator_a_larger_image(script, tmp_path: Path) -
     ("args", "message"),
     [
         (["MODEL", "RUNS"], "usage"),
-        (["MODEL", "RUNS", "soon"], "must be a number"),
+        (["MODEL", "RUNS", "soon"], "TRAIN_SECONDS must be a number"),
+        (["MODEL", "RUNS", "0"], "TRAIN_SECONDS must be > 0"),  # 0 would mean no budget at all to the trainer
+        (["MODEL", "RUNS", "0.1"], "TRAIN_SECONDS must be > 0"),  # a run would get 0.0 s
         (["NONE", "RUNS", "5"], "not a model"),
     ],
 )
@@ -64,4 +66,12 @@ def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> 
     where = {"MODEL": str(model), "RUNS": str(tmp_path / "runs"), "NONE": str(tmp_path / "none")}
     done = _run(*[where.get(a, a) for a in args])
     assert done.returncode == 2 and message in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("shares", ["0.5 0.5", "0.5 0 0.5", "a b c"])
+def test_bad_shares_exit_2(tmp_path: Path, shares: str) -> None:
+    model = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    done = _run(str(model), str(tmp_path / "runs"), "60", SHARES=shares)
+    assert done.returncode == 2 and "SHARES" in done.stderr
     assert not (tmp_path / "runs").exists()

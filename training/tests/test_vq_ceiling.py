@@ -104,3 +104,15 @@ def test_crops_show_the_objects_the_tokenizer_loses(script, model: EchoGen, worl
     assert cv2.imread(str(out)).shape == (side * len(crops), side * len(ceiling.ROWS), 3)
     with pytest.raises(SystemExit):
         ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--crops", str(tmp_path / "crops.txt")])
+
+
+def test_a_strip_is_square_around_the_box_even_at_the_frame_edge(script) -> None:
+    ceiling = script("vq_ceiling")
+    frame = np.zeros((60, 80, 3), np.uint8)
+    frame[0:10, 0:20] = 255  # a wide white object in the corner
+    (tile,) = np.split(ceiling.strip({"frame": frame}, (0, 0, 20, 10), side=48), 1, axis=1)
+    assert tile.shape == (48, 48, 3)
+    white = np.argwhere(tile[..., 0] == 255)
+    assert white[:, 1].min() > 0 and white[:, 1].max() < 47  # the object whole, with a margin
+    rows, cols = np.ptp(white[:, 0]) + 1, np.ptp(white[:, 1]) + 1
+    assert 0.35 < rows / cols < 0.65  # its 1:2 shape kept, not stretched to a square
