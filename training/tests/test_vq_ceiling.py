@@ -39,7 +39,9 @@ def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_expor
     vqmodel = model.model.model.vqmodel  # the latent row: the autoencoder without the codebook
     latent = vq.decode_latent(vqmodel, vq.encode_latent(vqmodel, pixels.to(model.dtype)))[0].permute(1, 2, 0)
     expected = ((latent.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    assert np.array_equal(rows["latent"], box.crop(expected)) and not np.array_equal(rows["latent"], rows["vq"])
+    # the script scales pixels its own way (to_pixels): a rounding step apart at most, not the codes' choice
+    assert np.abs(rows["latent"].astype(int) - box.crop(expected)).max() <= 1
+    assert np.abs(rows["latent"].astype(int) - rows["vq"]).max() > 8
 
 
 def test_confusions_count_kinds_taken_for_others_and_misses(script) -> None:
