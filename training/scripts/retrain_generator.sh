@@ -35,7 +35,7 @@ try:
     total, shares = float(sys.argv[1]), [float(s) for s in sys.argv[2].split()]
 except ValueError:
     sys.exit(f"TRAIN_SECONDS must be a number of seconds and SHARES three numbers; {got}")
-if len(shares) != 3 or not total > 0 or min(round(total * s, 1) for s in shares) <= 0:
+if len(shares) != 3 or not 0 < total < float("inf") or min(round(total * s, 1) for s in shares) <= 0:
     sys.exit(f"TRAIN_SECONDS must be > 0 and SHARES three fractions giving each run at least 0.1 s; {got}")
 print(*(round(total * s, 1) for s in shares))
 EOF_PY

@@ -58,6 +58,7 @@ def test_three_runs_teach_the_generator_a_larger_image(script, tmp_path: Path) -
         (["MODEL", "RUNS", "soon"], "TRAIN_SECONDS must be a number"),
         (["MODEL", "RUNS", "0"], "TRAIN_SECONDS must be > 0"),  # 0 would mean no budget at all to the trainer
         (["MODEL", "RUNS", "0.1"], "TRAIN_SECONDS must be > 0"),  # a run would get 0.0 s
+        (["MODEL", "RUNS", "inf"], "TRAIN_SECONDS must be > 0"),
         (["NONE", "RUNS", "5"], "not a model"),
     ],
 )
