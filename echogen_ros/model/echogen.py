@@ -17,7 +17,7 @@ from echogen_ros.model import checkpoint, generation
 from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct, label_groups
 from echogen_ros.model.letterbox import Letterbox, check_image
-from echogen_ros.model.presets import PRESETS, janus_config
+from echogen_ros.model.presets import PRESETS, downsampling, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
 
@@ -53,7 +53,7 @@ class EchoGen:
         # a manifest from before the two grids were separate has no generation_tokens: one grid, as in Janus
         self.scheme = token_scheme(tokenizer, scheme["bins"], scheme["image_tokens"], scheme.get("generation_tokens"))
         grid = math.isqrt(self.scheme.generation_tokens)
-        codes = int(manifest["image_size"]) // 2 ** (len(model.config.vq_config.channel_multiplier) - 1)
+        codes = int(manifest["image_size"]) // downsampling(model.config.vq_config.channel_multiplier)
         if grid * grid != self.scheme.generation_tokens or grid != codes:
             raise checkpoint.CheckpointError(
                 f"the manifest's {self.scheme.generation_tokens} generation tokens are not the {codes} × {codes} "
@@ -317,7 +317,7 @@ def _manifest(preset: str, config, bins: int, max_objects: int, generation_grid:
         "preset": preset,
         "scheme": {**scheme, "pad": PAD, "i2l_layout": I2L_LAYOUT},
         "vision_size": config.vision_config.image_size,
-        "image_size": grid * 2 ** (len(config.vq_config.channel_multiplier) - 1),
+        "image_size": grid * downsampling(config.vq_config.channel_multiplier),
         "max_objects": max_objects,
         "stage": "init",
         "metrics": {},

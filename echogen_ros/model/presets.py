@@ -31,7 +31,12 @@ class Preset:
 
     @property
     def vq_downsample(self) -> int:
-        return 2 ** (len(self.vq_multipliers) - 1)
+        return downsampling(self.vq_multipliers)
+
+
+def downsampling(channel_multiplier) -> int:
+    """How many pixels of an image side one VQ code covers: one halving per level after the first."""
+    return 2 ** (len(channel_multiplier) - 1)
 
 
 PRESETS: dict[str, Preset] = {

@@ -45,7 +45,7 @@ from echogen_training import transplants
 from echogen_ros.model import generation
 from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.model.presets import PRESETS
+from echogen_ros.model.presets import PRESETS, downsampling
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -84,7 +84,7 @@ def generation_grid(donor: EchoGen, image_size: int | None) -> tuple[int, int]:
     """(image size, codes per side) of the donor's VQ read at `image_size` (None: its own size)."""
     if image_size is None:
         return donor.image_size, math.isqrt(donor.scheme.generation_tokens)
-    downsample = 2 ** (len(donor.model.config.vq_config.channel_multiplier) - 1)
+    downsample = downsampling(donor.model.config.vq_config.channel_multiplier)
     if image_size < downsample or image_size % downsample:
         raise ValueError(f"--image-size must be a positive multiple of the donor VQ's downsampling, {downsample}")
     return image_size, image_size // downsample
