@@ -59,23 +59,24 @@ def versions(model: EchoGen, frame: np.ndarray) -> dict[str, np.ndarray]:
     pixels = to_pixels([small])
     vqmodel = model.model.model.vqmodel
     pixels = pixels.to(model.device, next(vqmodel.parameters()).dtype)
-    decoded = decode_image(model.model, vq.encode_tokens(vqmodel, pixels))[0].cpu().numpy()
-    latent = vq.decode_latent(vqmodel, vq.encode_latent(vqmodel, pixels))[0].permute(1, 2, 0).float()
+    raw = vq.encode_latent(vqmodel, pixels)  # the encoder runs once for both rows
+    decoded = decode_image(model.model, vq.quantize_latent(vqmodel, raw)[0])[0].cpu().numpy()
+    latent = vq.decode_latent(vqmodel, raw)[0].permute(1, 2, 0).float()
     latent = ((latent.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     return {"frame": frame, "resized": box.crop(small), "latent": box.crop(latent), "vq": box.crop(decoded)}
 
 
+def taken_for(box: tuple, found: list) -> str:
+    """The category of the detection that overlaps `box` most, or 'missed' when none does by IoU 0.5."""
+    ious = [box_iou(box, f.box) for f in found]
+    best = int(np.argmax(ious)) if ious else -1
+    return found[best].category if ious and ious[best] >= FAILURE_IOU else "missed"
+
+
 def confusions(truth: list[tuple[str, tuple]], found: list) -> Counter:
-    """'true → detected' category counts of the true boxes whose best-overlapping detection is of another
-    category ('→ missed': none overlaps by IoU 0.5)."""
-    counts: Counter = Counter()
-    for category, box in truth:
-        ious = [box_iou(box, f.box) for f in found]
-        best = int(np.argmax(ious)) if ious else -1
-        kind = found[best].category if ious and ious[best] >= FAILURE_IOU else "missed"
-        if kind != category:
-            counts[f"{category} → {kind}"] += 1
-    return counts
+    """'true → detected' category counts of the true boxes taken for another category (`taken_for`)."""
+    kinds = ((category, taken_for(box, found)) for category, box in truth)
+    return Counter(f"{category} → {kind}" for category, kind in kinds if kind != category)
 
 
 def strip(rows: dict[str, np.ndarray], box: tuple, side: int = CROP_SIDE) -> np.ndarray:
@@ -84,12 +85,11 @@ def strip(rows: dict[str, np.ndarray], box: tuple, side: int = CROP_SIDE) -> np.
     x1, y1, x2, y2 = box
     half = max(x2 - x1, y2 - y1) * 0.6 + 2
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    pad, size = int(np.ceil(half)) + 1, int(round(2 * half))
+    left, top = int(round(cx - half)) + pad, int(round(cy - half)) + pad
     tiles = []
     for picture in rows.values():
-        pad = int(np.ceil(half)) + 1
         padded = cv2.copyMakeBorder(picture, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        left, top = int(round(cx - half)) + pad, int(round(cy - half)) + pad
-        size = int(round(2 * half))
         crop = padded[top : top + size, left : left + size]
         tiles.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_NEAREST))
     return np.concatenate(tiles, axis=1)
@@ -118,15 +118,15 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
         boxes = [xyxy(a["bbox"]) for a in objects]
         labels = [object_label(a, names) for a in objects]
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
+        layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
         pictures = versions(model, frame)
         for row, picture in pictures.items():
             found = detect(picture)
             detections[row].append([(f.category, f.box, f.score) for f in found])
             confused[row] += confusions(layouts[-1], found)
             if row == "vq" and crops is not None:
-                lost = [b for c, b in layouts[-1] if confusions([(c, b)], found)][: MAX_CROPS - len(crops)]
+                lost = [b for c, b in layouts[-1] if taken_for(b, found) != c][: MAX_CROPS - len(crops)]
                 crops += [strip(pictures, b) for b in lost]
-            layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
             grounded = model.ground_layout(picture, layout)  # as the cycle check grounds back
             ious[row] += [box_iou(b, d.box) for b, d in zip(boxes, grounded)]
     if not layouts:
