@@ -28,6 +28,7 @@ class Preset:
     bins: int
     max_objects: int
     max_positions: int
+    vq_res_blocks: int = 1  # residual blocks per VQ encoder level (the decoder has one more per level)
 
     @property
     def vq_downsample(self) -> int:
@@ -109,7 +110,7 @@ def janus_config(preset: Preset, vocab_size: int, image_token_id: int) -> JanusC
         latent_channels=4 * preset.vq_channels,
         base_channels=preset.vq_channels,
         channel_multiplier=list(preset.vq_multipliers),
-        num_res_blocks=1,
+        num_res_blocks=preset.vq_res_blocks,
         projection_dim=preset.hidden,
         image_token_embed_dim=preset.hidden,
     )

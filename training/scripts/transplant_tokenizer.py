@@ -40,7 +40,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from echogen_training import transplants
+from transformers.models.janus.modeling_janus import JanusVQVAE
 
 from echogen_ros.model import generation
 from echogen_ros.model.checkpoint import CheckpointError
@@ -72,10 +74,11 @@ def preset_of(model: EchoGen) -> str | None:
     vision, text, vq = config.vision_config, config.text_config, config.vq_config
     shape = (vision.image_size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers, text.hidden_size,
              text.num_hidden_layers, text.num_attention_heads, text.intermediate_size, vq.base_channels,
-             tuple(vq.channel_multiplier), vq.num_embeddings, model.image_size)  # fmt: skip
+             tuple(vq.channel_multiplier), vq.num_res_blocks, vq.num_embeddings, model.image_size)  # fmt: skip
     for name, p in PRESETS.items():
         if shape == (p.vision_size, p.patch, p.vision_hidden, p.vision_layers, p.hidden, p.layers, p.heads,
-                     p.intermediate, p.vq_channels, tuple(p.vq_multipliers), p.codebook, p.image_size):  # fmt: skip
+                     p.intermediate, p.vq_channels, tuple(p.vq_multipliers), p.vq_res_blocks, p.codebook,
+                     p.image_size):  # fmt: skip
             return name
     return None
 
@@ -90,18 +93,49 @@ def generation_grid(donor: EchoGen, image_size: int | None) -> tuple[int, int]:
     return image_size, image_size // downsample
 
 
-def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None) -> dict:
-    """Give `model` the donor's tokenizer (in place), read at `image_size` (None: the donor's); returns the
-    record of what changed."""
+def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
+    """A copy of the VQ-VAE with `res_blocks` residual blocks per encoder level (the decoder has one more per
+    level). The added blocks, and the attention after each at the lowest resolution, start as identities (their
+    last convolution zero), so the copy writes the same codes and draws the same pixels: a deeper decoder to
+    train with the codes fixed (`vq.decoder_only=true`), the generator's tokens keeping their meaning."""
+    have = vqmodel.config.num_res_blocks
+    if res_blocks < have:
+        raise ValueError(f"--res-blocks {res_blocks} would drop trained blocks: the donor's VQ has {have} per level")
+    config = copy.deepcopy(vqmodel.config)
+    config.num_res_blocks = res_blocks
+    deeper = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
+    missing, unexpected = deeper.load_state_dict(vqmodel.state_dict(), strict=False)
+    added = [(level, i, have) for level in deeper.encoder.down for i in range(have, res_blocks)]
+    added += [(level, i, have + 1) for level in deeper.decoder.up for i in range(have + 1, res_blocks + 1)]
+    fresh = set()
+    for level, i, _ in added:
+        parts = [level.block[i]] + ([level.attn[i]] if len(level.attn) else [])
+        for part in parts:
+            last = part.conv2 if hasattr(part, "conv2") else part.proj_out
+            torch.nn.init.zeros_(last.weight)
+            torch.nn.init.zeros_(last.bias)
+            fresh |= {id(p) for p in part.parameters()}
+    named = dict(deeper.named_parameters())
+    stray = [k for k in missing if k in named and id(named[k]) not in fresh]
+    if unexpected or stray:  # only the added blocks may lack weights
+        raise ValueError(f"the donor's VQ does not fit a deeper copy of itself: {(unexpected or stray)[:3]}")
+    return deeper.eval()
+
+
+def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None, res_blocks: int | None = None) -> dict:
+    """Give `model` the donor's tokenizer (in place), read at `image_size` (None: the donor's) and deepened to
+    `res_blocks` residual blocks per level (None: as the donor's); returns the record of what changed."""
     compatible(model, donor)
     size, grid = generation_grid(donor, image_size)
     janus, theirs = model.model.model, donor.model.model
-    before = {"generation_tokens": model.scheme.generation_tokens, "image_size": model.image_size}
-    janus.vqmodel = copy.deepcopy(theirs.vqmodel).to(model.dtype)
+    before = {"generation_tokens": model.scheme.generation_tokens, "image_size": model.image_size,
+              "vq_res_blocks": janus.vqmodel.config.num_res_blocks}  # fmt: skip
+    vqmodel = theirs.vqmodel if res_blocks is None else deepened(theirs.vqmodel, res_blocks)
+    janus.vqmodel = copy.deepcopy(vqmodel).to(model.dtype)
     janus.generation_embeddings = copy.deepcopy(theirs.generation_embeddings).to(model.dtype)
     janus.generation_head.vision_head = copy.deepcopy(theirs.generation_head.vision_head).to(model.dtype)
     config = model.model.config
-    config.vq_config = copy.deepcopy(donor.model.config.vq_config)
+    config.vq_config = copy.deepcopy(janus.vqmodel.config)
     tokens = grid * grid
     text = config.text_config  # the room the longest prompt had beside the image stays
     grown = text.max_position_embeddings - before["generation_tokens"] + tokens
@@ -117,12 +151,15 @@ def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None) ->
         if spec:
             setattr(config, option, {**spec, "grid": grid})
     model.model.eval()
+    blocks = config.vq_config.num_res_blocks
     at = f" at {size} px" if size != donor.image_size else ""
-    theirs = donor.manifest.get("preset")
-    named = f"{theirs}{at}" if theirs == before["preset"] else f"{before['preset']} with {theirs}'s tokenizer{at}"
+    at += f", {blocks} VQ residual blocks" if blocks != theirs.vqmodel.config.num_res_blocks else ""
+    named = donor.manifest.get("preset")
+    named = f"{named}{at}" if named == before["preset"] else f"{before['preset']} with {named}'s tokenizer{at}"
     preset = preset_of(model) or named
     model.manifest["preset"] = preset
-    return {"before": before, "after": {"generation_tokens": tokens, "image_size": size, "preset": preset}}
+    after = {"generation_tokens": tokens, "image_size": size, "preset": preset, "vq_res_blocks": blocks}
+    return {"before": before, "after": after}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,13 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("donor", type=Path, help="the model whose VQ tokenizer is taken (a VQ-stage run)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--image-size", type=int, help="read the donor's VQ at this resolution (pixels)")
+    parser.add_argument(
+        "--res-blocks",
+        type=int,
+        help="deepen the donor's VQ to this many residual blocks per level "
+        "(the added ones start as identities: train them with vq.decoder_only=true)",
+    )
     args = parser.parse_args(argv)
     if transplants.occupied(args.out, args.model, args.donor):
         print(f"transplant_tokenizer: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
         model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
-        record = transplant(model, donor, args.image_size)
+        record = transplant(model, donor, args.image_size, args.res_blocks)
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_tokenizer: {exc}", file=sys.stderr)
         return 1

@@ -157,3 +157,59 @@ def test_an_image_size_the_vq_cannot_write_is_refused(script, capsys, tmp_path: 
     assert transplant.main(args) == 1
     assert "multiple of the donor VQ's downsampling, 8" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_deepened_tokenizer_draws_the_same_until_its_decoder_trains(script, tiny_config, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "3"]) == 0
+    model, deep = EchoGen.load(model_dir), EchoGen.load(tmp_path / "deep")
+    mine, new = model.model.model, deep.model.model
+    for part in ("vision_model", "aligner", "language_model", "generation_embeddings", "generation_head"):
+        assert _same(_state(getattr(new, part)), _state(getattr(mine, part))), part
+    assert new.vqmodel.config.num_res_blocks == 3 and len(new.vqmodel.decoder.up[0].block) == 4
+    assert len(new.vqmodel.encoder.down[-1].attn) == 3  # the lowest resolution's attention comes with its blocks
+    assert deep.manifest["preset"] == "tiny, 3 VQ residual blocks"
+    record = deep.manifest["training"]["tokenizer_transplant"]
+    assert (record["before"]["vq_res_blocks"], record["after"]["vq_res_blocks"]) == (1, 3)
+
+    # the added blocks start as identities: the same codes, the same pixels, the same imagined scene
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    codes = encode_tokens(mine.vqmodel, pixels)
+    assert torch.equal(encode_tokens(new.vqmodel, pixels), codes)
+    assert torch.equal(generation.decode_image(deep.model, codes), generation.decode_image(model.model, codes))
+    assert np.array_equal(deep.imagine(LAYOUT, seed=0), model.imagine(LAYOUT, seed=0))
+
+    # the decoder alone trains: the added blocks learn, the codes keep their meaning
+    from echogen_training.loop import Trainer
+
+    config = tiny_config("vq", f"model.init={tmp_path / 'deep'}", "vq.decoder_only=true", "vq.restart_every=0")
+    assert Trainer(config).run() == 0
+    trained = EchoGen.load(tmp_path / "vq" / "final").model.model.vqmodel
+    assert torch.equal(encode_tokens(trained, pixels), codes)
+    assert trained.decoder.up[0].block[3].conv2.weight.abs().sum() > 0
+    assert not torch.equal(trained.decoder(trained.post_quant_conv(torch.ones(1, 8, 4, 4))),
+                           new.vqmodel.decoder(new.vqmodel.post_quant_conv(torch.ones(1, 8, 4, 4))))  # fmt: skip
+
+
+def test_a_deepened_tokenizer_takes_its_presets_name(script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(PRESETS, "tiny-deep", replace(PRESETS["tiny"], vq_res_blocks=2))
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
+    deep = EchoGen.load(tmp_path / "deep")
+    assert deep.manifest["preset"] == "tiny-deep"
+    reference = EchoGen.create("tiny-deep", seed=0).model.model.vqmodel.state_dict()
+    assert {k: v.shape for k, v in deep.model.model.vqmodel.state_dict().items()} == {
+        k: v.shape for k, v in reference.items()
+    }
+
+
+def test_a_shallower_tokenizer_is_refused(script, capsys, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
+    deep = tmp_path / "deep"
+    assert transplant.main([str(deep), str(deep), "--out", str(tmp_path / "out"), "--res-blocks", "1"]) == 1
+    assert "would drop trained blocks: the donor's VQ has 2 per level" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
