@@ -24,7 +24,11 @@ tokens as the image gains.
 Grounding is unchanged (the same weights answer I2L prompts), and imagining starts from the donor's
 untrained logits: continue with PMTP to train the generator on the new codes.
 
-    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR [--image-size S]
+`--res-blocks N` deepens the donor's VQ-VAE to N residual blocks per level (the decoder has N + 1), the added
+blocks starting as identities: the same codes and pixels until the VQ stage trains them. With
+`vq.decoder_only=true` that is a larger decoder for the codes the generator already writes.
+
+    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR [--image-size S] [--res-blocks N]
 
 The output is a full model directory; the manifest records the donor under `training.tokenizer_transplant`
 (also written to tokenizer_transplant.json beside it, which ship_model.py --continuation reads). MODEL and
@@ -96,8 +100,9 @@ def generation_grid(donor: EchoGen, image_size: int | None) -> tuple[int, int]:
 def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
     """A copy of the VQ-VAE with `res_blocks` residual blocks per encoder level (the decoder has one more per
     level). The added blocks, and the attention after each at the lowest resolution, start as identities (their
-    last convolution zero), so the copy writes the same codes and draws the same pixels: a deeper decoder to
-    train with the codes fixed (`vq.decoder_only=true`), the generator's tokens keeping their meaning."""
+    last convolution zero), so the copy writes the same codes and draws the same pixels: more capacity for the VQ
+    stage to train from where the tokenizer is (with `vq.decoder_only=true`, the decoder alone: the codes, and
+    the generator's tokens, keep their meaning)."""
     have = vqmodel.config.num_res_blocks
     if res_blocks < have:
         raise ValueError(f"--res-blocks {res_blocks} would drop trained blocks: the donor's VQ has {have} per level")
@@ -105,10 +110,10 @@ def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
     config.num_res_blocks = res_blocks
     deeper = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
     missing, unexpected = deeper.load_state_dict(vqmodel.state_dict(), strict=False)
-    added = [(level, i, have) for level in deeper.encoder.down for i in range(have, res_blocks)]
-    added += [(level, i, have + 1) for level in deeper.decoder.up for i in range(have + 1, res_blocks + 1)]
+    added = [(level, i) for level in deeper.encoder.down for i in range(have, res_blocks)]
+    added += [(level, i) for level in deeper.decoder.up for i in range(have + 1, res_blocks + 1)]
     fresh = set()
-    for level, i, _ in added:
+    for level, i in added:
         parts = [level.block[i]] + ([level.attn[i]] if len(level.attn) else [])
         for part in parts:
             last = part.conv2 if hasattr(part, "conv2") else part.proj_out
@@ -171,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--res-blocks",
         type=int,
-        help="deepen the donor's VQ to this many residual blocks per level "
-        "(the added ones start as identities: train them with vq.decoder_only=true)",
+        help="deepen the donor's VQ to this many residual blocks per level (the added ones start as identities)",
     )
     args = parser.parse_args(argv)
     if transplants.occupied(args.out, args.model, args.donor):
