@@ -16,7 +16,8 @@ For each row: the classical detector's COCO AP / AP50 / AP75 against the frame's
 whatever kind the detector takes it for: the gap to AP50 is objects drawn too poorly to tell their kind), the
 kinds it took them for (`confusions`: "cup → ball" counts, each true box matched to the detection that
 overlaps it most, "missed" below IoU 0.5), and the cycle: every object's label grounded by the model in that
-image, mean IoU with its true box and the failure rate (IoU < 0.5).
+image, mean IoU with its true box and the failure rate (IoU < 0.5). The `latent` and `vq` rows also give the
+reconstruction's PSNR against `resized` (`psnr_db`: what the VQ-VAE was given, both at the frame's size).
 
     python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json] [--crops FILE]
 
@@ -47,6 +48,7 @@ from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 
 ROWS = ("frame", "resized", "latent", "vq")
+DECODED = ("latent", "vq")  # the rows with a reconstruction PSNR (against `resized`: what the VQ-VAE was given)
 SHOWN_CONFUSIONS = 4  # the most frequent, in the table
 MAX_CROPS, CROP_SIDE = 12, 96
 
@@ -107,6 +109,7 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
     detections: dict[str, list] = {row: [] for row in ROWS}
     ious: dict[str, list[float]] = {row: [] for row in ROWS}
     confused: dict[str, Counter] = {row: Counter() for row in ROWS}
+    squared: dict[str, list[float]] = {row: [] for row in DECODED}  # mean squared error per scene, 0-255 scale
     for info in data["images"][:scenes]:
         objects = anns[info["id"]][: model.max_objects]
         if not objects:
@@ -120,6 +123,8 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
         pictures = versions(model, frame)
+        for row in DECODED:
+            squared[row].append(float(np.mean((pictures[row].astype(np.float64) - pictures["resized"]) ** 2)))
         for row, picture in pictures.items():
             found = detect(picture)
             detections[row].append([(f.category, f.box, f.score) for f in found])
@@ -141,7 +146,14 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
             "cycle_failure_rate": float((values < FAILURE_IOU).mean()),
             "confusions": dict(confused[row].most_common()),
         }
+    for row in DECODED:
+        report[row]["psnr_db"] = psnr(float(np.mean(squared[row])))
     return report
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio (dB) of 8-bit images from their mean squared error (inf when identical)."""
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{report['scenes']} scenes, {report['objects']} objects, model resolution {report['image_size']} px")
     header = f"{'row':<8} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AP50 any':>9} {'cycle IoU':>10} {'failures':>9}"
-    print(f"{header}  most confused")
+    print(f"{header} {'PSNR dB':>8}  most confused")
     for row in ROWS:
         r = report[row]
+        shown = f"{r['psnr_db']:8.2f}" if "psnr_db" in r else f"{'':8}"
         print(
             f"{row:<8} {r['ap']:6.3f} {r['ap50']:6.3f} {r['ap75']:6.3f} {r['ap50_any_category']:9.3f}"
-            f" {r['cycle_iou']:10.3f} {r['cycle_failure_rate']:9.3f}  "
+            f" {r['cycle_iou']:10.3f} {r['cycle_failure_rate']:9.3f} {shown}  "
             + ", ".join(f"{k} {n}" for k, n in list(r["confusions"].items())[:SHOWN_CONFUSIONS])
         )
     return 0

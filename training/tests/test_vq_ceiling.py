@@ -67,18 +67,24 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
     assert sum(report["vq"]["confusions"].values()) > sum(report["frame"]["confusions"].values())
     data = load_export(world_export)  # the vq row's cycle by hand
     names = {c["id"]: c["name"] for c in data["categories"]}
-    ious = []
+    ious, squared = [], []
     for info in data["images"][:3]:
         objects = [a for a in data["annotations"] if a["image_id"] == info["id"]][: model.max_objects]
         frame = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
         labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
         boxes = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in objects)]
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
-        found = model.ground_layout(script("vq_ceiling").versions(model, frame)["vq"], layout)  # as the cycle check
+        pictures = script("vq_ceiling").versions(model, frame)
+        found = model.ground_layout(pictures["vq"], layout)  # as the cycle check
         ious += [box_iou(b, d.box) for b, d in zip(boxes, found)]
+        squared.append(np.mean((pictures["vq"].astype(float) - pictures["resized"].astype(float)) ** 2))
     assert report["objects"] == len(ious)
     assert report["vq"]["cycle_iou"] == pytest.approx(float(np.mean(ious)))
     assert report["vq"]["cycle_failure_rate"] == pytest.approx(float(np.mean(np.array(ious) < FAILURE_IOU)))
+    # the reconstruction's PSNR against what the VQ-VAE was given, for the decoded rows only
+    assert report["vq"]["psnr_db"] == pytest.approx(10 * np.log10(255**2 / np.mean(squared)))
+    assert 10 < report["vq"]["psnr_db"] < report["latent"]["psnr_db"] + 1 and "psnr_db" not in report["resized"]
+    assert script("vq_ceiling").psnr(0.0) == float("inf") and script("vq_ceiling").psnr(255.0**2) == 0.0
 
 
 def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path, capsys) -> None:
