@@ -110,18 +110,14 @@ def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
     config.num_res_blocks = res_blocks
     deeper = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
     missing, unexpected = deeper.load_state_dict(vqmodel.state_dict(), strict=False)
-    added = [(level, i) for level in deeper.encoder.down for i in range(have, res_blocks)]
-    added += [(level, i) for level in deeper.decoder.up for i in range(have + 1, res_blocks + 1)]
-    fresh = set()
-    for level, i in added:
-        parts = [level.block[i]] + ([level.attn[i]] if len(level.attn) else [])
-        for part in parts:
-            last = part.conv2 if hasattr(part, "conv2") else part.proj_out
-            torch.nn.init.zeros_(last.weight)
-            torch.nn.init.zeros_(last.bias)
-            fresh |= {id(p) for p in part.parameters()}
-    named = dict(deeper.named_parameters())
-    stray = [k for k in missing if k in named and id(named[k]) not in fresh]
+    new = {"encoder.down": range(have, res_blocks), "decoder.up": range(have + 1, res_blocks + 1)}  # per level
+    levels = range(len(config.channel_multiplier))
+    added = tuple(f"{tower}.{n}.{kind}.{i}." for tower, blocks in new.items() for n in levels for i in blocks
+                  for kind in ("block", "attn"))  # fmt: skip
+    for name, param in deeper.named_parameters():
+        if name.startswith(added) and name.split(".")[-2] in ("conv2", "proj_out"):  # a branch's last layer
+            torch.nn.init.zeros_(param)
+    stray = [k for k in missing if not k.startswith(added)]
     if unexpected or stray:  # only the added blocks may lack weights
         raise ValueError(f"the donor's VQ does not fit a deeper copy of itself: {(unexpected or stray)[:3]}")
     return deeper.eval()
@@ -135,8 +131,8 @@ def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None, re
     janus, theirs = model.model.model, donor.model.model
     before = {"generation_tokens": model.scheme.generation_tokens, "image_size": model.image_size,
               "vq_res_blocks": janus.vqmodel.config.num_res_blocks}  # fmt: skip
-    vqmodel = theirs.vqmodel if res_blocks is None else deepened(theirs.vqmodel, res_blocks)
-    janus.vqmodel = copy.deepcopy(vqmodel).to(model.dtype)
+    vqmodel = copy.deepcopy(theirs.vqmodel) if res_blocks is None else deepened(theirs.vqmodel, res_blocks)
+    janus.vqmodel = vqmodel.to(model.dtype)
     janus.generation_embeddings = copy.deepcopy(theirs.generation_embeddings).to(model.dtype)
     janus.generation_head.vision_head = copy.deepcopy(theirs.generation_head.vision_head).to(model.dtype)
     config = model.model.config
