@@ -65,6 +65,9 @@ class VQConfig:
     reconstruction: str = "l1"  # l1 | mse
     detail_weight: float = 0.0  # > 0: weight pixels by local contrast (small objects are not lost to background)
     codebook_weight: float = 1.0
+    # > 0: add the gradient-difference (edge) loss: |∂recon − ∂frame| over neighbouring pixels, so softened
+    # edges (rounded corners, lost handles) cost what they cost a shape detector, not a few pixels' L1
+    edge_weight: float = 0.0
     adversarial_weight: float = 0.0  # > 0 enables the patch discriminator (hinge loss)
     adversarial_start: int = 500
     restart_every: int = 0  # > 0: re-seed codes unused for this many steps with batch latents (0: off)

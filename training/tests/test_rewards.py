@@ -63,6 +63,23 @@ def test_detail_weights_favour_small_objects() -> None:
     assert torch.equal(detail_weights(image, 0.0), torch.ones(1, 1, 32, 32))
 
 
+def test_edge_error_pays_for_a_softened_edge_not_for_flat_table() -> None:
+    from echogen_training.objectives import edge_error
+
+    frame = torch.zeros(1, 3, 8, 8)
+    frame[:, :, 2:6, 2:6] = 1.0  # a sharp square block
+    assert edge_error(frame, frame) == 0
+    assert edge_error(frame + 0.5, frame) == 0  # a uniform shift has the frame's edges
+    soft = frame.clone()
+    soft[:, :, 2:6, 1] = soft[:, :, 2:6, 6] = 0.5  # the same block with its left/right edges spread over 2 px
+    # x: per row of the block the frame steps +1, -1 and the soft one +.5, +.5, -.5, -.5: |error| 4 × .5;
+    # y: each spread column steps +.5 and -.5 where the frame's column is flat: 2 × .5 per column
+    x_error, y_error = 4 * (4 * 0.5), 2 * (2 * 0.5)  # 4 block rows, 2 spread columns
+    expected = torch.tensor(3 * (x_error + y_error) / (3 * 8 * 7))  # 3 channels, over 8 × 7 differences each way
+    assert_close(edge_error(soft, frame), expected)
+    assert edge_error(soft, frame) > 0 and (soft - frame).abs().mean() < edge_error(soft, frame)
+
+
 def test_grpo_loss_by_hand() -> None:
     from echogen_training.rewards import grpo_loss
 
