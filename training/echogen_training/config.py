@@ -151,6 +151,7 @@ class RunConfig:
     autocast: str = "bf16"  # bf16 | fp16 | none
     distributed: str = "ddp"  # ddp | fsdp (used under torchrun)
     save_every: int = 200
+    keep_every: int = 0  # > 0: checkpoints at multiples of this step are kept; otherwise only the last two are
     log_every: int = 10
     progress: bool = True
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end

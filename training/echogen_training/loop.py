@@ -453,7 +453,7 @@ class Trainer:
         if self.context.is_main:
             state.save(self.out, self.step, self.echogen, optimizer_state, self.scheduler, self.stream.position,
                        to_dict(self.config), self.metrics, self._extra_modules(), model_state,
-                       {"budget_fitted": self._fitted})  # fmt: skip
+                       {"budget_fitted": self._fitted}, keep_every=self.config.run.keep_every)  # fmt: skip
         distributed.barrier(self.context)
 
     def run(self) -> int:

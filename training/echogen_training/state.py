@@ -71,8 +71,10 @@ def save(
     extra_modules: dict[str, torch.nn.Module] | None = None,
     model_state: dict[str, torch.Tensor] | None = None,
     extra: dict | None = None,
+    keep_every: int = 0,
 ) -> Path:
-    """Write a checkpoint. `model_state` is the full state dict when the live model is sharded (FSDP)."""
+    """Write a checkpoint. `model_state` is the full state dict when the live model is sharded (FSDP).
+    The last KEEP checkpoints stay, and those at multiples of `keep_every` (> 0): a long run's milestones."""
     root = checkpoint_root(out)
     name = f"step_{step:08d}"
     tmp = root / f".tmp-{name}"
@@ -107,7 +109,8 @@ def save(
     pointer.write_text(name + "\n")
     pointer.replace(root / "latest")
     for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-KEEP]:
-        shutil.rmtree(old)
+        if keep_every <= 0 or int(old.name.removeprefix("step_")) % keep_every:
+            shutil.rmtree(old)
     return final
 
 

@@ -43,6 +43,14 @@ def test_every_stage_trains_and_writes_a_loadable_model(tiny_config, stage: str)
     assert (out / "checkpoints" / "latest").read_text().strip() == "step_00000003"
 
 
+def test_checkpoints_rotate_to_the_last_two_and_keep_every_milestone(tiny_config) -> None:
+    config = tiny_config("vq", "optim.max_steps=7", "run.save_every=1", "run.keep_every=3")
+    assert Trainer(config).run() == 0
+    kept = sorted(p.name for p in (Path(config.run.out) / "checkpoints").glob("step_*"))
+    assert kept == ["step_00000003", "step_00000006", "step_00000007"]
+    assert EchoGen.load(Path(config.run.out) / "checkpoints" / "step_00000003" / "model").manifest["stage"] == "vq"
+
+
 @pytest.mark.parametrize("stage", ["pmtp", "djo", "cycle_rl"])
 def test_generating_stages_train_with_positions_and_the_layout_map(tiny_config, stage: str) -> None:
     """Every stage that trains the generator runs with both L2I input options on, and the model it writes
