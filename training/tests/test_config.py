@@ -32,6 +32,10 @@ def test_overrides_are_typed_and_nested() -> None:
         (["optim.betas=0.9"], "must be a list"),
         (["stage=warp"], "stage must be"),
         (["optim.lr"], "key.sub=value"),
+        (["vq.edge_weight=-1"], "vq.edge_weight is a loss weight"),
+        (["cycle_rl.l1_weight=-0.5"], "cycle_rl.l1_weight is a loss weight"),
+        (["run.save_every=0"], "save_every and run.log_every must be >= 1"),
+        (["run.keep_every=-2"], "keep_every >= 0"),
     ],
 )
 def test_bad_configs_are_rejected_clearly(overrides: list[str], message: str) -> None:
