@@ -28,20 +28,25 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(to_dict(config), sort_keys=False))
         return 0
-    from echogen_training.loop import train
+    from echogen_training.loop import Trainer
 
+    trainer = None
     try:
-        code = train(config)
+        trainer = Trainer(config)
+        code = trainer.run()
     except (FileNotFoundError, ValueError) as exc:
         print(f"echogen-train: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # The process group is already destroyed and every file closed. Skip interpreter finalisation:
-        # gloo's threads can still hold tensors then and abort the process (seen once here as a SIGABRT
-        # "terminate called without an active exception" after a successful FSDP run; pytorch#179291).
+        # The process group is already destroyed and every file closed. Exit without freeing anything:
+        # - `trainer` is still referenced here, on purpose. Freeing it frees DDP's reducer, which holds the
+        #   last reference to the gloo group; its destructor joins gloo's threads with the GIL held, while one
+        #   of them may need the GIL to release a tensor: a deadlock (seen here once, a rank hung at exit).
+        # - interpreter finalisation can abort for the same reason (a SIGABRT after an FSDP run; pytorch#179291).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    del trainer
     return code
 
 

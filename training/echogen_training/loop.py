@@ -559,7 +559,3 @@ def _to_device(batch, device):
 
 def _seq_to(seq: Sequences, device) -> Sequences:
     return Sequences(seq.ids.to(device), seq.mask.to(device), seq.positions.to(device), seq.labels.to(device))
-
-
-def train(config: TrainConfig) -> int:
-    return Trainer(config).run()

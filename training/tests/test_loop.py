@@ -367,6 +367,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config) -
     assert all(torch.isfinite(v).all() for v in model.model.state_dict().values())
 
 
+def _marked_processes(entry: str) -> list[int]:
+    """The processes whose environment holds `entry` ("KEY=value"), from /proc."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if entry.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def test_marked_processes_finds_a_child_by_its_environment() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             env={**os.environ, "ECHOGEN_TEST_MARK": "probe"}, start_new_session=True)  # fmt: skip
+    try:
+        assert _marked_processes("ECHOGEN_TEST_MARK=probe") == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+
+
 def _torchrun(*program: str) -> str:
     """Run `program` (torchrun's arguments after its own) in 2 processes on gloo; its stdout."""
     with socket.socket() as probe:  # a free port for the rendezvous
@@ -374,15 +396,19 @@ def _torchrun(*program: str) -> str:
         port = str(probe.getsockname()[1])
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                *program]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # its own process group, so a timeout also ends torchrun's workers (not only the launcher)
+    # a mark its workers inherit: torchrun starts each in a session of its own, so on a timeout they are
+    # found by it (a worker left alive would keep the output pipes open, and the test would wait forever)
+    mark = f"{os.getpid()}-{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOGEN_TEST_TORCHRUN": mark}
     launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)  # fmt: skip
     try:
         stdout, stderr = launcher.communicate(timeout=300)
     except subprocess.TimeoutExpired:  # show where it stopped
         os.killpg(launcher.pid, signal.SIGKILL)
-        _, stderr = launcher.communicate()
+        for pid in _marked_processes(f"ECHOGEN_TEST_TORCHRUN={mark}"):
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=60)
         pytest.fail(f"torchrun {program} did not finish in 300 s:\n{stderr[-3000:]}")
     assert launcher.returncode == 0, stderr[-3000:]
     return stdout
