@@ -3,6 +3,7 @@ resume is exact, a non-finite loss keeps the last good checkpoint, and torchrun 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -407,7 +408,8 @@ def _torchrun(*program: str) -> str:
     except subprocess.TimeoutExpired:  # show where it stopped
         os.killpg(launcher.pid, signal.SIGKILL)
         for pid in _marked_processes(f"ECHOGEN_TEST_TORCHRUN={mark}"):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # ended since
+                os.kill(pid, signal.SIGKILL)
         _, stderr = launcher.communicate(timeout=60)
         pytest.fail(f"torchrun {program} did not finish in 300 s:\n{stderr[-3000:]}")
     assert launcher.returncode == 0, stderr[-3000:]
