@@ -39,8 +39,14 @@ def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
     pixels = to_pixels(frames).to(echogen.device, echogen.dtype)
     _, latent, _ = vq.quantize(echogen.model.model.vqmodel, pixels)
     recon = vq.decode_latent(echogen.model.model.vqmodel, latent).clamp(-1, 1)
-    mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())
-    return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": float(10 * np.log10(1 / mse))}
+    mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())  # on the [0, 1] scale
+    return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": psnr(mse, peak=1.0)}
+
+
+def psnr(mse: float, peak: float) -> float:
+    """Peak signal-to-noise ratio (dB) from a mean squared error on a scale whose peak is `peak` (inf when
+    identical)."""
+    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
 
 
 def feature_spread(echogen: EchoGen, samples) -> float:

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import torch
 from echogen_training.data.batches import to_pixels
+from echogen_training.evaluate import psnr
 
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.layout_ap import layout_ap
@@ -147,13 +148,8 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
             "confusions": dict(confused[row].most_common()),
         }
     for row in DECODED:
-        report[row]["psnr_db"] = psnr(float(np.mean(squared[row])))
+        report[row]["psnr_db"] = psnr(float(np.mean(squared[row])), peak=255.0)
     return report
-
-
-def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio (dB) of 8-bit images from their mean squared error (inf when identical)."""
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def main(argv: list[str] | None = None) -> int:
