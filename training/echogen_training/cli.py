@@ -30,7 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from echogen_training.loop import Trainer
 
-    trainer = None
     try:
         trainer = Trainer(config)
         code = trainer.run()
@@ -46,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    del trainer
     return code
 
 

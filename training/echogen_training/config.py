@@ -246,11 +246,10 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
     config = _build(TrainConfig, data, "")
     if config.stage not in STAGES:
         raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
-    for section in dataclasses.fields(config):
-        part = getattr(config, section.name)
-        for name in (f.name for f in dataclasses.fields(part)) if dataclasses.is_dataclass(part) else ():
-            if name.endswith("_weight") and getattr(part, name) < 0:
-                raise ConfigError(f"{section.name}.{name} is a loss weight: it must be >= 0, got {getattr(part, name)}")
+    for section in (f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))):
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            if key.endswith("_weight") and value < 0:
+                raise ConfigError(f"{section}.{key} is a loss weight: it must be >= 0, got {value}")
     if min(config.run.save_every, config.run.log_every) < 1 or config.run.keep_every < 0:
         raise ConfigError("run.save_every and run.log_every must be >= 1, run.keep_every >= 0 (0: off)")
     if config.vq.decoder_only and config.vq.restart_every > 0:
