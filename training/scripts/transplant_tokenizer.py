@@ -28,7 +28,15 @@ untrained logits: continue with PMTP to train the generator on the new codes.
 blocks starting as identities: the same codes and pixels until the VQ stage trains them. With
 `vq.decoder_only=true` that is a larger decoder for the codes the generator already writes.
 
+`--outer-level STEPS` gives the donor's VQ-VAE one more level outside its first: images of twice the side
+through the same code grid (the embedded 64 px, 16 × 16-code tokenizer becomes a 128 px one with 16 × 16 codes
+of 8 px). Its encoder's new level is then fitted, in STEPS batches of world frames, to write the codes the
+donor writes for the same frame at its own size, so the generator's tokens keep their meaning and a
+`vq.decoder_only=true` VQ stage teaches the decoder to draw them at the larger size: sharper imagined scenes
+with the same language model and the same number of image tokens.
+
     python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR [--image-size S] [--res-blocks N]
+    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR --outer-level STEPS
 
 The output is a full model directory; the manifest records the donor under `training.tokenizer_transplant`
 (also written to tokenizer_transplant.json beside it, which ship_model.py --continuation reads). MODEL and
@@ -46,12 +54,15 @@ from pathlib import Path
 
 import torch
 from echogen_training import transplants
+from echogen_training.data.batches import to_pixels
 from transformers.models.janus.modeling_janus import JanusVQVAE
 
 from echogen_ros.model import generation
 from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.presets import PRESETS, downsampling
+from echogen_ros.world.dataset import world_sample
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -123,15 +134,119 @@ def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
     return deeper.eval()
 
 
-def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None, res_blocks: int | None = None) -> dict:
-    """Give `model` the donor's tokenizer (in place), read at `image_size` (None: the donor's) and deepened to
-    `res_blocks` residual blocks per level (None: as the donor's); returns the record of what changed."""
+def outer_level(vqmodel: JanusVQVAE) -> JanusVQVAE:
+    """A copy of the VQ-VAE with one more level outside its first: it reads and draws images of twice the side
+    through the same code grid (a (1, 2, 4) VQ at 64 px becomes a (1, 1, 2, 4) VQ at 128 px, 16 × 16 codes
+    either way). Every trained level keeps its weights, one level further in. The encoder's new level starts as
+    the donor's first convolution followed by a 2 × 2 average (its blocks identities), so the codes of an image
+    are about the donor's codes of that image at half the side; the decoder's starts as a nearest-neighbour
+    doubling of the donor's last features (the new upsampling convolution an identity, the blocks identities).
+    The generator's tokens keep their meaning, and a decoder-only VQ stage (`vq.decoder_only=true`) trains the
+    decoder to draw them at the larger size."""
+    config = copy.deepcopy(vqmodel.config)
+    multipliers = list(config.channel_multiplier)
+    if multipliers[0] != 1:
+        raise ValueError(f"an outer level needs a VQ whose first level keeps the base channels, not {multipliers}")
+    config.channel_multiplier = [1, *multipliers]
+    outer = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
+    levels, renamed = len(multipliers), {}
+    for name, value in vqmodel.state_dict().items():
+        tower, _, rest = name.partition(".")
+        if tower == "encoder" and rest.startswith("down."):  # encoder level i is the new level i + 1
+            index, _, tail = rest[len("down.") :].partition(".")
+            name = f"encoder.down.{int(index) + 1}.{tail}"
+        renamed[name] = value
+    missing, unexpected = outer.load_state_dict(renamed, strict=False)
+    added = ("encoder.down.0.", f"decoder.up.{levels}.", f"decoder.up.{levels - 1}.upsample.")
+    stray = [k for k in missing if not k.startswith(added)]
+    if unexpected or stray:
+        raise ValueError(f"the donor's VQ does not fit an outer level: {(unexpected or stray)[:3]}")
+    with torch.no_grad():
+        for name, param in outer.named_parameters():
+            if name.startswith(added) and name.split(".")[-2] == "conv2":  # the new blocks: identities
+                torch.nn.init.zeros_(param)
+        down = outer.encoder.down[0].downsample.conv  # 3 × 3, stride 2, padded right and below: taps 0-1 = 2 × 2
+        up = outer.decoder.up[levels - 1].upsample.conv  # after a nearest doubling: the centre tap, identity
+        for conv, taps in ((down, ((0, 0), (0, 1), (1, 0), (1, 1))), (up, ((1, 1),))):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            channels = torch.arange(conv.out_channels)
+            for row, col in taps:
+                conv.weight[channels, channels, row, col] = 1.0 / len(taps)
+    return outer.eval()
+
+
+def match_codes(outer: JanusVQVAE, donor: JanusVQVAE, steps: int, batch: int = 16, seed: int = 0) -> dict:
+    """Fit the outer-level VQ's encoder (and its projection to code space) to write the donor's codes: on
+    `steps` batches of the tabletop world's train frames, the mean squared error between its pre-quantisation
+    latent of each frame at its size and the donor's of the same frame at the donor's size. Returns that error and
+    the share of codes both write alike, on `batch` held-out frames, before and after."""
+    small = donor.config.num_patches * downsampling(donor.config.channel_multiplier)
+    large = 2 * small
+
+    def frames(split: str, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images = [world_sample(seed, index, split).image() for index in range(start, start + batch)]
+        boxes = [(Letterbox(i.shape[1], i.shape[0], small), Letterbox(i.shape[1], i.shape[0], large)) for i in images]
+        return tuple(to_pixels([box.apply(i) for box, i in zip(sizes, images)]) for sizes in zip(*boxes))
+
+    def latent(vq: JanusVQVAE, pixels: torch.Tensor) -> torch.Tensor:
+        return vq.quant_conv(vq.encoder(pixels.to(next(vq.parameters()).dtype)))
+
+    held_small, held_large = frames("heldout", 0)
+
+    def measured(when: str) -> dict:
+        """The held-out frames' latent error and the share of their codes the two VQs agree on."""
+        with torch.no_grad():
+            error = torch.nn.functional.mse_loss(latent(outer, held_large).float(), latent(donor, held_small).float())
+            mine, theirs = outer.encode(held_large.to(outer.dtype)), donor.encode(held_small.to(donor.dtype))
+        agreement = (mine.image_tokens == theirs.image_tokens).float().mean()
+        return {f"error_{when}": float(error), f"agreement_{when}": float(agreement)}
+
+    record = {"steps": steps, "batch": batch, "seed": seed, **measured("before")}
+    trained = [*outer.encoder.parameters(), *outer.quant_conv.parameters()]
+    optimiser = torch.optim.AdamW(trained, lr=3.0e-4, weight_decay=0.0)
+    outer.train()
+    for step in range(steps):
+        pixels_small, pixels_large = frames("train", step * batch)
+        with torch.no_grad():
+            target = latent(donor, pixels_small)
+        loss = torch.nn.functional.mse_loss(latent(outer, pixels_large).float(), target.float())
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    outer.eval()
+    return {**record, **measured("after")}
+
+
+def transplant(
+    model: EchoGen,
+    donor: EchoGen,
+    image_size: int | None = None,
+    res_blocks: int | None = None,
+    outer_steps: int | None = None,
+) -> dict:
+    """Give `model` the donor's tokenizer (in place), read at `image_size` (None: the donor's), deepened to
+    `res_blocks` residual blocks per level (None: as the donor's), or given an outer level fitted to the donor's
+    codes in `outer_steps` steps (None: none); returns the record of what changed."""
     compatible(model, donor)
+    if outer_steps is not None and (image_size is not None or res_blocks is not None):
+        raise ValueError("an outer level doubles the donor's own size and depth: not with --image-size or --res-blocks")
+    if outer_steps is not None and outer_steps < 0:
+        raise ValueError(f"--outer-level takes a number of steps ≥ 0, not {outer_steps}")
     size, grid = generation_grid(donor, image_size)
     janus, theirs = model.model.model, donor.model.model
     before = {"generation_tokens": model.scheme.generation_tokens, "image_size": model.image_size,
-              "vq_res_blocks": janus.vqmodel.config.num_res_blocks}  # fmt: skip
-    vqmodel = copy.deepcopy(theirs.vqmodel) if res_blocks is None else deepened(theirs.vqmodel, res_blocks)
+              "vq_res_blocks": janus.vqmodel.config.num_res_blocks,
+              "vq_levels": len(janus.vqmodel.config.channel_multiplier)}  # fmt: skip
+    matched = None
+    if outer_steps is not None:
+        teacher = copy.deepcopy(theirs.vqmodel).float()
+        vqmodel, size = outer_level(teacher), 2 * size
+        matched = match_codes(vqmodel, teacher, outer_steps)
+    elif res_blocks is not None:
+        vqmodel = deepened(theirs.vqmodel, res_blocks)
+    else:
+        vqmodel = copy.deepcopy(theirs.vqmodel)
     janus.vqmodel = vqmodel.to(model.dtype)
     janus.generation_embeddings = copy.deepcopy(theirs.generation_embeddings).to(model.dtype)
     janus.generation_head.vision_head = copy.deepcopy(theirs.generation_head.vision_head).to(model.dtype)
@@ -155,12 +270,17 @@ def transplant(model: EchoGen, donor: EchoGen, image_size: int | None = None, re
     blocks = config.vq_config.num_res_blocks
     at = f" at {size} px" if size != donor.image_size else ""
     at += f", {blocks} VQ residual blocks" if blocks != theirs.vqmodel.config.num_res_blocks else ""
+    at += ", an outer VQ level" if matched is not None else ""
     named = donor.manifest.get("preset")
     named = f"{named}{at}" if named == before["preset"] else f"{before['preset']} with {named}'s tokenizer{at}"
     preset = preset_of(model) or named
     model.manifest["preset"] = preset
-    after = {"generation_tokens": tokens, "image_size": size, "preset": preset, "vq_res_blocks": blocks}
-    return {"before": before, "after": after}
+    after = {"generation_tokens": tokens, "image_size": size, "preset": preset, "vq_res_blocks": blocks,
+             "vq_levels": len(config.vq_config.channel_multiplier)}  # fmt: skip
+    record = {"before": before, "after": after}
+    if matched is not None:
+        record["outer_level"] = matched
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,13 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="deepen the donor's VQ to this many residual blocks per level (the added ones start as identities)",
     )
+    parser.add_argument(
+        "--outer-level",
+        type=int,
+        metavar="STEPS",
+        help="add a VQ level outside the first (twice the image side, the same codes), its encoder fitted to the "
+        "donor's codes in STEPS batches of 16 world frames",
+    )
     args = parser.parse_args(argv)
     if transplants.occupied(args.out, args.model, args.donor):
         print(f"transplant_tokenizer: {args.out} already holds a model; give a new --out", file=sys.stderr)
         return 2
     try:
         model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
-        record = transplant(model, donor, args.image_size, args.res_blocks)
+        record = transplant(model, donor, args.image_size, args.res_blocks, args.outer_level)
     except (CheckpointError, ValueError) as exc:
         print(f"transplant_tokenizer: {exc}", file=sys.stderr)
         return 1

@@ -213,3 +213,94 @@ def test_a_shallower_tokenizer_is_refused(script, capsys, tmp_path: Path) -> Non
     assert transplant.main([str(deep), str(deep), "--out", str(tmp_path / "out"), "--res-blocks", "1"]) == 1
     assert "would drop trained blocks: the donor's VQ has 2 per level" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _inputs_of(module: torch.nn.Module, run) -> torch.Tensor:
+    """What `module` is given while `run()` runs (its first input, the last call's)."""
+    seen = []
+    handle = module.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
+def test_an_outer_level_starts_as_the_donor_at_half_the_side(script) -> None:
+    transplant = script("transplant_tokenizer")
+    donor = EchoGen.create("tiny", seed=0).model.model.vqmodel.float()
+    outer = transplant.outer_level(donor)
+    assert outer.config.channel_multiplier == [1, 1, 1, 1, 1] and len(outer.decoder.up) == 5
+    kept = ((outer.encoder.down[1], donor.encoder.down[0]), (outer.encoder.down[4], donor.encoder.down[3]),
+            (outer.decoder.up[3].block, donor.decoder.up[3].block), (outer.decoder.conv_out, donor.decoder.conv_out),
+            (outer.quantize, donor.quantize))  # fmt: skip
+    for mine, theirs in kept:  # every trained level, one further in
+        assert _same(_state(mine), _state(theirs))
+
+    # the encoder's new level: the donor's first convolution, then a 2 × 2 average, into the donor's first level
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    given = _inputs_of(outer.encoder.down[1].block[0], lambda: outer.encoder(pixels))
+    expected = torch.nn.functional.avg_pool2d(outer.encoder.conv_in(pixels), 2)
+    torch.testing.assert_close(given, expected, atol=1e-5, rtol=1e-5)
+
+    # the decoder's: the donor's last features, each doubled, reach the output layers
+    latent = torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(1))
+    theirs = _inputs_of(donor.decoder.norm_out, lambda: donor.decoder(donor.post_quant_conv(latent)))
+    mine = _inputs_of(outer.decoder.norm_out, lambda: outer.decoder(outer.post_quant_conv(latent)))
+    assert mine.shape == (1, 32, 64, 64)
+    torch.testing.assert_close(mine, torch.nn.functional.interpolate(theirs, scale_factor=2, mode="nearest"))
+
+
+def test_an_outer_level_doubles_the_image_with_the_donors_codes(script, tiny_config, tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", seed=0)
+    generation.enable_layout_map(model.model, model.scheme)
+    model_dir = model.save(tmp_path / "model")
+    transplant = script("transplant_tokenizer")
+    args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "outer"), "--outer-level", "40"]
+    assert transplant.main(args) == 0
+    model, outer = EchoGen.load(model_dir), EchoGen.load(tmp_path / "outer")
+    mine, new = model.model.model, outer.model.model
+    for part in ("vision_model", "aligner", "language_model", "generation_embeddings", "generation_head"):
+        assert _same(_state(getattr(new, part)), _state(getattr(mine, part))), part
+    assert (outer.image_size, outer.scheme.generation_tokens) == (64, model.scheme.generation_tokens)
+    assert outer.manifest["preset"] == "tiny at 64 px, an outer VQ level"
+    assert outer.model.config.layout_map["grid"] == 4
+    record = outer.manifest["training"]["tokenizer_transplant"]
+    assert (record["before"]["vq_levels"], record["after"]["vq_levels"]) == (4, 5)
+    matched = record["outer_level"]
+    assert matched["steps"] == 40 and 0 <= matched["agreement_before"] <= 1 and 0 <= matched["agreement_after"] <= 1
+    assert matched["error_after"] < matched["error_before"]  # fitted: its latents come closer to the donor's
+    assert outer.imagine(LAYOUT, seed=0).shape == (48, 64, 3)
+    sample = world_sample(7, 0, "heldout")
+    expressions = [e.text for e in sample.expressions]
+    assert [d.box for d in outer.ground_many(sample.image(), expressions)] == [
+        d.box for d in model.ground_many(sample.image(), expressions)
+    ]
+
+    # the decoder then learns to draw the codes at the new size; the codes keep their meaning
+    from echogen_training.loop import Trainer
+
+    config = tiny_config("vq", f"model.init={tmp_path / 'outer'}", "vq.decoder_only=true", "vq.restart_every=0")
+    assert Trainer(config).run() == 0
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    trained = EchoGen.load(tmp_path / "vq" / "final").model.model.vqmodel
+    assert torch.equal(encode_tokens(trained, pixels), encode_tokens(new.vqmodel, pixels))
+    assert not torch.equal(trained.decoder.up[4].block[0].conv2.weight, new.vqmodel.decoder.up[4].block[0].conv2.weight)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--res-blocks", "2"], "not with --image-size or --res-blocks"), (["--image-size", "64"], "not with --image"),
+     ([], "first level keeps the base channels"), (["--outer-level", "-1"], "number of steps ≥ 0")],
+)  # fmt: skip
+def test_an_outer_level_it_cannot_add_is_refused(
+    script, capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    monkeypatch.setitem(PRESETS, "tiny-wide", replace(PRESETS["tiny"], vq_multipliers=(2, 2, 2, 2)))
+    model_dir = EchoGen.create("tiny-wide" if not extra else "tiny", seed=0).save(tmp_path / "model")
+    steps = [] if "--outer-level" in extra else ["--outer-level", "1"]
+    args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "out"), *steps, *extra]
+    assert script("transplant_tokenizer").main(args) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
