@@ -361,6 +361,8 @@ def test_layout_map_covers_each_cell_with_its_objects_labels(tmp_path: Path) -> 
         ("tabletop-fine", 128, 64, 64, 256),
         # 128 px images as 32×32 tokens of 4 px, grounding as in tabletop-fine
         ("tabletop-128", 128, 128, 64, 1024),
+        # 128 px images from tabletop-fine's 16×16 tokens, 8 px each (one more VQ level)
+        ("tabletop-fine-128", 128, 128, 64, 256),
     ],
 )
 def test_larger_presets_ground_and_imagine(
