@@ -88,13 +88,20 @@ def _kind(record: dict) -> str:
     return str(record.get("stage", "?"))
 
 
+def _transplant(record: dict) -> str:
+    """A swapped part's phrase; a tokenizer given an outer level (the same codes, drawn larger) says so."""
+    if "outer_level" in record:
+        return f"a VQ level drawing {record.get('after', {}).get('image_size', '?')} px"
+    return TRANSPLANTS[record["stage"]]
+
+
 def _continuations(records: list[dict]) -> list[str]:
     """Consecutive runs of one kind as one phrase: "20,199 pmtp steps in 11 runs", "645 djo steps"."""
     phrases = []
     for kind, group in itertools.groupby(records, key=_kind):
         runs = list(group)
         if kind in TRANSPLANTS:
-            phrases += [TRANSPLANTS[kind]] * len(runs)
+            phrases += [_transplant(r) for r in runs]
             continue
         steps = [r.get("steps") for r in runs]
         count = f"{sum(steps):,}" if all(isinstance(n, int) for n in steps) else "?"

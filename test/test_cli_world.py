@@ -141,12 +141,14 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
                                         {"stage": "pmtp", "steps": 6, "config": {"model": {"generation_only": True}}},
                                         {"stage": "pmtp", "steps": 4},
                                         {"stage": "pmtp", "steps": 3,
-                                         "config": {"model": {"vision_only": True}}}]}}  # fmt: skip
+                                         "config": {"model": {"vision_only": True}}},
+                                        {"stage": "tokenizer_transplant", "outer_level": {"steps": 600},
+                                         "after": {"image_size": 128}}]}}  # fmt: skip
     text = describe_model(model, "here")
     assert (
         "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps + 7 VQ-decoder steps"
         " + a new image tokenizer + 8 vq steps + 6 pmtp steps (generation path only) + 4 pmtp steps"
-        " + 3 pmtp steps (vision encoder only)"
+        " + 3 pmtp steps (vision encoder only) + a VQ level drawing 128 px"
     ) in text
     runs = [{"stage": "pmtp", "steps": 1500}, {"stage": "pmtp", "steps": 700}, {"stage": "djo", "steps": 3},
             {"stage": "vision_transplant"}, {"stage": "vision_transplant"},
