@@ -176,12 +176,11 @@ def outer_level(vqmodel: JanusVQVAE) -> JanusVQVAE:
     return outer.eval()
 
 
-def match_codes(outer: JanusVQVAE, donor: JanusVQVAE, steps: int, batch: int = 16, seed: int = 0) -> dict:
+def match_codes(outer: JanusVQVAE, donor: JanusVQVAE, small: int, steps: int, batch: int = 16, seed: int = 0) -> dict:
     """Fit the outer-level VQ's encoder (and its projection to code space) to write the donor's codes: on
     `steps` batches of the tabletop world's train frames, the mean squared error between its pre-quantisation
-    latent of each frame at its size and the donor's of the same frame at the donor's size. Returns that error and
-    the share of codes both write alike, on `batch` held-out frames, before and after."""
-    small = donor.config.num_patches * downsampling(donor.config.channel_multiplier)
+    latent of each frame at twice `small` px and the donor's of the same frame at `small` px (the donor's size).
+    Returns that error and the share of codes both write alike, on `batch` held-out frames, before and after."""
     large = 2 * small
 
     def frames(split: str, start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,8 +240,9 @@ def transplant(
     matched = None
     if outer_steps is not None:
         teacher = copy.deepcopy(theirs.vqmodel).float()
-        vqmodel, size = outer_level(teacher), 2 * size
-        matched = match_codes(vqmodel, teacher, outer_steps)
+        vqmodel = outer_level(teacher)
+        matched = match_codes(vqmodel, teacher, size, outer_steps)
+        size *= 2
     elif res_blocks is not None:
         vqmodel = deepened(theirs.vqmodel, res_blocks)
     else:
