@@ -62,6 +62,7 @@ from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.presets import PRESETS, downsampling
+from echogen_ros.model.vq import encode_tokens
 from echogen_ros.world.dataset import world_sample
 
 
@@ -108,6 +109,14 @@ def generation_grid(donor: EchoGen, image_size: int | None) -> tuple[int, int]:
     return image_size, image_size // downsample
 
 
+def _built(config, dtype: torch.dtype) -> JanusVQVAE:
+    """A VQ-VAE of `config` whose fresh weights (the added layers' first convolutions and norms) come from a
+    fixed seed, so a transplant is the same every time it is made; the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return JanusVQVAE(config).to(dtype)
+
+
 def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
     """A copy of the VQ-VAE with `res_blocks` residual blocks per encoder level (the decoder has one more per
     level). The added blocks, and the attention after each at the lowest resolution, start as identities (their
@@ -119,7 +128,7 @@ def deepened(vqmodel: JanusVQVAE, res_blocks: int) -> JanusVQVAE:
         raise ValueError(f"--res-blocks {res_blocks} would drop trained blocks: the donor's VQ has {have} per level")
     config = copy.deepcopy(vqmodel.config)
     config.num_res_blocks = res_blocks
-    deeper = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
+    deeper = _built(config, next(vqmodel.parameters()).dtype)
     missing, unexpected = deeper.load_state_dict(vqmodel.state_dict(), strict=False)
     new = {"encoder.down": range(have, res_blocks), "decoder.up": range(have + 1, res_blocks + 1)}  # per level
     levels = range(len(config.channel_multiplier))
@@ -148,7 +157,7 @@ def outer_level(vqmodel: JanusVQVAE) -> JanusVQVAE:
     if multipliers[0] != 1:
         raise ValueError(f"an outer level needs a VQ whose first level keeps the base channels, not {multipliers}")
     config.channel_multiplier = [1, *multipliers]
-    outer = JanusVQVAE(config).to(next(vqmodel.parameters()).dtype)
+    outer = _built(config, next(vqmodel.parameters()).dtype)
     levels, renamed = len(multipliers), {}
     for name, value in vqmodel.state_dict().items():
         tower, _, rest = name.partition(".")
@@ -178,27 +187,27 @@ def outer_level(vqmodel: JanusVQVAE) -> JanusVQVAE:
 
 def match_codes(outer: JanusVQVAE, donor: JanusVQVAE, small: int, steps: int, batch: int = 16, seed: int = 0) -> dict:
     """Fit the outer-level VQ's encoder (and its projection to code space) to write the donor's codes: on
-    `steps` batches of the tabletop world's train frames, the mean squared error between its pre-quantisation
-    latent of each frame at twice `small` px and the donor's of the same frame at `small` px (the donor's size).
-    Returns that error and the share of codes both write alike, on `batch` held-out frames, before and after."""
-    large = 2 * small
+    `steps` batches of the tabletop world's train frames, the mean squared error between its latent of each
+    frame at twice `small` px and the donor's of the same frame at `small` px (the donor's size), before the
+    l2 normalisation the codes are chosen after (matching the latent matches its direction too). Returns that
+    error and the share of codes both write alike (`vq.encode_tokens`: the generator's codes), on `batch`
+    held-out frames, before and after."""
 
     def frames(split: str, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         images = [world_sample(seed, index, split).image() for index in range(start, start + batch)]
-        boxes = [(Letterbox(i.shape[1], i.shape[0], small), Letterbox(i.shape[1], i.shape[0], large)) for i in images]
-        return tuple(to_pixels([box.apply(i) for box, i in zip(sizes, images)]) for sizes in zip(*boxes))
+        sized = [[Letterbox(i.shape[1], i.shape[0], size).apply(i) for i in images] for size in (small, 2 * small)]
+        return to_pixels(sized[0]), to_pixels(sized[1])
 
     def latent(vq: JanusVQVAE, pixels: torch.Tensor) -> torch.Tensor:
-        return vq.quant_conv(vq.encoder(pixels.to(next(vq.parameters()).dtype)))
+        return vq.quant_conv(vq.encoder(pixels)).float()
 
     held_small, held_large = frames("heldout", 0)
 
     def measured(when: str) -> dict:
         """The held-out frames' latent error and the share of their codes the two VQs agree on."""
         with torch.no_grad():
-            error = torch.nn.functional.mse_loss(latent(outer, held_large).float(), latent(donor, held_small).float())
-            mine, theirs = outer.encode(held_large.to(outer.dtype)), donor.encode(held_small.to(donor.dtype))
-        agreement = (mine.image_tokens == theirs.image_tokens).float().mean()
+            error = torch.nn.functional.mse_loss(latent(outer, held_large), latent(donor, held_small))
+        agreement = (encode_tokens(outer, held_large) == encode_tokens(donor, held_small)).float().mean()
         return {f"error_{when}": float(error), f"agreement_{when}": float(agreement)}
 
     record = {"steps": steps, "batch": batch, "seed": seed, **measured("before")}
@@ -209,7 +218,7 @@ def match_codes(outer: JanusVQVAE, donor: JanusVQVAE, small: int, steps: int, ba
         pixels_small, pixels_large = frames("train", step * batch)
         with torch.no_grad():
             target = latent(donor, pixels_small)
-        loss = torch.nn.functional.mse_loss(latent(outer, pixels_large).float(), target.float())
+        loss = torch.nn.functional.mse_loss(latent(outer, pixels_large), target)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

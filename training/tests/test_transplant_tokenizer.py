@@ -232,6 +232,8 @@ def test_an_outer_level_starts_as_the_donor_at_half_the_side(script) -> None:
     donor = EchoGen.create("tiny", seed=0).model.model.vqmodel.float()
     outer = transplant.outer_level(donor)
     assert outer.config.channel_multiplier == [1, 1, 1, 1, 1] and len(outer.decoder.up) == 5
+    torch.manual_seed(123)  # whatever the global random state, the new layers' fresh weights are the same
+    assert _same(_state(transplant.outer_level(donor)), _state(outer))
     kept = ((outer.encoder.down[1], donor.encoder.down[0]), (outer.encoder.down[4], donor.encoder.down[3]),
             (outer.decoder.up[3].block, donor.decoder.up[3].block), (outer.decoder.conv_out, donor.decoder.conv_out),
             (outer.quantize, donor.quantize))  # fmt: skip
