@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, generation
+from echogen_ros.model import checkpoint, generation, layout_decoder
 from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct, label_groups
 from echogen_ros.model.letterbox import Letterbox, check_image
@@ -106,7 +106,9 @@ class EchoGen:
         manifest = checkpoint.read_manifest(directory)
         dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
         try:
-            model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype, use_safetensors=True)
+            with layout_decoder.quiet_extra_weights(directory / checkpoint.CONFIG):
+                model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype, use_safetensors=True)
+            layout_decoder.load(model, directory / checkpoint.WEIGHTS)
         except (OSError, ValueError) as exc:
             raise checkpoint.CheckpointError(f"cannot load weights from {directory}: {exc}") from None
         tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
@@ -262,7 +264,7 @@ class EchoGen:
         layout.validate(self.max_objects)
         letterbox = Letterbox(layout.width, layout.height, self.image_size)
         text = caption if caption is not None else layout.caption
-        objects = [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
+        objects = self.layout_objects(layout)
         cond, uncond = self.scheme.l2i_prompt(encode_text(self.tokenizer, text) if text else [], objects)
         count = self.scheme.generation_tokens
         limit = self.model.config.text_config.max_position_embeddings
@@ -278,8 +280,13 @@ class EchoGen:
             self.temperature if temperature is None else temperature,
             generator,
         )
-        frame = generation.decode_image(self.model, tokens)[0].cpu().numpy()
+        frame = generation.decode_image(self.model, tokens, [objects])[0].cpu().numpy()
         return letterbox.crop(frame)
+
+    def layout_objects(self, layout: Layout) -> list[tuple[list[int], tuple[float, float, float, float]]]:
+        """A layout as the L2I prompt writes it: (label ids, box normalised to the letterboxed model frame)."""
+        letterbox = Letterbox(layout.width, layout.height, self.image_size)
+        return [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
 
     def cycle(self, layout: Layout, seed: int | None = None, caption: str | None = None) -> CycleResult:
         """Imagine the layout, ground every object back (`ground_layout`), and compare boxes (the cycle check)."""

@@ -23,11 +23,14 @@ embeddings; the map hands every cell what the layout puts there.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, JanusForConditionalGeneration
 
+from echogen_ros.model import layout_decoder, vq
+from echogen_ros.model.layout_decoder import box_cover
 from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
 
 BOX_TOKENS = 4
@@ -101,11 +104,24 @@ def layout_map(model: JanusForConditionalGeneration, ids: torch.Tensor) -> torch
         return None
     grid, offset, bins = int(spec["grid"]), int(spec["bin_offset"]), int(spec["bins"])
     rows = [_layout_objects(row, spec, offset, bins) for row in ids.tolist()]
+    labels, boxes = label_boxes(model, rows)  # (B, O, D), (B, O, 4)
+    if labels.shape[1] == 0:
+        return labels.new_zeros(ids.shape[0], grid * grid, labels.shape[2])
+    cover = box_cover(boxes, grid).to(labels.dtype)  # (B, O, N)
+    return torch.einsum("bon,bod->bnd", cover, labels)
+
+
+def label_boxes(
+    model: JanusForConditionalGeneration, rows: list[list[tuple[list[int], Sequence[float]]]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's layout objects as (label word ids, normalised box) → (labels (B, O, D): each label's mean
+    word embedding, boxes (B, O, 4)), padded to the longest row with zero labels and zero boxes (which cover
+    nothing): how the layout map and the decoder map (`layout_decoder`) read a layout."""
     embeddings = model.get_input_embeddings()
     device, width = embeddings.weight.device, embeddings.weight.shape[1]
     count = max((len(r) for r in rows), default=0)
     if count == 0:
-        return embeddings.weight.new_zeros(ids.shape[0], grid * grid, width)
+        return embeddings.weight.new_zeros(len(rows), 0, width), torch.zeros(len(rows), 0, 4, device=device)
     words = max(len(label) for r in rows for label, _ in r)
     label_ids = torch.zeros(len(rows), count, words, dtype=torch.long)
     word_mask = torch.zeros(len(rows), count, words)
@@ -114,25 +130,11 @@ def layout_map(model: JanusForConditionalGeneration, ids: torch.Tensor) -> torch
         for j, (label, box) in enumerate(objects):
             label_ids[i, j, : len(label)] = torch.tensor(label)
             word_mask[i, j, : len(label)] = 1
-            boxes[i, j] = torch.tensor(box)
+            boxes[i, j] = torch.tensor(list(box))
     word_mask = word_mask.to(device)
     labels = (embeddings(label_ids.to(device)) * word_mask[..., None]).sum(2)
-    labels = labels / word_mask.sum(2, keepdim=True).clamp(min=1)  # (B, O, D); padding objects are 0
-    cover = box_cover(boxes, grid).to(device, labels.dtype)  # (B, O, N)
-    return torch.einsum("bon,bod->bnd", cover, labels)
-
-
-def box_cover(boxes: torch.Tensor, grid: int) -> torch.Tensor:
-    """Fraction of each of the grid × grid cells (raster order) that normalised boxes (..., 4) cover."""
-    edges = torch.arange(grid + 1, dtype=boxes.dtype, device=boxes.device) / grid
-    lo, hi = edges[:-1], edges[1:]
-
-    def overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (...,) → (..., grid)
-        return ((torch.minimum(b[..., None], hi) - torch.maximum(a[..., None], lo)).clamp(min=0) * grid).clamp(max=1)
-
-    x = overlap(boxes[..., 0], boxes[..., 2])
-    y = overlap(boxes[..., 1], boxes[..., 3])
-    return (y[..., :, None] * x[..., None, :]).flatten(-2)  # x varies fastest
+    labels = labels / word_mask.sum(2, keepdim=True).clamp(min=1)  # padding objects are 0
+    return labels, boxes.to(device)
 
 
 def _layout_objects(row: list[int], spec: dict, offset: int, bins: int) -> list[tuple[list[int], list[float]]]:
@@ -323,7 +325,18 @@ def generate_image_tokens(
     return torch.cat(tokens, dim=1)
 
 
-def decode_image(model: JanusForConditionalGeneration, tokens: torch.Tensor) -> torch.Tensor:
-    """Image tokens (B, N) → RGB uint8 (B, S, S, 3)."""
-    pixels = model.decode_image_tokens(tokens).float()  # (B, S, S, 3) in [-1, 1]
+def decode_image(
+    model: JanusForConditionalGeneration,
+    tokens: torch.Tensor,
+    layouts: list[list[tuple[list[int], Sequence[float]]]] | None = None,
+) -> torch.Tensor:
+    """Image tokens (B, N) → RGB uint8 (B, S, S, 3). `layouts` (per row: the layout's (label ids, normalised
+    box) objects) reach the decoder when the model has a decoder map (`layout_decoder`); otherwise unused."""
+    vqmodel = model.model.vqmodel
+    if layouts is not None and getattr(vqmodel, "decoder_map", None) is not None:
+        labels, boxes = label_boxes(model, layouts)
+        pixels = layout_decoder.decode(vqmodel, vq.token_latents(vqmodel, tokens), labels, boxes)
+        pixels = pixels.permute(0, 2, 3, 1).float()
+    else:
+        pixels = model.decode_image_tokens(tokens).float()  # (B, S, S, 3) in [-1, 1]
     return ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

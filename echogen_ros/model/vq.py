@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers.models.janus.modeling_janus import JanusVQVAE
 
+from echogen_ros.model import layout_decoder
+
 COMMITMENT = 0.25
 
 
@@ -39,9 +41,19 @@ def quantize_latent(vq: JanusVQVAE, latent: torch.Tensor) -> tuple[torch.Tensor,
     return tokens.view(b, h * w), latent + (quantized - latent).detach(), loss
 
 
-def decode_latent(vq: JanusVQVAE, latent: torch.Tensor) -> torch.Tensor:
-    """Latents (B, C, h, w) → pixels (B, 3, S, S) in roughly [-1, 1]."""
-    return vq.decoder(vq.post_quant_conv(latent))
+def decode_latent(
+    vq: JanusVQVAE, latent: torch.Tensor, labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Latents (B, C, h, w) → pixels (B, 3, S, S) in roughly [-1, 1]; with a layout's objects (labels
+    (B, O, D), normalised boxes (B, O, 4); `generation.label_boxes`), a decoder map reads them
+    (`layout_decoder`)."""
+    return layout_decoder.decode(vq, latent, labels, boxes)
+
+
+def token_latents(vq: JanusVQVAE, tokens: torch.Tensor) -> torch.Tensor:
+    """Image tokens (B, h·w) → their l2-normalised codebook entries (B, C, h, w), as `JanusVQVAE.decode` reads them."""
+    b, h, w = tokens.shape[0], *vq.quantize.quant_state_dims
+    return _codebook(vq)[tokens].view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
@@ -50,9 +62,12 @@ def encode_tokens(vq: JanusVQVAE, pixels: torch.Tensor) -> torch.Tensor:
     return quantize(vq, pixels)[0]
 
 
-def soft_decode(vq: JanusVQVAE, probs: torch.Tensor) -> torch.Tensor:
-    """Token distributions (B, N, V) → pixels, differentiably (a probability-weighted codebook mix)."""
+def soft_decode(
+    vq: JanusVQVAE, probs: torch.Tensor, labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Token distributions (B, N, V) → pixels, differentiably (a probability-weighted codebook mix); the
+    layout's objects as in `decode_latent`."""
     b, n, _ = probs.shape
     side = int(round(n**0.5))
     mixed = probs.to(vq.quantize.embedding.weight.dtype) @ _codebook(vq)  # (B, N, C)
-    return decode_latent(vq, mixed.view(b, side, side, -1).permute(0, 3, 1, 2))
+    return decode_latent(vq, mixed.view(b, side, side, -1).permute(0, 3, 1, 2), labels, boxes)

@@ -24,6 +24,8 @@ class ModelConfig:
     freeze_vision: bool = False  # pmtp/djo/cycle_rl: keep the vision encoder + aligner fixed (a pre-trained tower)
     image_positions: bool = False  # give image-token inputs their cell's coordinate-bin embeddings (generation.py)
     layout_map: bool = False  # give image-token inputs the labels of the layout boxes covering their cell
+    # give the VQ decoder the layout's labels at every scale (echogen_ros/model/layout_decoder.py; off in Janus)
+    decoder_map: bool = False
     # pmtp/djo/cycle_rl: train only the generation path (code embeddings, their aligner, the generation head),
     # everything else fixed: how a transplanted tokenizer's new codes are learned before the rest is unfrozen
     generation_only: bool = False

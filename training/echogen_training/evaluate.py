@@ -12,6 +12,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.dataset import world_sample
 from echogen_training.config import EvalConfig
 from echogen_training.data.batches import to_pixels
@@ -35,10 +36,17 @@ def evaluate(echogen: EchoGen, config: EvalConfig, stage: str) -> dict[str, floa
 
 def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
     size = echogen.image_size
-    frames = [Letterbox(640, 480, size).apply(s.image()) for s in samples]
+    letterbox = Letterbox(640, 480, size)
+    frames = [letterbox.apply(s.image()) for s in samples]
     pixels = to_pixels(frames).to(echogen.device, echogen.dtype)
     _, latent, _ = vq.quantize(echogen.model.model.vqmodel, pixels)
-    recon = vq.decode_latent(echogen.model.model.vqmodel, latent).clamp(-1, 1)
+    layouts = [  # what a decoder map reads (ignored without one)
+        [(encode_text(echogen.tokenizer, f"{o.colour} {o.category}"), letterbox.normalised(b))
+         for o, b in zip(s.scene.objects, s.boxes())][: echogen.max_objects]
+        for s in samples
+    ]  # fmt: skip
+    labels, boxes = generation.label_boxes(echogen.model, layouts)
+    recon = vq.decode_latent(echogen.model.model.vqmodel, latent, labels, boxes).clamp(-1, 1)
     mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())  # on the [0, 1] scale
     return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": psnr(mse, peak=1.0)}
 

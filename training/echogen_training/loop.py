@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
-from echogen_ros.model import generation
+from echogen_ros.model import generation, layout_decoder
 from echogen_ros.model.echogen import EXTRA_BEAMS, EchoGen
 from echogen_ros.model.layout import Detection, assign_boxes, distinct, label_groups
 from echogen_ros.model.letterbox import Letterbox
@@ -63,6 +63,8 @@ def build_model(config: TrainConfig) -> EchoGen:
         generation.enable_image_positions(model.model, model.scheme)
     if config.model.layout_map:
         generation.enable_layout_map(model.model, model.scheme)
+    if config.model.decoder_map and layout_decoder.attach(model.model) is None:
+        layout_decoder.enable(model.model)
     return model
 
 
@@ -162,7 +164,8 @@ class Trainer:
                 p.requires_grad_(id(p) in vision_params)
         if c.stage == "vq" and c.vq.decoder_only:
             vqmodel = model.model.vqmodel
-            decoder = {id(p) for m in (vqmodel.post_quant_conv, vqmodel.decoder) for p in m.parameters()}
+            parts = (vqmodel.post_quant_conv, vqmodel.decoder, getattr(vqmodel, "decoder_map", None))
+            decoder = {id(p) for m in parts if m is not None for p in m.parameters()}
             for p in vqmodel.parameters():
                 p.requires_grad_(id(p) in decoder)
         if c.stage == "vq":
@@ -277,7 +280,9 @@ class Trainer:
         if c.stage == "vq":
             size = self.echogen.image_size
             frames = [Letterbox(r.width, r.height, size).apply(r.load_image()) for r in records]
-            return {"pixels": to_pixels(frames)}
+            if getattr(self.model.model.vqmodel, "decoder_map", None) is None:
+                return {"pixels": to_pixels(frames)}
+            return {"pixels": to_pixels(frames), "layouts": [self.batcher.layout(r) for r in records]}
         if c.stage == "vision":
             grid = self.echogen.vision_size // self.model.config.vision_config.patch_size
             vocab = self.model.config.text_config.vocab_size
@@ -294,7 +299,11 @@ class Trainer:
     def _device_inputs(self, cpu: dict) -> dict:
         c, device = self.config, self.context.device
         if c.stage == "vq":
-            return {"pixels": _pixels_to(cpu["pixels"], device), "step": self.step}
+            inputs = {"pixels": _pixels_to(cpu["pixels"], device), "step": self.step}
+            if "layouts" in cpu:  # the decoder map reads the frames' layouts (the LM's embeddings: fixed here)
+                with torch.no_grad():
+                    inputs["labels"], inputs["boxes"] = generation.label_boxes(self.model, cpu["layouts"])
+            return inputs
         if c.stage == "vision":
             patches = cpu["batch"]
             moved = {f.name: getattr(patches, f.name).to(device, non_blocking=True)
@@ -354,7 +363,7 @@ class Trainer:
                 "ref_logp": ref_logp, "i2l": i2l}  # fmt: skip
 
     def _ground_back(self, tokens: torch.Tensor, layouts) -> list[list[tuple] | None]:
-        frames = generation.decode_image(self.model, tokens).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        frames = generation.decode_image(self.model, tokens, layouts).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         size = self.echogen.vision_size
         pixels = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
         features = generation.image_features(self.model, pixels.to(self.echogen.dtype))

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import vq
-from echogen_ros.model.generation import image_features
+from echogen_ros.model.generation import image_features, label_boxes
 from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VisionConfig, VQConfig
 from echogen_training.data.batches import I2LBatch, L2IBatch, PatchBatch, Sequences
 from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, through_tokenizer, token_logprobs
@@ -109,13 +109,16 @@ class VQObjective(nn.Module):
         restarted = self.usage.restart(self.vq.quantize.embedding.weight, step)
         return {"codes_restarted": float(restarted)} if restarted else {}
 
-    def forward(self, pixels: torch.Tensor, step: int) -> tuple[torch.Tensor, Metrics]:
+    def forward(
+        self, pixels: torch.Tensor, step: int, labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Metrics]:
+        """`labels`, `boxes`: the frames' layouts (`generation.label_boxes`), for a VQ with a decoder map."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.decoder_only):
             raw = vq.encode_latent(self.vq, pixels)
             tokens, latent, codebook_loss = vq.quantize_latent(self.vq, raw)
         if self.training:
             self.usage.observe(tokens, raw)
-        recon = vq.decode_latent(self.vq, latent)
+        recon = vq.decode_latent(self.vq, latent, labels, boxes)
         error = (recon - pixels).abs() if self.config.reconstruction == "l1" else (recon - pixels).pow(2)
         rec_loss = (detail_weights(pixels, self.config.detail_weight) * error).mean()
         loss = rec_loss + self.config.codebook_weight * codebook_loss
@@ -249,7 +252,8 @@ class DJOObjective(nn.Module):
         logits = l2i_logits(model, l2i.seq, tokens)
         l2i_ce, l2i_acc = l2i_loss(logits, tokens)
         soft = F.gumbel_softmax(logits, tau=tau, hard=self.config.hard, dim=-1)  # (B, N, V)
-        generated = vq.soft_decode(model.model.vqmodel, soft).clamp(-1, 1)
+        labels, boxes = label_boxes(model, l2i.layouts)  # read by the decoder map, if the model has one
+        generated = vq.soft_decode(model.model.vqmodel, soft, labels, boxes).clamp(-1, 1)
         size = model.config.vision_config.image_size
         generated = F.interpolate(generated, size=(size, size), mode="bilinear", align_corners=False)
         features = image_features(model, generated.to(model.dtype))

@@ -10,6 +10,12 @@ could score through that step:
 - `latent`: the same through the VQ-VAE's encoder and decoder without choosing codes (what the autoencoder
   keeps; the gap to `vq` is what the codebook loses);
 - `vq`: the same, through the VQ tokenizer (encode → nearest codes → decode), i.e. the best token sequence.
+- `map_only`, for a model whose decoder reads the layout (`model.decoder_map`): the codes of another scene
+  (the next one) drawn with this scene's layout, graded against this scene: what the decoder draws from the
+  layout alone, without codes that show it (a decoder that ignored its codes would score as `vq` here).
+
+A decoder map reads each scene's true layout in the `latent`, `vq` and `map_only` rows, as it reads the
+layout an imagined scene is asked for.
 
 For each row: the classical detector's COCO AP / AP50 / AP75 against the frame's true boxes (what
 `echogen eval` reports as layout AP), AP50 with categories ignored (an object is found where one stands,
@@ -44,29 +50,39 @@ from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.evaluation.run import FAILURE_IOU, load_export, object_label, xyxy
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.model.generation import decode_image
+from echogen_ros.model.generation import decode_image, label_boxes
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 
 ROWS = ("frame", "resized", "latent", "vq")
+CONTROL = "map_only"  # the row of models with a decoder map
 DECODED = ("latent", "vq")  # the rows with a reconstruction PSNR (against `resized`: what the VQ-VAE was given)
 SHOWN_CONFUSIONS = 4  # the most frequent, in the table
 MAX_CROPS, CROP_SIDE = 12, 96
 
 
 @torch.no_grad()
-def versions(model: EchoGen, frame: np.ndarray) -> dict[str, np.ndarray]:
-    """The frame as each row sees it, every one at the frame's own size."""
+def versions(
+    model: EchoGen, frame: np.ndarray, layout: Layout, other: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The frame as each row sees it, every one at the frame's own size; a decoder map (`layout_decoder`) reads
+    the frame's true layout, as it reads the layout an imagined scene is asked for. With `other` (another
+    scene's frame, any size) and a decoder map, also the `map_only` row: `other`'s codes drawn with `layout`."""
     box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)
     small = box.apply(frame)
-    pixels = to_pixels([small])
     vqmodel = model.model.model.vqmodel
-    pixels = pixels.to(model.device, next(vqmodel.parameters()).dtype)
-    raw = vq.encode_latent(vqmodel, pixels)  # the encoder runs once for both rows
-    decoded = decode_image(model.model, vq.quantize_latent(vqmodel, raw)[0])[0].cpu().numpy()
-    latent = vq.decode_latent(vqmodel, raw)[0].permute(1, 2, 0).float()
+    dtype = next(vqmodel.parameters()).dtype
+    raw = vq.encode_latent(vqmodel, to_pixels([small]).to(model.device, dtype))  # once for both rows
+    objects = [model.layout_objects(layout)]
+    decoded = decode_image(model.model, vq.quantize_latent(vqmodel, raw)[0], objects)[0].cpu().numpy()
+    latent = vq.decode_latent(vqmodel, raw, *label_boxes(model.model, objects))[0].permute(1, 2, 0).float()
     latent = ((latent.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    return {"frame": frame, "resized": box.crop(small), "latent": box.crop(latent), "vq": box.crop(decoded)}
+    rows = {"frame": frame, "resized": box.crop(small), "latent": box.crop(latent), "vq": box.crop(decoded)}
+    if other is not None and getattr(vqmodel, "decoder_map", None) is not None:
+        theirs = Letterbox(other.shape[1], other.shape[0], model.image_size).apply(other)
+        codes = vq.encode_tokens(vqmodel, to_pixels([theirs]).to(model.device, dtype))
+        rows[CONTROL] = box.crop(decode_image(model.model, codes, objects)[0].cpu().numpy())
+    return rows
 
 
 def taken_for(box: tuple, found: list) -> str:
@@ -111,19 +127,22 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
     ious: dict[str, list[float]] = {row: [] for row in ROWS}
     confused: dict[str, Counter] = {row: Counter() for row in ROWS}
     squared: dict[str, list[float]] = {row: [] for row in DECODED}  # mean squared error per scene, 0-255 scale
-    for info in data["images"][:scenes]:
+    chosen = data["images"][:scenes]
+    mapped = getattr(model.model.model.vqmodel, "decoder_map", None) is not None
+    rows = (*ROWS, CONTROL) if mapped and len(chosen) > 1 else ROWS
+    for k in set(rows) - set(ROWS):
+        detections[k], ious[k], confused[k] = [], [], Counter()
+    for position, info in enumerate(chosen):
         objects = anns[info["id"]][: model.max_objects]
         if not objects:
             continue
-        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
-        frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        frame = _read(directory, info)
+        other = _read(directory, chosen[(position + 1) % len(chosen)]) if CONTROL in rows else None
         boxes = [xyxy(a["bbox"]) for a in objects]
         labels = [object_label(a, names) for a in objects]
         layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
-        pictures = versions(model, frame)
+        pictures = versions(model, frame, layout, other)
         for row in DECODED:
             squared[row].append(float(np.mean((pictures[row].astype(np.float64) - pictures["resized"]) ** 2)))
         for row, picture in pictures.items():
@@ -138,7 +157,7 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
     if not layouts:
         raise ValueError(f"no scene with objects among the first {scenes} of {directory}")
     report = {"scenes": len(layouts), "objects": len(ious["frame"]), "image_size": model.image_size}
-    for row in ROWS:
+    for row in rows:
         values = np.array(ious[row])
         report[row] = {
             **layout_ap(layouts, detections[row]),
@@ -150,6 +169,13 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
     for row in DECODED:
         report[row]["psnr_db"] = psnr(float(np.mean(squared[row])), peak=255.0)
     return report
+
+
+def _read(directory: Path, info: dict) -> np.ndarray:
+    image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report['scenes']} scenes, {report['objects']} objects, model resolution {report['image_size']} px")
     header = f"{'row':<8} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AP50 any':>9} {'cycle IoU':>10} {'failures':>9}"
     print(f"{header} {'PSNR dB':>8}  most confused")
-    for row in ROWS:
+    for row in (*ROWS, CONTROL):
+        if row not in report:
+            continue
         r = report[row]
         shown = f"{r['psnr_db']:8.2f}" if "psnr_db" in r else f"{'':8}"
         print(

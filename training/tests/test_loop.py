@@ -20,7 +20,7 @@ from echogen_training.logger import Logger
 from echogen_training.loop import BUDGET_REFITS, BUDGET_RESERVE, NON_FINITE_EXIT, Trainer
 from echogen_training.objectives import CodeUsage, gumbel_tau
 
-from echogen_ros.model import vq
+from echogen_ros.model import layout_decoder, vq
 from echogen_ros.model.echogen import EchoGen
 
 
@@ -168,6 +168,30 @@ def test_decoder_only_vq_training_keeps_every_code(tiny_config) -> None:
     changed = {k.split(".")[0] for k, v in vqmodel.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"decoder", "post_quant_conv"}
     assert torch.equal(vq.encode_tokens(vqmodel, pixels), tokens)
+
+
+def test_a_decoder_map_learns_from_the_frames_layouts_with_every_code_kept(tiny_config) -> None:
+    """`model.decoder_map=true` on a decoder-only VQ stage: the map (zero at the start) and the decoder learn
+    from world frames and their layouts, the encoder and codebook stay, and the model it writes keeps the map."""
+    config = tiny_config("vq", "vq.decoder_only=true", "optim.lr=1e-2", "model.decoder_map=true")
+    before = {k: v.clone() for k, v in EchoGen.create("tiny", seed=0).model.model.vqmodel.state_dict().items()}
+    assert Trainer(config).run() == 0
+    model = EchoGen.load(Path(config.run.out) / "final")
+    vqmodel = model.model.model.vqmodel
+    changed = {
+        k.split(".")[0] for k, v in vqmodel.state_dict().items() if k not in before or not torch.equal(v, before[k])
+    }
+    assert changed == {"decoder", "post_quant_conv", "decoder_map"}
+    assert all(p.abs().sum() > 0 for p in vqmodel.decoder_map.parameters())
+    assert model.model.config.decoder_map["channels"] == layout_decoder.conditioned_inputs(vqmodel)
+
+
+@pytest.mark.parametrize("stage", ["djo", "cycle_rl"])
+def test_stages_that_decode_imagined_scenes_run_with_a_decoder_map(tiny_config, stage: str) -> None:
+    """DJO decodes its soft tokens and Cycle RL its sampled ones with the layout they were asked for."""
+    config = tiny_config(stage, "model.decoder_map=true", "model.layout_map=true")
+    assert Trainer(config).run() == 0
+    assert EchoGen.load(Path(config.run.out) / "final").model.model.vqmodel.decoder_map is not None
 
 
 def test_decoder_only_refuses_codebook_restarts(tiny_config) -> None:

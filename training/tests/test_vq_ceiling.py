@@ -14,7 +14,7 @@ from echogen_training.evaluate import psnr
 from echogen_ros.evaluation.run import FAILURE_IOU, load_export
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
-from echogen_ros.model.generation import decode_image
+from echogen_ros.model.generation import decode_image, label_boxes
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 
@@ -24,21 +24,34 @@ def model() -> EchoGen:
     return EchoGen.load()
 
 
+def _scene(directory: Path, index: int) -> tuple[np.ndarray, Layout]:
+    """An exported scene's frame (RGB) and its true layout, labelled as the layouts of imagined scenes are."""
+    data = load_export(directory)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    info = data["images"][index]
+    objects = [a for a in data["annotations"] if a["image_id"] == info["id"]]
+    labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in objects)]
+    frame = cv2.cvtColor(cv2.imread(str(directory / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
+    return frame, Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
+
+
 def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_export: Path) -> None:
     ceiling = script("vq_ceiling")
-    data = load_export(world_export)
-    info = data["images"][0]
-    frame = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
-    rows = ceiling.versions(model, frame)
+    frame, layout = _scene(world_export, 0)
+    rows = ceiling.versions(model, frame, layout)
     assert list(rows) == list(ceiling.ROWS) and all(v.shape == frame.shape for v in rows.values())
     assert rows["frame"] is frame
     box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)  # the VQ row by hand
     pixels = torch.from_numpy(box.apply(frame).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
-    decoded = decode_image(model.model, vq.encode_tokens(model.model.model.vqmodel, pixels))[0].numpy()
+    objects = [model.layout_objects(layout)]  # what a decoder map reads, as for an imagined scene
+    tokens = vq.encode_tokens(model.model.model.vqmodel, pixels)
+    decoded = decode_image(model.model, tokens, objects)[0].numpy()
     assert np.array_equal(rows["vq"], box.crop(decoded))
     assert not np.array_equal(rows["vq"], rows["resized"])
     vqmodel = model.model.model.vqmodel  # the latent row: the autoencoder without the codebook
-    latent = vq.decode_latent(vqmodel, vq.encode_latent(vqmodel, pixels.to(model.dtype)))[0].permute(1, 2, 0)
+    raw = vq.encode_latent(vqmodel, pixels.to(model.dtype))
+    latent = vq.decode_latent(vqmodel, raw, *label_boxes(model.model, objects))[0].permute(1, 2, 0)
     expected = ((latent.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     # the script scales pixels its own way (to_pixels): a rounding step apart at most, not the codes' choice
     assert np.abs(rows["latent"].astype(int) - box.crop(expected)).max() <= 1
@@ -75,7 +88,7 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
         labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
         boxes = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in objects)]
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
-        pictures = script("vq_ceiling").versions(model, frame)
+        pictures = script("vq_ceiling").versions(model, frame, layout)
         found = model.ground_layout(pictures["vq"], layout)  # as the cycle check
         ious += [box_iou(b, d.box) for b, d in zip(boxes, found)]
         squared.append(np.mean((pictures["vq"].astype(float) - pictures["resized"].astype(float)) ** 2))
@@ -125,3 +138,29 @@ def test_a_strip_is_square_around_the_box_even_at_the_frame_edge(script) -> None
     assert white[:, 1].min() > 0 and white[:, 1].max() < 47  # the object whole, with a margin
     rows, cols = np.ptp(white[:, 0]) + 1, np.ptp(white[:, 1]) + 1
     assert 0.35 < rows / cols < 0.65  # its 1:2 shape kept, not stretched to a square
+
+
+def test_a_decoder_map_gets_the_map_only_control(script, world_export: Path) -> None:
+    """For a model whose decoder reads the layout, the `map_only` row draws another scene's codes with this
+    scene's layout (what the decoder draws from the layout alone); models without one have no such row."""
+    from echogen_ros.model import layout_decoder
+
+    ceiling = script("vq_ceiling")
+    model = EchoGen.create("tiny", seed=0)
+    layout_decoder.enable(model.model)
+    with torch.no_grad():
+        for p in model.model.model.vqmodel.decoder_map.parameters():
+            p.normal_()
+    frame, layout = _scene(world_export, 0)
+    other, _ = _scene(world_export, 1)
+    rows = ceiling.versions(model, frame, layout, other)
+    box = Letterbox(other.shape[1], other.shape[0], model.image_size)
+    pixels = torch.from_numpy(box.apply(other).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    codes = vq.encode_tokens(model.model.model.vqmodel, pixels)
+    expected = decode_image(model.model, codes, [model.layout_objects(layout)])[0].numpy()
+    mine = Letterbox(frame.shape[1], frame.shape[0], model.image_size)
+    assert np.abs(rows["map_only"].astype(int) - mine.crop(expected)).max() <= 1  # to_pixels: a rounding step
+    assert not np.array_equal(rows["map_only"], rows["vq"])
+    report = ceiling.measure(model, world_export, scenes=2)
+    assert {"ap50", "ap50_any_category", "cycle_iou", "confusions"} <= set(report["map_only"])
+    assert "map_only" not in ceiling.measure(EchoGen.create("tiny", seed=0), world_export, scenes=2)

@@ -230,8 +230,7 @@ class Batcher:
             if not record.objects:
                 continue
             letterbox = Letterbox(record.width, record.height, self.image_size)
-            objects = [(self.text(label), letterbox.normalised(box)) for label, box in record.objects]
-            objects = objects[: self.max_objects]
+            objects = self.layout(record)
             cond, uncond = self.scheme.l2i_prompt(self.text(record.caption) if record.caption else [], objects)
             prompts.append(uncond if self.rng.random() < condition_dropout else cond)
             frames.append(letterbox.apply(record.load_image()))
@@ -239,6 +238,12 @@ class Batcher:
         if not prompts:
             return None
         return L2IBatch(left_pad(prompts, self.scheme.pad), to_pixels(frames), layouts)
+
+    def layout(self, record: Record) -> list[tuple[list[int], tuple[float, float, float, float]]]:
+        """A record's layout as L2I reads it: (label ids, box normalised to the letterboxed generation frame),
+        at most the model's `max_objects`."""
+        letterbox = Letterbox(record.width, record.height, self.image_size)
+        return [(self.text(label), letterbox.normalised(box)) for label, box in record.objects[: self.max_objects]]
 
     def layout_prompts(
         self, layouts: list[list[tuple[list[int], tuple]]], captions: list[str]

@@ -1,0 +1,153 @@
+"""The layout-conditioned VQ decoder (an EchoGen option, off in Janus: `model.decoder_map`).
+
+Janus' VQ decoder draws an image from its codes alone. At 128 px one code of the 16 × 16 grid covers
+8 × 8 px, and the part of a cup a code stands for can look like the part of a ball: a decoder that reads
+codes only draws what both could be, rounded and without the handle (docs/benchmarks.md, "the tokenizer is
+the ceiling"). With the decoder map the decoder also reads the layout the image was asked for: at the
+input of its middle block and of every up level, each feature cell gets, for every object of the layout, a
+learnt projection of the label's mean word embedding times the fraction of the cell its box covers (the
+idea of SPADE, Park et al. 2019: give the semantic layout to every scale of the decoder, not only to the
+first). The labels and boxes are read from the L2I prompt as the generator's layout map reads them
+(`generation.layout_objects`), so the decoder draws what the generator was asked for, and nothing is
+added to a prompt.
+
+The projections start at zero: a model given the map decodes exactly as before until the VQ stage
+(`vq.decoder_only=true`, codes fixed: a trained generator keeps its meaning) teaches it to use the map.
+The module lives at `model.model.vqmodel.decoder_map` and is saved with the weights; `config.decoder_map`
+({"channels": [...]}) says that it exists, so `attach` rebuilds it when a model directory is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from transformers import JanusForConditionalGeneration
+from transformers.models.janus.modeling_janus import JanusVQVAE
+from transformers.utils import logging as hf_logging
+
+
+def box_cover(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """Fraction of each of the grid × grid cells (raster order) that normalised boxes (..., 4) cover."""
+    edges = torch.arange(grid + 1, dtype=boxes.dtype, device=boxes.device) / grid
+    lo, hi = edges[:-1], edges[1:]
+
+    def overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (...,) → (..., grid)
+        return ((torch.minimum(b[..., None], hi) - torch.maximum(a[..., None], lo)).clamp(min=0) * grid).clamp(max=1)
+
+    x = overlap(boxes[..., 0], boxes[..., 2])
+    y = overlap(boxes[..., 1], boxes[..., 3])
+    return (y[..., :, None] * x[..., None, :]).flatten(-2)  # x varies fastest
+
+
+class DecoderMap(nn.Module):
+    """One linear map from label embeddings to decoder channels per conditioned decoder input."""
+
+    def __init__(self, width: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList(nn.Linear(width, c) for c in channels)
+        for level in self.levels:
+            nn.init.zeros_(level.weight)
+            nn.init.zeros_(level.bias)
+
+    def forward(self, level: int, labels: torch.Tensor, boxes: torch.Tensor, grid: int) -> torch.Tensor:
+        """Labels (B, O, D) and normalised boxes (B, O, 4) (padding objects: zero boxes) → (B, C, grid, grid)."""
+        cover = box_cover(boxes.float(), grid).to(labels.dtype)  # (B, O, grid²), x varies fastest
+        features = self.levels[level](labels)  # (B, O, C)
+        mapped = torch.einsum("bon,boc->bcn", cover, features)
+        return mapped.reshape(mapped.shape[0], mapped.shape[1], grid, grid)
+
+
+def conditioned_inputs(vq: JanusVQVAE) -> list[int]:
+    """Channels of the decoder inputs the map feeds: the middle block, then each up level (coarse to fine)."""
+    decoder = vq.decoder
+    return [decoder.mid.block_1.in_channels] + [up.block[0].in_channels for up in decoder.up]
+
+
+def attach(model: JanusForConditionalGeneration) -> DecoderMap | None:
+    """Build the model's decoder map if its config asks for one (and it is not there yet); return it."""
+    spec = getattr(model.config, "decoder_map", None)
+    vq = model.model.vqmodel
+    if not spec:
+        return None
+    if getattr(vq, "decoder_map", None) is None:
+        channels = [int(c) for c in spec["channels"]]
+        if channels != conditioned_inputs(vq):
+            raise ValueError(f"decoder_map channels {channels} do not fit this VQ decoder ({conditioned_inputs(vq)})")
+        width = model.config.text_config.hidden_size
+        weight = vq.post_quant_conv.weight
+        vq.decoder_map = DecoderMap(width, channels).to(weight.device, weight.dtype)
+    return vq.decoder_map
+
+
+@contextmanager
+def quiet_extra_weights(config_file: Path) -> Iterator[None]:
+    """While transformers loads a model whose config asks for a decoder map: its weights are not Janus', so
+    transformers would report them as unexpected keys (they are loaded next, by `load`)."""
+    try:
+        wanted = bool(json.loads(config_file.read_text(encoding="utf-8")).get("decoder_map"))
+    except (OSError, ValueError):
+        wanted = False  # transformers reports a missing or broken config itself
+    if not wanted:
+        yield
+        return
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def load(model: JanusForConditionalGeneration, weights: Path) -> None:
+    """Build the decoder map a loaded model's config asks for and read its weights from the safetensors file
+    (ValueError naming what is missing)."""
+    condition = attach(model)
+    if condition is None:
+        return
+    prefix = "model.vqmodel.decoder_map."
+    wanted = {prefix + name: tensor for name, tensor in condition.state_dict().items()}
+    with safe_open(str(weights), framework="pt") as stored:
+        missing = sorted(set(wanted) - set(stored.keys()))
+        if missing:
+            raise ValueError(f"config.json asks for a decoder map but the weights lack {', '.join(missing)}")
+        for key, tensor in wanted.items():
+            with torch.no_grad():
+                tensor.copy_(stored.get_tensor(key))
+
+
+def enable(model: JanusForConditionalGeneration) -> DecoderMap:
+    """Switch the decoder map on (for a model about to be trained with it; saved in config.json and the weights)."""
+    model.config.decoder_map = {"channels": conditioned_inputs(model.model.vqmodel)}
+    return attach(model)
+
+
+def decode(
+    vq: JanusVQVAE, latent: torch.Tensor, labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Latents (B, C, h, w) → pixels (B, 3, S, S), the layout's objects (labels (B, O, D), boxes (B, O, 4))
+    fed to every decoder scale when the VQ has a decoder map; without one, or without objects, Janus' decoder."""
+    condition = getattr(vq, "decoder_map", None)
+    hidden = vq.post_quant_conv(latent)
+    if condition is None or labels is None or labels.shape[1] == 0:
+        return vq.decoder(hidden)
+    decoder = vq.decoder
+    labels = labels.to(hidden.dtype)
+    hidden = decoder.conv_in(hidden)
+    hidden = decoder.mid(hidden + condition(0, labels, boxes, hidden.shape[-1]))
+    for i_level, up in enumerate(decoder.up):
+        hidden = hidden + condition(i_level + 1, labels, boxes, hidden.shape[-1])
+        for i_block, block in enumerate(up.block):
+            hidden = block(hidden)
+            if len(up.attn) > 0:
+                hidden = up.attn[i_block](hidden)
+        if i_level != len(decoder.up) - 1:
+            hidden = up.upsample(hidden)
+    hidden = decoder.norm_out(hidden)
+    hidden = hidden * torch.sigmoid(hidden)
+    return decoder.conv_out(hidden)
