@@ -18,7 +18,8 @@ def through_tokenizer(
 ) -> torch.Tensor:
     """`pixels` (I, 3, Sv, Sv) in [-1, 1] with the frames where `rows` is true replaced by what the image
     tokenizer makes of them: area-scaled to the generation size `size`, encoded to the nearest codes, decoded
-    and scaled back up (bilinear), the way an imagined scene reaches the grounder."""
+    and scaled back up (bilinear), the way an imagined scene reaches the grounder. A decoder map
+    (`layout_decoder`) is not given a layout here (grounding batches carry expressions, not layouts)."""
     if rows.shape != pixels.shape[:1] or rows.dtype != torch.bool:
         raise ValueError(f"rows must be a bool mask of the {pixels.shape[0]} frames, got {tuple(rows.shape)}")
     vqmodel = model.model.vqmodel

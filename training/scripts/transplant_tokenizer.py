@@ -57,7 +57,7 @@ from echogen_training import transplants
 from echogen_training.data.batches import to_pixels
 from transformers.models.janus.modeling_janus import JanusVQVAE
 
-from echogen_ros.model import generation
+from echogen_ros.model import generation, layout_decoder
 from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
@@ -239,6 +239,12 @@ def transplant(
     compatible(model, donor)
     if outer_steps is not None and (image_size is not None or res_blocks is not None):
         raise ValueError("an outer level doubles the donor's own size and depth: not with --image-size or --res-blocks")
+    grown = outer_steps is not None or res_blocks is not None
+    if grown and getattr(donor.model.model.vqmodel, "decoder_map", None) is not None:
+        raise ValueError(
+            "the donor's VQ has a decoder map (model.decoder_map), whose channels a grown VQ changes: "
+            "grow one without it"
+        )
     if outer_steps is not None and outer_steps < 0:
         raise ValueError(f"--outer-level takes a number of steps ≥ 0, not {outer_steps}")
     size, grid = generation_grid(donor, image_size)
@@ -275,6 +281,11 @@ def transplant(
         spec = getattr(config, option, None)
         if spec:
             setattr(config, option, {**spec, "grid": grid})
+    # a decoder map belongs to its decoder: a copied VQ keeps the donor's; the recipient's left with its own VQ
+    if getattr(janus.vqmodel, "decoder_map", None) is not None:
+        layout_decoder.enable(model.model)
+    elif hasattr(config, "decoder_map"):
+        del config.decoder_map
     model.model.eval()
     blocks = config.vq_config.num_res_blocks
     at = f" at {size} px" if size != donor.image_size else ""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from echogen_ros.model import generation
+from echogen_ros.model import generation, layout_decoder
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.presets import PRESETS
@@ -306,3 +306,27 @@ def test_an_outer_level_it_cannot_add_is_refused(
     assert script("transplant_tokenizer").main(args) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_decoder_map_goes_with_its_decoder(fine, script, tmp_path: Path) -> None:
+    """A copied VQ keeps the donor's decoder map; a recipient's own map leaves with its VQ; a VQ with a map is
+    not grown (its channels would change)."""
+    transplant = script("transplant_tokenizer")
+    mapped = EchoGen.create("tiny-fine", seed=1)
+    layout_decoder.enable(mapped.model)
+    with torch.no_grad():
+        for p in mapped.model.model.vqmodel.decoder_map.parameters():
+            p.normal_()
+    donor_dir = mapped.save(tmp_path / "mapped_donor")
+    model = EchoGen.create("tiny", seed=0)
+    transplant.transplant(model, EchoGen.load(donor_dir))
+    again = EchoGen.load(model.save(tmp_path / "with_map"))
+    assert again.model.config.decoder_map == mapped.model.config.decoder_map
+    assert _same(_state(again.model.model.vqmodel), _state(mapped.model.model.vqmodel))
+    plain_dir = EchoGen.create("tiny-fine", seed=2).save(tmp_path / "plain_donor")
+    transplant.transplant(again, EchoGen.load(plain_dir))  # the recipient's map leaves with its VQ
+    assert not hasattr(again.model.config, "decoder_map")
+    assert getattr(EchoGen.load(again.save(tmp_path / "without")).model.model.vqmodel, "decoder_map", None) is None
+    for grown in ({"res_blocks": 2}, {"outer_steps": 0}):
+        with pytest.raises(ValueError, match="decoder map"):
+            transplant.transplant(EchoGen.create("tiny", seed=0), EchoGen.load(donor_dir), **grown)
