@@ -80,7 +80,7 @@ def _kind(record: dict) -> str:
     if record.get("stage") in TRANSPLANTS:
         return str(record["stage"])
     if record.get("stage") == "vq" and config.get("vq", {}).get("decoder_only"):
-        return "VQ-decoder"
+        return "VQ-decoder (reading the layout)" if config.get("model", {}).get("decoder_map") else "VQ-decoder"
     if config.get("model", {}).get("generation_only"):
         return f"{record.get('stage', '?')} (generation path only)"
     if config.get("model", {}).get("vision_only"):

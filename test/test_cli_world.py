@@ -143,12 +143,14 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
                                         {"stage": "pmtp", "steps": 3,
                                          "config": {"model": {"vision_only": True}}},
                                         {"stage": "tokenizer_transplant", "outer_level": {"steps": 600},
-                                         "after": {"image_size": 128}}]}}  # fmt: skip
+                                         "after": {"image_size": 128}},
+                                        {"stage": "vq", "steps": 11, "config": {"vq": {"decoder_only": True},
+                                                                                "model": {"decoder_map": True}}}]}}  # fmt: skip
     text = describe_model(model, "here")
     assert (
         "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps + 7 VQ-decoder steps"
         " + a new image tokenizer + 8 vq steps + 6 pmtp steps (generation path only) + 4 pmtp steps"
-        " + 3 pmtp steps (vision encoder only) + a VQ level drawing 128 px"
+        " + 3 pmtp steps (vision encoder only) + a VQ level drawing 128 px + 11 VQ-decoder steps (reading the layout)"
     ) in text
     runs = [{"stage": "pmtp", "steps": 1500}, {"stage": "pmtp", "steps": 700}, {"stage": "djo", "steps": 3},
             {"stage": "vision_transplant"}, {"stage": "vision_transplant"},
