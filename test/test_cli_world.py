@@ -132,6 +132,7 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
     from echogen_ros.model.echogen import EchoGen
 
     model = EchoGen.create("tiny")
+    mapped = {"stage": "vq", "steps": 11, "config": {"vq": {"decoder_only": True}, "model": {"decoder_map": True}}}
     model.manifest = {**model.manifest, "stage": "pmtp", "training": {"vq": {}, "pmtp": {}, "djo": {},
                       "continuations": [{"stage": "pmtp", "steps": 5}, {"stage": "vision_transplant", "steps": 9},
                                         {"stage": "djo", "steps": 2},
@@ -144,8 +145,7 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
                                          "config": {"model": {"vision_only": True}}},
                                         {"stage": "tokenizer_transplant", "outer_level": {"steps": 600},
                                          "after": {"image_size": 128}},
-                                        {"stage": "vq", "steps": 11, "config": {"vq": {"decoder_only": True},
-                                                                                "model": {"decoder_map": True}}}]}}  # fmt: skip
+                                        mapped]}}  # fmt: skip
     text = describe_model(model, "here")
     assert (
         "trained through djo, then 5 pmtp steps + a new vision encoder + 2 djo steps + 7 VQ-decoder steps"
