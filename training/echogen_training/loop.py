@@ -454,6 +454,7 @@ class Trainer:
         if not self.context.is_main:
             return None
         whole = EchoGen(JanusForConditionalGeneration(self.model.config), self.echogen.tokenizer, self.echogen.manifest)
+        layout_decoder.attach(whole.model)  # the config's decoder map is not a Janus module: built here, filled next
         whole.model.load_state_dict(model_state)
         return whole
 

@@ -441,23 +441,34 @@ def _torchrun(*program: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("stage", "strategy"),
-    [("vq", "ddp"), ("pmtp", "ddp"), ("djo", "ddp"), ("cycle_rl", "ddp"), ("pmtp", "fsdp"), ("djo", "fsdp")],
+    ("stage", "strategy", "decoder_map"),
+    [
+        ("vq", "ddp", False),
+        ("vq", "ddp", True),
+        ("pmtp", "ddp", False),
+        ("djo", "ddp", False),
+        ("cycle_rl", "ddp", False),
+        ("pmtp", "fsdp", False),
+        ("djo", "fsdp", True),
+    ],
 )
-def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: str) -> None:
+def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: str, decoder_map: bool) -> None:
     """A real 2-process torchrun (gloo) of every stage (DDP) and of FSDP2; the model it writes loads and
     grounds. Under FSDP the checkpoint holds the gathered full weights and evaluation runs on a copy. PMTP
     runs with its frame options on (hue turns, fades, tokenizer round trips: the VQ runs inside the sharded
-    model's forward)."""
+    model's forward). With a decoder map, the VQ stage trains it decoder-only from the frames' layouts on
+    every rank, and DJO soft-decodes through it inside the sharded model."""
     config = tmp_path / "ddp.yaml"
     out = tmp_path / "ddp"
     evaluate = "{every: 2, scenes: 1}" if strategy == "fsdp" else "{every: 0}"
+    # dead-code restarts all-reduce hits and broadcast rank 0's latents; a decoder-only run keeps every code
+    vq_options = "{decoder_only: true, restart_every: 0}" if decoder_map else "{restart_every: 1}"
     config.write_text(
-        "model: {init: tiny}\n"
+        f"model: {{init: tiny, decoder_map: {str(decoder_map).lower()}}}\n"
         "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
         "optim: {max_steps: 2, warmup_steps: 1}\n"
         "cycle_rl: {layouts_per_step: 1, group_size: 2}\n"
-        "vq: {restart_every: 1}\n"  # dead-code restarts all-reduce hits and broadcast rank 0's latents
+        f"vq: {vq_options}\n"
         "pmtp: {recolour: 0.4, desaturate: 0.3, tokenized: 1.0}\n"  # every frame round-trips
         f"eval: {evaluate}\n"
         f"run: {{out: {out}, save_every: 2, progress: false, autocast: none, distributed: {strategy}}}\n"
@@ -467,6 +478,9 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
     model = EchoGen.load(out / "final")
     assert model.manifest["stage"] == stage
+    if decoder_map:  # saved and loaded with the model; the VQ stage trained it (DJO leaves the VQ alone)
+        trained = any(p.abs().sum() > 0 for p in model.model.model.vqmodel.decoder_map.parameters())
+        assert trained == (stage == "vq")
     from echogen_ros.world.dataset import world_sample
 
     (detection,) = model.ground(world_sample(0, 0, "val").image(160, 120), "the red cup")
