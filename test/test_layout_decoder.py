@@ -17,21 +17,8 @@ from echogen_ros.model.layout import Layout, LayoutObject
 LAYOUT = Layout(64, 48, (LayoutObject("red cup", (4.0, 6.0, 30.0, 40.0)), LayoutObject("blue plate", (34, 8, 60, 30))))
 
 
-def _mapped(seed: int = 0) -> EchoGen:
-    model = EchoGen.create("tiny", seed=seed)
-    layout_decoder.enable(model.model)
-    return model
-
-
-def _randomise(condition: layout_decoder.DecoderMap, seed: int = 1) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in condition.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator))
-
-
-def test_a_new_decoder_map_decodes_as_janus_until_it_is_trained() -> None:
-    model = _mapped()
+def test_a_new_decoder_map_decodes_as_janus_until_it_is_trained(mapped_model) -> None:
+    model = mapped_model(drawn=False)
     vqmodel = model.model.model.vqmodel
     assert layout_decoder.conditioned_inputs(vqmodel) == model.model.config.decoder_map["channels"]
     tokens = torch.randint(vqmodel.quantize.embedding.num_embeddings, (2, model.scheme.generation_tokens))
@@ -44,9 +31,8 @@ def test_a_new_decoder_map_decodes_as_janus_until_it_is_trained() -> None:
     assert torch.allclose(janus, ours.permute(0, 2, 3, 1), atol=1e-5)
 
 
-def test_the_map_feeds_each_cell_what_the_layout_puts_there() -> None:
-    condition = layout_decoder.DecoderMap(width=3, channels=[2])
-    _randomise(condition)
+def test_the_map_feeds_each_cell_what_the_layout_puts_there(randomise) -> None:
+    condition = randomise(layout_decoder.DecoderMap(width=3, channels=[2]))
     labels = torch.tensor([[[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]])  # a label, then a padding object
     boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.375], [0.0, 0.0, 0.0, 0.0]]])  # 2 × 1.5 cells of a 4 × 4 grid
     with torch.no_grad():
@@ -58,10 +44,9 @@ def test_the_map_feeds_each_cell_what_the_layout_puts_there() -> None:
     assert torch.count_nonzero(mapped[0, :, 2:]) == 0 and torch.count_nonzero(mapped[0, :, :, 2:]) == 0
 
 
-def test_a_trained_map_changes_imagined_scenes_and_only_through_the_layout() -> None:
-    model = _mapped()
-    plain = model.imagine(LAYOUT, seed=3)
-    _randomise(model.model.model.vqmodel.decoder_map)
+def test_a_trained_map_changes_imagined_scenes_and_only_through_the_layout(mapped_model) -> None:
+    plain = mapped_model(drawn=False).imagine(LAYOUT, seed=3)
+    model = mapped_model()
     drawn = model.imagine(LAYOUT, seed=3)  # the same tokens (the LM is unchanged), drawn with the map
     assert drawn.shape == plain.shape and not np.array_equal(drawn, plain)
     tokens = torch.randint(model.model.config.vq_config.num_embeddings, (1, model.scheme.generation_tokens))
@@ -73,9 +58,8 @@ def test_a_trained_map_changes_imagined_scenes_and_only_through_the_layout() -> 
     assert not torch.equal(with_layout, generation.decode_image(model.model, tokens))
 
 
-def test_the_map_is_saved_and_loaded_with_the_model(tmp_path: Path) -> None:
-    model = _mapped()
-    _randomise(model.model.model.vqmodel.decoder_map)
+def test_the_map_is_saved_and_loaded_with_the_model(mapped_model, tmp_path: Path) -> None:
+    model = mapped_model()
     again = EchoGen.load(model.save(tmp_path / "mapped"))
     assert again.model.config.decoder_map == model.model.config.decoder_map
     saved, loaded = model.model.model.vqmodel.decoder_map, again.model.model.vqmodel.decoder_map
@@ -98,3 +82,14 @@ def test_a_config_asking_for_a_map_the_weights_lack_is_refused(tmp_path: Path) -
     checkpoint.write_manifest(directory, json.loads((directory / checkpoint.MANIFEST).read_text()))
     with pytest.raises(checkpoint.CheckpointError, match="do not fit this VQ decoder"):
         EchoGen.load(directory)
+
+
+def test_the_decoder_reads_a_layout_only_when_it_has_a_map(mapped_model) -> None:
+    """`decoder_layout`: the layout's labels and boxes for a decoder map, nothing (and no work) without one."""
+    layouts = [EchoGen.create("tiny").layout_objects(LAYOUT)]
+    assert generation.decoder_layout(EchoGen.create("tiny").model, layouts) == (None, None)
+    model = mapped_model()
+    assert generation.decoder_layout(model.model, None) == (None, None)
+    labels, boxes = generation.decoder_layout(model.model, layouts)
+    expected = generation.label_boxes(model.model, layouts)
+    assert torch.equal(labels, expected[0]) and torch.equal(boxes, expected[1]) and labels.shape[:2] == (1, 2)

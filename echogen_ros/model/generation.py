@@ -325,6 +325,16 @@ def generate_image_tokens(
     return torch.cat(tokens, dim=1)
 
 
+def decoder_layout(
+    model: JanusForConditionalGeneration, layouts: list[list[tuple[list[int], Sequence[float]]]] | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What the VQ decoder reads of `layouts`: their `label_boxes` when the model has a decoder map
+    (`layout_decoder`); (None, None), computing nothing, without one or without layouts."""
+    if layouts is None or getattr(model.model.vqmodel, "decoder_map", None) is None:
+        return None, None
+    return label_boxes(model, layouts)
+
+
 def decode_image(
     model: JanusForConditionalGeneration,
     tokens: torch.Tensor,
@@ -333,8 +343,8 @@ def decode_image(
     """Image tokens (B, N) → RGB uint8 (B, S, S, 3). `layouts` (per row: the layout's (label ids, normalised
     box) objects) reach the decoder when the model has a decoder map (`layout_decoder`); otherwise unused."""
     vqmodel = model.model.vqmodel
-    if layouts is not None and getattr(vqmodel, "decoder_map", None) is not None:
-        labels, boxes = label_boxes(model, layouts)
+    labels, boxes = decoder_layout(model, layouts)
+    if labels is not None:
         pixels = layout_decoder.decode(vqmodel, vq.token_latents(vqmodel, tokens), labels, boxes)
         pixels = pixels.permute(0, 2, 3, 1).float()
     else:

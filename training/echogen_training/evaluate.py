@@ -45,7 +45,7 @@ def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
          for o, b in zip(s.scene.objects, s.boxes())][: echogen.max_objects]
         for s in samples
     ]  # fmt: skip
-    labels, boxes = generation.label_boxes(echogen.model, layouts)
+    labels, boxes = generation.decoder_layout(echogen.model, layouts)
     recon = vq.decode_latent(echogen.model.model.vqmodel, latent, labels, boxes).clamp(-1, 1)
     mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())  # on the [0, 1] scale
     return {"recon_l1": float((recon.float() - pixels.float()).abs().mean()), "psnr": psnr(mse, peak=1.0)}

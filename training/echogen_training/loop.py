@@ -230,7 +230,10 @@ class Trainer:
             logger.message(f"time budget {budget:.0f} s spent: stopping at step {self.step}")
 
     def _shard_units(self) -> list[nn.Module]:
-        """FSDP units: every transformer layer of the language model and of the vision encoder."""
+        """FSDP units: every transformer layer of the language model and of the vision encoder. The VQ stage's
+        objective holds only the VQ (sharded as one unit, its root), so it shards no layer of the rest."""
+        if self.config.stage == "vq":
+            return []
         janus = self.model.model
         return [*janus.language_model.layers, *janus.vision_model.encoder.layers]
 
@@ -443,7 +446,20 @@ class Trainer:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         model = get_model_state_dict(self.objective, options=options)
         optimizer = get_optimizer_state_dict(self.objective, self.optimizer, options=options)
-        return {k[len("model.") :]: v for k, v in model.items() if k.startswith("model.")}, optimizer
+        return self._model_state(model), optimizer
+
+    def _model_state(self, objective_state: dict) -> dict:
+        """The Janus model's full state dict from the sharded objective's: its `model.` entries, or, in the VQ
+        stage (whose objective holds the VQ as `vq.`), the live model's other weights, never sharded there,
+        with the VQ's gathered ones."""
+        if self.config.stage != "vq":
+            return {k[len("model.") :]: v for k, v in objective_state.items() if k.startswith("model.")}
+        if not objective_state:  # a rank other than the main one (cpu_offload gathers on rank 0 only)
+            return {}
+        inner = "model.vqmodel."
+        whole = {k: v.detach().cpu() for k, v in self.model.state_dict().items() if not k.startswith(inner)}
+        whole.update({inner + k[len("vq.") :]: v for k, v in objective_state.items() if k.startswith("vq.")})
+        return whole
 
     def _unsharded(self) -> EchoGen | None:
         """The model with whole weights for evaluation: under FSDP a copy gathered on the main rank

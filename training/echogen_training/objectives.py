@@ -13,7 +13,7 @@ from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import vq
-from echogen_ros.model.generation import image_features, label_boxes
+from echogen_ros.model.generation import decoder_layout, image_features
 from echogen_training.config import CycleRLConfig, DJOConfig, PMTPConfig, VisionConfig, VQConfig
 from echogen_training.data.batches import I2LBatch, L2IBatch, PatchBatch, Sequences
 from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, through_tokenizer, token_logprobs
@@ -252,7 +252,7 @@ class DJOObjective(nn.Module):
         logits = l2i_logits(model, l2i.seq, tokens)
         l2i_ce, l2i_acc = l2i_loss(logits, tokens)
         soft = F.gumbel_softmax(logits, tau=tau, hard=self.config.hard, dim=-1)  # (B, N, V)
-        labels, boxes = label_boxes(model, l2i.layouts)  # read by the decoder map, if the model has one
+        labels, boxes = decoder_layout(model, l2i.layouts)  # (None, None) without a decoder map
         generated = vq.soft_decode(model.model.vqmodel, soft, labels, boxes).clamp(-1, 1)
         size = model.config.vision_config.image_size
         generated = F.interpolate(generated, size=(size, size), mode="bilinear", align_corners=False)

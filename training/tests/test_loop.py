@@ -445,6 +445,8 @@ def _torchrun(*program: str) -> str:
     [
         ("vq", "ddp", False),
         ("vq", "ddp", True),
+        ("vq", "fsdp", False),
+        ("vq", "fsdp", True),
         ("pmtp", "ddp", False),
         ("djo", "ddp", False),
         ("cycle_rl", "ddp", False),
@@ -457,12 +459,15 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
     grounds. Under FSDP the checkpoint holds the gathered full weights and evaluation runs on a copy. PMTP
     runs with its frame options on (hue turns, fades, tokenizer round trips: the VQ runs inside the sharded
     model's forward). With a decoder map, the VQ stage trains it decoder-only from the frames' layouts on
-    every rank, and DJO soft-decodes through it inside the sharded model."""
+    every rank, and DJO soft-decodes through it inside the sharded model. The VQ stage's objective holds the VQ
+    alone: under FSDP its checkpoint still holds the whole model."""
     config = tmp_path / "ddp.yaml"
     out = tmp_path / "ddp"
     evaluate = "{every: 2, scenes: 1}" if strategy == "fsdp" else "{every: 0}"
-    # dead-code restarts all-reduce hits and broadcast rank 0's latents; a decoder-only run keeps every code
-    vq_options = "{decoder_only: true, restart_every: 0}" if decoder_map else "{restart_every: 1}"
+    # dead-code restarts all-reduce hits and broadcast rank 0's latents (DDP only: FSDP shards the codebook);
+    # a decoder-only run keeps every code
+    restarts = 1 if strategy == "ddp" and not decoder_map else 0
+    vq_options = f"{{decoder_only: {str(decoder_map).lower()}, restart_every: {restarts}}}"
     config.write_text(
         f"model: {{init: tiny, decoder_map: {str(decoder_map).lower()}}}\n"
         "data: {batch_size: 2, count: 16, render_scales: [0.25]}\n"
@@ -478,6 +483,12 @@ def test_torchrun_with_gloo(tiny_config, tmp_path: Path, stage: str, strategy: s
     assert trainer["data_position"] == 4  # per rank: 2 steps × batch 2 (the other rank read the odd items)
     model = EchoGen.load(out / "final")
     assert model.manifest["stage"] == stage
+    if stage == "vq":  # the VQ trained; every other weight saved whole as it started (FSDP shards the VQ alone)
+        start = EchoGen.create("tiny", seed=0).model.state_dict()
+        saved = model.model.state_dict()
+        rest = [k for k in start if not k.startswith("model.vqmodel.")]
+        assert rest and all(torch.equal(saved[k], start[k]) for k in rest)
+        assert any(not torch.equal(saved[k], start[k]) for k in start if k.startswith("model.vqmodel.decoder."))
     if decoder_map:  # saved and loaded with the model; the VQ stage trained it (DJO leaves the VQ alone)
         trained = any(p.abs().sum() > 0 for p in model.model.model.vqmodel.decoder_map.parameters())
         assert trained == (stage == "vq")

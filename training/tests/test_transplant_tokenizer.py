@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from echogen_ros.model import generation, layout_decoder
+from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.presets import PRESETS
@@ -308,15 +308,11 @@ def test_an_outer_level_it_cannot_add_is_refused(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_decoder_map_goes_with_its_decoder(fine, script, tmp_path: Path) -> None:
+def test_a_decoder_map_goes_with_its_decoder(fine, script, mapped_model, tmp_path: Path) -> None:
     """A copied VQ keeps the donor's decoder map; a recipient's own map leaves with its VQ; a VQ with a map is
     not grown (its channels would change)."""
     transplant = script("transplant_tokenizer")
-    mapped = EchoGen.create("tiny-fine", seed=1)
-    layout_decoder.enable(mapped.model)
-    with torch.no_grad():
-        for p in mapped.model.model.vqmodel.decoder_map.parameters():
-            p.normal_()
+    mapped = mapped_model("tiny-fine", seed=1)
     donor_dir = mapped.save(tmp_path / "mapped_donor")
     model = EchoGen.create("tiny", seed=0)
     transplant.transplant(model, EchoGen.load(donor_dir))

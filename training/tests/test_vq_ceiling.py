@@ -143,17 +143,11 @@ def test_a_strip_is_square_around_the_box_even_at_the_frame_edge(script) -> None
     assert 0.35 < rows / cols < 0.65  # its 1:2 shape kept, not stretched to a square
 
 
-def test_a_decoder_map_gets_the_map_only_control(script, world_export: Path) -> None:
+def test_a_decoder_map_gets_the_map_only_control(script, mapped_model, world_export: Path) -> None:
     """For a model whose decoder reads the layout, the `map_only` row draws another scene's codes with this
     scene's layout (what the decoder draws from the layout alone); models without one have no such row."""
-    from echogen_ros.model import layout_decoder
-
     ceiling = script("vq_ceiling")
-    model = EchoGen.create("tiny", seed=0)
-    layout_decoder.enable(model.model)
-    with torch.no_grad():
-        for p in model.model.model.vqmodel.decoder_map.parameters():
-            p.normal_()
+    model = mapped_model()
     frame, layout = _scene(world_export, 0)
     other, _ = _scene(world_export, 1)
     rows = ceiling.versions(model, frame, layout, other)
