@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import vq
-from echogen_ros.model.generation import embed, hidden_states, image_features, image_positions, layout_map
+from echogen_ros.model.generation import (
+    decoder_layout,
+    embed,
+    hidden_states,
+    image_features,
+    image_positions,
+    layout_map,
+)
 from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
 
 
 @torch.no_grad()
 def through_tokenizer(
-    model: JanusForConditionalGeneration, pixels: torch.Tensor, rows: torch.Tensor, size: int
+    model: JanusForConditionalGeneration,
+    pixels: torch.Tensor,
+    rows: torch.Tensor,
+    size: int,
+    layouts: list[list[tuple[list[int], Sequence[float]]]] | None = None,
 ) -> torch.Tensor:
     """`pixels` (I, 3, Sv, Sv) in [-1, 1] with the frames where `rows` is true replaced by what the image
     tokenizer makes of them: area-scaled to the generation size `size`, encoded to the nearest codes, decoded
-    and scaled back up (bilinear), the way an imagined scene reaches the grounder. A decoder map
-    (`layout_decoder`) is not given a layout here (grounding batches carry expressions, not layouts)."""
+    and scaled back up (bilinear), the way an imagined scene reaches the grounder. `layouts` (per frame: its
+    objects' (label ids, normalised box)) reach a decoder map (`layout_decoder`), as an imagined scene's
+    layout does; without a decoder map they are unused."""
     if rows.shape != pixels.shape[:1] or rows.dtype != torch.bool:
         raise ValueError(f"rows must be a bool mask of the {pixels.shape[0]} frames, got {tuple(rows.shape)}")
+    if layouts is not None and len(layouts) != pixels.shape[0]:
+        raise ValueError(f"layouts must hold one layout per frame ({pixels.shape[0]}), got {len(layouts)}")
     vqmodel = model.model.vqmodel
     small = F.interpolate(pixels[rows].float(), size=(size, size), mode="area")
     latent = vq.quantize(vqmodel, small.to(next(vqmodel.parameters()).dtype))[1]
-    decoded = vq.decode_latent(vqmodel, latent).float().clamp(-1, 1)
+    chosen = None if layouts is None else [layouts[i] for i in rows.nonzero().flatten().tolist()]
+    labels, boxes = decoder_layout(model, chosen)
+    decoded = vq.decode_latent(vqmodel, latent, labels, boxes).float().clamp(-1, 1)
     shown = pixels.clone()
     shown[rows] = F.interpolate(decoded, size=pixels.shape[-2:], mode="bilinear", align_corners=False).to(pixels.dtype)
     return shown

@@ -213,7 +213,7 @@ class PMTPObjective(nn.Module):
             metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
         if i2l is not None and "i2l" in self.config.tasks:
             if i2l.tokenized is not None and bool(i2l.tokenized.any()):
-                i2l.pixels = through_tokenizer(self.model, i2l.pixels, i2l.tokenized, self.image_size)
+                i2l.pixels = through_tokenizer(self.model, i2l.pixels, i2l.tokenized, self.image_size, i2l.layouts)
             if self.pointer is not None:
                 i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, pointer=self.pointer)
                 loss = loss + self.config.pointer_weight * pointer_ce

@@ -15,6 +15,7 @@ from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.generation import decode_image
 from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.dataset import world_sample
 
 
@@ -40,6 +41,39 @@ def test_marked_frames_become_the_tokenizers_picture_and_the_rest_stay() -> None
         through_tokenizer(model.model, pixels, torch.tensor([1, 0]), model.image_size)
 
 
+def test_a_decoder_map_draws_marked_frames_with_their_layouts() -> None:
+    """The embedded model's decoder reads the layout: a marked frame given its layout is what decode_image
+    draws of its codes with that layout (the path imagined scenes take), and differs from the picture drawn
+    without it; a decoder without a map ignores layouts."""
+    model = EchoGen.load()
+    assert getattr(model.model.model.vqmodel, "decoder_map", None) is not None
+    frames, layouts = [], []
+    for index in range(2):
+        sample = world_sample(3, index, "test")
+        image = sample.image()
+        frames.append(Letterbox(image.shape[1], image.shape[0], model.vision_size).apply(image))
+        box = Letterbox(image.shape[1], image.shape[0], model.image_size)
+        layouts.append([(encode_text(model.tokenizer, f"{o.colour} {o.category}"), box.normalised(b))
+                        for o, b in zip(sample.scene.objects, sample.boxes())])  # fmt: skip
+    pixels, rows = to_pixels(frames), torch.tensor([False, True])
+    with torch.inference_mode():
+        mapped = through_tokenizer(model.model, pixels, rows, model.image_size, layouts)
+        unmapped = through_tokenizer(model.model, pixels, rows, model.image_size)
+        small = F.interpolate(pixels[1:], size=(model.image_size,) * 2, mode="area")
+        codes = vq.encode_tokens(model.model.model.vqmodel, small)
+        decoded = decode_image(model.model, codes, [layouts[1]])
+    by_hand = F.interpolate(decoded.permute(0, 3, 1, 2).float() / 127.5 - 1, size=pixels.shape[-2:], mode="bilinear")
+    assert torch.equal(mapped[0], pixels[0])
+    assert float((mapped[1] - by_hand[0]).abs().max()) < 2 / 127.5 + 1e-4  # the by-hand path rounds to uint8
+    assert float((mapped[1] - unmapped[1]).abs().mean()) > 1e-3  # the map changed the picture
+    with pytest.raises(ValueError, match="one layout per frame"):
+        through_tokenizer(model.model, pixels, rows, model.image_size, layouts[:1])
+    plain = EchoGen.create("tiny")
+    with torch.inference_mode():
+        ignored = through_tokenizer(plain.model, pixels, rows, plain.image_size, layouts)
+        assert torch.equal(ignored, through_tokenizer(plain.model, pixels, rows, plain.image_size))
+
+
 def test_the_batcher_marks_frames_with_the_probability_and_draws_the_rest_as_before() -> None:
     model = EchoGen.create("tiny")
     records = build_stream(DataConfig(source="world", count=16, render_scales=(0.25,))).take(16)
@@ -47,6 +81,9 @@ def test_the_batcher_marks_frames_with_the_probability_and_draws_the_rest_as_bef
     assert every.tokenized is not None and bool(every.tokenized.all())
     assert every.tokenized.shape[0] == every.pixels.shape[0]
     assert Batcher(model, seed=0).i2l(records).tokenized is None
+    batcher = Batcher(model, seed=0)  # with marks, every frame's layout comes along, for a decoder map to read
+    assert every.layouts == [batcher.layout(r) for r in records if r.refs] and len(every.layouts) == len(every.pixels)
+    assert Batcher(model, seed=0).i2l(records).layouts is None
     some = Batcher(model, seed=0).i2l(records * 8, recolour=0.5, tokenized=0.5)
     assert 0.2 < float(some.tokenized.float().mean()) < 0.8
     plain = Batcher(model, seed=0).i2l(records * 8, recolour=0.5)

@@ -641,11 +641,14 @@ def test_micro_batches_of_one_step_draw_independently_and_reproducibly(tiny_conf
     assert first == draws(single, 0) and next_step == draws(single, 1)  # micro-batch 0 keeps the step's key
 
 
-def test_pmtp_tokenized_marks_every_grounding_frame_and_trains(tiny_config) -> None:
-    """pmtp.tokenized=1: every I2L frame is marked for the tokenizer round trip, and the run trains through it."""
-    trainer = Trainer(tiny_config("pmtp", "pmtp.tokenized=1.0"))
-    marks = trainer.cpu_inputs(0)["i2l"].tokenized
-    assert marks is not None and bool(marks.all())
+@pytest.mark.parametrize("decoder_map", [False, True])
+def test_pmtp_tokenized_marks_every_grounding_frame_and_trains(tiny_config, decoder_map: bool) -> None:
+    """pmtp.tokenized=1: every I2L frame is marked for the tokenizer round trip, with its layout (which a
+    decoder map reads), and the run trains through it."""
+    trainer = Trainer(tiny_config("pmtp", "pmtp.tokenized=1.0", f"model.decoder_map={str(decoder_map).lower()}"))
+    i2l = trainer.cpu_inputs(0)["i2l"]
+    assert i2l.tokenized is not None and bool(i2l.tokenized.all())
+    assert len(i2l.layouts) == len(i2l.pixels) and all(i2l.layouts)
     assert trainer.run() == 0
 
 

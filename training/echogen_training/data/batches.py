@@ -36,6 +36,7 @@ class I2LBatch:
     image_index: torch.Tensor  # (B,) which image each row grounds in
     patch: torch.Tensor | None = None  # (B,) the image token (patch) holding the target box's centre
     tokenized: torch.Tensor | None = None  # (I,) bool: frames the objective sends through the image tokenizer
+    layouts: list[list[tuple[list[int], tuple[float, float, float, float]]]] | None = None  # per frame, as `layout`
 
 
 @dataclass
@@ -149,15 +150,18 @@ class Batcher:
         hues the data never paired them with. With probability `desaturate` (instead) such a frame is faded
         toward grey (`fade`), which shows categories in the pale colours no hue turn makes. Expressions naming
         a colour keep their colours. With probability `tokenized` a frame (any expression) is marked for the
-        objective to show as the image tokenizer writes it (`forward.through_tokenizer`)."""
+        objective to show as the image tokenizer writes it (`forward.through_tokenizer`); the batch then
+        carries every frame's layout, which a decoder map reads there as it does for imagined scenes."""
         if not 0 <= tokenized <= 1:
             raise ValueError(f"tokenized must be a probability in [0, 1], got {tokenized}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
             raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
-        rows, frames, marked = [], [], []
+        rows, frames, marked, layouts = [], [], [], []
         for record in records:
             if not record.refs:
                 continue
+            if tokenized > 0:
+                layouts.append(self.layout(record))
             text, box = record.refs[int(self.rng.integers(len(record.refs)))]
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             rows.append((self.text(text), letterbox.normalised(box)))
@@ -178,6 +182,7 @@ class Batcher:
             return None
         batch = self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))
         batch.tokenized = torch.tensor(marked, dtype=torch.bool) if marked else None
+        batch.layouts = layouts or None
         return batch
 
     def i2l_rows(self, rows: list[tuple[list[int], tuple]], pixels: torch.Tensor, image_index: list[int]) -> I2LBatch:
