@@ -86,8 +86,9 @@ def test_a_config_asking_for_a_map_the_weights_lack_is_refused(tmp_path: Path) -
 
 def test_the_decoder_reads_a_layout_only_when_it_has_a_map(mapped_model) -> None:
     """`decoder_layout`: the layout's labels and boxes for a decoder map, nothing (and no work) without one."""
-    layouts = [EchoGen.create("tiny").layout_objects(LAYOUT)]
-    assert generation.decoder_layout(EchoGen.create("tiny").model, layouts) == (None, None)
+    plain = EchoGen.create("tiny")
+    layouts = [plain.layout_objects(LAYOUT)]
+    assert generation.decoder_layout(plain.model, layouts) == (None, None)
     model = mapped_model()
     assert generation.decoder_layout(model.model, None) == (None, None)
     labels, boxes = generation.decoder_layout(model.model, layouts)

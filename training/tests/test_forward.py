@@ -14,8 +14,8 @@ from echogen_training.forward import through_tokenizer
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.generation import decode_image
+from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.model.letterbox import Letterbox
-from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.dataset import world_sample
 
 
@@ -52,9 +52,8 @@ def test_a_decoder_map_draws_marked_frames_with_their_layouts() -> None:
         sample = world_sample(3, index, "test")
         image = sample.image()
         frames.append(Letterbox(image.shape[1], image.shape[0], model.vision_size).apply(image))
-        box = Letterbox(image.shape[1], image.shape[0], model.image_size)
-        layouts.append([(encode_text(model.tokenizer, f"{o.colour} {o.category}"), box.normalised(b))
-                        for o, b in zip(sample.scene.objects, sample.boxes())])  # fmt: skip
+        objects = (LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, sample.boxes()))
+        layouts.append(model.layout_objects(Layout(image.shape[1], image.shape[0], tuple(objects))))
     pixels, rows = to_pixels(frames), torch.tensor([False, True])
     with torch.inference_mode():
         mapped = through_tokenizer(model.model, pixels, rows, model.image_size, layouts)
