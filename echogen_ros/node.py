@@ -2,7 +2,8 @@
 
 A lifecycle node: the model loads on configure (FAILURE, not a crash, when it cannot), topics/services
 /action exist while active. Inference runs in its own callback group on a MultiThreadedExecutor so
-services stay responsive. Needs ROS 2 (rclpy); everything it calls is tested without ROS.
+services stay responsive. Parameters that are not read-only take effect as soon as they are set.
+Needs ROS 2 (rclpy); everything it calls is tested without ROS.
 """
 
 from __future__ import annotations
@@ -18,39 +19,52 @@ from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
 from echogen_ros.action import Imagine
-from echogen_ros.engines.select import load_grounding_model
-from echogen_ros.params import PARAMS, validate
+from echogen_ros.params import BY_NAME, PARAMS, runtime_settings, validate
 from echogen_ros.ros_main import run
-from echogen_ros.runtime.core import Cancelled, Runtime, RuntimeConfig
-from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.srv import Ground, Verify
+
+
+def _descriptor(spec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if isinstance(spec.default, float):
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high)]
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    return descriptor
 
 
 class EchoGenNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("echogen")
         for spec in PARAMS:
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-            if isinstance(spec.default, float):
-                descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high)]
-            elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
-            self.declare_parameter(spec.name, spec.default, descriptor)
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.runtime: Runtime | None = None
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.runtime = None
+        self.finalized = False
         self._io: list = []
-        self._inference = MutuallyExclusiveCallbackGroup()
-        self._services = ReentrantCallbackGroup()
+        self._tick_timer = None
+        self._inference_group = MutuallyExclusiveCallbackGroup()
+        self._request_group = ReentrantCallbackGroup()  # never `_services`: rclpy's Node owns that name
 
     def p(self, name: str):
         return self.get_parameter(name).value
 
-    def _check_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        ours = [p for p in parameters if p.name in BY_NAME]  # use_sim_time and friends are rclpy's
+        for parameter in ours:
             reason = validate(parameter.name, parameter.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        if self.runtime is not None:
+            self._apply_live({p.name: p.value for p in ours})
         return SetParametersResult(successful=True)
+
+    def _apply_live(self, values: dict) -> None:
+        self.runtime.reconfigure(**runtime_settings(values))
+        if "inference_rate_hz" in values and self._tick_timer is not None:
+            self._tick_timer.timer_period_ns = int(1e9 / values["inference_rate_hz"])
+        if values.get("instruction"):
+            self._say(self.runtime.on_instruction(values["instruction"]))
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         for spec in PARAMS:
@@ -58,19 +72,17 @@ class EchoGenNode(LifecycleNode):
             if reason:
                 self.get_logger().error(reason)
                 return TransitionCallbackReturn.FAILURE
-        try:
+        try:  # torch and the model load here, so a missing library fails configure instead of the import
+            from echogen_ros.engines.select import load_grounding_model
+            from echogen_ros.runtime.core import Runtime, RuntimeConfig
+            from echogen_ros.runtime.messages import MessageTypes
+
             model = load_grounding_model(self.p("model_path") or None, self.p("backend"), self.p("device"),
                                          log=self.get_logger().info)  # fmt: skip
-        except (ValueError, OSError, RuntimeError) as exc:
+        except (ImportError, ValueError, OSError, RuntimeError) as exc:
             self.get_logger().error(f"cannot load the model: {exc}")
             return TransitionCallbackReturn.FAILURE
-        config = RuntimeConfig(
-            every_frames=self.p("grounding_every_frames"),
-            every_seconds=self.p("grounding_every_seconds"),
-            score_threshold=self.p("score_threshold"),
-            debug_image=self.p("debug_image"),
-            guidance=self.p("guidance"),
-        )
+        config = RuntimeConfig(**runtime_settings({spec.name: self.p(spec.name) for spec in PARAMS}))
         self.runtime = Runtime(model, MessageTypes.from_rclpy(), config)
         reliable = QoSProfile(depth=10)
         self.detections = self.create_lifecycle_publisher(Detection2DArray, "detections", reliable)
@@ -79,6 +91,7 @@ class EchoGenNode(LifecycleNode):
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", reliable)
         if self.p("instruction"):
             self.runtime.on_instruction(self.p("instruction"))
+        self.get_logger().info("configured")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -90,46 +103,57 @@ class EchoGenNode(LifecycleNode):
             image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, camera)
         else:
             image_sub = self.create_subscription(Image, "image", self._on_image, camera)
+        self._tick_timer = self.create_timer(1.0 / self.p("inference_rate_hz"), self._tick,
+                                             callback_group=self._inference_group)  # fmt: skip
         self._io = [
             image_sub,
             self.create_subscription(String, "instruction", self._on_instruction, 10),
-            self.create_service(Ground, "ground", self._ground, callback_group=self._services),
-            self.create_service(Verify, "verify", self._verify, callback_group=self._services),
-            ActionServer(self, Imagine, "imagine", self._imagine, callback_group=self._services,
+            self.create_service(Ground, "ground", self._ground, callback_group=self._request_group),
+            self.create_service(Verify, "verify", self._verify, callback_group=self._request_group),
+            ActionServer(self, Imagine, "imagine", self._imagine, callback_group=self._request_group,
                          goal_callback=lambda goal: GoalResponse.ACCEPT,
                          cancel_callback=lambda handle: CancelResponse.ACCEPT),
-            self.create_timer(1.0 / self.p("inference_rate_hz"), self._tick, callback_group=self._inference),
+            self._tick_timer,
             self.create_timer(1.0, self._publish_diagnostics),
         ]  # fmt: skip
+        self.get_logger().info("active")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._teardown_io()
+        self.get_logger().info("inactive")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown_io()
-        for publisher in (self.detections, self.debug, self.status, self.diagnostics):
-            self.destroy_lifecycle_publisher(publisher)
-        self.runtime = None  # frees the model
+        self._release()
+        self.get_logger().info("cleaned up (model freed)")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown_io()
-        self.runtime = None
+        self._release()
+        self.finalized = True
+        self.get_logger().info("shut down (model freed)")
         return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self._teardown_io()
+        for name in ("detections", "debug", "status", "diagnostics"):
+            if hasattr(self, name):
+                self.destroy_lifecycle_publisher(getattr(self, name))
+                delattr(self, name)
+        self.runtime = None  # frees the model
 
     def _teardown_io(self) -> None:
         for item in self._io:
             if isinstance(item, ActionServer):
                 item.destroy()
-            elif hasattr(item, "cancel"):
+            elif hasattr(item, "timer_period_ns"):
                 self.destroy_timer(item)
             elif hasattr(item, "topic_name"):
                 self.destroy_subscription(item)
             else:
                 self.destroy_service(item)
-        self._io = []
+        self._io, self._tick_timer = [], None
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -151,7 +175,8 @@ class EchoGenNode(LifecycleNode):
         out = self.runtime.step(self._now())
         if out is None:
             return
-        self.detections.publish(out.detections)
+        if out.detections is not None:
+            self.detections.publish(out.detections)
         if out.debug_image is not None:
             self.debug.publish(out.debug_image)
         self._say(out.status)
@@ -166,6 +191,8 @@ class EchoGenNode(LifecycleNode):
         return self.runtime.verify(request)
 
     def _imagine(self, goal_handle):
+        from echogen_ros.runtime.core import Cancelled
+
         def feedback(stage: str, progress: float) -> None:
             goal_handle.publish_feedback(Imagine.Feedback(stage=stage, progress=float(progress)))
 
@@ -179,12 +206,24 @@ class EchoGenNode(LifecycleNode):
 
 
 def _start(node: EchoGenNode) -> None:
-    node.trigger_configure()
-    node.trigger_activate()
+    """Configure and activate at start; a failed configure leaves the node alive and unconfigured."""
+    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
+    else:
+        node.get_logger().error(
+            "configure failed, the node stays unconfigured: fix the parameter, then "
+            f"`ros2 lifecycle set {node.get_fully_qualified_name()} configure`"
+        )
+
+
+def _stop(node: EchoGenNode) -> None:
+    """The shutdown transition on Ctrl-C / SIGTERM, so on_shutdown frees the model."""
+    if not node.finalized:
+        node.trigger_shutdown()
 
 
 def main(args: list[str] | None = None) -> None:
-    run(EchoGenNode, args, multithreaded=True, start=_start)
+    run(EchoGenNode, args, multithreaded=True, start=_start, stop=_stop)
 
 
 if __name__ == "__main__":

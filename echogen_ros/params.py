@@ -35,6 +35,19 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("inference_rate_hz", 30.0, "how often the inference loop checks for due work", low=1.0, high=500.0),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PARAMS}
+# parameter → RuntimeConfig field; these take effect at once when set on a running node
+RUNTIME_FIELDS = {
+    "grounding_every_frames": "every_frames",
+    "grounding_every_seconds": "every_seconds",
+    "score_threshold": "score_threshold",
+    "debug_image": "debug_image",
+    "guidance": "guidance",
+}
+
+
+def runtime_settings(values: dict[str, object]) -> dict[str, object]:
+    """The RuntimeConfig fields among parameter `values` (name → value), under their field names."""
+    return {RUNTIME_FIELDS[name]: value for name, value in values.items() if name in RUNTIME_FIELDS}
 
 
 def validate(name: str, value) -> str | None:

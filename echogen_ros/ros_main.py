@@ -1,18 +1,29 @@
-"""The `main()` both ROS executables share: init, spin, clean shutdown on Ctrl-C (needs rclpy)."""
+"""The `main()` both ROS executables share: init, spin, clean shutdown on Ctrl-C or SIGTERM (needs rclpy)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 
-def run(make_node: Callable, args: list[str] | None = None, multithreaded: bool = False, start=None) -> None:
-    """Create the node, call `start(node)` (e.g. lifecycle transitions), spin until shutdown."""
-    rclpy.init(args=args)
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (what `ros2 launch` escalates to) ends the spin as Ctrl-C does
+
+
+def run(make_node: Callable, args: list[str] | None = None, multithreaded: bool = False, start=None,
+        stop=None) -> None:  # fmt: skip
+    """Create the node, call `start(node)` (e.g. lifecycle transitions), spin until Ctrl-C or SIGTERM,
+    then call `stop(node)` while the context is still valid, and shut down."""
+    # rclpy's own handlers would shut the context down before `stop` could run: handle the signals here
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = make_node()
-    executor = MultiThreadedExecutor() if multithreaded else SingleThreadedExecutor()
+    # four threads: one can wait on the model while another answers a cancel or a parameter request
+    executor = MultiThreadedExecutor(num_threads=4) if multithreaded else SingleThreadedExecutor()
     executor.add_node(node)
     try:
         if start is not None:
@@ -21,5 +32,10 @@ def run(make_node: Callable, args: list[str] | None = None, multithreaded: bool 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        executor.shutdown()
+        if stop is not None:
+            stop(node)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -1,11 +1,14 @@
-"""`sim_camera`: publishes tabletop-world frames and CameraInfo, so the system runs with no hardware."""
+"""`sim_camera`: publishes tabletop-world frames, CameraInfo and each frame's ground truth (an
+echogen_ros/Layout on `~/ground_truth`, stamped as the frame), so the system runs and is scored live with
+no hardware."""
 
 from __future__ import annotations
 
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
+from echogen_ros.msg import Layout
 from echogen_ros.ros_main import run
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
@@ -26,10 +29,12 @@ class SimCameraNode(Node):
         )
         self.image = self.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.truth = self.create_publisher(Layout, "~/ground_truth", QoSProfile(depth=10))
         self.create_timer(1.0 / max(fps, 0.1), self._publish)
 
     def _publish(self) -> None:
-        image, info, _ = self.camera.next(self.get_clock().now().nanoseconds / 1e9)
+        image, info, sample = self.camera.next(self.get_clock().now().nanoseconds / 1e9)
+        self.truth.publish(self.camera.ground_truth(sample, image.header))
         self.image.publish(image)
         self.info.publish(info)
 

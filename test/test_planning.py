@@ -149,15 +149,21 @@ def test_pick_and_find() -> None:
     assert found.verdict.status == SATISFIED and found.target.box == objects[expr.target].box
 
 
-def test_ambiguity_and_missing_objects_are_reported() -> None:
+def _repeated_and_absent():
+    """A val scene with a category it has twice: (sample, that category, a category it lacks)."""
     sample = next(s for s in (world_sample(6, i, "val") for i in range(60))
                   if len({o.category for o in s.scene.objects}) < len(s.scene.objects))  # fmt: skip
-    objects, grounder, obstacles = _setting(sample)
     repeated = next(
         o.category for o in sample.scene.objects if sum(p.category == o.category for p in sample.scene.objects) > 1
     )
     absent = next(c for c in ("cup", "plate", "bowl", "bottle", "block", "ball", "box", "banana")
                   if all(o.category != c for o in sample.scene.objects))  # fmt: skip
+    return sample, repeated, absent
+
+
+def test_ambiguity_and_missing_objects_are_reported() -> None:
+    sample, repeated, absent = _repeated_and_absent()
+    objects, grounder, obstacles = _setting(sample)
     with pytest.raises(PlanningError, match="cannot find"):
         plan(sample.image(), f"find the {absent}", grounder, obstacles)
     result = plan(sample.image(), f"find the {repeated}", grounder, obstacles)
@@ -212,3 +218,15 @@ def test_a_goal_layout_naming_two_alike_objects_verifies_both() -> None:
     assert verdict.status == NOT_SATISFIED and ious[0] == 1.0 and ious[1] == 0.0 and "red cup" in verdict.reason
     three = Layout(640, 480, (LayoutObject(cup, left), LayoutObject(cup, right), LayoutObject(cup, plate)))
     assert verify_layout(grounder, image, three)[1] == [1.0, 1.0, 0.0]  # a third cup that is not there
+
+
+def test_a_missing_object_is_the_reason_not_an_ambiguous_one() -> None:
+    """'ambiguous ...; cannot find ...' gave two contradictory reasons; a missing object decides alone."""
+    sample, repeated, absent = _repeated_and_absent()
+    _, grounder, _ = _setting(sample)
+    missing = verify_command(grounder, sample.image(), parse_command(f"put the {repeated} left of the {absent}"))
+    assert missing.status == CANNOT_TELL and missing.reason == f"cannot find the {absent} in the frame"
+    unique = next(o for o in sample.scene.objects if sum(p.category == o.category for p in sample.scene.objects) == 1)
+    rival = verify_command(grounder, sample.image(), parse_command(f"put the {repeated} left of the {unique.category}"))
+    assert rival.status == CANNOT_TELL and rival.reason.startswith(f"ambiguous: the {repeated} matches more than one")
+    assert "cannot find" not in rival.reason

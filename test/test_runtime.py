@@ -3,6 +3,9 @@ schedule, every service/action flow, and a table of bad inputs that never crash 
 
 from __future__ import annotations
 
+import struct
+
+import cv2
 import numpy as np
 import pytest
 
@@ -66,6 +69,49 @@ def test_latest_frame_only_and_the_schedule(runtime: Runtime) -> None:
     runtime.on_instruction("the cup")
     runtime.on_image(frame_msg(9, stamp=9.0), now=20.1)
     assert runtime.step(now=20.1) is not None  # a new instruction grounds at once
+
+
+def test_reconfigure_takes_effect_at_once(runtime: Runtime) -> None:
+    runtime.on_instruction("the cup")
+    runtime.on_image(frame_msg(0), now=0.0)
+    assert len(runtime.step(now=0.0).detections.detections) == 1
+    runtime.reconfigure(score_threshold=1.0, every_frames=1, debug_image=False)
+    runtime.on_image(frame_msg(1), now=0.1)
+    out = runtime.step(now=0.1)  # due after one frame now (was three)
+    assert out.detections.detections == [] and out.debug_image is None and "below score 1.0" in out.status
+    with pytest.raises(ValueError, match=">= 0"):
+        runtime.reconfigure(every_seconds=-1.0)
+    assert runtime.config.every_seconds == 10.0  # a refused change leaves the config as it was
+
+
+class _FailingModel:
+    def ground_many(self, rgb, phrases):
+        raise RuntimeError("input is smaller than the kernel")
+
+
+def test_a_frame_the_model_cannot_take_is_a_status_not_a_crash(tiny_model) -> None:
+    runtime = Runtime(tiny_model, MSGS, RuntimeConfig(every_frames=1))
+    runtime.model = _FailingModel()
+    runtime.on_instruction("the cup")
+    runtime.on_image(frame_msg(0), now=0.0)
+    out = runtime.step(now=0.0)
+    assert out.detections is None and "cannot ground this frame: input is smaller" in out.status
+    runtime.model = tiny_model
+    runtime.on_image(frame_msg(1), now=0.1)
+    assert runtime.step(now=0.1).detections is not None  # the stream goes on
+
+
+def test_sim_camera_ground_truth_is_the_frame_it_shows() -> None:
+    from echogen_ros.runtime.sim_camera import SimCamera
+
+    camera = SimCamera(MSGS, width=320, height=240, seed=3, split="val", frames_per_scene=2)
+    image, info, sample = camera.next(12.5)
+    truth = _roundtrip(camera.ground_truth(sample, image.header), "echogen_ros/msg/Layout")
+    assert (truth.header.stamp.sec, truth.header.frame_id) == (12, "sim_camera_optical")
+    assert (truth.width, truth.height) == (320, 240) and len(truth.objects) == len(sample.scene.objects)
+    first = sample.scene.objects[0]
+    assert truth.objects[0].label == f"{first.colour} {first.category}"
+    assert conv.box_of(truth.objects[0].bbox) == pytest.approx(sample.boxes(320, 240)[0])
 
 
 def test_score_threshold_filters_detections(tiny_model) -> None:
@@ -150,6 +196,14 @@ def _layout_msg(boxes, width=160, height=120):
     return conv.layout_message(MSGS, layout, conv.header(MSGS, 0, ""))
 
 
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height, over a small image's data (as a decompression bomb is)."""
+    _, png = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
 def _bad_cases():
     no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
     empty = conv.empty_layout(MSGS, conv.header(MSGS, 0, ""))
@@ -157,7 +211,7 @@ def _bad_cases():
     def goal(instruction="", layout=empty, guidance=0.0):
         return MSGS.ImagineGoal(instruction=instruction, layout=layout, seed=1, guidance=guidance)
 
-    def image(encoding="rgb8", width=4, height=4, step=12, data=b"\0" * 48):
+    def image(encoding="rgb8", width=16, height=16, step=48, data=b"\0" * 768):
         return MSGS.Image(header=conv.header(MSGS, 0, "c"), height=height, width=width, encoding=encoding,
                           is_bigendian=0, step=step, data=MSGS.payload(data))  # fmt: skip
 
@@ -170,7 +224,13 @@ def _bad_cases():
         ("image", image(width=0), "outside"),
         ("image", image(width=20000, step=60000), "outside"),
         ("image", image(step=5), "step"),
-        ("compressed", compressed("jpeg", b"\xff\xd8\xff\xe0broken"), "cannot decode"),
+        ("image", image(width=1, height=1, step=3, data=b"\0" * 3), "too small to ground"),
+        ("image", image(width=640, height=1, step=1920, data=b"\0" * 1920), "too small to ground"),
+        ("compressed", compressed("jpeg", b"\xff\xd8\xff\xe0broken"), "no size in the header"),
+        ("compressed", compressed("png", _png_claiming(20000, 20000)), "would decode to 20000x20000"),
+        ("compressed", compressed("png", cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()),
+         "too small to ground"),
+        ("compressed", compressed("png", _png_claiming(64, 64)[:40]), "cannot decode"),
         ("compressed", compressed("png", b""), "no data"),
         ("compressed", compressed("h264", b"123"), "unsupported compressed"),
         ("instruction", "", "empty instruction"),

@@ -88,8 +88,11 @@ def verify_command(grounder: Grounder, image: np.ndarray, command: Command, min_
         if rival:
             ambiguous.append(phrase)
     verdict = judge(command, target, anchors, image.shape[0], min_score)
-    if ambiguous and command.action == "put":
-        reason = f"ambiguous: {', '.join(ambiguous)} match(es) more than one object; {verdict.reason}"
+    all_found = all(d is not None and d.score >= min_score for d in (target, *anchors))
+    if ambiguous and command.action == "put" and all_found:  # a missing object is the reason, not a rival
+        names = ", ".join(ambiguous)
+        reason = f"ambiguous: {names} {'matches' if len(ambiguous) == 1 else 'match'} more than one object, so " \
+                 f"which one is meant cannot be told; as grounded, {verdict.reason}"  # fmt: skip
         return Verdict(CANNOT_TELL, verdict.score, reason, verdict.relation, verdict.target, verdict.anchors)
     return verdict
 

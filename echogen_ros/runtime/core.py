@@ -3,6 +3,7 @@ message and the runtime keeps going."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
@@ -17,7 +18,7 @@ from echogen_ros.planning.grounders import ModelGrounder
 from echogen_ros.planning.planner import plan
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
-from echogen_ros.runtime.images import ImageError, compressed_to_rgb, to_rgb
+from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.schedule import Frame, GroundingSchedule, LatestFrame
 
@@ -37,7 +38,7 @@ class RuntimeConfig:
 
 @dataclass
 class Outputs:
-    detections: object  # vision_msgs/Detection2DArray
+    detections: object | None  # vision_msgs/Detection2DArray; None when the frame could not be grounded
     debug_image: object | None  # sensor_msgs/Image
     status: str
 
@@ -50,6 +51,10 @@ class Counters:
     last_latency_ms: float = 0.0
     last_status: str = "waiting for frames"
     errors: list[str] = field(default_factory=list)
+
+
+def _guidance(scale: float | None) -> str:
+    return "of the model" if scale is None else f"{scale:g}"
 
 
 class Cancelled(Exception):
@@ -68,6 +73,12 @@ class Runtime:
         self.phrases: list[tuple[str, str]] = []  # (class_id = phrase, id = role)
         self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
 
+    def reconfigure(self, **changes) -> None:
+        """Change RuntimeConfig fields while running (e.g. a parameter set on the live node)."""
+        config = dataclasses.replace(self.config, **changes)
+        self.schedule.set_period(config.every_frames, config.every_seconds)
+        self.config = config
+
     # ---- intake ------------------------------------------------------------------------------
     def on_image(self, msg, now: float) -> str | None:
         return self._intake(msg, now, to_rgb)
@@ -77,7 +88,7 @@ class Runtime:
 
     def _intake(self, msg, now: float, decode) -> str | None:
         try:
-            rgb = decode(msg)
+            rgb = groundable(decode(msg))
         except ImageError as exc:
             self.counters.skipped += 1
             return self._status(f"skipped frame: {exc}", error=True)
@@ -119,8 +130,12 @@ class Runtime:
         if frame is None:
             return None
         start = time.perf_counter()
-        with self._model_lock:
-            found = self.model.ground_many(frame.rgb, [p for p, _ in self.phrases])
+        try:
+            with self._model_lock:
+                found = self.model.ground_many(frame.rgb, [p for p, _ in self.phrases])
+        except (ValueError, RuntimeError) as exc:  # one frame the model cannot take must not stop the stream
+            self.schedule.grounded(now)
+            return Outputs(None, None, self._status(f"cannot ground this frame: {exc}", error=True))
         self.schedule.grounded(now)
         latency = (time.perf_counter() - start) * 1000
         self.counters.groundings += 1
@@ -141,7 +156,7 @@ class Runtime:
     def _frame_for(self, image_msg) -> Frame:
         """The request's image, or the latest camera frame when the request's image is empty."""
         if image_msg is not None and int(image_msg.height) > 0:
-            return Frame(to_rgb(image_msg), image_msg.header, time.time())
+            return Frame(groundable(to_rgb(image_msg)), image_msg.header, time.time())
         frame = self.latest.peek()
         if frame is None:
             raise ImageError("no image in the request and no camera frame received yet")
@@ -251,7 +266,7 @@ class Runtime:
                 image=conv.image_message(msgs, image, header), goal_layout=conv.layout_message(msgs, layout, header),
                 grounded_layout=conv.layout_message(msgs, grounded, header), cycle_iou=float(sum(ious) / len(ious)),
                 object_iou=msgs.floats(ious), satisfied_now=satisfied_now, success=True,
-                message=f"imagined {len(layout.objects)} object(s) with seed {seed}",
+                message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}",
             )  # fmt: skip
         except (ValueError, ImageError, PlanningError) as exc:
             return self._imagine_failure(header, str(exc))

@@ -7,10 +7,14 @@ mono16 by scaling the valid range to 8 bits, and image_transport's CompressedIma
 
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 
+MIN_SIDE = 16  # smaller frames hold nothing the model can ground (and break its resize)
 MAX_SIDE = 16384
+MAX_DECODED_PIXELS = 8192 * 8192  # a compressed frame is sized from its header before it is decoded
 # encoding → (channels, numpy dtype of one channel)
 ENCODINGS = {
     "rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "rgba8": (4, np.uint8), "bgra8": (4, np.uint8),
@@ -29,8 +33,7 @@ def to_rgb(msg) -> np.ndarray:
     height, width, encoding = int(msg.height), int(msg.width), str(msg.encoding)
     if encoding not in ENCODINGS:
         raise ImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
-        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_SIDE}")
+    _check_size(width, height)
     channels, dtype = ENCODINGS[encoding]
     row = width * channels * np.dtype(dtype).itemsize
     step = int(msg.step)
@@ -55,6 +58,19 @@ def to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
+def _check_size(width: int, height: int) -> None:
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_SIDE}")
+
+
+def groundable(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` if the model can ground in it, else ImageError (a 1-pixel-high frame, say)."""
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageError(f"image size {width}x{height} is too small to ground in (at least {MIN_SIDE} a side)")
+    return rgb
+
+
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     """Scale the finite, non-zero range of depth/16-bit data to 0..255 (0 and NaN stay black)."""
     valid = np.isfinite(values) & (values > 0)
@@ -74,6 +90,12 @@ def compressed_to_rgb(msg) -> np.ndarray:
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageError("compressed image has no data")
+    size = encoded_size(data.tobytes()[:65536])
+    if size is None:
+        raise ImageError(f"cannot decode {data.size} bytes as {fmt.split(';')[0] or 'an image'}: no size in the header")
+    if size[0] * size[1] > MAX_DECODED_PIXELS:
+        raise ImageError(f"compressed image would decode to {size[0]}x{size[1]} pixels (limit {MAX_DECODED_PIXELS})")
+    _check_size(*size)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError(f"cannot decode {data.size} bytes as {fmt.split(';')[0] or 'an image'}")
@@ -85,3 +107,26 @@ def compressed_to_rgb(msg) -> np.ndarray:
         image = image[..., :3]
     compressed_as = fmt.split("compressed")[-1].strip() if "compressed" in fmt else "bgr8"
     return np.ascontiguousarray(image) if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encoded_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame marker, without decoding; None if
+    `head` (the first bytes of the file) holds neither."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 9 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            at += 1 if marker == 0xFF else 2  # fill bytes and markers without a length
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            height, width = struct.unpack(">HH", head[at + 5 : at + 9])
+            return width, height
+        at += 2 + struct.unpack(">H", head[at + 2 : at + 4])[0]
+    return None

@@ -48,12 +48,15 @@ class GroundingSchedule:
     `every_seconds` seconds (whichever comes first); 0 disables that trigger."""
 
     def __init__(self, every_frames: int = 10, every_seconds: float = 1.0) -> None:
-        if every_frames < 0 or every_seconds < 0:
-            raise ValueError("grounding period must be >= 0")
-        self.every_frames, self.every_seconds = every_frames, every_seconds
+        self.set_period(every_frames, every_seconds)
         self._pending = False
         self._frames = 0
         self._last: float | None = None
+
+    def set_period(self, every_frames: int, every_seconds: float) -> None:
+        if every_frames < 0 or every_seconds < 0:
+            raise ValueError("grounding period must be >= 0")
+        self.every_frames, self.every_seconds = every_frames, every_seconds
 
     def instruction_arrived(self) -> None:
         self._pending = True

@@ -1,9 +1,10 @@
-"""The simulated camera: tabletop-world frames and their CameraInfo, as ROS messages."""
+"""The simulated camera: tabletop-world frames, their CameraInfo and ground truth, as ROS messages."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.world.dataset import WorldSample, world_sample
@@ -43,6 +44,12 @@ class SimCamera:
         self.count += 1
         header = conv.header(self.msgs, seconds, self.frame_id)
         return conv.image_message(self.msgs, rgb, header), self.camera_info(header), sample
+
+    def ground_truth(self, sample: WorldSample, header):
+        """echogen_ros/Layout of what frame `header` shows: every object as "colour category" and its box."""
+        boxes = sample.boxes(self.width, self.height)
+        objects = tuple(LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, boxes))
+        return conv.layout_message(self.msgs, Layout(self.width, self.height, objects, sample.caption), header)
 
     def camera_info(self, header):
         m, w, h = self.msgs, self.width, self.height
