@@ -7,6 +7,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
 
@@ -22,6 +23,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("model", default_value="", description="model directory (empty: embedded default)"),
         DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),
         DeclareLaunchArgument("use_sim_camera", default_value="false", description="start the tabletop sim camera"),
+        DeclareLaunchArgument("sim_fps", default_value="10.0", description="the sim camera's frame rate"),
     ]
     namespace = LaunchConfiguration("namespace")
     camera_topic = LaunchConfiguration("camera_topic")
@@ -40,6 +42,7 @@ def generate_launch_description() -> LaunchDescription:
         executable="sim_camera",
         name="sim_camera",
         namespace=namespace,
+        parameters=[{"fps": ParameterValue(LaunchConfiguration("sim_fps"), value_type=float)}],
         remappings=[("image", camera_topic)],
         condition=IfCondition(LaunchConfiguration("use_sim_camera")),
         output="screen",
