@@ -1,17 +1,37 @@
-"""Offline mode: run the runtime over a recorded rosbag2 (MCAP or sqlite3) in time order and write a new
-MCAP bag with the input topics plus detections, debug images, status and, when an instruction asks for
-a move, the imagined goal scene and its goal layout. Message definitions are stored in the bag, so ROS 2
-tools read it. A corrupt message is reported and skipped."""
+"""Offline mode: run the runtime over a recorded rosbag2 in time order and write a new MCAP bag.
+
+Input: a rosbag2 folder (or one .mcap / .db3 file) as ROS 2 Humble or Jazzy write it: sqlite3 or MCAP,
+metadata versions 4 to 9, with or without stored message definitions and type hashes.
+
+Output: a new MCAP bag (metadata version 8, which Humble and Jazzy read) holding every input message
+unchanged, on its topic with its recorded QoS, plus this run's outputs under the namespace (`/echogen`):
+detections, debug images, status and, when an instruction asks for a move, the imagined goal scene and its
+goal layout. Every connection carries its complete message definition: the bag's own where it has one,
+else the one generated from the typestore of the chosen distribution; an input type found in neither stops
+the run with one line naming it, as ROS 2 tools could not read such an output.
+
+Reprocessing: an input that already holds outputs on this run's output topics (an earlier `echogen bag`
+output, or a recording of the live node) gets them replaced, not copied, so each output topic holds one
+run's results; the summary counts the replaced messages. Another namespace keeps both.
+
+An instruction given up front is stamped with the bag's first message time. A corrupt message is reported
+and skipped; a bag that cannot be read stops the run with one line and leaves no output behind.
+"""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
+import apsw
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.interfaces import Connection, ConnectionExtRosbag2, MessageDefinitionFormat
+from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer
+from rosbags.typesys.store import Typestore
 
 from echogen_ros.interfaces import typestore
 from echogen_ros.planning.commands import PlanningError, parse_command
@@ -27,6 +47,13 @@ OUTPUTS = {
     "goal_layout": "echogen_ros/msg/Layout",
     "status": "std_msgs/msg/String",
 }
+OUTPUT_VERSION = 8  # the newest rosbag2 metadata version that Humble's tools read as well as Jazzy's
+# What rosbags raises on a damaged or foreign file: its own errors, sqlite's, and a truncated record's.
+READ_ERRORS = (AnyReaderError, ReaderError, apsw.Error, struct.error, UnicodeDecodeError)
+
+
+class BagError(ValueError):
+    """An input bag that cannot be read or copied as asked: one line for the user."""
 
 
 @dataclass
@@ -35,20 +62,24 @@ class BagSummary:
     frames: int = 0
     groundings: int = 0
     imagined: int = 0
+    replaced: int = 0
     skipped: list[str] = field(default_factory=list)
 
 
-def _pick_topic(reader: AnyReader, given: str | None, types: tuple[str, ...], what: str) -> str | None:
-    topics = {c.topic: c.msgtype for c in reader.connections}
-    if given:
-        if given not in topics:
-            raise ValueError(f"{what} topic {given!r} is not in the bag; it has {', '.join(sorted(topics))}")
-        if topics[given] not in types:
-            raise ValueError(f"{what} topic {given!r} has type {topics[given]}, expected {' or '.join(types)}")
-        return given
-    matches = sorted(t for t, kind in topics.items() if kind in types)
-    preferred = [t for t in matches if what == "instruction" and "instruction" in t] or matches
-    return preferred[0] if preferred else None
+@dataclass(frozen=True)
+class _Copy:
+    """How one input connection is written out: its complete definition and type hash."""
+
+    source: Connection
+    msgdef: str
+    rihs01: str
+
+
+def output_topics(namespace: str) -> dict[str, str]:
+    """Output name → topic, e.g. 'detections' → '/echogen/detections'."""
+    if not namespace.startswith("/") or namespace.endswith("/"):
+        raise ValueError(f"namespace {namespace!r} must start with '/' and not end with one, e.g. /echogen")
+    return {name: f"{namespace}/{name}" for name in OUTPUTS}
 
 
 def process_bag(
@@ -63,76 +94,183 @@ def process_bag(
     progress: Callable[[int, int], None] | None = None,
     distro: str = "humble",
 ) -> BagSummary:
-    """Read `source`, write `target` (MCAP, bag format version 8 so Humble reads it)."""
+    """Read `source`, write `target` (a new MCAP bag); on any failure no `target` is left behind."""
     source, target = Path(source), Path(target)
     if not source.exists():
         raise FileNotFoundError(f"input bag {source} does not exist")
     if target.exists():
         raise FileExistsError(f"output bag {target} exists; choose a new path")
+    topics = output_topics(namespace)
     try:
-        return _process(source, target, model, image_topic, instruction_topic, instruction, namespace, config,
+        return _process(source, target, model, image_topic, instruction_topic, instruction, topics, config,
                         progress, distro)  # fmt: skip
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # no partial output bag
         raise
 
 
-def _process(source, target, model, image_topic, instruction_topic, instruction, namespace, config, progress, distro):
+@contextmanager
+def _open_bag(source: Path, store: Typestore) -> Iterator[AnyReader]:
+    """`source` opened with rosbags; a file that is no readable rosbag2 becomes one BagError line."""
+    if source.suffix == ".bag":
+        raise BagError(f"{source} is a ROS 1 bag; convert it to rosbag2 first (rosbags-convert)")
+    try:
+        reader = AnyReader([source], default_typestore=store)
+        reader.open()
+    except FileNotFoundError as exc:  # a folder without metadata.yaml
+        raise BagError(f"{source} is not a rosbag2 bag: {_one_line(exc)}") from exc
+    except READ_ERRORS as exc:
+        raise BagError(f"cannot read input bag {source}: {_one_line(exc)}") from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _read_messages(reader: AnyReader, source: Path) -> Iterator[tuple[Connection, int, bytes]]:
+    """The bag's messages in time order; damage found on the way becomes one BagError line."""
+    try:
+        yield from reader.messages()
+    except READ_ERRORS as exc:
+        raise BagError(f"cannot read input bag {source} to the end: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's text (a YAML error spans several), or its type when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _has_definition(connection: Connection) -> bool:
+    return connection.msgdef.format != MessageDefinitionFormat.NONE and bool(connection.msgdef.data.strip())
+
+
+def _plan_copies(reader: AnyReader, store: Typestore, outputs: dict[str, str]) -> list[_Copy]:
+    """The input connections to copy (old outputs left out), each with a complete definition."""
+    copies, unknown = [], []
+    for connection in reader.connections:
+        if connection.topic in outputs:
+            _check_output_type(connection, outputs[connection.topic])
+        elif _has_definition(connection):
+            digest = connection.digest or reader.typestore.hash_rihs01(connection.msgtype)
+            copies.append(_Copy(connection, connection.msgdef.data, digest))
+        elif connection.msgtype in store.fielddefs:
+            msgdef, _ = store.generate_msgdef(connection.msgtype, ros_version=2)
+            copies.append(_Copy(connection, msgdef, store.hash_rihs01(connection.msgtype)))
+        else:
+            unknown.append(f"{connection.topic} ({connection.msgtype})")
+    if unknown:
+        raise BagError(f"no message definition in the bag nor in the typestore for {', '.join(unknown)}; store "
+                       "the definitions by converting the bag to MCAP where those packages are installed "
+                       "(ros2 bag convert), then run again")  # fmt: skip
+    return copies
+
+
+def _check_output_type(connection: Connection, kind: str) -> None:
+    if connection.msgtype != kind:
+        raise BagError(f"input topic {connection.topic} has type {connection.msgtype}, but echogen writes {kind} "
+                       "there; choose another namespace (--namespace)")  # fmt: skip
+
+
+def _add_copies(writer: Writer, copies: list[_Copy]) -> dict[int, Connection]:
+    """Input connection id → output connection; inputs with the same topic, type and QoS share one."""
+    written: dict[int, Connection] = {}
+    for copy in copies:
+        source = copy.source
+        ext = ConnectionExtRosbag2(source.ext.serialization_format, list(source.ext.offered_qos_profiles))
+        same = [c for c in writer.connections if (c.topic, c.msgtype, c.ext) == (source.topic, source.msgtype, ext)]
+        written[source.id] = same[0] if same else writer.add_connection(
+            source.topic, source.msgtype, msgdef=copy.msgdef, rihs01=copy.rihs01,
+            serialization_format=ext.serialization_format, offered_qos_profiles=ext.offered_qos_profiles,
+        )  # fmt: skip
+    return written
+
+
+def _pick_topic(
+    reader: AnyReader, given: str | None, types: tuple[str, ...], what: str, outputs: dict[str, str]
+) -> str | None:
+    """The topic to read `what` from: the one given, else the first fitting one that is not an output."""
+    topics = {c.topic: c.msgtype for c in reader.connections}
+    if given:
+        if given not in topics:
+            raise ValueError(f"{what} topic {given!r} is not in the bag; it has {', '.join(sorted(topics))}")
+        if topics[given] not in types:
+            raise ValueError(f"{what} topic {given!r} has type {topics[given]}, expected {' or '.join(types)}")
+        if given in outputs:
+            raise ValueError(f"{what} topic {given!r} is one this run writes; choose another namespace (--namespace)")
+        return given
+    matches = sorted(t for t, kind in topics.items() if kind in types and t not in outputs)
+    preferred = [t for t in matches if what == "instruction" and "instruction" in t] or matches
+    return preferred[0] if preferred else None
+
+
+def _process(source, target, model, image_topic, instruction_topic, instruction, topics, config, progress, distro):
+    outputs = {topic: OUTPUTS[name] for name, topic in topics.items()}  # output topic → type
     store = typestore(distro)
     msgs = MessageTypes.from_typestore(store)
     runtime = Runtime(model, msgs, config or RuntimeConfig(every_frames=1, every_seconds=0.0))
     summary = BagSummary()
-    with AnyReader([source], default_typestore=store) as reader:
-        image = _pick_topic(reader, image_topic, IMAGE_TYPES, "image")
+    with _open_bag(source, store) as reader:
+        image = _pick_topic(reader, image_topic, IMAGE_TYPES, "image", outputs)
         if image is None:
             raise ValueError("the bag has no sensor_msgs/Image or CompressedImage topic")
-        instructions = _pick_topic(reader, instruction_topic, ("std_msgs/msg/String",), "instruction")
-        with Writer(target, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
-            copies = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
-                      for c in reader.connections}  # fmt: skip
-            out = {
-                name: writer.add_connection(f"{namespace}/{name}", kind, typestore=store)
-                for name, kind in OUTPUTS.items()
-            }
+        instructions = _pick_topic(reader, instruction_topic, ("std_msgs/msg/String",), "instruction", outputs)
+        copies = _plan_copies(reader, store, outputs)
+        with Writer(target, version=OUTPUT_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
+            written = _add_copies(writer, copies)
+            out = {name: writer.add_connection(topic, OUTPUTS[name], typestore=store) for name, topic in topics.items()}
             state = _BagState(runtime, msgs, store, writer, out, summary)
-            if instruction:
-                state.instruct(instruction, 0)
             total = reader.message_count
-            for k, (connection, timestamp, raw) in enumerate(reader.messages()):
-                writer.write(copies[connection.id], timestamp, raw)
-                summary.messages += 1
+            for k, (connection, timestamp, raw) in enumerate(_read_messages(reader, source)):
+                if k == 0 and instruction:
+                    state.instruct(instruction, timestamp)  # in force from the bag's first message
+                if connection.id not in written:
+                    summary.replaced += 1  # an old output on an output topic: this run writes its own
+                else:
+                    writer.write(written[connection.id], timestamp, raw)
+                    summary.messages += 1
                 if connection.topic in (image, instructions):
-                    try:
-                        message = reader.deserialize(raw, connection.msgtype)
-                    except Exception as exc:  # noqa: BLE001 - any decoding failure of one message is reported and skipped
-                        problem = f"skipped {connection.topic} @ {timestamp}: cannot deserialize ({exc})"
-                        summary.skipped.append(problem)
-                        state.write("status", conv.string(msgs, problem), timestamp)
-                        continue
-                    if connection.topic == image:
-                        state.frame(message, connection.msgtype, timestamp)
-                    else:
-                        state.instruct(message.data, timestamp)
+                    state.handle(reader, connection, timestamp, raw, image)
                 if progress:
                     progress(k + 1, total)
     summary.groundings = runtime.counters.groundings
     return summary
 
 
+@dataclass
 class _BagState:
-    def __init__(self, runtime: Runtime, msgs, store, writer, out, summary: BagSummary) -> None:
-        self.runtime, self.msgs, self.store, self.writer, self.out, self.summary = (
-            runtime,
-            msgs,
-            store,
-            writer,
-            out,
-            summary,
-        )
-        self.pending_goal: str | None = None
+    """The runtime and the output connections, fed one input message at a time."""
+
+    runtime: Runtime
+    msgs: MessageTypes
+    store: Typestore
+    writer: Writer
+    out: dict[str, Connection]  # output name ('detections') → connection
+    summary: BagSummary
+    pending_goal: str | None = None
 
     def write(self, name: str, message, timestamp: int) -> None:
         self.writer.write(self.out[name], timestamp, self.store.serialize_cdr(message, OUTPUTS[name]))
+
+    def handle(self, reader: AnyReader, connection: Connection, timestamp: int, raw: bytes, image: str) -> None:
+        """Decode one image or instruction message and hand it to the runtime."""
+        try:
+            message = self.decode(reader, connection, raw)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure of one message is reported and skipped
+            problem = f"skipped {connection.topic} @ {timestamp}: cannot deserialize ({exc})"
+            self.summary.skipped.append(problem)
+            self.write("status", conv.string(self.msgs, problem), timestamp)
+            return
+        if connection.topic == image:
+            self.frame(message, connection.msgtype, timestamp)
+        else:
+            self.instruct(message.data, timestamp)
+
+    def decode(self, reader: AnyReader, connection: Connection, raw: bytes):
+        """With the bag's own definition where it has one, else with the typestore's."""
+        if _has_definition(connection):
+            return reader.deserialize(raw, connection.msgtype)
+        return self.store.deserialize_cdr(raw, connection.msgtype)
 
     def instruct(self, text: str, timestamp: int) -> None:
         self.write("status", conv.string(self.msgs, self.runtime.on_instruction(text)), timestamp)
@@ -154,7 +292,8 @@ class _BagState:
         self.summary.frames += 1
         outputs = self.runtime.step(now)
         if outputs is not None:
-            self.write("detections", outputs.detections, timestamp)
+            if outputs.detections is not None:  # None: the model could not take this frame (see status)
+                self.write("detections", outputs.detections, timestamp)
             if outputs.debug_image is not None:
                 self.write("debug_image", outputs.debug_image, timestamp)
             self.write("status", conv.string(self.msgs, outputs.status), timestamp)

@@ -12,6 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -42,7 +43,7 @@ class EchoGenNode(LifecycleNode):
         self.runtime = None
         self.finalized = False
         self._io: list = []
-        self._tick_timer = None
+        self._wake = None
         self._inference_group = MutuallyExclusiveCallbackGroup()
         self._request_group = ReentrantCallbackGroup()  # never `_services`: rclpy's Node owns that name
 
@@ -61,10 +62,9 @@ class EchoGenNode(LifecycleNode):
 
     def _apply_live(self, values: dict) -> None:
         self.runtime.reconfigure(**runtime_settings(values))
-        if "inference_rate_hz" in values and self._tick_timer is not None:
-            self._tick_timer.timer_period_ns = int(1e9 / values["inference_rate_hz"])
         if values.get("instruction"):
             self._say(self.runtime.on_instruction(values["instruction"]))
+            self._wake_inference()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         for spec in PARAMS:
@@ -79,7 +79,11 @@ class EchoGenNode(LifecycleNode):
 
             model = load_grounding_model(self.p("model_path") or None, self.p("backend"), self.p("device"),
                                          log=self.get_logger().info)  # fmt: skip
-        except (ImportError, ValueError, OSError, RuntimeError) as exc:
+        except ImportError as exc:
+            self.get_logger().error(f"cannot load the model: {exc}; install the node's Python dependencies into "
+                                    "the Python that runs ROS 2 (README, ROS 2 users: make ros-venv)")  # fmt: skip
+            return TransitionCallbackReturn.FAILURE
+        except (ValueError, OSError, RuntimeError) as exc:
             self.get_logger().error(f"cannot load the model: {exc}")
             return TransitionCallbackReturn.FAILURE
         config = RuntimeConfig(**runtime_settings({spec.name: self.p(spec.name) for spec in PARAMS}))
@@ -103,8 +107,9 @@ class EchoGenNode(LifecycleNode):
             image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, camera)
         else:
             image_sub = self.create_subscription(Image, "image", self._on_image, camera)
-        self._tick_timer = self.create_timer(1.0 / self.p("inference_rate_hz"), self._tick,
-                                             callback_group=self._inference_group)  # fmt: skip
+        # grounding runs when a frame or an instruction arrives (never on a polling timer, which would add up
+        # to its period to every frame's latency); in its own group, so a frame that arrives meanwhile waits
+        self._wake = self.create_guard_condition(self._ground_due, callback_group=self._inference_group)
         self._io = [
             image_sub,
             self.create_subscription(String, "instruction", self._on_instruction, 10),
@@ -113,7 +118,7 @@ class EchoGenNode(LifecycleNode):
             ActionServer(self, Imagine, "imagine", self._imagine, callback_group=self._request_group,
                          goal_callback=lambda goal: GoalResponse.ACCEPT,
                          cancel_callback=lambda handle: CancelResponse.ACCEPT),
-            self._tick_timer,
+            self._wake,
             self.create_timer(1.0, self._publish_diagnostics),
         ]  # fmt: skip
         self.get_logger().info("active")
@@ -147,13 +152,15 @@ class EchoGenNode(LifecycleNode):
         for item in self._io:
             if isinstance(item, ActionServer):
                 item.destroy()
+            elif isinstance(item, GuardCondition):
+                self.destroy_guard_condition(item)
             elif hasattr(item, "timer_period_ns"):
                 self.destroy_timer(item)
             elif hasattr(item, "topic_name"):
                 self.destroy_subscription(item)
             else:
                 self.destroy_service(item)
-        self._io, self._tick_timer = [], None
+        self._io, self._wake = [], None
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -162,16 +169,24 @@ class EchoGenNode(LifecycleNode):
         if text:
             self.status.publish(String(data=text))
 
+    def _wake_inference(self) -> None:
+        wake = self._wake  # None while inactive
+        if wake is not None:
+            wake.trigger()
+
     def _on_image(self, msg: Image) -> None:
         self._say(self.runtime.on_image(msg, self._now()))
+        self._wake_inference()
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         self._say(self.runtime.on_compressed(msg, self._now()))
+        self._wake_inference()
 
     def _on_instruction(self, msg: String) -> None:
         self._say(self.runtime.on_instruction(msg.data))
+        self._wake_inference()
 
-    def _tick(self) -> None:
+    def _ground_due(self) -> None:
         out = self.runtime.step(self._now())
         if out is None:
             return
@@ -211,7 +226,7 @@ def _start(node: EchoGenNode) -> None:
         node.trigger_activate()
     else:
         node.get_logger().error(
-            "configure failed, the node stays unconfigured: fix the parameter, then "
+            "configure failed, the node stays unconfigured: fix what the error above says, then "
             f"`ros2 lifecycle set {node.get_fully_qualified_name()} configure`"
         )
 

@@ -32,7 +32,6 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
     ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),
-    ParamSpec("inference_rate_hz", 30.0, "how often the inference loop checks for due work", low=1.0, high=500.0),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PARAMS}
 # parameter → RuntimeConfig field; these take effect at once when set on a running node

@@ -1,4 +1,4 @@
-"""`echogen bag`: the runtime over a recorded rosbag2, written to a new MCAP bag."""
+"""`echogen bag`: the runtime over a recorded rosbag2, written to a new MCAP bag (see echogen_ros.bag)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from echogen_ros.cli.model import add_backend
 
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bag", help="ground (and imagine) over a rosbag2; write a new MCAP bag")
-    b.add_argument("--in", dest="source", type=Path, required=True, help="input bag (MCAP or sqlite3 folder)")
+    b.add_argument("--in", dest="source", type=Path, required=True, help="input rosbag2 (folder, .mcap or .db3)")
     b.add_argument("--out", dest="target", type=Path, required=True, help="output bag folder (must not exist)")
     b.add_argument("--image-topic", default=None, help="default: the bag's first Image/CompressedImage topic")
     b.add_argument("--instruction-topic", default=None, help="default: a std_msgs/String topic named *instruction*")
-    b.add_argument("--instruction", default=None, help="an instruction in force from the start")
+    b.add_argument("--instruction", default=None, help="an instruction in force from the bag's first message")
+    b.add_argument("--namespace", default="/echogen",
+                   help="output topics' prefix; the input's messages on these output topics are replaced")  # fmt: skip
     b.add_argument("--model", type=Path, default=None)
     b.add_argument("--every-frames", type=bounded_int(1, 100000), default=1, help="ground every N frames")
     b.add_argument("--score-threshold", type=float, default=0.3)
@@ -46,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = process_bag(args.source, args.target, model, args.image_topic, args.instruction_topic,
-                              args.instruction, config=config, progress=progress, distro=args.distro)  # fmt: skip
+                              args.instruction, args.namespace, config, progress, args.distro)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     for problem in summary.skipped:
         print(f"skipped: {problem}")
+    if summary.replaced:
+        print(f"replaced: {summary.replaced} messages on the input's {args.namespace}/* output topics (not copied)")
     print(json.dumps({"out": str(args.target), "messages": summary.messages, "frames": summary.frames,
                       "groundings": summary.groundings, "imagined": summary.imagined,
-                      "skipped": len(summary.skipped)}))  # fmt: skip
+                      "replaced": summary.replaced, "skipped": len(summary.skipped)}))  # fmt: skip
     return 0

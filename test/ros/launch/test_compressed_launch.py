@@ -1,10 +1,13 @@
 """launch_testing: the node on `image_transport: compressed` fed JPEG frames by a best-effort publisher (as a
 camera driver's image_transport sends them), bad compressed frames (a PNG bomb that decodes to 20000x20000,
-a truncated JPEG) that become status lines while grounding goes on, and a second node whose model cannot
-load: configure fails, the node stays alive and answers its lifecycle services through to shutdown."""
+a truncated JPEG) that become status lines while grounding goes on, a second node whose model cannot load
+(configure fails, the node stays alive and answers its lifecycle services through to shutdown), and a third
+whose Python has no torch (a `torch` package that raises ImportError shadows the real one): configure
+fails with what to install, instead of the node dying at import."""
 
 import os
 import sys
+import tempfile
 import unittest
 import zlib
 
@@ -39,7 +42,15 @@ def generate_test_description():
         package="echogen_ros", executable="echogen_node", name="echogen", namespace="broken", output="screen",
         parameters=[{"model_path": "/nonexistent/echogen-model"}],
     )  # fmt: skip
-    return launch.LaunchDescription([node, broken, launch_testing.actions.ReadyToTest()])
+    shadow = tempfile.mkdtemp(prefix="no_torch_")
+    os.makedirs(os.path.join(shadow, "torch"))
+    with open(os.path.join(shadow, "torch", "__init__.py"), "w") as module:
+        module.write('raise ImportError("No module named \'torch\'")\n')
+    no_torch = launch_ros.actions.Node(
+        package="echogen_ros", executable="echogen_node", name="echogen", namespace="no_torch", output="screen",
+        additional_env={"PYTHONPATH": os.pathsep.join([shadow, os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    return launch.LaunchDescription([node, broken, no_torch, launch_testing.actions.ReadyToTest()])
 
 
 def jpeg_frame(rgb: np.ndarray, stamp_sec: int) -> CompressedImage:
@@ -123,6 +134,10 @@ class TestCompressedAndBroken(unittest.TestCase):
         self.assertTrue(self.probe.transition("shutdown", broken))
         self.assertEqual(self.probe.lifecycle_state(broken), "finalized")
 
+    def test_4_without_torch_configure_fails_and_the_node_lives(self):
+        self.assertEqual(self.probe.lifecycle_state("/no_torch/echogen"), "unconfigured")
+        self.assertFalse(self.probe.transition("configure", "/no_torch/echogen"))
+
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
@@ -131,4 +146,5 @@ class TestShutdown(unittest.TestCase):
         text = "".join(io.text.decode(errors="replace") for io in proc_output)
         self.assertIn("cannot load the model", text)
         self.assertIn("configure failed, the node stays unconfigured", text)
+        self.assertIn("No module named 'torch'; install the node's Python dependencies", text)
         self.assertNotIn("Traceback", text)
