@@ -126,7 +126,7 @@ def test_cmakelists_generates_every_interface_file() -> None:
     # rosidl_generate_interfaces() installs the package already: a second call is a CMake error (Humble+)
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     assert "ament_python_install_package" not in code
-    installed_beside = r"install\(DIRECTORY \$\{PROJECT_NAME\}/\s+DESTINATION \$\{PYTHON_INSTALL_DIR\}/\$\{PROJECT_NAME\}"
+    installed_beside = r"install\(DIRECTORY \$\{PROJECT_NAME\}/\s+DESTINATION \$\{PYTHON_INSTALL_DIR\}/"
     assert re.search(installed_beside, code)
 
 
