@@ -20,7 +20,6 @@ and skipped; a bag that cannot be read stops the run with one line and leaves no
 
 from __future__ import annotations
 
-import shutil
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
 from echogen_ros.interfaces import typestore
+from echogen_ros.outputs import staged
 from echogen_ros.planning.commands import PlanningError, parse_command
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.core import Runtime, RuntimeConfig
@@ -94,19 +94,17 @@ def process_bag(
     progress: Callable[[int, int], None] | None = None,
     distro: str = "humble",
 ) -> BagSummary:
-    """Read `source`, write `target` (a new MCAP bag); on any failure no `target` is left behind."""
+    """Read `source`, write `target` (a new MCAP bag) all at once: it is written to a hidden sibling and
+    renamed into place when complete, so a failure or a signal never leaves a partial `target`."""
     source, target = Path(source), Path(target)
     if not source.exists():
         raise FileNotFoundError(f"input bag {source} does not exist")
     if target.exists():
         raise FileExistsError(f"output bag {target} exists; choose a new path")
     topics = output_topics(namespace)
-    try:
-        return _process(source, target, model, image_topic, instruction_topic, instruction, topics, config,
+    with staged(target, kind="echogen bag") as partial:
+        return _process(source, partial, model, image_topic, instruction_topic, instruction, topics, config,
                         progress, distro)  # fmt: skip
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)  # no partial output bag
-        raise
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import itertools
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from echogen_ros.interfaces import typestore
 from echogen_ros.model.checkpoint import PIPELINE_STAGES
 from echogen_ros.model.layout import box_iou
+from echogen_ros.outputs import staged
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.core import Runtime, RuntimeConfig
@@ -112,9 +112,15 @@ def _continuations(records: list[dict]) -> list[str]:
 
 
 def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "", model_info: str = "") -> Path:
-    """Write `out/bag` (MCAP) and `out/report.html`; return the report's path."""
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "bag", ignore_errors=True)
+    """Write `out/bag` (MCAP) and `out/report.html` all at once; return the report's path. `out` must be new,
+    empty or an earlier demo's output (which is replaced)."""
+    with staged(Path(out), overwrite=True, kind="demo") as tmp:
+        tmp.mkdir(parents=True)
+        _write_demo(tmp, model, scenes, seed, model_note, model_info)
+    return Path(out) / "report.html"
+
+
+def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model_info: str) -> None:
     store = typestore("humble")
     msgs = MessageTypes.from_typestore(store)
     camera = SimCamera(msgs, seed=seed, split="test", frames_per_scene=2)
@@ -187,9 +193,7 @@ def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str =
                     step.facts = [("result", result.message)]
                 steps.append(step)
                 clock += 0.5
-    report = out / "report.html"
-    report.write_text(_html(steps, model_note, model_info), encoding="utf-8")
-    return report
+    (out / "report.html").write_text(_html(steps, model_note, model_info), encoding="utf-8")
 
 
 def _html(steps: list[Step], note: str, info: str = "") -> str:

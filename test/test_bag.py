@@ -304,3 +304,21 @@ def test_bag_errors_exit_2(tiny_model_dir: Path, tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err
     assert err.count("echogen: error:") == 4 and "does not exist" in err and "exists" in err and "not in the bag" in err
     assert np.all([not (tmp_path / f"o{i}").exists() for i in (1, 2, 3)])
+
+
+def test_a_killed_run_neither_blocks_nor_outlives_the_rerun(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-run once left an unreadable bag without footer at --out that blocked the rerun; now the
+    output is written to a hidden sibling, so a killed run leaves only that, which the next run removes."""
+    import subprocess
+    import sys
+
+    source, target = tmp_path / "in", tmp_path / "out"
+    _write_input(source, StoragePlugin.MCAP)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".out.partial-{gone.stdout.strip()}"  # what `kill -9` during a run leaves
+    leftover.mkdir()
+    (leftover / "out_0.mcap").write_bytes(b"\x89MCAP0\r\n" + bytes(100))
+    assert _run_bag(source, target, tiny_model_dir) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+    with AnyReader([target]) as reader:
+        assert reader.message_count > 0

@@ -70,6 +70,10 @@ def _bad_layouts():
         ({"width": 320, "objects": []}, "lacks height"),
         ("{not json", "not valid JSON"),
         ([1, 2], "must be an object"),
+        # 90 bytes that once asked for a 40000 x 40000 image (5 GB, then MemoryError)
+        ({"width": 40000, "height": 40000, "objects": [{"label": "cup", "box": [1, 1, 5, 5]}]}, "over 8192 a side"),
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "nests too deeply"),  # once a RecursionError traceback
+        (" " * (2 << 20) + "{}", "over 1048576 bytes"),
     ]
 
 
@@ -83,6 +87,37 @@ def test_imagine_bad_layouts_exit_2(tiny_model_dir: Path, tmp_path: Path, capsys
     assert not out.exists()
 
 
+def _png_header_claiming(width: int, height: int) -> bytes:
+    _, png = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+def test_outputs_are_whole_or_absent_and_foreign_directories_are_kept(
+    tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys
+) -> None:
+    """plan refuses a directory it did not write and replaces its own; imagine writes its PNG in one rename;
+    an output under a regular file is one line, not an OSError traceback."""
+    base = ["--image", str(image_path), "--model", str(tiny_model_dir), "--min-score", "0"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    plan = ["plan", *base, "--instruction", "put the red cup above the plate", "--seed", "2"]
+    assert main([*plan, "--out", str(foreign)]) == 2
+    assert "echogen did not write it" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "keep"
+    assert main([*plan, "--out", str(tmp_path / "p")]) == 0
+    assert main([*plan, "--out", str(tmp_path / "p")]) == 0  # its own earlier plan: replaced
+    capsys.readouterr()
+    layout = _layout(tmp_path, GOOD_LAYOUT)
+    imagine = ["imagine", "--layout", str(layout), "--model", str(tiny_model_dir)]
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert main([*imagine, "--out", str(tmp_path / "file" / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no partial left
+
+
 def test_ground_bad_inputs_exit_2(tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys) -> None:
     not_image = tmp_path / "notes.png"
     not_image.write_text("hello")
@@ -93,6 +128,16 @@ def test_ground_bad_inputs_exit_2(tiny_model_dir: Path, image_path: Path, tmp_pa
         (["--image", str(not_image), "--expr", "the cup"], "cannot decode"),
         (["--image", str(image_path), "--expr", "  "], "empty"),
         (["--image", str(image_path), "--expr", "the cup", "--top-k", "0"], "outside"),
+    ]
+    bomb, tiny, bmp = tmp_path / "bomb.png", tmp_path / "tiny.png", tmp_path / "scene.bmp"
+    bomb.write_bytes(_png_header_claiming(20000, 20000))  # a 389 KB PNG like it once cost 2.6 GB
+    cv2.imwrite(str(tiny), np.zeros((1, 640, 3), np.uint8))
+    cv2.imwrite(str(bmp), np.zeros((64, 64, 3), np.uint8))
+    cases += [
+        (["--image", str(bomb), "--expr", "the cup"], "would decode to 20000x20000"),
+        (["--image", str(tiny), "--expr", "the cup"], "too small to ground"),
+        (["--image", str(bmp), "--expr", "the cup"], "no PNG or JPEG size"),
+        (["--image", str(tmp_path), "--expr", "the cup"], "does not exist"),
     ]
     for extra, message in cases:
         assert main(["ground", *extra, "--model", str(tiny_model_dir)]) == 2

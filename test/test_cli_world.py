@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,8 +76,51 @@ def test_existing_directory_is_not_clobbered(tmp_path: Path, capsys) -> None:
     assert main(["world", "--count", "1", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
-    assert main(["world", "--count", "1", "--out", str(out), "--overwrite"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "annotations.json").is_file()
+    assert main(["world", "--count", "1", "--out", str(out), "--overwrite"]) == 2  # not ours: never replaced
+    assert "echogen did not write it" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    ours = tmp_path / "ours"
+    assert main(["world", "--count", "1", "--out", str(ours)]) == 0
+    assert main(["world", "--count", "2", "--out", str(ours), "--overwrite"]) == 0  # an earlier export: replaced
+    assert len(list((ours / "images").iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "w"]  # no partial or old copy left
+
+
+@pytest.mark.parametrize("where", [".", "..", "~"])
+def test_overwrite_never_replaces_the_current_directory_its_parents_or_home(
+    tmp_path: Path, monkeypatch, capsys, where: str
+) -> None:
+    """`--out . --overwrite` once deleted everything in the current directory; it is refused, even when the
+    directory is an earlier export."""
+    home, work = tmp_path / "home", tmp_path / "home" / "work"
+    assert main(["world", "--count", "1", "--out", str(work)]) == 0  # ours, marker and all
+    monkeypatch.setenv("HOME", str(home if where != "~" else work))
+    monkeypatch.chdir(work)
+    out = Path(where).expanduser()
+    before = sorted(p.name for p in work.iterdir())
+    assert main(["world", "--count", "1", "--out", str(out), "--overwrite"]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_a_signal_mid_export_leaves_the_old_state_and_never_blocks_a_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    command = [sys.executable, "-m", "echogen_ros", "world", "--count", "100000", "--out", str(out)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".w.partial-*/images/*.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130 and "interrupted" in process.stderr.read()
+    assert list(tmp_path.iterdir()) == []  # neither a partial export nor a hidden folder of PNGs
+    killed = subprocess.Popen(command)
+    while not list(tmp_path.glob(".w.partial-*/images/*.png")) and time.monotonic() < deadline + 60:
+        time.sleep(0.05)
+    killed.kill()  # SIGKILL: nothing can clean up; the partial folder is hidden and left
+    killed.wait()
+    assert not out.exists() and len(list(tmp_path.glob(".w.partial-*"))) == 1
+    assert main(["world", "--count", "1", "--out", str(out)]) == 0  # the rerun is not blocked ...
+    assert [p.name for p in tmp_path.iterdir()] == ["w"]  # ... and removes what the killed run left
 
 
 def test_one_line_error_from_the_real_process(tmp_path: Path) -> None:
@@ -103,6 +148,14 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
         topics = {c.topic for c in reader.connections if c.msgcount}
     assert {"/image", "/instruction", "/echogen/detections", "/echogen/imagined", "/echogen/goal_layout"} <= topics
     assert str(out / "report.html") in result.stdout
+    rerun = _run("demo", "--out", str(out), "--scenes", "1", "--model", str(tiny_model_dir))
+    assert rerun.returncode == 0 and (out / "report.html").read_text().count("<section>") < 3  # replaced whole
+    foreign = tmp_path / "papers"
+    (foreign / "bag").mkdir(parents=True)
+    (foreign / "bag" / "thesis.tex").write_text("keep")  # `demo --out DIR` once removed DIR/bag silently
+    refused = _run("demo", "--out", str(foreign), "--scenes", "1", "--model", str(tiny_model_dir))
+    assert refused.returncode == 2 and "echogen did not write it" in refused.stderr
+    assert (foreign / "bag" / "thesis.tex").read_text() == "keep"
 
 
 @pytest.mark.skipif(

@@ -4,6 +4,7 @@ and the Janus-Pro loading path on a tiny saved Janus config."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -194,12 +195,71 @@ def _corrupt_manifest_version(d: Path) -> None:
     (d / "echogen.json").write_text(json.dumps(manifest))
 
 
+def _edit_manifest(d: Path, edit) -> None:
+    manifest = json.loads((d / "echogen.json").read_text())
+    edit(manifest)
+    (d / "echogen.json").write_text(json.dumps(manifest))
+
+
+def _foreign_file(d: Path, name: str) -> None:
+    """The manifest names a file outside the directory, with that file's true hash."""
+    from echogen_ros.model.checkpoint import sha256
+
+    target = d / name  # an absolute name stays absolute
+    digest = sha256(target) if target.is_file() and target.stat().st_size else "0"  # /proc files read as empty
+    _edit_manifest(d, lambda m: m["files"].__setitem__(name, digest))
+
+
+def _link_out(d: Path) -> None:
+    outside = d.parent / "outside.json"
+    outside.write_bytes((d / "tokenizer.json").read_bytes())
+    (d / "tokenizer.json").unlink()
+    (d / "tokenizer.json").symlink_to(outside)
+
+
+def _lying_weights(d: Path) -> None:
+    """A safetensors header that promises far more data than the file holds, its hash made to match."""
+    from echogen_ros.model.checkpoint import sha256
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 20, 1 << 12], "data_offsets": [0, 1 << 34]}}).encode()
+    (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(64))
+    _edit_manifest(d, lambda m: m["files"].__setitem__("model.safetensors", sha256(d / "model.safetensors")))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda d: (d / "echogen.json").write_text("[1, 2]"), "must hold a JSON object"),
+        (lambda d: (d / "echogen.json").write_text('{"a":' * 200_000 + "1" + "}" * 200_000), "nests too deeply"),
+        (lambda d: (d / "echogen.json").write_bytes(b'{"\xff": 1}'), "not UTF-8"),
+        (lambda d: _edit_manifest(d, lambda m: m.__setitem__("scheme", [1])), "'scheme' must be dict"),
+        (lambda d: _edit_manifest(d, lambda m: m["scheme"].__setitem__("bins", "64")), "'bins' must be int"),
+        (lambda d: _edit_manifest(d, lambda m: m.__setitem__("image_size", True)), "'image_size' must be int"),
+        (lambda d: _edit_manifest(d, lambda m: m.__setitem__("files", ["config.json"])), "'files' must be dict"),
+        (lambda d: _foreign_file(d, "/etc/passwd"), "has no file '/etc/passwd' of its own"),
+        (lambda d: _foreign_file(d, "../../../../etc/passwd"), "has no file '../../../../etc/passwd' of its own"),
+        (lambda d: _foreign_file(d, "/proc/self/mem"), "has no file '/proc/self/mem' of its own"),
+        (lambda d: _foreign_file(d, "../no/such/file"), "has no file '../no/such/file' of its own"),  # same line
+        (_link_out, "has no file 'tokenizer.json' of its own"),
+        (_lying_weights, "cannot load weights"),
+    ],
+)
+def test_hostile_model_directories_are_one_clear_error(tiny_model_dir: Path, tmp_path: Path, corrupt, message) -> None:
+    """A manifest or weights file made to crash or probe the loader: a CheckpointError, never a traceback,
+    and a path outside the directory reads the same whether or not it exists."""
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    corrupt(broken)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        EchoGen.load(broken)
+
+
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
         (_corrupt_truncate, "truncated or replaced"),
         (_corrupt_flip, "truncated or replaced"),
-        (lambda d: (d / "tokenizer.json").unlink(), "missing tokenizer.json"),
+        (lambda d: (d / "tokenizer.json").unlink(), "has no file 'tokenizer.json' of its own"),
         (lambda d: (d / "echogen.json").unlink(), "not an echogen model directory"),
         (lambda d: (d / "echogen.json").write_text("{oops"), "not valid JSON"),
         (_corrupt_manifest_version, "format version 99"),

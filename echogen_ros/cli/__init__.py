@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from echogen_ros.cli import bag, bench, demo, evaluate, export, model, plan, world
 
@@ -28,15 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so a half-written output is removed
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except (CliError, ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"echogen: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the last resort (a read-only mount, a full disk): one line, not a traceback
+        print(f"echogen: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("echogen: interrupted", file=sys.stderr)
+        print("echogen: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
 
 

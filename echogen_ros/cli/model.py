@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_LAYOUT_FILE_BYTES
+from echogen_ros.outputs import write_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,13 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as RGB uint8; ValueError with the reason when it cannot be read."""
+    """A PNG or JPEG file as RGB uint8, sized from its header before it is decoded (echogen_ros.limits);
+    ValueError with the reason when it cannot be read."""
+    from echogen_ros.runtime.images import decode, groundable
+
     if not path.is_file():
         raise ValueError(f"image {path} does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot decode {path} as an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if path.stat().st_size > 4 * MAX_DECODED_PIXELS:
+        raise ValueError(f"image {path} is larger than any image within the limits (ECHOGEN_MAX_DECODED_PIXELS)")
+    image = decode(path.read_bytes(), f"image {path}", cv2.IMREAD_COLOR)
+    return groundable(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("cannot encode the image as PNG")
+    return data.tobytes()
 
 
 def read_layout(path: Path):
@@ -55,10 +67,14 @@ def read_layout(path: Path):
 
     if not path.is_file():
         raise ValueError(f"layout {path} does not exist")
+    if path.stat().st_size > MAX_LAYOUT_FILE_BYTES:
+        raise ValueError(f"layout {path} is over {MAX_LAYOUT_FILE_BYTES} bytes (ECHOGEN_MAX_LAYOUT_FILE_BYTES)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests too deeply to be a layout") from None
     return Layout.from_json(data)
 
 
@@ -112,9 +128,7 @@ def run_imagine(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     image = model.imagine(layout, seed=args.seed, guidance=args.guidance, temperature=args.temperature)
     latency = (time.perf_counter() - start) * 1000
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise ValueError(f"cannot write {args.out}")
+    write_file(args.out, png_bytes(image))
     print(
         json.dumps(
             {"out": str(args.out), "width": layout.width, "height": layout.height, "latency_ms": round(latency, 1)}

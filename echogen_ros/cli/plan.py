@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.cli.model import add_backend, load_model, read_image
+from echogen_ros.cli.model import add_backend, load_model, png_bytes, read_image
+from echogen_ros.outputs import check_target, staged
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,15 +45,16 @@ def _setup(args: argparse.Namespace):
 def run_plan(args: argparse.Namespace) -> int:
     from echogen_ros.planning.planner import plan
 
+    check_target(args.out, overwrite=True)  # a foreign --out fails before the model loads
     command, image, model, grounder = _setup(args)
     result = plan(image, command, grounder, min_score=args.min_score)
     cycle = model.cycle(result.goal_layout, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.out / "imagined.png"), cv2.cvtColor(cycle.image, cv2.COLOR_RGB2BGR)):
-        raise ValueError(f"cannot write {args.out / 'imagined.png'}")
     document = {**result.to_json(), "imagined": "imagined.png", "cycle_iou": round(cycle.mean_iou, 4),
                 "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
-    (args.out / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    with staged(args.out, overwrite=True, kind="plan") as partial:  # replaces an earlier plan, nothing else
+        partial.mkdir(parents=True)
+        (partial / "imagined.png").write_bytes(png_bytes(cycle.image))
+        (partial / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"plan": str(args.out / "plan.json"), "satisfied_now": result.verdict.satisfied,
                       "cycle_iou": document["cycle_iou"]}))  # fmt: skip
     return 0

@@ -18,6 +18,11 @@ TOKENIZER = "tokenizer.json"
 CONFIG = "config.json"
 # the training pipeline's stages in order: the keys of a manifest's `training` record (besides `continuations`)
 PIPELINE_STAGES = ("vision", "vq", "pmtp", "djo", "cycle_rl")
+# the manifest fields the loader reads, with their JSON types
+REQUIRED = {"preset": (str,), "scheme": (dict,), "vision_size": (int,), "image_size": (int,), "files": (dict,)}
+OPTIONAL = {"max_objects": (int,), "guidance": (int, float), "temperature": (int, float)}
+SCHEME_REQUIRED = {"bins": (int,), "image_tokens": (int,)}
+SCHEME_OPTIONAL = {"generation_tokens": (int,), "i2l_layout": (str,)}
 
 
 class CheckpointError(ValueError):
@@ -52,17 +57,45 @@ def read_manifest(directory: Path, verify: bool = True) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} is not UTF-8 text") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} nests too deeply to be a manifest") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {version}, this echogen_ros reads {FORMAT_VERSION}")
-    for key in ("preset", "scheme", "vision_size", "image_size", "files"):
-        if key not in manifest:
-            raise CheckpointError(f"{path} lacks {key!r}")
-    if verify:
-        for name, expected in manifest["files"].items():
-            file = directory / name
-            if not file.is_file():
-                raise CheckpointError(f"{directory} is missing {name}; copy the whole model directory again")
-            if sha256(file) != expected:
-                raise CheckpointError(f"{file} does not match its sha256 in {MANIFEST}: truncated or replaced")
+    _check_fields(manifest, REQUIRED, OPTIONAL, str(path))
+    _check_fields(manifest["scheme"], SCHEME_REQUIRED, SCHEME_OPTIONAL, f"{path}: scheme")
+    for name, expected in manifest["files"].items():
+        if not isinstance(expected, str):
+            raise CheckpointError(f"{path}: the hash of {name!r} must be a string")
+        if not verify:
+            continue
+        file = _file_of(directory, name)
+        if sha256(file) != expected:
+            raise CheckpointError(f"{file} does not match its sha256 in {MANIFEST}: truncated or replaced")
     return manifest
+
+
+def _file_of(directory: Path, name: str) -> Path:
+    """`directory/name` if it is a file of the directory itself (a plain name, no link out of it); else the
+    same error whether the file is missing or elsewhere, so a manifest cannot probe the machine."""
+    file = directory / name
+    plain = isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..") and "\\" not in name
+    if not (plain and file.is_file() and file.resolve().parent == directory.resolve()):
+        raise CheckpointError(f"{directory} has no file {name!r} of its own; copy the whole model directory again")
+    return file
+
+
+def _check_fields(record: dict, required: dict, optional: dict, where: str) -> None:
+    """Each key of `required` present, and every key of either table of its type (bool is not a number)."""
+    for key in required:
+        if key not in record:
+            raise CheckpointError(f"{where} lacks {key!r}")
+    for key, kind in {**required, **optional}.items():
+        value = record.get(key)
+        if key in record and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind)):
+            names = " or ".join(k.__name__ for k in kind)
+            raise CheckpointError(f"{where}: {key!r} must be {names}, not {type(value).__name__}")

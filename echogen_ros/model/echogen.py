@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
@@ -109,9 +110,12 @@ class EchoGen:
             with layout_decoder.quiet_extra_weights(directory / checkpoint.CONFIG):
                 model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype, use_safetensors=True)
             layout_decoder.load(model, directory / checkpoint.WEIGHTS)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             raise checkpoint.CheckpointError(f"cannot load weights from {directory}: {exc}") from None
-        tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
+        try:
+            tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
+            raise checkpoint.CheckpointError(f"cannot read {checkpoint.TOKENIZER} in {directory}: {exc}") from None
         return cls(model.to(device), tokenizer, manifest)
 
     def save(

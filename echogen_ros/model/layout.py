@@ -6,6 +6,8 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+from echogen_ros.limits import MAX_LAYOUT_SIDE
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
 
 
@@ -37,6 +39,9 @@ class Layout:
         """Raise ValueError naming the first problem: size, label, box outside/degenerate/non-finite."""
         if not (isinstance(self.width, int) and isinstance(self.height, int)) or self.width < 2 or self.height < 2:
             raise ValueError(f"layout size must be integers >= 2, got {self.width}x{self.height}")
+        if max(self.width, self.height) > MAX_LAYOUT_SIDE:
+            raise ValueError(f"layout size {self.width}x{self.height} is over {MAX_LAYOUT_SIDE} a side "
+                             "(ECHOGEN_MAX_LAYOUT_SIDE)")  # fmt: skip
         if not self.objects:
             raise ValueError("layout has no objects")
         if max_objects is not None and len(self.objects) > max_objects:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from echogen_ros.limits import MAX_TEXT_CHARS
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
@@ -32,7 +33,7 @@ class RuntimeConfig:
     every_seconds: float = 1.0
     score_threshold: float = 0.3
     debug_image: bool = True
-    max_instruction_chars: int = 300
+    max_instruction_chars: int = MAX_TEXT_CHARS
     guidance: float | None = None  # None: the model's default
 
 
@@ -199,7 +200,7 @@ class Runtime:
                     verdict = verify_command(self.grounder, frame.rgb, command, self.config.score_threshold)
                     checks = [self._check(verdict)]
                 else:
-                    layout = conv.layout_of(request.goal_layout).validate()
+                    layout = conv.layout_of(request.goal_layout).validate(self.model.max_objects)
                     verdict, ious = verify_layout(self.grounder, frame.rgb, layout, self.config.score_threshold)
                     checks = [self._object_check(o, iou) for o, iou in zip(layout.objects, ious)]
             return msgs.VerifyResponse(satisfied=verdict.satisfied, score=float(verdict.score), relations=checks,

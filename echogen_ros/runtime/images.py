@@ -12,9 +12,8 @@ import struct
 import cv2
 import numpy as np
 
-MIN_SIDE = 16  # smaller frames hold nothing the model can ground (and break its resize)
-MAX_SIDE = 16384
-MAX_DECODED_PIXELS = 8192 * 8192  # a compressed frame is sized from its header before it is decoded
+from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_FRAME_SIDE, MIN_FRAME_SIDE
+
 # encoding → (channels, numpy dtype of one channel)
 ENCODINGS = {
     "rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "rgba8": (4, np.uint8), "bgra8": (4, np.uint8),
@@ -59,15 +58,15 @@ def to_rgb(msg) -> np.ndarray:
 
 
 def _check_size(width: int, height: int) -> None:
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
-        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_SIDE}")
+    if not (0 < height <= MAX_FRAME_SIDE and 0 < width <= MAX_FRAME_SIDE):
+        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_FRAME_SIDE}")
 
 
 def groundable(rgb: np.ndarray) -> np.ndarray:
     """`rgb` if the model can ground in it, else ImageError (a 1-pixel-high frame, say)."""
     height, width = rgb.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise ImageError(f"image size {width}x{height} is too small to ground in (at least {MIN_SIDE} a side)")
+    if min(height, width) < MIN_FRAME_SIDE:
+        raise ImageError(f"image size {width}x{height} is too small to ground in (at least {MIN_FRAME_SIDE} a side)")
     return rgb
 
 
@@ -87,18 +86,7 @@ def compressed_to_rgb(msg) -> np.ndarray:
     fmt = str(msg.format).lower().strip()
     if not any(kind in fmt for kind in ("jpeg", "jpg", "png")):
         raise ImageError(f"unsupported compressed format {msg.format!r}; expected jpeg or png")
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if data.size == 0:
-        raise ImageError("compressed image has no data")
-    size = encoded_size(data.tobytes()[:65536])
-    if size is None:
-        raise ImageError(f"cannot decode {data.size} bytes as {fmt.split(';')[0] or 'an image'}: no size in the header")
-    if size[0] * size[1] > MAX_DECODED_PIXELS:
-        raise ImageError(f"compressed image would decode to {size[0]}x{size[1]} pixels (limit {MAX_DECODED_PIXELS})")
-    _check_size(*size)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ImageError(f"cannot decode {data.size} bytes as {fmt.split(';')[0] or 'an image'}")
+    image = decode(bytes(msg.data), fmt.split(";")[0] or "an image")
     if image.dtype != np.uint8:
         image = _to_uint8(image.astype(np.float32))
     if image.ndim == 2:
@@ -107,6 +95,23 @@ def compressed_to_rgb(msg) -> np.ndarray:
         image = image[..., :3]
     compressed_as = fmt.split("compressed")[-1].strip() if "compressed" in fmt else "bgr8"
     return np.ascontiguousarray(image) if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode(data: bytes, what: str = "an image", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """PNG or JPEG bytes decoded by OpenCV, after their header says the result is within the limits."""
+    if not data:
+        raise ImageError(f"{what}: no data")
+    size = encoded_size(data[:65536])
+    if size is None:
+        raise ImageError(f"cannot decode {len(data)} bytes as {what}: no PNG or JPEG size in the header")
+    if size[0] * size[1] > MAX_DECODED_PIXELS:
+        raise ImageError(f"{what} would decode to {size[0]}x{size[1]} pixels (limit {MAX_DECODED_PIXELS}, "
+                         "ECHOGEN_MAX_DECODED_PIXELS)")  # fmt: skip
+    _check_size(*size)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if image is None:
+        raise ImageError(f"cannot decode {len(data)} bytes as {what}")
+    return image
 
 
 def encoded_size(head: bytes) -> tuple[int, int] | None:

@@ -7,8 +7,6 @@ the 10 scenes of a 10-scene export, and the same arguments write byte-identical 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echogen_ros.outputs import staged
 from echogen_ros.world import catalog
 from echogen_ros.world.language import Expression, Instruction, caption, instructions, referring_expressions
 from echogen_ros.world.render import pixel_box, render
@@ -77,22 +76,11 @@ def export(
     config: SceneConfig | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Write `out/images/*.png` and `out/annotations.json`; all or nothing (no partial directory)."""
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and (overwrite or not any(out.iterdir()))):
-        raise FileExistsError(f"{out} exists and is not an empty directory (pass --overwrite to replace it)")
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "images").mkdir(parents=True)
-    try:
-        annotations = _write(tmp, seed, count, split, width, height, config)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return annotations
+    """Write `out/images/*.png` and `out/annotations.json`; all or nothing (no partial directory).
+    `overwrite` replaces only an earlier echogen output (see echogen_ros.outputs)."""
+    with staged(Path(out), overwrite, kind="world export") as tmp:
+        (tmp / "images").mkdir(parents=True)
+        return _write(tmp, seed, count, split, width, height, config)
 
 
 def _write(root: Path, seed: int, count: int, split: str, width: int, height: int, config: SceneConfig | None) -> dict:
