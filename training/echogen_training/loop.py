@@ -118,7 +118,7 @@ class Trainer:
         self.reference = None
         if config.stage == "cycle_rl":
             self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
-        checkpoint = state.latest(self.out)
+        checkpoint = state.latest(self.out, report=print if self.context.is_main else lambda text: None)
         if checkpoint is not None:  # weights before sharding; optimizer state after
             self.model.load_state_dict(EchoGen.load(checkpoint / "model").model.state_dict())
         self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self._shard_units())

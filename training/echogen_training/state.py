@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from echogen_ros.model.checkpoint import CheckpointError, read_manifest
 from echogen_ros.model.echogen import EchoGen
 
 KEEP = 2
@@ -23,12 +26,44 @@ def checkpoint_root(out: Path) -> Path:
     return Path(out) / "checkpoints"
 
 
-def latest(out: Path) -> Path | None:
-    pointer = checkpoint_root(out) / "latest"
-    if not pointer.is_file():
-        return None
-    path = checkpoint_root(out) / pointer.read_text().strip()
-    return path if path.is_dir() else None
+def latest(out: Path, report: Callable[[str], None] = lambda text: None) -> Path | None:
+    """The newest checkpoint of the run that verifies (model hashes, readable trainer state), newest step
+    first whatever `latest` names; `report` hears which one and why any newer one was skipped. None for a
+    run without checkpoints. A run whose checkpoints all fail raises ValueError: it never starts over them."""
+    root = checkpoint_root(out)
+    candidates = sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True)
+    skipped = []
+    for path in candidates:
+        problem = unusable(path)
+        if problem is None:
+            if skipped:
+                report(f"resuming from {path.name}, the newest checkpoint that verifies; skipped {'; '.join(skipped)}")
+            return path
+        skipped.append(f"{path.name} ({problem})")
+    if candidates:
+        raise ValueError(f"{root} holds checkpoints but none can be resumed: {'; '.join(skipped)}. Move them away "
+                         "or choose another run.out to start over")  # fmt: skip
+    return None
+
+
+def unusable(path: Path) -> str | None:
+    """Why checkpoint `path` cannot be resumed from, or None when its files verify."""
+    try:
+        read_manifest(path / "model")
+    except CheckpointError as exc:
+        return str(exc)
+    try:
+        trainer = json.loads((path / "trainer.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "trainer.json is missing or truncated"
+    if not isinstance(trainer, dict) or not isinstance(trainer.get("step"), int):
+        return "trainer.json holds no step"
+    try:
+        with safe_open(str(path / "trainer.safetensors"), framework="pt") as tensors:
+            tensors.keys()
+    except (OSError, SafetensorError):
+        return "trainer.safetensors is missing or truncated"
+    return None
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -52,6 +52,26 @@ def test_checkpoints_rotate_to_the_last_two_and_keep_every_milestone(tiny_config
     assert EchoGen.load(Path(config.run.out) / "checkpoints" / "step_00000003" / "model").manifest["stage"] == "vq"
 
 
+def test_resume_takes_the_newest_checkpoint_that_verifies(tiny_config, capsys) -> None:
+    """A `latest` that points nowhere once restarted the run at step 0 over its checkpoints, and a truncated
+    trainer state was a traceback: resume now takes the newest checkpoint that verifies and says why."""
+    config = tiny_config("vq", "optim.max_steps=3", "run.save_every=1")
+    assert Trainer(config).run() == 0
+    root = Path(config.run.out) / "checkpoints"
+    (root / "latest").write_text("step_99999999\n")  # points nowhere
+    assert Trainer(config).step == 3
+    state_file = root / "step_00000003" / "trainer.safetensors"
+    state_file.write_bytes(state_file.read_bytes()[:-100])  # truncated
+    capsys.readouterr()
+    assert Trainer(config).step == 2
+    said = capsys.readouterr().out
+    assert "resuming from step_00000002" in said
+    assert "step_00000003 (trainer.safetensors is missing or truncated)" in said
+    (root / "step_00000002" / "trainer.json").unlink()
+    with pytest.raises(ValueError, match="holds checkpoints but none can be resumed"):
+        Trainer(config)  # never starts over them
+
+
 @pytest.mark.parametrize("stage", ["pmtp", "djo", "cycle_rl"])
 def test_generating_stages_train_with_positions_and_the_layout_map(tiny_config, stage: str) -> None:
     """Every stage that trains the generator runs with both L2I input options on, and the model it writes
