@@ -23,3 +23,15 @@ MAX_DECODED_PIXELS = _limit("MAX_DECODED_PIXELS", 8192 * 8192)  # a compressed i
 MAX_LAYOUT_SIDE = _limit("MAX_LAYOUT_SIDE", 8192)  # a layout's width and height (the imagined image's size)
 MAX_TEXT_CHARS = _limit("MAX_TEXT_CHARS", 300)  # an instruction or a referring expression
 MAX_LAYOUT_FILE_BYTES = _limit("MAX_LAYOUT_FILE_BYTES", 1 << 20)  # a layout JSON file
+
+
+def text_problem(text: object, what: str, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """Why `text` cannot be an instruction or expression (empty, over `limit` characters, control
+    characters), or None when it can."""
+    if not isinstance(text, str) or not text.strip():
+        return f"empty {what} ignored"
+    if len(text) > limit:
+        return f"{what} of {len(text)} characters ignored (limit {limit}, ECHOGEN_MAX_TEXT_CHARS)"
+    if any(ord(c) < 32 and c not in "\t\n" for c in text):
+        return f"{what} with control characters ignored"
+    return None

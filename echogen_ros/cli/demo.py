@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.outputs import check_target
 
 RANDOM_NOTE = (
     "No trained model is installed with this echogen_ros (echogen_ros/model/default is missing) and none was "
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from echogen_ros.demo import describe_model, run_demo
     from echogen_ros.model import echogen
 
+    check_target(args.out, overwrite=True)  # a foreign --out fails before the model loads
     note = info = ""
     if args.model is None and not (echogen.DEFAULT_MODEL_DIR / "echogen.json").is_file():
         print(f"warning: {RANDOM_NOTE}", file=sys.stderr)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_LAYOUT_FILE_BYTES
+from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_LAYOUT_FILE_BYTES, text_problem
 from echogen_ros.outputs import write_file
 
 
@@ -98,8 +98,9 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ground(args: argparse.Namespace) -> int:
-    if not args.expr.strip():
-        raise ValueError("--expr is empty")
+    problem = text_problem(args.expr, "--expr")
+    if problem:
+        raise ValueError(problem)
     image = read_image(args.image)
     model = load_model(args.model, args.backend)
     start = time.perf_counter()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.cli.model import add_backend, load_model, png_bytes, read_image
+from echogen_ros.limits import text_problem
 from echogen_ros.outputs import check_target, staged
 
 
@@ -36,6 +37,9 @@ def _setup(args: argparse.Namespace):
 
     if not 0.0 <= args.min_score <= 1.0:
         raise ValueError("--min-score must be in [0, 1]")
+    problem = text_problem(args.instruction, "--instruction")
+    if problem:
+        raise ValueError(problem)
     command = parse_command(args.instruction)  # bad instructions fail before the model loads
     image = read_image(args.image)
     model = load_model(args.model, args.backend)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from echogen_ros.limits import MAX_TEXT_CHARS
+from echogen_ros.limits import MAX_TEXT_CHARS, text_problem
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
@@ -114,13 +114,7 @@ class Runtime:
         return self._status(f"instruction: {text!r}; grounding {', '.join(p for p, _ in self.phrases)}")
 
     def _check_text(self, text, what: str) -> str | None:
-        if not isinstance(text, str) or not text.strip():
-            return f"empty {what} ignored"
-        if len(text) > self.config.max_instruction_chars:
-            return f"{what} of {len(text)} characters ignored (limit {self.config.max_instruction_chars})"
-        if any(ord(c) < 32 and c not in "\t\n" for c in text):
-            return f"{what} with control characters ignored"
-        return None
+        return text_problem(text, what, self.config.max_instruction_chars)
 
     # ---- the grounding stream ------------------------------------------------------------------
     def step(self, now: float) -> Outputs | None:
@@ -181,7 +175,7 @@ class Runtime:
             items = [(request.expression.strip(), f"candidate_{i}", d) for i, d in enumerate(found)]
             return msgs.GroundResponse(detections=conv.detection_array(msgs, header, items), success=True,
                                        message=f"{len(found)} candidate(s)")  # fmt: skip
-        except (ValueError, ImageError) as exc:
+        except (ValueError, ImageError, RuntimeError) as exc:  # RuntimeError: what the model cannot take
             return msgs.GroundResponse(
                 detections=conv.detection_array(msgs, header, []), success=False, message=str(exc)
             )
@@ -205,7 +199,7 @@ class Runtime:
                     checks = [self._object_check(o, iou) for o, iou in zip(layout.objects, ious)]
             return msgs.VerifyResponse(satisfied=verdict.satisfied, score=float(verdict.score), relations=checks,
                                        success=True, message=verdict.reason)  # fmt: skip
-        except (ValueError, ImageError) as exc:
+        except (ValueError, ImageError, RuntimeError) as exc:
             return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc))
 
     def _check(self, verdict: Verdict):
@@ -269,7 +263,7 @@ class Runtime:
                 object_iou=msgs.floats(ious), satisfied_now=satisfied_now, success=True,
                 message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}",
             )  # fmt: skip
-        except (ValueError, ImageError, PlanningError) as exc:
+        except (ValueError, ImageError, PlanningError, RuntimeError) as exc:
             return self._imagine_failure(header, str(exc))
 
     def imagine_failure(self, message: str):
