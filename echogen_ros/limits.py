@@ -20,7 +20,7 @@ def _limit(name: str, default: int) -> int:
 MIN_FRAME_SIDE = _limit("MIN_FRAME_SIDE", 16)  # smaller frames hold nothing to ground (and break the resize)
 MAX_FRAME_SIDE = _limit("MAX_FRAME_SIDE", 16384)  # pixels, either side of a raw frame
 MAX_DECODED_PIXELS = _limit("MAX_DECODED_PIXELS", 8192 * 8192)  # a compressed image or image file, decoded
-MAX_LAYOUT_SIDE = _limit("MAX_LAYOUT_SIDE", 8192)  # a layout's width and height (the imagined image's size)
+MAX_LAYOUT_SIDE = _limit("MAX_LAYOUT_SIDE", 4096)  # a layout's width and height: the imagined image (50 MB at most)
 MAX_TEXT_CHARS = _limit("MAX_TEXT_CHARS", 300)  # an instruction or a referring expression
 MAX_LAYOUT_FILE_BYTES = _limit("MAX_LAYOUT_FILE_BYTES", 1 << 20)  # a layout JSON file
 

@@ -182,7 +182,7 @@ CASES = [
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{root}"], "not an echogen model directory"),
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{out}/none"], "does not exist"),
     # imagine
-    (_imagine("layout_huge"), "over 8192 a side"),
+    (_imagine("layout_huge"), "over 4096 a side"),
     (_imagine("layout_many"), "at most"),
     (_imagine("layout_outside"), "outside"),
     (_imagine("layout_degenerate"), "degenerate"),

@@ -261,7 +261,7 @@ def _bad_cases():
             MSGS.VerifyRequest(instruction="", goal_layout=_layout_msg([(1, 1, 5, 5)] * 3000), image=no_image),
             "at most 12",
         ),
-        ("imagine", goal(layout=_layout_msg([(1, 1, 5, 5)], 40000, 40000)), "over 8192 a side"),
+        ("imagine", goal(layout=_layout_msg([(1, 1, 5, 5)], 40000, 40000)), "over 4096 a side"),
         ("imagine", goal(), "neither an instruction nor a layout"),
         ("imagine", goal(layout=_layout_msg([(10, 10, 5, 50)])), "degenerate"),
         ("imagine", goal(layout=_layout_msg([(1, 1, 5, 5)] * 13)), "at most 12"),
