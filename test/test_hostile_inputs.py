@@ -351,3 +351,29 @@ def fuzz_runtime(tiny_model) -> Runtime:
 def test_any_instruction_text_is_a_status_line(fuzz_runtime: Runtime, text: str) -> None:
     status = fuzz_runtime.on_instruction(text)
     assert isinstance(status, str) and status
+
+
+def test_outputs_on_a_read_only_mount_are_one_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A real read-only file system (a tmpfs mounted read-only in a private mount namespace): every writer
+    says so in one line and exits 2 (once an OSError traceback)."""
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs `unshare -m` (root or user namespaces) to mount a read-only file system")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps(GOOD_LAYOUT))
+    python = f"{sys.executable} -m echogen_ros"
+    commands = [
+        f"{python} world --count 1 --out {read_only}/w",
+        f"{python} imagine --layout {layout} --out {read_only}/x.png --model {tiny_model_dir}",
+        f"{python} demo --scenes 1 --out {read_only}/d --model {tiny_model_dir}",
+    ]
+    for command in commands:
+        script = f"mount -t tmpfs -o ro,size=1m tmpfs {read_only} && {command}"
+        result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("echogen: error:")]
+        assert result.returncode == 2 and len(lines) == 1 and "Read-only file system" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
