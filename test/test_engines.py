@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from echogen_ros.cli import main
-from echogen_ros.engines.base import BackendUnavailable
+from echogen_ros.engines.base import BackendUnavailable, EngineGrounded
 from echogen_ros.engines.cache import EngineCache, engine_key
 from echogen_ros.engines.export import export_grounding, read_sidecar
 from echogen_ros.engines.onnxruntime_engine import OnnxRuntimeGrounder, providers_for
 from echogen_ros.engines.parity import parity
 from echogen_ros.engines.select import load_grounding_model
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.params import validate
 
 
@@ -45,10 +46,17 @@ def test_onnxruntime_boxes_equal_torch_on_world_scenes(exported: Path, tiny_mode
     from echogen_ros.world.dataset import world_sample
 
     image = world_sample(0, 3, "test").image()
-    engine.attach(model)
-    batch = model.ground_many(image, ["the cup", "the ball", "the red box", "the plate", "the bowl"])
-    alone = [model.ground_many(image, [d.label])[0].box for d in batch]
+    grounded = engine.attach(model)
+    assert grounded.echogen is model and not hasattr(model, "engine")  # wrapped: nothing attached to the model
+    batch = grounded.ground_many(image, ["the cup", "the ball", "the red box", "the plate", "the bowl"])
+    alone = [grounded.ground_many(image, [d.label])[0].box for d in batch]
     np.testing.assert_allclose(alone, [d.box for d in batch], atol=1e-3)  # refined coordinates: float noise only
+    on_torch = model.ground_many(image, [d.label for d in batch])
+    np.testing.assert_allclose([d.box for d in on_torch], [d.box for d in batch], atol=1e-2)  # the same boxes
+    layout = Layout(image.shape[1], image.shape[0], tuple(LayoutObject(d.label, d.box) for d in batch[:3]))
+    back = grounded.ground_layout(image, layout)  # labels named once: on the engine, batched
+    np.testing.assert_allclose([d.box for d in back], [d.box for d in batch[:3]], atol=1e-3)
+    assert grounded.max_objects == model.max_objects and grounded.imagine == model.imagine  # the rest: the model's
 
 
 def test_tampered_export_is_rejected(exported: Path, tmp_path: Path) -> None:
@@ -84,7 +92,7 @@ def test_fallback_chain_is_logged(tiny_model_dir: Path, tmp_path: Path, monkeypa
     lines: list[str] = []
     model = load_grounding_model(tiny_model_dir, "tensorrt", "cpu", log=lines.append)
     assert "tensorrt unavailable" in lines[0] and "falling back to onnxruntime" in lines[0]
-    assert lines[-1].startswith("grounding backend: onnxruntime") and model.engine is not None
+    assert lines[-1].startswith("grounding backend: onnxruntime") and isinstance(model, EngineGrounded)
     assert list((tmp_path / "cache" / "onnx").glob("*/grounding.onnx"))  # exported on first use
     import torch
 
@@ -121,7 +129,7 @@ def test_an_export_of_another_version_is_exported_again_in_the_cache_and_refused
     with pytest.raises(BackendUnavailable, match="export again"):
         exported_graph(model, user)
     lines: list[str] = []
-    assert load_grounding_model(user, "onnxruntime", "cpu", log=lines.append).engine is None
+    assert isinstance(load_grounding_model(user, "onnxruntime", "cpu", log=lines.append), EchoGen)
     assert "export again" in lines[0] and lines[-1].startswith("grounding backend: torch")
 
 

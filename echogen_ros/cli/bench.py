@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     expression = sample.expressions[0].text if sample.expressions else "the cup"
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     timings = {name: _time_backend(model, args.model, name, image, expression, args.iterations) for name in backends}
-    model.engine = None
     ground_ms = timings[backends[0]]
     layout = Layout(640, 480, tuple(LayoutObject(o.category, b) for o, b in zip(sample.scene.objects, sample.boxes())))
     imagine_ms = []
@@ -104,26 +103,26 @@ def _time_backend(model, model_dir, backend: str, image, expression: str, iterat
     """Grounding latencies (ms) with `backend` attached (pre- and post-processing included)."""
     from echogen_ros.engines.base import BackendUnavailable
 
-    model.engine = None
+    grounded = model
     if backend == "onnxruntime":
         from echogen_ros.engines.onnxruntime_engine import OnnxRuntimeGrounder
 
-        OnnxRuntimeGrounder.for_model(model, model_dir).attach(model)
+        grounded = OnnxRuntimeGrounder.for_model(model, model_dir).attach(model)
     elif backend == "tensorrt":
         from echogen_ros.engines.tensorrt_engine import TensorRTGrounder
 
         try:
-            TensorRTGrounder.for_model(model, model_dir).attach(model)
+            grounded = TensorRTGrounder.for_model(model, model_dir).attach(model)
         except BackendUnavailable as exc:
             raise ValueError(f"cannot benchmark tensorrt: {exc}") from None
     elif backend != "torch":
         raise ValueError(f"unknown backend {backend!r}")
     for _ in range(3):
-        model.ground(image, expression)
+        grounded.ground(image, expression)
     values = []
     for _ in range(iterations):
         start = time.perf_counter()
-        model.ground(image, expression)
+        grounded.ground(image, expression)
         values.append((time.perf_counter() - start) * 1000)
     return values
 

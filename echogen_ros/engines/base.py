@@ -1,5 +1,5 @@
-"""What a grounding engine is: a callable from (pixels, ids, mask) to (tokens, probs, coords), attached to
-EchoGen."""
+"""What a grounding engine is: a callable from (pixels, ids, mask) to (tokens, probs, coords), and the
+EchoGen wrapper that grounds with one."""
 
 from __future__ import annotations
 
@@ -26,10 +26,33 @@ class GroundingEngine:
     def describe(self) -> str:
         return self.name
 
-    def attach(self, model):
-        """Route `model`'s greedy grounding through this engine (imagining stays on torch)."""
-        model.engine = self
-        return model
+    def attach(self, model) -> EngineGrounded:
+        """`model` with its greedy grounding on this engine (imagining stays on torch)."""
+        return EngineGrounded(model, self)
+
+
+class EngineGrounded:
+    """An EchoGen whose greedy grounding runs on an engine: `ground` (top_k = 1), `ground_many`,
+    `ground_layout` and `cycle` pass the engine down as their box decoder; anything else is the model's.
+    The wrapper holds the model, so the model never calls up into engines."""
+
+    def __init__(self, model, engine: GroundingEngine) -> None:
+        self.echogen, self.engine = model, engine
+
+    def __getattr__(self, name: str):
+        return getattr(self.echogen, name)  # imagine, max_objects, scheme, ...: the model's own
+
+    def ground(self, image: np.ndarray, expression: str, top_k: int = 1):
+        return self.echogen.ground(image, expression, top_k, decode=self.engine.run)
+
+    def ground_many(self, image: np.ndarray, expressions: list[str]):
+        return self.echogen.ground_many(image, expressions, decode=self.engine.run)
+
+    def ground_layout(self, image: np.ndarray, layout):
+        return self.echogen.ground_layout(image, layout, decode=self.engine.run)
+
+    def cycle(self, layout, seed: int | None = None, caption: str | None = None):
+        return self.echogen.cycle(layout, seed, caption, decode=self.engine.run)
 
 
 def exported_graph(model, model_dir: str | Path | None) -> tuple[Path, dict]:

@@ -9,26 +9,20 @@ from echogen_ros.world.dataset import world_sample
 def parity(model, engine, scenes: int = 5, seed: int = 0) -> dict:
     """Decode every expression of `scenes` test scenes with torch and with `engine`; count token differences
     and report the largest probability and (normalised) coordinate differences."""
-    previous = model.engine
     mismatches = total = 0
     max_prob_error = max_coord_error = 0.0
-    try:
-        for index in range(scenes):
-            sample = world_sample(seed, index, "test")
-            expressions = [e.text for e in sample.expressions][:8] or ["the cup"]
-            array, ids, mask, _ = model.grounding_inputs(sample.image(), expressions)
-            model.engine = None
-            tokens, probs, coords = model.decode_grounding(array, ids, mask)
-            model.engine = engine
-            e_tokens, e_probs, e_coords = model.decode_grounding(array, ids, mask)
-            same = (tokens == e_tokens).all(-1)
-            total += len(expressions)
-            mismatches += int((~same).sum())
-            if bool(same.any()):  # differences of the rows that chose the same bins
-                max_prob_error = max(max_prob_error, float((probs - e_probs.float())[same].abs().max()))
-                max_coord_error = max(max_coord_error, float((coords - e_coords.float())[same].abs().max()))
-    finally:
-        model.engine = previous
+    for index in range(scenes):
+        sample = world_sample(seed, index, "test")
+        expressions = [e.text for e in sample.expressions][:8] or ["the cup"]
+        array, ids, mask, _ = model.grounding_inputs(sample.image(), expressions)
+        tokens, probs, coords = model.decode_grounding(array, ids, mask)
+        e_tokens, e_probs, e_coords = model.decode_grounding(array, ids, mask, decode=engine.run)
+        same = (tokens == e_tokens).all(-1)
+        total += len(expressions)
+        mismatches += int((~same).sum())
+        if bool(same.any()):  # differences of the rows that chose the same bins
+            max_prob_error = max(max_prob_error, float((probs - e_probs.float())[same].abs().max()))
+            max_coord_error = max(max_coord_error, float((coords - e_coords.float())[same].abs().max()))
     return {
         "expressions": total,
         "token_mismatches": mismatches,

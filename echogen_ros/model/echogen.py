@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +41,12 @@ class CycleResult:
     mean_iou: float
 
 
+# (pixels (1|B, 3, S, S) float32, ids (B, T) int64, mask (B, T) int64) → greedy box tokens (B, 4), their
+# probabilities (B, 4) and refined normalised coordinates (B, 4), as numpy or tensors: what an exported
+# grounding graph's engine runs in place of torch (echogen_ros.engines wraps a model with one)
+BoxDecoder = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]
+
+
 class EchoGen:
     def __init__(self, model: JanusForConditionalGeneration, tokenizer: Tokenizer, manifest: dict) -> None:
         self.model = model.eval()
@@ -65,7 +72,6 @@ class EchoGen:
         self.image_size = int(manifest["image_size"])
         self.max_objects = int(manifest.get("max_objects", 12))
         self.guidance = float(manifest.get("guidance", 3.0))
-        self.engine = None  # a grounding engine (onnxruntime / TensorRT) set by engines.select; None: torch
         self.temperature = float(manifest.get("temperature", 1.0))
 
     # ---- construction -------------------------------------------------------------------------
@@ -166,30 +172,33 @@ class EchoGen:
         return ids
 
     @torch.inference_mode()
-    def ground(self, image: np.ndarray, expression: str, top_k: int = 1) -> list[Detection]:
+    def ground(
+        self, image: np.ndarray, expression: str, top_k: int = 1, decode: BoxDecoder | None = None
+    ) -> list[Detection]:
         """Up to `top_k` boxes (input-image pixels) for what `expression` names, best first, no two overlapping
-        at IoU ≥ 0.5: different objects, not one object read twice (fewer where the model sees fewer)."""
+        at IoU ≥ 0.5: different objects, not one object read twice (fewer where the model sees fewer).
+        `decode` (see `decode_grounding`) serves top_k = 1; more candidates always come from torch's beams."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if top_k == 1:
-            return [self.ground_many(image, [expression])[0]]
+            return [self.ground_many(image, [expression], decode)[0]]
         pixels, letterbox = self.pixels(image)
         ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
         beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + EXTRA_BEAMS)
         return distinct([self.detection(letterbox, coords, score, expression) for _, score, coords in beams])[:top_k]
 
-    def ground_layout(self, image: np.ndarray, layout: Layout) -> list[Detection]:
+    def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
         """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is
         grounded as an expression (all of them in one batch). A label it names n times (two red cups) is
         asked for its n best distinct boxes, matched to those objects by IoU (`assign_boxes`); asking n
         times would answer n times with the same box. An object left without a box of its own (the model
-        saw fewer) gets the label's best box. With an engine attached, labels named once are grounded on it
-        and repeated ones on torch (`ground` with top_k > 1 always runs on torch)."""
+        saw fewer) gets the label's best box. With `decode`, labels named once are grounded by it and
+        repeated ones on torch (`ground` with top_k > 1 always runs on torch)."""
         labels = [o.label for o in layout.objects]
         groups = label_groups(labels)
         once = [label for label, where in groups.items() if len(where) == 1]
-        by_label = dict(zip(once, self.ground_many(image, once)))
+        by_label = dict(zip(once, self.ground_many(image, once, decode)))
         found: list[Detection | None] = [by_label.get(label) for label in labels]
         for label, where in groups.items():
             if len(where) == 1:
@@ -201,12 +210,14 @@ class EchoGen:
         return found  # type: ignore[return-value]  # every slot filled above
 
     @torch.inference_mode()
-    def ground_many(self, image: np.ndarray, expressions: list[str]) -> list[Detection]:
+    def ground_many(
+        self, image: np.ndarray, expressions: list[str], decode: BoxDecoder | None = None
+    ) -> list[Detection]:
         """The best box for each expression; the image is encoded once, prompts run as one batch."""
         if not expressions:
             return []
         array, ids, mask, letterbox = self.grounding_inputs(image, expressions)
-        tokens, probs, coords = self.decode_grounding(array, ids, mask)
+        tokens, probs, coords = self.decode_grounding(array, ids, mask, decode=decode)
         scores = probs.clamp_min(1e-30).log().mean(-1).exp()
         return [self.detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
 
@@ -227,14 +238,20 @@ class EchoGen:
 
     @torch.inference_mode()
     def decode_grounding(
-        self, array: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, window: int = generation.REFINE_BINS
+        self,
+        array: np.ndarray,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        window: int = generation.REFINE_BINS,
+        decode: BoxDecoder | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Greedy box tokens, their probabilities and refined coordinates (each (B, 4), on the CPU), on the
-        attached engine if there is one (its graph refines over REFINE_BINS), else on torch over `window`."""
-        if self.engine is not None and window != generation.REFINE_BINS:
-            raise ValueError(f"an exported graph refines over {generation.REFINE_BINS} bins; detach it for {window}")
-        if self.engine is not None:  # numpy only: no torch thread pool competing with the engine's
-            out = self.engine.run(array, ids.numpy(), mask.numpy())
+        """Greedy box tokens, their probabilities and refined coordinates (each (B, 4), on the CPU): by
+        `decode` when given (an exported graph's engine, which refines over REFINE_BINS), else on torch over
+        `window`."""
+        if decode is not None and window != generation.REFINE_BINS:
+            raise ValueError(f"an exported graph refines over {generation.REFINE_BINS} bins; use torch for {window}")
+        if decode is not None:  # numpy only: no torch thread pool competing with the engine's
+            out = decode(array, ids.numpy(), mask.numpy())
             return tuple(torch.from_numpy(np.asarray(v)) for v in out)  # type: ignore[return-value]
         pixels = torch.from_numpy(array).to(self.device, self.dtype)
         features = generation.image_features(self.model, pixels)
@@ -292,10 +309,12 @@ class EchoGen:
         letterbox = Letterbox(layout.width, layout.height, self.image_size)
         return [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
 
-    def cycle(self, layout: Layout, seed: int | None = None, caption: str | None = None) -> CycleResult:
+    def cycle(
+        self, layout: Layout, seed: int | None = None, caption: str | None = None, decode: BoxDecoder | None = None
+    ) -> CycleResult:
         """Imagine the layout, ground every object back (`ground_layout`), and compare boxes (the cycle check)."""
         image = self.imagine(layout, caption=caption, seed=seed)
-        found = self.ground_layout(image, layout)
+        found = self.ground_layout(image, layout, decode)
         grounded = Layout(
             layout.width, layout.height, tuple(LayoutObject(d.label, d.box) for d in found), layout.caption
         )
