@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from echogen_ros.domain.relations import Truth, relation_margin, relation_truth
 from echogen_ros.model.layout import LayoutObject
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.grounders import KnownObjectsGrounder
@@ -15,7 +16,6 @@ from echogen_ros.planning.phrases import KnownObject
 from echogen_ros.planning.planner import plan
 from echogen_ros.planning.verify import CANNOT_TELL, NOT_SATISFIED, SATISFIED, verify_command
 from echogen_ros.world.dataset import world_sample
-from echogen_ros.world.relations import Truth, relation_margin, relation_truth
 from echogen_ros.world.scene import Scene
 
 PARSES = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 
+from echogen_ros.domain.vocabulary import vocabulary
 from echogen_ros.model.scheme import SPECIAL_TOKENS, UNK, TokenScheme, bin_token
-from echogen_ros.world.catalog import vocabulary
 
 
 def build_word_tokenizer(bins: int, words: list[str] | None = None) -> Tokenizer:

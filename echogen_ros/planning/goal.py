@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from echogen_ros.domain.relations import MARGIN, NEAR, center, relation_margin
 from echogen_ros.planning.commands import PlanningError
-from echogen_ros.world.relations import MARGIN, NEAR, center, relation_margin
 
 Box = tuple[float, float, float, float]
 MAX_SHARE = 0.5  # a goal box is at most half the image in each dimension

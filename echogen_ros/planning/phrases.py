@@ -11,14 +11,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from echogen_ros.world import catalog
-from echogen_ros.world.relations import relation_margin
+from echogen_ros.domain import vocabulary
+from echogen_ros.domain.relations import relation_margin
 
 Box = tuple[float, float, float, float]
 SUPERLATIVES = {"largest": 1, "larger": 1, "biggest": 1, "bigger": 1, "smallest": -1, "smaller": -1}
 EXTREMES = {"leftmost": (0, 1), "rightmost": (0, -1), "topmost": (1, 1), "bottommost": (1, -1)}
 SIZE_WORDS = {"big": "large", "large": "large", "small": "small", "little": "small"}
-ORDINALS = {w: i for i, w in enumerate(catalog.ORDINAL_WORDS)}
+ORDINALS = {w: i for i, w in enumerate(vocabulary.ORDINAL_WORDS)}
 CLAUSE = re.compile(r"\s+(?:that is |which is |that's )?(left of|right of|above|below|next to|on|between)\s+(.+)$")
 
 
@@ -32,7 +32,7 @@ class KnownObject:
 
 def _head(words: list[str]) -> int | None:
     for i, word in enumerate(words):
-        singular = next((c for c, plural in catalog.PLURALS.items() if word in (c, plural)), None)
+        singular = next((c for c, plural in vocabulary.PLURALS.items() if word in (c, plural)), None)
         if singular is not None:
             return i
     return None
@@ -47,11 +47,11 @@ def resolve(phrase: str, objects: Sequence[KnownObject], scale: float) -> list[i
     head = _head(words)
     if head is None:
         return []
-    category = next(c for c, p in catalog.PLURALS.items() if words[head] in (c, p))
+    category = next(c for c, p in vocabulary.PLURALS.items() if words[head] in (c, p))
     modifiers, tail = words[:head], words[head + 1 :]
     found = [i for i, o in enumerate(objects) if o.category == category]
     for word in modifiers:
-        if word in catalog.COLOURS:
+        if word in vocabulary.COLOURS:
             found = [i for i in found if objects[i].colour == word]
         elif word in SIZE_WORDS:
             found = [i for i in found if objects[i].size in (None, SIZE_WORDS[word])]

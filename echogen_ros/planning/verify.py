@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from echogen_ros.domain.relations import Truth, relation_margin, relation_score, relation_truth
 from echogen_ros.model.layout import Detection, Layout, assign_boxes, box_iou, label_groups
 from echogen_ros.planning.commands import Command
 from echogen_ros.planning.grounders import Grounder, is_ambiguous
-from echogen_ros.world.relations import Truth, relation_margin, relation_score, relation_truth
 
 SATISFIED, NOT_SATISFIED, CANNOT_TELL = "satisfied", "not_satisfied", "cannot_tell"
 MIN_SCORE = 0.3  # a grounding below this score means "not found"

@@ -1,4 +1,6 @@
-"""What the tabletop world contains: categories, colours, sizes, tables, and the held-out compositions.
+"""How the tabletop world looks: each category's extent, each colour's and table's RGB, each size's scale,
+and the held-out compositions. The words themselves are the domain's (echogen_ros.domain.vocabulary,
+re-exported here for the world's code); every word gets its look here, checked at import.
 
 Everything here is data. Geometry is in *reference pixels* of a 640×480 frame; scenes render at any
 resolution by scaling, so the same seed gives the same scene (and the same annotations) at every size.
@@ -6,11 +8,23 @@ resolution by scaling, so the same seed gives the same scene (and the same annot
 
 from __future__ import annotations
 
+from echogen_ros.domain import vocabulary as words
+from echogen_ros.domain.vocabulary import (  # noqa: F401 - the world's code reads the words from here
+    CATEGORIES,
+    INSTRUCTION_RELATIONS,
+    INSTRUCTION_VERBS,
+    NUMBER_WORDS,
+    ORDINAL_WORDS,
+    PLURALS,
+    RELATIONS,
+    SUPPORT_CATEGORIES,
+    vocabulary,
+)
+
 REF_WIDTH = 640
 REF_HEIGHT = 480
 
-# Category name → (width, height) of a small instance in reference pixels. COCO-style ids are 1-based
-# in this order; the order is part of the dataset format, append only.
+# Category name → (width, height) of a small instance in reference pixels.
 CATEGORY_EXTENTS: dict[str, tuple[float, float]] = {
     "cup": (56.0, 62.0),
     "plate": (104.0, 60.0),
@@ -21,11 +35,7 @@ CATEGORY_EXTENTS: dict[str, tuple[float, float]] = {
     "box": (78.0, 58.0),
     "banana": (82.0, 38.0),
 }
-CATEGORIES: tuple[str, ...] = tuple(CATEGORY_EXTENTS)
 CATEGORY_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(CATEGORIES)}
-PLURALS: dict[str, str] = {name: name + ("es" if name.endswith("x") else "s") for name in CATEGORIES}
-# Objects other objects can be put "on" (instructions only; scenes never stack objects).
-SUPPORT_CATEGORIES: tuple[str, ...] = ("plate", "box")
 
 # Colour name → RGB.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -49,9 +59,10 @@ TABLES: dict[str, tuple[int, int, int]] = {
     "slate": (72, 84, 98),
 }
 
-# Relations the world speaks about, as they appear in text.
-RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "next to", "between")
-INSTRUCTION_RELATIONS: tuple[str, ...] = RELATIONS + ("on",)
+for _looks, _words in ((CATEGORY_EXTENTS, words.CATEGORIES), (COLOURS, words.COLOURS), (SIZES, words.SIZES),
+                       (TABLES, words.TABLES)):  # fmt: skip
+    if tuple(_looks) != _words:
+        raise ImportError(f"world/catalog.py gives looks to {tuple(_looks)}, the vocabulary names {_words}")
 
 # Compositions held out of the train split. Each colour and each category appears at most once, so
 # every word is still seen in training; only these combinations are new at test time.
@@ -81,52 +92,6 @@ HELDOUT_RELATIONS: frozenset[tuple[str, str]] = frozenset(
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "heldout")
 EXPRESSION_TYPES: tuple[str, ...] = ("category", "attribute", "size", "ordinal", "relation")
-
-ORDINAL_WORDS: tuple[str, ...] = ("first", "second", "third", "fourth")
-NUMBER_WORDS: tuple[str, ...] = ("a", "two", "three", "four", "five", "six", "seven", "eight")
-INSTRUCTION_VERBS: tuple[str, ...] = ("put", "place", "move")
-
-# Every word the world's texts use beyond the names above (kept in one place so a word-level
-# tokenizer can be built from `vocabulary()` without scanning generated data).
-_FUNCTION_WORDS: tuple[str, ...] = (
-    "the",
-    "a",
-    "an",
-    "and",
-    "with",
-    "table",
-    "of",
-    "to",
-    "from",
-    "at",
-    "on",
-    "up",
-    "pick",
-    "left",
-    "right",
-    "above",
-    "below",
-    "next",
-    "between",
-    "leftmost",
-    "rightmost",
-    "topmost",
-    "bottommost",
-    "larger",
-    "smaller",
-    "largest",
-    "smallest",
-    ",",
-    ".",
-)
-
-
-def vocabulary() -> list[str]:
-    """Every word (and punctuation mark) that captions, expressions and instructions can contain."""
-    words = set(_FUNCTION_WORDS) | set(ORDINAL_WORDS) | set(NUMBER_WORDS) | set(INSTRUCTION_VERBS)
-    words |= set(CATEGORIES) | set(PLURALS.values()) | set(COLOURS) | set(SIZES) | set(TABLES)
-    return sorted(words)
-
 
 def is_heldout_pair(colour: str, category: str) -> bool:
     return (colour, category) in HELDOUT_PAIRS

@@ -13,8 +13,8 @@ from itertools import combinations
 
 import numpy as np
 
+from echogen_ros.domain.relations import Truth, relation_truth
 from echogen_ros.world import catalog
-from echogen_ros.world.relations import Truth, relation_truth
 from echogen_ros.world.scene import Scene, SceneObject
 
 SCALE = float(catalog.REF_HEIGHT)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from enum import Enum
 
-from echogen_ros.world.catalog import INSTRUCTION_RELATIONS
+from echogen_ros.domain.vocabulary import INSTRUCTION_RELATIONS
 
 Box = Sequence[float]
 
@@ -20,7 +20,7 @@ MARGIN = 0.012  # clear-decision band of the edge relations, as a fraction of th
 NEAR = 0.12  # "next to": a gap of at most this (fraction of image height) is near; twice it is far
 BETWEEN_SPAN = 0.2  # "between": the centre projects inside [0.2, 0.8] of the anchor segment
 BETWEEN_OFFSET = 0.3  # "between": at most this far from the segment (fraction of its length)
-RELATIONS = INSTRUCTION_RELATIONS  # the world's relation words are the ones this module defines
+RELATIONS = INSTRUCTION_RELATIONS  # the relation words are the ones this module defines
 
 
 class Truth(Enum):
