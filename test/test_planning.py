@@ -230,3 +230,41 @@ def test_a_missing_object_is_the_reason_not_an_ambiguous_one() -> None:
     rival = verify_command(grounder, sample.image(), parse_command(f"put the {repeated} left of the {unique.category}"))
     assert rival.status == CANNOT_TELL and rival.reason.startswith(f"ambiguous: the {repeated} matches more than one")
     assert "cannot find" not in rival.reason
+
+
+class _CountingGuard:
+    """A context manager that counts how often it was held (the node's model lock stands here)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    def __enter__(self):
+        self.held += 1
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def test_one_imagination_pipeline_reports_stages_holds_the_guard_and_cancels(tiny_model) -> None:
+    from echogen_ros.model.layout import Layout
+    from echogen_ros.planning.imagination import STAGES, Cancelled, imagine_goal
+
+    cups = (LayoutObject("red cup", (10, 20, 90, 100)), LayoutObject("red cup", (150, 20, 230, 100)))
+    layout = Layout(320, 240, cups)
+    stages, guard = [], _CountingGuard()
+    result = imagine_goal(tiny_model, layout, None, seed=3, progress=lambda s, f: stages.append((s, f)), guard=guard)
+    assert [s for s, _ in stages] == list(STAGES) and [f for _, f in stages] == sorted(f for _, f in stages)
+    assert guard.held == 2 and result.plan is None and not result.satisfied_now  # imagine, then ground back
+    assert result.cycle.image.shape == (240, 320, 3) and len(result.cycle.ious) == 2
+    own = tiny_model.cycle(layout, seed=3)  # the same cycle check as the model's own
+    assert np.array_equal(result.cycle.image, own.image) and result.cycle.ious == own.ious
+    seen = []
+    with pytest.raises(Cancelled):
+        imagine_goal(tiny_model, layout, None, seed=3, progress=lambda s, f: seen.append(s),
+                     cancelled=lambda: "generating" in seen)  # fmt: skip
+    assert seen == ["planning", "generating"]  # cancelled before the grounding
+    command = parse_command("put the red cup above the plate")  # a random model's boxes sit low: room above
+    with pytest.raises(ValueError, match="needs a camera frame"):
+        imagine_goal(tiny_model, command, None)
+    planned = imagine_goal(tiny_model, command, world_sample(0, 2, "test").image(), seed=2, min_score=0.0, guard=guard)
+    assert planned.plan is not None and planned.goal_layout == planned.plan.goal_layout and guard.held == 2 + 4

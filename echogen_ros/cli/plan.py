@@ -47,12 +47,12 @@ def _setup(args: argparse.Namespace):
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from echogen_ros.planning.planner import plan
+    from echogen_ros.planning.imagination import imagine_goal
 
     check_target(args.out, overwrite=True)  # a foreign --out fails before the model loads
     command, image, model, grounder = _setup(args)
-    result = plan(image, command, grounder, min_score=args.min_score)
-    cycle = model.cycle(result.goal_layout, seed=args.seed)
+    imagined = imagine_goal(model, command, image, seed=args.seed, min_score=args.min_score, grounder=grounder)
+    result, cycle = imagined.plan, imagined.cycle
     document = {**result.to_json(), "imagined": "imagined.png", "cycle_iou": round(cycle.mean_iou, 4),
                 "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
     with staged(args.out, overwrite=True, kind="plan") as partial:  # replaces an earlier plan, nothing else

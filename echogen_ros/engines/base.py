@@ -33,7 +33,7 @@ class GroundingEngine:
 
 class EngineGrounded:
     """An EchoGen whose greedy grounding runs on an engine: `ground` (top_k = 1), `ground_many`,
-    `ground_layout` and `cycle` pass the engine down as their box decoder; anything else is the model's.
+    `ground_layout`, `cycle` and `check_cycle` pass the engine down as their box decoder; anything else is the model's.
     The wrapper holds the model, so the model never calls up into engines."""
 
     def __init__(self, model, engine: GroundingEngine) -> None:
@@ -53,6 +53,9 @@ class EngineGrounded:
 
     def cycle(self, layout, seed: int | None = None, caption: str | None = None):
         return self.echogen.cycle(layout, seed, caption, decode=self.engine.run)
+
+    def check_cycle(self, image: np.ndarray, layout):
+        return self.echogen.check_cycle(image, layout, decode=self.engine.run)
 
 
 def exported_graph(model, model_dir: str | Path | None) -> tuple[Path, dict]:

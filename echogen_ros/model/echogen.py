@@ -312,12 +312,17 @@ class EchoGen:
     def cycle(
         self, layout: Layout, seed: int | None = None, caption: str | None = None, decode: BoxDecoder | None = None
     ) -> CycleResult:
-        """Imagine the layout, ground every object back (`ground_layout`), and compare boxes (the cycle check)."""
-        image = self.imagine(layout, caption=caption, seed=seed)
+        """Imagine the layout, then the cycle check on what was imagined (`check_cycle`)."""
+        return self.check_cycle(self.imagine(layout, caption=caption, seed=seed), layout, decode)
+
+    def check_cycle(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> CycleResult:
+        """The cycle check: ground every object of `layout` back in `image` (`ground_layout`; two red cups are
+        grounded as a pair) and compare each box with its goal (IoU)."""
         found = self.ground_layout(image, layout, decode)
         grounded = Layout(
-            layout.width, layout.height, tuple(LayoutObject(d.label, d.box) for d in found), layout.caption
-        )
+            layout.width, layout.height, tuple(LayoutObject(o.label, d.box) for o, d in zip(layout.objects, found)),
+            layout.caption,
+        )  # fmt: skip
         ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
         return CycleResult(image, grounded, ious, float(np.mean(ious)))
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from echogen_ros.limits import MAX_TEXT_CHARS, text_problem
-from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.grounders import ModelGrounder
-from echogen_ros.planning.planner import plan
+from echogen_ros.planning.imagination import Cancelled, imagine_goal  # noqa: F401 - Cancelled: the node's
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb
@@ -56,10 +56,6 @@ class Counters:
 
 def _guidance(scale: float | None) -> str:
     return "of the model" if scale is None else f"{scale:g}"
-
-
-class Cancelled(Exception):
-    """The imagine goal was cancelled between stages."""
 
 
 class Runtime:
@@ -228,39 +224,19 @@ class Runtime:
         try:
             if not math.isfinite(float(goal.guidance)):
                 raise ValueError("guidance must be a finite number")
-            feedback("planning", 0.05)
-            command, layout = self._goal_layout(goal, frame)
-            if cancelled():
-                raise Cancelled()
-            feedback("generating", 0.2)
             seed = int(goal.seed) if int(goal.seed) >= 0 else random.getrandbits(62)
             guidance = float(goal.guidance) if float(goal.guidance) > 0 else self.config.guidance
-            with self._model_lock:
-                image = self.model.imagine(layout, seed=seed, guidance=guidance)
-            if cancelled():
-                raise Cancelled()
-            feedback("grounding", 0.7)
-            with self._model_lock:
-                found = self.model.ground_layout(image, layout)  # two red cups: two boxes
-            ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
-            grounded = Layout(
-                layout.width,
-                layout.height,
-                tuple(LayoutObject(o.label, d.box) for o, d in zip(layout.objects, found)),
-                layout.caption,
-            )
-            feedback("verifying", 0.9)
-            satisfied_now = False
-            if command is not None and frame is not None:
-                with self._model_lock:
-                    satisfied_now = verify_command(
-                        self.grounder, frame.rgb, command, self.config.score_threshold
-                    ).satisfied
-            feedback("done", 1.0)
+            result = imagine_goal(
+                self.model, self._goal(goal), frame.rgb if frame is not None else None, seed=seed, guidance=guidance,
+                min_score=self.config.score_threshold, grounder=self.grounder, progress=feedback, cancelled=cancelled,
+                guard=self._model_lock,
+            )  # fmt: skip
+            layout, cycle = result.goal_layout, result.cycle
             return msgs.ImagineResult(
-                image=conv.image_message(msgs, image, header), goal_layout=conv.layout_message(msgs, layout, header),
-                grounded_layout=conv.layout_message(msgs, grounded, header), cycle_iou=float(sum(ious) / len(ious)),
-                object_iou=msgs.floats(ious), satisfied_now=satisfied_now, success=True,
+                image=conv.image_message(msgs, cycle.image, header),
+                goal_layout=conv.layout_message(msgs, layout, header),
+                grounded_layout=conv.layout_message(msgs, cycle.grounded, header), cycle_iou=cycle.mean_iou,
+                object_iou=msgs.floats(cycle.ious), satisfied_now=result.satisfied_now, success=True,
                 message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}",
             )  # fmt: skip
         except (ValueError, ImageError, PlanningError, RuntimeError) as exc:
@@ -278,20 +254,16 @@ class Runtime:
             object_iou=msgs.floats([]), satisfied_now=False, success=False, message=message,
         )  # fmt: skip
 
-    def _goal_layout(self, goal, frame: Frame | None) -> tuple[Command | None, Layout]:
+    def _goal(self, goal) -> Command | Layout:
+        """The goal of an Imagine request: its instruction's command, else its layout (validated)."""
         if goal.instruction.strip():
             error = self._check_text(goal.instruction, "instruction")
             if error:
                 raise ValueError(error)
-            command = parse_command(goal.instruction)
-            if frame is None:
-                raise ValueError("an instruction needs a camera frame to plan in; none received yet")
-            with self._model_lock:
-                result = plan(frame.rgb, command, self.grounder, min_score=self.config.score_threshold)
-            return command, result.goal_layout
+            return parse_command(goal.instruction)
         if not goal.layout.objects:
             raise ValueError("the goal has neither an instruction nor a layout")
-        return None, conv.layout_of(goal.layout).validate(self.model.max_objects)
+        return conv.layout_of(goal.layout).validate(self.model.max_objects)
 
     # ---- status -----------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False) -> str:

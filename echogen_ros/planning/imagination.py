@@ -1,0 +1,81 @@
+"""One goal-imagination pipeline: (an instruction, planned in the frame) or a goal layout → the imagined
+scene → its objects grounded back (the cycle check) → whether the live frame already satisfies the command.
+The node's Imagine action (and through it bag mode and the demo) and `echogen plan` all run this one.
+`progress(stage, fraction)` hears each stage; `cancelled()` is asked between stages; `guard` is held around
+each model call (the node's model lock), so other work can use the model in between."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from echogen_ros.model.layout import Layout
+from echogen_ros.planning.commands import Command
+from echogen_ros.planning.grounders import Grounder, ModelGrounder
+from echogen_ros.planning.planner import Plan, plan
+from echogen_ros.planning.verify import MIN_SCORE, verify_command
+
+if TYPE_CHECKING:  # the model module imports torch; this one stays light
+    from echogen_ros.model.echogen import CycleResult
+
+STAGES = ("planning", "generating", "grounding", "verifying", "done")
+_PROGRESS = dict(zip(STAGES, (0.05, 0.2, 0.7, 0.9, 1.0)))
+
+
+class Cancelled(Exception):
+    """The imagination was cancelled between stages."""
+
+
+@dataclass
+class ImaginedGoal:
+    goal_layout: Layout
+    cycle: CycleResult  # the imagined image, the objects grounded back, their IoUs with the goal
+    plan: Plan | None  # for an instruction: target, anchors, goal box
+    satisfied_now: bool  # does the live frame already satisfy the command? (False without one)
+
+
+def imagine_goal(
+    model,
+    goal: Command | Layout,
+    frame: np.ndarray | None,
+    seed: int | None = None,
+    guidance: float | None = None,
+    min_score: float = MIN_SCORE,
+    grounder: Grounder | None = None,
+    progress: Callable[[str, float], None] = lambda stage, fraction: None,
+    cancelled: Callable[[], bool] = lambda: False,
+    guard: AbstractContextManager = nullcontext(),  # noqa: B008 - a stateless, reusable context
+) -> ImaginedGoal:
+    """Imagine `goal` (a command needs `frame` to plan in); raises Cancelled between stages when asked."""
+    grounder = grounder or ModelGrounder(model)
+
+    def stage(name: str) -> None:
+        if cancelled():
+            raise Cancelled()
+        progress(name, _PROGRESS[name])
+
+    stage("planning")
+    planned = None
+    if isinstance(goal, Command):
+        if frame is None:
+            raise ValueError("an instruction needs a camera frame to plan in; none received yet")
+        with guard:
+            planned = plan(frame, goal, grounder, min_score=min_score)
+    layout = planned.goal_layout if planned is not None else goal
+    stage("generating")
+    with guard:
+        image = model.imagine(layout, seed=seed, guidance=guidance)
+    stage("grounding")
+    with guard:
+        cycle = model.check_cycle(image, layout)
+    stage("verifying")
+    satisfied = False
+    if isinstance(goal, Command):
+        with guard:
+            satisfied = verify_command(grounder, frame, goal, min_score).satisfied
+    progress("done", _PROGRESS["done"])
+    return ImaginedGoal(layout, cycle, planned, satisfied)
