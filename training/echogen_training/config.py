@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("vq", "vision", "pmtp", "djo", "cycle_rl")
+from echogen_ros.model.checkpoint import PIPELINE_STAGES as STAGES  # the stages, in pipeline order, written once
 
 
 @dataclass
