@@ -102,3 +102,13 @@ def test_bad_frames_are_clear_errors(make, message: str) -> None:
     msg = make()
     with pytest.raises(ImageError, match=message):
         (compressed_to_rgb if hasattr(msg, "format") else to_rgb)(msg)
+
+
+def test_a_jpeg_whose_metadata_runs_past_64_kb_is_still_sized_and_decoded() -> None:
+    """Phone JPEGs carry EXIF and ICC segments that can push the start of frame far into the file; sizing
+    from the header must walk them all, not give up after the first bytes."""
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 200, np.uint8))
+    icc = b"\xff\xe2" + (65533).to_bytes(2, "big") + bytes(65531)  # three maximal APP2 segments: 192 KB
+    data = jpeg.tobytes()[:2] + icc * 3 + jpeg.tobytes()[2:]
+    message = MSGS.CompressedImage(header=HEADER, format="jpeg", data=MSGS.payload(data))
+    assert compressed_to_rgb(message).shape == (48, 64, 3)

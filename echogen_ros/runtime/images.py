@@ -101,7 +101,7 @@ def decode(data: bytes, what: str = "an image", flags: int = cv2.IMREAD_UNCHANGE
     """PNG or JPEG bytes decoded by OpenCV, after their header says the result is within the limits."""
     if not data:
         raise ImageError(f"{what}: no data")
-    size = encoded_size(data[:65536])
+    size = encoded_size(data)  # walks segment headers only: cheap, and a JPEG's EXIF/ICC may exceed 64 KB
     if size is None:
         raise ImageError(f"cannot decode {len(data)} bytes as {what}: no PNG or JPEG size in the header")
     if size[0] * size[1] > MAX_DECODED_PIXELS:
@@ -116,7 +116,7 @@ def decode(data: bytes, what: str = "an image", flags: int = cv2.IMREAD_UNCHANGE
 
 def encoded_size(head: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG's IHDR or a JPEG's start-of-frame marker, without decoding; None if
-    `head` (the first bytes of the file) holds neither."""
+    `head` (the file, or its first bytes) holds neither."""
     if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
         width, height = struct.unpack(">II", head[16:24])
         return width, height
