@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -22,7 +21,7 @@ from echogen_ros.outputs import staged
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.core import Runtime, RuntimeConfig
-from echogen_ros.runtime.images import to_rgb
+from echogen_ros.runtime.images import encode_png, to_rgb
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
 
@@ -47,8 +46,7 @@ class Step:
 
 
 def _png(image: np.ndarray) -> str:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return base64.b64encode(data.tobytes()).decode()
+    return base64.b64encode(encode_png(image)).decode()
 
 
 def describe_model(model, where: str) -> str:

@@ -206,7 +206,7 @@ class EchoGenNode(LifecycleNode):
         return self.runtime.verify(request)
 
     def _imagine(self, goal_handle):
-        from echogen_ros.runtime.core import Cancelled
+        from echogen_ros.planning.imagination import Cancelled
 
         def feedback(stage: str, progress: float) -> None:
             goal_handle.publish_feedback(Imagine.Feedback(stage=stage, progress=float(progress)))

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bombs import png_claiming
 
 from echogen_ros.cli import main
 from echogen_ros.world.dataset import world_sample
@@ -87,13 +88,6 @@ def test_imagine_bad_layouts_exit_2(tiny_model_dir: Path, tmp_path: Path, capsys
     assert not out.exists()
 
 
-def _png_header_claiming(width: int, height: int) -> bytes:
-    _, png = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))
-    data = bytearray(png.tobytes())
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    return bytes(data)
-
-
 def test_outputs_are_whole_or_absent_and_foreign_directories_are_kept(
     tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys
 ) -> None:
@@ -130,7 +124,7 @@ def test_ground_bad_inputs_exit_2(tiny_model_dir: Path, image_path: Path, tmp_pa
         (["--image", str(image_path), "--expr", "the cup", "--top-k", "0"], "outside"),
     ]
     bomb, tiny, bmp = tmp_path / "bomb.png", tmp_path / "tiny.png", tmp_path / "scene.bmp"
-    bomb.write_bytes(_png_header_claiming(20000, 20000))  # a 389 KB PNG like it once cost 2.6 GB
+    bomb.write_bytes(png_claiming(20000, 20000))  # a 389 KB PNG like it once cost 2.6 GB
     cv2.imwrite(str(tiny), np.zeros((1, 640, 3), np.uint8))
     cv2.imwrite(str(bmp), np.zeros((64, 64, 3), np.uint8))
     cases += [

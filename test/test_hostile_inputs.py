@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bombs import png_claiming
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -36,12 +37,6 @@ def _png(rgb: np.ndarray) -> bytes:
     return cv2.imencode(".png", rgb)[1].tobytes()
 
 
-def _claiming(width: int, height: int) -> bytes:
-    data = bytearray(_png(np.zeros((64, 64, 3), np.uint8)))
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    return bytes(data)
-
-
 def _bag(path: Path) -> None:
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         images = writer.add_connection("/image", "sensor_msgs/msg/Image", typestore=STORE)
@@ -63,8 +58,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dic
         return path
 
     f["image"] = write("scene.png", _png(cv2.cvtColor(world_sample(0, 2, "test").image(320, 240), cv2.COLOR_RGB2BGR)))
-    f["bomb"] = write("bomb.png", _claiming(20000, 20000))
-    f["wide_bomb"] = write("wide.png", _claiming(1_000_000, 1))
+    f["bomb"] = write("bomb.png", png_claiming(20000, 20000))
+    f["wide_bomb"] = write("wide.png", png_claiming(1_000_000, 1))
     f["tiny"] = write("tiny.png", _png(np.zeros((1, 1, 3), np.uint8)))
     f["thin"] = write("thin.png", _png(np.zeros((640, 2, 3), np.uint8)))
     f["text_png"] = write("text.png", "hello")

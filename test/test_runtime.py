@@ -3,15 +3,15 @@ schedule, every service/action flow, and a table of bad inputs that never crash 
 
 from __future__ import annotations
 
-import struct
-
 import cv2
 import numpy as np
 import pytest
+from bombs import png_claiming
 
 from echogen_ros.interfaces import typestore
+from echogen_ros.planning.imagination import Cancelled
 from echogen_ros.runtime import conversions as conv
-from echogen_ros.runtime.core import Cancelled, Runtime, RuntimeConfig
+from echogen_ros.runtime.core import Runtime, RuntimeConfig
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.world.dataset import world_sample
 
@@ -196,14 +196,6 @@ def _layout_msg(boxes, width=160, height=120):
     return conv.layout_message(MSGS, layout, conv.header(MSGS, 0, ""))
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header says width x height, over a small image's data (as a decompression bomb is)."""
-    _, png = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))
-    data = bytearray(png.tobytes())
-    data[16:24] = struct.pack(">II", width, height)
-    return bytes(data)
-
-
 def _bad_cases():
     no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
     empty = conv.empty_layout(MSGS, conv.header(MSGS, 0, ""))
@@ -227,10 +219,10 @@ def _bad_cases():
         ("image", image(width=1, height=1, step=3, data=b"\0" * 3), "too small to ground"),
         ("image", image(width=640, height=1, step=1920, data=b"\0" * 1920), "too small to ground"),
         ("compressed", compressed("jpeg", b"\xff\xd8\xff\xe0broken"), "size in the header"),
-        ("compressed", compressed("png", _png_claiming(20000, 20000)), "would decode to 20000x20000"),
+        ("compressed", compressed("png", png_claiming(20000, 20000)), "would decode to 20000x20000"),
         ("compressed", compressed("png", cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()),
          "too small to ground"),
-        ("compressed", compressed("png", _png_claiming(64, 64)[:40]), "cannot decode"),
+        ("compressed", compressed("png", png_claiming(64, 64)[:40]), "cannot decode"),
         ("compressed", compressed("png", b""), "no data"),
         ("compressed", compressed("h264", b"123"), "unsupported compressed"),
         ("instruction", "", "empty instruction"),

@@ -14,6 +14,7 @@ import numpy as np
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_LAYOUT_FILE_BYTES, text_problem
 from echogen_ros.outputs import write_file
+from echogen_ros.runtime.images import encode_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,13 +54,6 @@ def read_image(path: Path) -> np.ndarray:
         raise ValueError(f"image {path} is larger than any image within the limits (ECHOGEN_MAX_DECODED_PIXELS)")
     image = decode(path.read_bytes(), f"image {path}", cv2.IMREAD_COLOR)
     return groundable(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("cannot encode the image as PNG")
-    return data.tobytes()
 
 
 def read_layout(path: Path):
@@ -129,7 +123,7 @@ def run_imagine(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     image = model.imagine(layout, seed=args.seed, guidance=args.guidance, temperature=args.temperature)
     latency = (time.perf_counter() - start) * 1000
-    write_file(args.out, png_bytes(image))
+    write_file(args.out, encode_png(image))
     print(
         json.dumps(
             {"out": str(args.out), "width": layout.width, "height": layout.height, "latency_ms": round(latency, 1)}

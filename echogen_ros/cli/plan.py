@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.cli.model import add_backend, load_model, png_bytes, read_image
+from echogen_ros.cli.model import add_backend, load_model, read_image
 from echogen_ros.limits import text_problem
 from echogen_ros.outputs import check_target, staged
+from echogen_ros.runtime.images import encode_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,7 @@ def run_plan(args: argparse.Namespace) -> int:
                 "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
     with staged(args.out, overwrite=True, kind="plan") as partial:  # replaces an earlier plan, nothing else
         partial.mkdir(parents=True)
-        (partial / "imagined.png").write_bytes(png_bytes(cycle.image))
+        (partial / "imagined.png").write_bytes(encode_png(cycle.image))
         (partial / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"plan": str(args.out / "plan.json"), "satisfied_now": result.verdict.satisfied,
                       "cycle_iou": document["cycle_iou"]}))  # fmt: skip

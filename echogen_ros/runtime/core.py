@@ -16,7 +16,7 @@ from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.grounders import ModelGrounder
-from echogen_ros.planning.imagination import Cancelled, imagine_goal  # noqa: F401 - Cancelled: the node's
+from echogen_ros.planning.imagination import imagine_goal
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb

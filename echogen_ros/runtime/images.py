@@ -97,6 +97,14 @@ def compressed_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(image) if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def encode_png(rgb: np.ndarray) -> bytes:
+    """RGB uint8 (H, W, 3) as PNG bytes."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ImageError("cannot encode the image as PNG")
+    return data.tobytes()
+
+
 def decode(data: bytes, what: str = "an image", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """PNG or JPEG bytes decoded by OpenCV, after their header says the result is within the limits."""
     if not data:

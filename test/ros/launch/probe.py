@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import launch_testing.asserts
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from echogen_ros.action import Imagine
@@ -114,6 +115,14 @@ class Probe:
     def destroy(self) -> None:
         self.imagine.destroy()
         self.node.destroy_node()
+
+
+def clean_exit_output(proc_info, proc_output) -> str:
+    """After the launch shut down: every process exited 0 and printed no traceback; all they printed."""
+    launch_testing.asserts.assertExitCodes(proc_info)
+    text = "".join(io.text.decode(errors="replace") for io in proc_output)
+    assert "Traceback" not in text, text[-3000:]
+    return text
 
 
 def unique_label(layout) -> str | None:
