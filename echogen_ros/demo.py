@@ -177,9 +177,9 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
                     planned = draw_boxes(
                         sample.image(), [o.box for o in layout.objects], [o.label for o in layout.objects]
                     )
-                    imagined = draw_boxes(
-                        to_rgb(result.image), [o.box for o in layout.objects], [o.label for o in layout.objects]
-                    )
+                    picture = to_rgb(result.image)
+                    shown = layout.resized(picture.shape[1], picture.shape[0])  # the imagined size may be smaller
+                    imagined = draw_boxes(picture, [o.box for o in shown.objects], [o.label for o in shown.objects])
                     step.images = [("goal layout on the camera frame", planned), ("imagined goal scene", imagined)]
                     step.facts = [
                         ("cycle IoU", f"{result.cycle_iou:.2f}"),

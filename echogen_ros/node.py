@@ -19,8 +19,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
+from echogen_ros import limits
 from echogen_ros.action import Imagine
-from echogen_ros.params import BY_NAME, PARAMS, runtime_settings, validate
+from echogen_ros.params import BY_NAME, PARAMS, limit_settings, runtime_settings, validate
 from echogen_ros.ros_main import run
 from echogen_ros.srv import Ground, Verify
 
@@ -72,6 +73,12 @@ class EchoGenNode(LifecycleNode):
             if reason:
                 self.get_logger().error(reason)
                 return TransitionCallbackReturn.FAILURE
+        values = {spec.name: self.p(spec.name) for spec in PARAMS}
+        try:
+            limits.apply(limit_settings(values))  # one policy for the whole process (read-only parameters)
+        except ValueError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
         try:  # torch and the model load here, so a missing library fails configure instead of the import
             from echogen_ros.engines.select import load_grounding_model
             from echogen_ros.runtime.core import Runtime, RuntimeConfig
@@ -86,7 +93,7 @@ class EchoGenNode(LifecycleNode):
         except (ValueError, OSError, RuntimeError) as exc:
             self.get_logger().error(f"cannot load the model: {exc}")
             return TransitionCallbackReturn.FAILURE
-        config = RuntimeConfig(**runtime_settings({spec.name: self.p(spec.name) for spec in PARAMS}))
+        config = RuntimeConfig(**runtime_settings(values))
         self.runtime = Runtime(model, MessageTypes.from_rclpy(), config)
         reliable = QoSProfile(depth=10)
         self.detections = self.create_lifecycle_publisher(Detection2DArray, "detections", reliable)

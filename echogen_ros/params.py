@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from echogen_ros import limits
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -32,6 +34,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
     ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),
+) + tuple(  # the input limits (echogen_ros.limits); their defaults follow the ECHOGEN_* environment
+    ParamSpec(f.name, getattr(limits.starting(), f.name), f"limit: {f.metadata['doc']}",
+              low=f.metadata["low"], high=f.metadata["high"], read_only=True)
+    for f in limits.NODE_LIMITS
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PARAMS}
 # parameter → RuntimeConfig field; these take effect at once when set on a running node
@@ -42,6 +48,12 @@ RUNTIME_FIELDS = {
     "debug_image": "debug_image",
     "guidance": "guidance",
 }
+
+
+def limit_settings(values: dict[str, object]) -> limits.Limits:
+    """The process's limits with those among parameter `values` (name → value) in place."""
+    names = {f.name for f in limits.NODE_LIMITS}
+    return limits.starting().with_values(**{name: int(v) for name, v in values.items() if name in names})
 
 
 def runtime_settings(values: dict[str, object]) -> dict[str, object]:

@@ -36,3 +36,13 @@ def tiny_model(tiny_model_dir: Path):
     from echogen_ros.model.echogen import EchoGen
 
     return EchoGen.load(tiny_model_dir)
+
+
+@pytest.fixture
+def applied_limits():
+    """`applied_limits(name=value, ...)` puts those input limits in force for the test, then restores."""
+    from echogen_ros import limits
+
+    before = limits.active()
+    yield lambda **values: limits.apply(before.with_values(**values))
+    limits.apply(before)

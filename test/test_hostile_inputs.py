@@ -67,6 +67,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dic
     f["truncated_png"] = write("truncated.png", _png(np.zeros((64, 64, 3), np.uint8))[:50])
     f["bmp"] = write("scene.bmp", cv2.imencode(".bmp", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
     f["jpeg_garbage"] = write("garbage.jpg", b"\xff\xd8\xff\xe0" + bytes(200))
+    f["real_bomb"] = write("real_bomb.png", _png(np.full((4096, 4096, 3), 90, np.uint8)))  # a valid PNG, ~50 KB
     layouts = {
         "huge": {"width": 40000, "height": 40000, "objects": [{"label": "cup", "box": [1, 1, 5, 5]}]},
         "many": {**GOOD_LAYOUT, "objects": [{"label": "cup", "box": [1, 1, 5, 5]}] * 3000},
@@ -151,6 +152,7 @@ CASES = [
     (["world", "--count", "1", "--seed", "-1", "--out", "{out}/w"], "outside"),
     # ground
     (_ground("bomb"), "would decode to 20000x20000"),
+    (_ground("real_bomb"), "times its size (limit 500"),
     (_ground("wide_bomb"), "1000000x1 is outside"),
     (_ground("tiny"), "too small to ground"),
     (_ground("thin"), "too small to ground"),
@@ -177,7 +179,7 @@ CASES = [
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{root}"], "not an echogen model directory"),
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{out}/none"], "does not exist"),
     # imagine
-    (_imagine("layout_huge"), "over 4096 a side"),
+    (_imagine("layout_huge"), "over 4096 a side (raise with ECHOGEN_MAX_LAYOUT_SIDE"),
     (_imagine("layout_many"), "at most"),
     (_imagine("layout_outside"), "outside"),
     (_imagine("layout_degenerate"), "degenerate"),
@@ -372,3 +374,53 @@ def test_outputs_on_a_read_only_mount_are_one_line(tmp_path: Path, tiny_model_di
         lines = [line for line in result.stderr.splitlines() if line.startswith("echogen: error:")]
         assert result.returncode == 2 and len(lines) == 1 and "Read-only file system" in lines[0], result.stderr
         assert "Traceback" not in result.stderr
+
+
+def _run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, int]:
+    """`python -m echogen_ros ARGV` in a child: (exit code, stderr, the child's peak RSS in KiB)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen([sys.executable, "-m", "echogen_ros", *argv], stdout=subprocess.DEVNULL, stderr=err,
+                                 env={**os.environ, **(env or {})})  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return child.returncode, err.read().decode(), usage.ru_maxrss
+
+
+def test_a_bad_limit_in_the_environment_is_one_line(tmp_path: Path) -> None:
+    for name, value, message in [("ECHOGEN_MAX_TEXT_CHARS", "many", "must be a positive integer"),
+                                 ("ECHOGEN_MIN_FRAME_SIDE", "0", "must be an integer in [1, 4096]")]:  # fmt: skip
+        code, err, _ = _run_measured(["world", "--count", "1", "--out", str(tmp_path / "w")], {name: value})
+        assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
+        assert not (tmp_path / "w").exists()
+
+
+def test_no_small_input_costs_memory_by_the_size_it_declares(files: dict[str, Path], tmp_path: Path) -> None:
+    """Peak memory of whole processes, each against a twin that differs only in what the input declares: a
+    100-byte layout of 4096 x 4096 costs what one of 1280 x 1280 does (once 50 MB of image, its resize and
+    PNG), and a valid 50 KB one-colour PNG of 4096 x 4096 what a garbage file does (once 50 MB decoded)."""
+    def layout(side: int) -> Path:
+        path = tmp_path / f"layout{side}.json"
+        path.write_text(json.dumps({"width": side, "height": side, "objects": [{"label": "red cup", "box": [
+            side // 4, side // 4, side // 2, side // 2]}]}))  # fmt: skip
+        return path
+
+    runs = {}
+    for side in (1280, 4096):
+        runs[side] = _run_measured(["imagine", "--layout", str(layout(side)), "--out", str(tmp_path / f"{side}.png"),
+                                    "--model", str(files["model"])])  # fmt: skip
+        assert runs[side][0] == 0, runs[side][1]
+    assert len(layout(4096).read_bytes()) < 110
+    assert runs[4096][2] - runs[1280][2] < 12 * 1024, runs  # KiB
+    for name in ("real_bomb", "jpeg_garbage"):
+        code, err, peak = _run_measured(["ground", "--image", str(files[name]), "--expr", "the cup",
+                                         "--model", str(files["model"])])  # fmt: skip
+        assert code == 2, err
+        runs[name] = peak
+    assert files["real_bomb"].stat().st_size < 100_000
+    assert runs["real_bomb"] - runs["jpeg_garbage"] < 12 * 1024, runs

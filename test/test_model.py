@@ -102,6 +102,24 @@ def test_imagine_is_deterministic_for_a_seed(tiny_model: EchoGen) -> None:
     assert not np.array_equal(a, tiny_model.imagine(LAYOUT, seed=4))
 
 
+def test_a_layout_over_the_imagined_side_is_imagined_scaled_down_and_checked_in_its_own_pixels(
+    tiny_model: EchoGen, applied_limits
+) -> None:
+    """The size a layout declares does not decide the memory it costs: a 4096 x 3072 layout (90 bytes of
+    JSON) is imagined at 1280 x 960, and the cycle check maps what it grounds back to the layout's pixels."""
+    big = LAYOUT.resized(4096, 3072)
+    image = tiny_model.imagine(big, seed=3)
+    assert image.shape == (960, 1280, 3)
+    cycle = tiny_model.check_cycle(image, big)
+    same = tiny_model.check_cycle(image, big.resized(1280, 960))
+    assert (cycle.grounded.width, cycle.grounded.height) == (4096, 3072)
+    assert cycle.ious == pytest.approx(same.ious, abs=1e-4)
+    for mine, scaled in zip(cycle.grounded.objects, same.grounded.objects):
+        assert mine.box == pytest.approx([v * 3.2 for v in scaled.box], abs=1e-3)
+    applied_limits(max_imagined_side=160)
+    assert tiny_model.imagine(LAYOUT, seed=3).shape == (120, 160, 3)
+
+
 def test_beam_coordinates_are_peaks_of_their_bin_distribution() -> None:
     """A runner-up coordinate is another mode, not the neighbour of a sure bin."""
     probs = torch.zeros(3, 32)

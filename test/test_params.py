@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,18 @@ def test_launch_file_declares_the_documented_arguments() -> None:
     for argument in ("params_file", "namespace", "camera_topic", "model", "backend", "use_sim_camera"):
         assert re.search(rf'DeclareLaunchArgument\(\s*"{argument}"', text), argument
     compile(text, "bringup.launch.py", "exec")  # valid Python even where launch_ros is missing
+
+
+def test_every_input_limit_is_documented_and_a_node_parameter() -> None:
+    from echogen_ros import limits
+
+    readme = (ROOT / "README.md").read_text()
+    for f in fields(limits.Limits):
+        assert f"`{limits.env_name(f.name)}`" in readme, f.name
+        assert (f.name in {p.name for p in PARAMS}) == f.metadata["node"], f.name
+    assert limits.Limits.from_environment({"ECHOGEN_MAX_TEXT_CHARS": "40"}).max_text_chars == 40
+    for bad in ("many", "0", "-3", "99999999"):
+        with pytest.raises(ValueError, match="ECHOGEN_MAX_TEXT_CHARS|max_text_chars"):
+            limits.Limits.from_environment({"ECHOGEN_MAX_TEXT_CHARS": bad})
+    with pytest.raises(ValueError, match="over max_frame_side"):
+        limits.Limits(min_frame_side=64, max_frame_side=32)

@@ -112,3 +112,35 @@ def test_a_jpeg_whose_metadata_runs_past_64_kb_is_still_sized_and_decoded() -> N
     data = jpeg.tobytes()[:2] + icc * 3 + jpeg.tobytes()[2:]
     message = MSGS.CompressedImage(header=HEADER, format="jpeg", data=MSGS.payload(data))
     assert compressed_to_rgb(message).shape == (48, 64, 3)
+
+
+def compressed(data: bytes, fmt: str = "png"):
+    return MSGS.CompressedImage(header=HEADER, format=fmt, data=MSGS.payload(data))
+
+
+def test_a_real_png_bomb_is_refused_for_its_expansion_and_a_blank_camera_jpeg_is_not(applied_limits) -> None:
+    """A one-colour PNG decodes to ~800 times its bytes (a bomb, even under the pixel limit); a blank 4K JPEG,
+    the worst a camera with its lens cap on sends, to ~190 times; camera frames to 2-30 times."""
+    blank = np.full((2160, 3840, 3), 200, np.uint8)
+    png = cv2.imencode(".png", blank)[1].tobytes()
+    with pytest.raises(ImageError, match=r"times its size \(limit 500; raise with ECHOGEN_MAX_EXPANSION"):
+        compressed_to_rgb(compressed(png))
+    jpeg = cv2.imencode(".jpg", blank)[1].tobytes()
+    assert compressed_to_rgb(compressed(jpeg, "jpeg")).shape == (2160, 3840, 3)
+    applied_limits(max_expansion=100)
+    with pytest.raises(ImageError, match="limit 100"):
+        compressed_to_rgb(compressed(jpeg, "jpeg"))
+    small = cv2.imencode(".png", blank[:480, :640])[1].tobytes()  # up to 1080p, never refused for it
+    assert 3 * 640 * 480 / len(small) > 100 and compressed_to_rgb(compressed(small)).shape == (480, 640, 3)
+
+
+def test_the_limits_in_force_are_the_ones_applied(applied_limits) -> None:
+    png = cv2.imencode(".png", cv2.resize(RGB, (64, 48), interpolation=cv2.INTER_NEAREST))[1].tobytes()
+    assert compressed_to_rgb(compressed(png)).shape == (48, 64, 3)
+    applied_limits(max_decoded_pixels=1000)
+    with pytest.raises(ImageError, match=r"64x48 pixels \(limit 1000; raise with ECHOGEN_MAX_DECODED_PIXELS or "
+                                         r"the node's max_decoded_pixels parameter\)"):  # fmt: skip
+        compressed_to_rgb(compressed(png))
+    applied_limits(max_frame_side=32)
+    with pytest.raises(ImageError, match="outside 1..32"):
+        to_rgb(image("rgb8", np.zeros((6, 40, 3), np.uint8), 40, 6, 120))

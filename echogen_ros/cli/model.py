@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echogen_ros import limits
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_LAYOUT_FILE_BYTES, text_problem
+from echogen_ros.limits import text_problem
 from echogen_ros.outputs import write_file
 from echogen_ros.runtime.images import encode_png
 
@@ -50,10 +51,11 @@ def read_image(path: Path) -> np.ndarray:
 
     if not path.is_file():
         raise ValueError(f"image {path} does not exist")
-    if path.stat().st_size > 4 * MAX_DECODED_PIXELS:
-        raise ValueError(f"image {path} is larger than any image within the limits (ECHOGEN_MAX_DECODED_PIXELS)")
+    if path.stat().st_size > 4 * limits.active().max_decoded_pixels:
+        raise ValueError(f"image {path} is larger than any image within the limits "
+                         f"({limits.how_to_raise('max_decoded_pixels')})")  # fmt: skip
     image = decode(path.read_bytes(), f"image {path}", cv2.IMREAD_COLOR)
-    return groundable(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return groundable(cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image))
 
 
 def read_layout(path: Path):
@@ -61,8 +63,9 @@ def read_layout(path: Path):
 
     if not path.is_file():
         raise ValueError(f"layout {path} does not exist")
-    if path.stat().st_size > MAX_LAYOUT_FILE_BYTES:
-        raise ValueError(f"layout {path} is over {MAX_LAYOUT_FILE_BYTES} bytes (ECHOGEN_MAX_LAYOUT_FILE_BYTES)")
+    most = limits.active().max_layout_file_bytes
+    if path.stat().st_size > most:
+        raise ValueError(f"layout {path} is over {most} bytes ({limits.how_to_raise('max_layout_file_bytes')})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

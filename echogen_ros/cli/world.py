@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 
+from echogen_ros import limits
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.limits import MAX_LAYOUT_SIDE
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import export, world_sample
 from echogen_ros.world.scene import SceneConfig
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _scene_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0)
     # at most what a layout may be (echogen_ros.limits), so every export can be imagined and evaluated
-    p.add_argument("--width", type=bounded_int(16, MAX_LAYOUT_SIDE), default=catalog.REF_WIDTH)
-    p.add_argument("--height", type=bounded_int(16, MAX_LAYOUT_SIDE), default=catalog.REF_HEIGHT)
+    p.add_argument("--width", type=bounded_int(16, limits.active().max_layout_side), default=catalog.REF_WIDTH)
+    p.add_argument("--height", type=bounded_int(16, limits.active().max_layout_side), default=catalog.REF_HEIGHT)
     p.add_argument("--min-objects", type=bounded_int(1, 12), default=2)
     p.add_argument("--max-objects", type=bounded_int(1, 12), default=8)
 

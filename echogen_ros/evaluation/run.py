@@ -24,7 +24,7 @@ import numpy as np
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.grounding_errors import composition, outcome, outcome_rates
 from echogen_ros.evaluation.layout_ap import layout_ap
-from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou, rescale_box
 from echogen_ros.model.metrics import grounding_accuracy
 
 FAILURE_IOU = 0.5
@@ -119,7 +119,8 @@ def evaluate(
             if fid is not None:
                 fid.update(image, real=True)
                 fid.update(result.image, real=False)
-            detections.append([(f.category, f.box, f.score) for f in detect(result.image)])
+            sx, sy = layout.width / result.image.shape[1], layout.height / result.image.shape[0]  # imagined size
+            detections.append([(f.category, rescale_box(f.box, sx, sy), f.score) for f in detect(result.image)])
         if progress:
             progress(step + 1, len(images))
     overall = grounding_accuracy([v for values in by_type.values() for v in values])

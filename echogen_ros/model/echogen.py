@@ -17,7 +17,16 @@ from transformers.utils import logging as hf_logging
 
 from echogen_ros.model import checkpoint, generation, layout_decoder
 from echogen_ros.model.initialisation import structure_positions
-from echogen_ros.model.layout import Detection, Layout, LayoutObject, assign_boxes, box_iou, distinct, label_groups
+from echogen_ros.model.layout import (
+    Detection,
+    Layout,
+    LayoutObject,
+    assign_boxes,
+    box_iou,
+    distinct,
+    label_groups,
+    rescale_box,
+)  # fmt: skip
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.presets import PRESETS, downsampling, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
@@ -280,8 +289,9 @@ class EchoGen:
         guidance: float | None = None,
         temperature: float | None = None,
     ) -> np.ndarray:
-        """An RGB uint8 image (layout.height, layout.width, 3) of the layout, generated at model
-        resolution (letterboxed) and scaled up."""
+        """An RGB uint8 image of the layout, generated at model resolution (letterboxed) and scaled to the
+        layout's size, or, for a layout over `max_imagined_side` (echogen_ros.limits), to the same shape with
+        that longer side: its memory does not grow with the size a layout declares."""
         layout.validate(self.max_objects)
         letterbox = Letterbox(layout.width, layout.height, self.image_size)
         text = caption if caption is not None else layout.caption
@@ -302,7 +312,7 @@ class EchoGen:
             generator,
         )
         frame = generation.decode_image(self.model, tokens, [objects])[0].cpu().numpy()
-        return letterbox.crop(frame)
+        return letterbox.crop(frame, layout.imagined_size())
 
     def layout_objects(self, layout: Layout) -> list[tuple[list[int], tuple[float, float, float, float]]]:
         """A layout as the L2I prompt writes it: (label ids, box normalised to the letterboxed model frame)."""
@@ -318,11 +328,15 @@ class EchoGen:
     def check_cycle(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> CycleResult:
         """The cycle check: ground every object of `layout` back in `image` (`ground_layout`; two red cups are
         grounded as a pair) and compare each box with its goal (IoU)."""
-        found = self.ground_layout(image, layout, decode)
+        height, width = image.shape[:2]
+        found = self.ground_layout(image, layout.resized(width, height), decode)  # `imagine` may scale down
+        sx, sy = layout.width / width, layout.height / height
         grounded = Layout(
-            layout.width, layout.height, tuple(LayoutObject(o.label, d.box) for o, d in zip(layout.objects, found)),
+            layout.width,
+            layout.height,
+            tuple(LayoutObject(o.label, rescale_box(d.box, sx, sy)) for o, d in zip(layout.objects, found)),
             layout.caption,
-        )  # fmt: skip
+        )
         ious = [box_iou(o.box, d.box) for o, d in zip(layout.objects, found)]
         return CycleResult(image, grounded, ious, float(np.mean(ious)))
 

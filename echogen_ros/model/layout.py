@@ -6,7 +6,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from echogen_ros.limits import MAX_LAYOUT_SIDE
+from echogen_ros import limits
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
 
@@ -39,9 +39,10 @@ class Layout:
         """Raise ValueError naming the first problem: size, label, box outside/degenerate/non-finite."""
         if not (isinstance(self.width, int) and isinstance(self.height, int)) or self.width < 2 or self.height < 2:
             raise ValueError(f"layout size must be integers >= 2, got {self.width}x{self.height}")
-        if max(self.width, self.height) > MAX_LAYOUT_SIDE:
-            raise ValueError(f"layout size {self.width}x{self.height} is over {MAX_LAYOUT_SIDE} a side "
-                             "(ECHOGEN_MAX_LAYOUT_SIDE)")  # fmt: skip
+        most = limits.active().max_layout_side
+        if max(self.width, self.height) > most:
+            raise ValueError(f"layout size {self.width}x{self.height} is over {most} a side "
+                             f"({limits.how_to_raise('max_layout_side')})")  # fmt: skip
         if not self.objects:
             raise ValueError("layout has no objects")
         if max_objects is not None and len(self.objects) > max_objects:
@@ -72,6 +73,18 @@ class Layout:
             objects.append(LayoutObject(str(obj["label"]), tuple(float(v) for v in box)))
         return cls(data["width"], data["height"], tuple(objects), str(data.get("caption", "")))
 
+    def imagined_size(self) -> tuple[int, int]:
+        """(width, height) of the image imagined for this layout: its own size, or the same shape with the
+        longer side `max_imagined_side` (echogen_ros.limits) where it is larger."""
+        scale = min(1.0, limits.active().max_imagined_side / max(self.width, self.height))
+        return max(1, round(self.width * scale)), max(1, round(self.height * scale))
+
+    def resized(self, width: int, height: int) -> Layout:
+        """The same layout on a `width`×`height` canvas (every box scaled with it)."""
+        sx, sy = width / self.width, height / self.height
+        objects = tuple(LayoutObject(o.label, rescale_box(o.box, sx, sy)) for o in self.objects)
+        return Layout(width, height, objects, self.caption, self.extra)
+
     def to_json(self) -> dict:
         return {
             "caption": self.caption,
@@ -79,6 +92,10 @@ class Layout:
             "height": self.height,
             "objects": [{"label": o.label, "box": [round(v, 2) for v in o.box]} for o in self.objects],
         }
+
+
+def rescale_box(box: Sequence[float], sx: float, sy: float) -> Box:
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
 
 def validate_box(box: Sequence[float], width: int, height: int, what: str = "box") -> None:

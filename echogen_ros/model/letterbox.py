@@ -69,11 +69,12 @@ class Letterbox:
         out[y0 : y0 + h, x0 : x0 + w] = cv2.resize(image, (w, h), interpolation=interpolation)
         return out
 
-    def crop(self, frame: np.ndarray) -> np.ndarray:
-        """Inverse of `apply` for a generated model frame: the content region resized to width×height."""
+    def crop(self, frame: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Inverse of `apply` for a generated model frame: the content region resized to width×height (or to
+        `size`, (width, height))."""
         x0, y0, w, h = self.content
         region = frame[y0 : y0 + h, x0 : x0 + w]
-        return cv2.resize(region, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+        return cv2.resize(region, size or (self.width, self.height), interpolation=cv2.INTER_CUBIC)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:

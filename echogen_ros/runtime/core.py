@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from echogen_ros.limits import MAX_TEXT_CHARS, text_problem
+from echogen_ros.limits import text_problem
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
@@ -33,7 +33,6 @@ class RuntimeConfig:
     every_seconds: float = 1.0
     score_threshold: float = 0.3
     debug_image: bool = True
-    max_instruction_chars: int = MAX_TEXT_CHARS
     guidance: float | None = None  # None: the model's default
 
 
@@ -96,7 +95,7 @@ class Runtime:
 
     def on_instruction(self, text: str) -> str:
         """Set what to ground: a command's target and anchors, or a referring expression."""
-        error = self._check_text(text, "instruction")
+        error = text_problem(text, "instruction")
         if error:
             return self._status(error, error=True)
         text = text.strip()
@@ -108,9 +107,6 @@ class Runtime:
         self.instruction = text
         self.schedule.instruction_arrived()
         return self._status(f"instruction: {text!r}; grounding {', '.join(p for p, _ in self.phrases)}")
-
-    def _check_text(self, text, what: str) -> str | None:
-        return text_problem(text, what, self.config.max_instruction_chars)
 
     # ---- the grounding stream ------------------------------------------------------------------
     def step(self, now: float) -> Outputs | None:
@@ -158,7 +154,7 @@ class Runtime:
         msgs = self.msgs
         header = request.image.header
         try:
-            error = self._check_text(request.expression, "expression")
+            error = text_problem(request.expression, "expression")
             if error:
                 raise ValueError(error)
             top_k = max(1, int(request.top_k))
@@ -183,7 +179,7 @@ class Runtime:
             frame = self._frame_for(request.image)
             with self._model_lock:
                 if request.instruction.strip():
-                    error = self._check_text(request.instruction, "instruction")
+                    error = text_problem(request.instruction, "instruction")
                     if error:
                         raise ValueError(error)
                     command = parse_command(request.instruction)
@@ -257,7 +253,7 @@ class Runtime:
     def _goal(self, goal) -> Command | Layout:
         """The goal of an Imagine request: its instruction's command, else its layout (validated)."""
         if goal.instruction.strip():
-            error = self._check_text(goal.instruction, "instruction")
+            error = text_problem(goal.instruction, "instruction")
             if error:
                 raise ValueError(error)
             return parse_command(goal.instruction)

@@ -12,7 +12,7 @@ import struct
 import cv2
 import numpy as np
 
-from echogen_ros.limits import MAX_DECODED_PIXELS, MAX_FRAME_SIDE, MIN_FRAME_SIDE
+from echogen_ros import limits
 
 # encoding → (channels, numpy dtype of one channel)
 ENCODINGS = {
@@ -58,15 +58,17 @@ def to_rgb(msg) -> np.ndarray:
 
 
 def _check_size(width: int, height: int) -> None:
-    if not (0 < height <= MAX_FRAME_SIDE and 0 < width <= MAX_FRAME_SIDE):
-        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_FRAME_SIDE}")
+    most = limits.active().max_frame_side
+    if not (0 < height <= most and 0 < width <= most):
+        raise ImageError(f"image size {width}x{height} is outside 1..{most} ({limits.how_to_raise('max_frame_side')})")
 
 
 def groundable(rgb: np.ndarray) -> np.ndarray:
     """`rgb` if the model can ground in it, else ImageError (a 1-pixel-high frame, say)."""
     height, width = rgb.shape[:2]
-    if min(height, width) < MIN_FRAME_SIDE:
-        raise ImageError(f"image size {width}x{height} is too small to ground in (at least {MIN_FRAME_SIDE} a side)")
+    least = limits.active().min_frame_side
+    if min(height, width) < least:
+        raise ImageError(f"image size {width}x{height} is too small to ground in (at least {least} a side)")
     return rgb
 
 
@@ -94,7 +96,8 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if image.shape[2] == 4:
         image = image[..., :3]
     compressed_as = fmt.split("compressed")[-1].strip() if "compressed" in fmt else "bgr8"
-    return np.ascontiguousarray(image) if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = np.ascontiguousarray(image)
+    return image if compressed_as.startswith("rgb") else cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -106,15 +109,23 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 
 def decode(data: bytes, what: str = "an image", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """PNG or JPEG bytes decoded by OpenCV, after their header says the result is within the limits."""
+    """PNG or JPEG bytes decoded by OpenCV, after their header says the result is within the limits: at most
+    `max_decoded_pixels`, and over a 1080p frame at most `max_expansion` times the encoded bytes."""
     if not data:
         raise ImageError(f"{what}: no data")
     size = encoded_size(data)  # walks segment headers only: cheap, and a JPEG's EXIF/ICC may exceed 64 KB
     if size is None:
         raise ImageError(f"cannot decode {len(data)} bytes as {what}: no PNG or JPEG size in the header")
-    if size[0] * size[1] > MAX_DECODED_PIXELS:
-        raise ImageError(f"{what} would decode to {size[0]}x{size[1]} pixels (limit {MAX_DECODED_PIXELS}, "
-                         "ECHOGEN_MAX_DECODED_PIXELS)")  # fmt: skip
+    active = limits.active()
+    pixels = size[0] * size[1]
+    if pixels > active.max_decoded_pixels:
+        raise ImageError(f"{what} would decode to {size[0]}x{size[1]} pixels (limit {active.max_decoded_pixels}; "
+                         f"{limits.how_to_raise('max_decoded_pixels')})")  # fmt: skip
+    decoded = 3 * pixels
+    if decoded > limits.FREE_DECODED_BYTES and decoded > active.max_expansion * len(data):
+        raise ImageError(f"{what}: {len(data)} bytes would decode to {size[0]}x{size[1]} pixels, "
+                         f"{decoded // len(data)} times its size (limit {active.max_expansion}; "
+                         f"{limits.how_to_raise('max_expansion')})")  # fmt: skip
     _check_size(*size)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:

@@ -1,9 +1,10 @@
 """launch_testing: the node on `image_transport: compressed` fed JPEG frames by a best-effort publisher (as a
 camera driver's image_transport sends them), bad compressed frames (a PNG bomb that decodes to 20000x20000,
-a truncated JPEG) that become status lines while grounding goes on, a second node whose model cannot load
-(configure fails, the node stays alive and answers its lifecycle services through to shutdown), and a third
-whose Python has no torch (a `torch` package that raises ImportError shadows the real one): configure
-fails with what to install, instead of the node dying at import."""
+a truncated JPEG, a frame over the `max_decoded_pixels` the node was given as a parameter) that become
+status lines while grounding goes on, a second node whose model cannot load (configure fails, the node stays
+alive and answers its lifecycle services through to shutdown), and a third whose Python has no torch (a
+`torch` package that raises ImportError shadows the real one): configure fails with what to install,
+instead of the node dying at import."""
 
 import os
 import sys
@@ -36,7 +37,8 @@ def generate_test_description():
     node = launch_ros.actions.Node(
         package="echogen_ros", executable="echogen_node", name="echogen", output="screen",
         parameters=[{"image_transport": "compressed", "grounding_every_frames": 1, "score_threshold": 0.0,
-                     "model_path": os.environ.get("ECHOGEN_TEST_MODEL", "")}],
+                     "model_path": os.environ.get("ECHOGEN_TEST_MODEL", ""),
+                     "max_decoded_pixels": 1_000_000}],  # an input limit set as a parameter (test_2)
     )  # fmt: skip
     broken = launch_ros.actions.Node(
         package="echogen_ros", executable="echogen_node", name="echogen", namespace="broken", output="screen",
@@ -116,7 +118,9 @@ class TestCompressedAndBroken(unittest.TestCase):
         bomb.data.frombytes(png_bomb())
         truncated = jpeg_frame(world_sample(5, 0, "test").image(WIDTH, HEIGHT), stamp_sec=200)
         truncated.data = truncated.data[:400]
-        for frame, text in ((bomb, "would decode to 20000x20000"), (truncated, "cannot decode")):
+        large = jpeg_frame(world_sample(5, 0, "test").image(1280, 960), stamp_sec=201)  # over the parameter's limit
+        for frame, text in ((bomb, "would decode to 20000x20000"), (truncated, "cannot decode"),
+                            (large, "1280x960 pixels (limit 1000000")):  # fmt: skip
             seen = self.stream_until(frame, lambda t=text: any(t in s for s in self.probe.status))
             self.assertTrue(seen, f"no status line with {text!r}")
         good = jpeg_frame(world_sample(5, 1, "test").image(WIDTH, HEIGHT), stamp_sec=300)
