@@ -1,4 +1,6 @@
-"""`echogen-train STAGE --config FILE.yaml [key=value ...]` (also `python -m echogen_training`)."""
+"""`echogen-train STAGE --config FILE.yaml [key=value ...]` (also `python -m echogen_training`), and the tools
+for trained models: `echogen-train TOOL ...` (echogen_training.tools: transplant-tokenizer, transplant-vision,
+ship)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,19 @@ import argparse
 import os
 import sys
 
+from echogen_training import tools
 from echogen_training.config import STAGES, ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="echogen-train", description="Train EchoGen: vq → pmtp → djo → cycle_rl")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in tools.TOOLS:
+        return tools.main(argv[0], argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="echogen-train",
+        description="Train EchoGen: vq → pmtp → djo → cycle_rl",
+        epilog=f"tools for trained models: echogen-train {{{','.join(tools.TOOLS)}}} --help",
+    )
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--config", help="YAML config (see training/echogen_training/configs/)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 data.batch_size=8")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Teach a model's generator a new image tokenizer: after transplant_tokenizer.py (a finer grid, or the same
-# VQ read at a larger --image-size) and a VQ stage at that size, the language model has to learn to write
-# the new code sequence. The recipe that retrained the embedded model's generator for its 16 × 16 tokenizer
+# Teach a model's generator a new image tokenizer: after `echogen-train transplant-tokenizer` (a finer grid,
+# or the same VQ read at a larger --image-size) and a VQ stage at that size, the language model has to learn
+# to write the new code sequence. The recipe that retrained the embedded model's generator for its 16 × 16 tokenizer
 # (docs/benchmarks.md, "how the embedded model was trained"), in three PMTP runs from tabletop_pmtp.yaml:
 #
 #   gen     the generation path alone (model.generation_only, L2I only): the fresh code-facing weights learn
@@ -17,15 +17,25 @@
 #
 # Each run gets a share of TRAIN_SECONDS (run.time_budget_s fits its max_steps after warm-up, so each LR
 # schedule still ends annealed); the result is RUNS_DIR/anneal/final. key=value overrides go to every run,
-# after the script's own. Environment: PYTHON (python3), WORKERS (input processes; default: cores - 2),
-# BATCH (128), SHARES ("gen joint anneal" fractions of TRAIN_SECONDS, default "0.12 0.44 0.44").
+# after the script's own.
+#
+# Environment (all optional):
+#   PYTHON   the interpreter with torch and the two packages (default: the checkout's .venv/bin/python when
+#            it exists, else python3); the checkout's sources come first on its PYTHONPATH
+#   WORKERS  input processes (default: cores - 2, at least 1)
+#   BATCH    batch size of every run (128)
+#   SHARES   "gen joint anneal" fractions of TRAIN_SECONDS (default "0.12 0.44 0.44")
 set -uo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 MODEL RUNS_DIR TRAIN_SECONDS [key=value ...]" >&2
   exit 2
 fi
 model=$(realpath -m "$1") runs=$(realpath -m "$2")
-PY=${PYTHON:-python3}
+root=$(realpath -m "$(dirname "$0")/../..")
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if [ -x "$root/.venv/bin/python" ]; then PY=$root/.venv/bin/python; else PY=python3; fi
+fi
 if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
 # the three runs' budgets in seconds; a budget of 0 would mean none at all to the trainer, so each must be > 0
 if ! budgets=$("$PY" - "$3" "${SHARES:-0.12 0.44 0.44}" 2>&1 <<'EOF_PY'
@@ -49,7 +59,7 @@ if [ ! -f "$model/echogen.json" ]; then
   echo "$0: $model is not a model directory (no echogen.json)" >&2
   exit 2
 fi
-cd "$(dirname "$0")/../.."
+cd "$root"
 export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
 runs_=(gen joint anneal)

@@ -3,16 +3,21 @@
 # vision → vq → pmtp → djo → cycle_rl from the tabletop configs, each stage given a share of the budget
 # (run.time_budget_s fits its max_steps after warm-up, so every LR schedule still ends annealed), with
 # GPU-sized batches and data.workers processes rendering the world ahead of the step. After each of
-# pmtp, djo and cycle_rl the model so far is shipped (16-bit, with provenance) to SHIP_DIR, so a run cut
-# short still leaves a usable model.
+# pmtp, djo and cycle_rl the model so far is shipped (16-bit, with provenance; `echogen-train ship`) to
+# SHIP_DIR, so a run cut short still leaves a usable model. SHIP_DIR must be new, empty, or a model this
+# recipe shipped before (it is replaced); the installed package is never written (ship it there yourself:
+# `echogen-train ship SHIP_DIR --runs RUNS_DIR --into-package`).
 #
 #   training/scripts/train_tabletop_timed.sh RUNS_DIR SHIP_DIR TRAIN_SECONDS [overrides for every stage]
 #
-# Environment: PYTHON (python3), PRESET (the model the vision stage creates: tabletop, tabletop-256 or
-# tabletop-fine),
-# WORKERS (input processes; default: cores - 2), *_BATCH per stage,
-# SHARES ("vision vq pmtp djo cycle_rl" fractions of TRAIN_SECONDS). Stage start-up, final evaluations
-# and shipping come on top of TRAIN_SECONDS (about 15 s per stage on a GPU).
+# Environment (all optional):
+#   PYTHON   the interpreter with torch and the two packages (default: the checkout's .venv/bin/python when
+#            it exists, else python3); the checkout's sources come first on its PYTHONPATH
+#   PRESET   the model the vision stage creates: tabletop (default), tabletop-256 or tabletop-fine
+#   WORKERS  input processes per stage (default: cores - 2, at least 1)
+#   VISION_BATCH VQ_BATCH PMTP_BATCH DJO_BATCH RL_BATCH   batch size per stage (128 64 128 64 16)
+#   SHARES   "vision vq pmtp djo cycle_rl" fractions of TRAIN_SECONDS (default "0.12 0.23 0.47 0.09 0.09")
+# Stage start-up, final evaluations and shipping come on top of TRAIN_SECONDS (about 15 s per stage on a GPU).
 set -uo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 RUNS_DIR SHIP_DIR TRAIN_SECONDS [key=value ...]" >&2
@@ -24,9 +29,17 @@ if ! [[ $3 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
 fi
 runs=$(realpath -m "$1") ship=$(realpath -m "$2") total=$3
 shift 3
-PY=${PYTHON:-python3}
+root=$(realpath -m "$(dirname "$0")/../..")
+if [ -d "$ship" ] && [ -n "$(ls -A "$ship")" ] && [ ! -f "$ship/.echogen-output" ]; then
+  echo "$0: SHIP_DIR $ship holds files echogen did not write; give a new or empty directory" >&2
+  exit 2
+fi
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if [ -x "$root/.venv/bin/python" ]; then PY=$root/.venv/bin/python; else PY=python3; fi
+fi
 if [[ $PY == */* ]]; then PY=$(realpath -ms "$PY"); fi  # -s: a venv's python is a symlink
-cd "$(dirname "$0")/../.."
+cd "$root"
 export PYTHONPATH="$PWD:$PWD/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}
 read -r -a shares <<<"${SHARES:-0.12 0.23 0.47 0.09 0.09}"
@@ -53,7 +66,7 @@ for i in "${!stages[@]}"; do
   prev="$out/final"
   case $stage in
     pmtp | djo | cycle_rl)
-      "$PY" training/scripts/ship_model.py "$prev" --runs "$runs" --out "$ship" || exit 1 ;;
+      "$PY" -m echogen_training ship "$prev" --runs "$runs" --out "$ship" --overwrite || exit 1 ;;
   esac
 done
 echo "== finished: $(date -u +%FT%TZ); shipped: $ship"

@@ -1,5 +1,6 @@
 """training/scripts/retrain_generator.sh: the three PMTP runs that teach a generator a new tokenizer, on a tiny
-model read at twice its image size (its own donor); the first run leaves everything that grounds alone."""
+model read at twice its image size (its own donor: `echogen-train transplant-tokenizer`); the first run leaves
+everything that grounds alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from echogen_training.cli import main as echogen_train
 
 from echogen_ros.model.echogen import EchoGen
 
@@ -25,10 +27,10 @@ def _run(*args: str, **env_extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_three_runs_teach_the_generator_a_larger_image(script, tmp_path: Path) -> None:
+def test_three_runs_teach_the_generator_a_larger_image(tmp_path: Path) -> None:
     small = EchoGen.create("tiny", seed=0).save(tmp_path / "small")
     big = tmp_path / "big"
-    assert script("transplant_tokenizer").main([str(small), str(small), "--out", str(big), "--image-size", "64"]) == 0
+    assert echogen_train(["transplant-tokenizer", str(small), str(small), "--out", str(big), "--image-size", "64"]) == 0
     done = _run(str(big), str(tmp_path / "runs"), "60", *TINY)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("== ")][:3] == [

@@ -1,5 +1,6 @@
-"""training/scripts/transplant_tokenizer.py: the donor's VQ tokenizer (a finer grid) and the code-facing ends of
-the generation path replace the model's; grounding is untouched and the model imagines on the new grid."""
+"""`echogen-train transplant-tokenizer` (echogen_training.tools.transplant_tokenizer): the donor's VQ tokenizer
+(a finer grid) and the code-facing ends of the generation path replace the model's; grounding is untouched and
+the model imagines on the new grid."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from echogen_training.cli import main as echogen_train
+from echogen_training.tools import transplant_tokenizer
 
 from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
@@ -28,6 +31,14 @@ def fine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(PRESETS, "tiny-fine", replace(PRESETS["tiny"], vq_multipliers=(1, 1, 1)))
 
 
+def run(args: list[str]) -> int:
+    return echogen_train(["transplant-tokenizer", *args])
+
+
+def ship(args: list[str]) -> int:
+    return echogen_train(["ship", *args])
+
+
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in module.state_dict().items()}
 
@@ -36,14 +47,13 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_transplant_gives_the_donors_grid_and_keeps_grounding(fine, capsys, script, tmp_path: Path) -> None:
+def test_transplant_gives_the_donors_grid_and_keeps_grounding(fine, capsys, tmp_path: Path) -> None:
     model = EchoGen.create("tiny", seed=0)
     generation.enable_layout_map(model.model, model.scheme)
     generation.enable_image_positions(model.model, model.scheme)
     model_dir = model.save(tmp_path / "model")
     donor_dir = EchoGen.create("tiny-fine", seed=1).save(tmp_path / "donor")
-    transplant = script("transplant_tokenizer")
-    assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 0
+    assert run([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 0
     assert "16 → 64 image tokens" in capsys.readouterr().out
     model, donor, out = EchoGen.load(model_dir), EchoGen.load(donor_dir), EchoGen.load(tmp_path / "out")
 
@@ -76,19 +86,18 @@ def test_transplant_gives_the_donors_grid_and_keeps_grounding(fine, capsys, scri
     assert out.manifest["metrics"] == {}
 
 
-def test_a_transplanted_model_trains_and_ships_with_its_record(fine, tiny_config, script, tmp_path: Path) -> None:
+def test_a_transplanted_model_trains_and_ships_with_its_record(fine, tiny_config, tmp_path: Path) -> None:
     from echogen_training.loop import Trainer
 
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
     donor_dir = EchoGen.create("tiny-fine", seed=1).save(tmp_path / "donor")
-    assert script("transplant_tokenizer").main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "tx")]) == 0
+    assert run([str(model_dir), str(donor_dir), "--out", str(tmp_path / "tx")]) == 0
     more = tiny_config("pmtp", f"model.init={tmp_path / 'tx'}", f"run.out={tmp_path / 'more'}")
     assert Trainer(more).run() == 0
     trained = EchoGen.load(tmp_path / "more" / "final")
     assert trained.scheme.generation_tokens == 64 and trained.imagine(LAYOUT, seed=1).shape == (48, 64, 3)
     args = [str(tmp_path / "more" / "final"), "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "ship")]
-    ship = script("ship_model")
-    assert ship.main([*args, "--continuation", str(tmp_path / "tx"), "--continuation", str(tmp_path / "more")]) == 0
+    assert ship([*args, "--continuation", str(tmp_path / "tx"), "--continuation", str(tmp_path / "more")]) == 0
     training = json.loads((tmp_path / "ship" / "echogen.json").read_text())["training"]
     swapped, continued = training["continuations"]
     assert "tokenizer_transplant" not in training  # recorded once, where it happened
@@ -96,37 +105,36 @@ def test_a_transplanted_model_trains_and_ships_with_its_record(fine, tiny_config
     assert continued["stage"] == "pmtp" and continued["steps"] == 3
 
 
-def test_a_donor_with_another_vocabulary_is_refused(script, tmp_path: Path) -> None:
+def test_a_donor_with_another_vocabulary_is_refused(tmp_path: Path) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
     donor = EchoGen.create("tiny", seed=1, bins=16)
     assert donor.tokenizer.get_vocab() != build_word_tokenizer(PRESETS["tiny"].bins).get_vocab()
     donor_dir = donor.save(tmp_path / "donor")
-    transplant = script("transplant_tokenizer")
     with pytest.raises(ValueError, match="vocabulary"):
-        transplant.transplant(EchoGen.load(model_dir), EchoGen.load(donor_dir))
-    assert transplant.main([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 1
+        transplant_tokenizer.transplant(EchoGen.load(model_dir), EchoGen.load(donor_dir))
+    assert run([str(model_dir), str(donor_dir), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 @pytest.mark.parametrize("out", ["MODEL", "DONOR", "EXISTING"])
-def test_an_out_that_holds_a_model_is_refused(script, tmp_path: Path, out: str) -> None:
+def test_an_out_that_holds_a_model_is_refused(tmp_path: Path, out: str, overwrite: list[str]) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
     donor_dir = EchoGen.create("tiny", seed=1).save(tmp_path / "donor")
     existing = EchoGen.create("tiny", seed=2).save(tmp_path / "existing")
     before = sorted((p.name, p.stat().st_mtime_ns) for p in existing.iterdir())
     target = {"MODEL": model_dir, "DONOR": donor_dir, "EXISTING": existing}[out]
-    assert script("transplant_tokenizer").main([str(model_dir), str(donor_dir), "--out", str(target)]) == 2
+    assert run([str(model_dir), str(donor_dir), "--out", str(target), *overwrite]) == 2
     assert sorted((p.name, p.stat().st_mtime_ns) for p in existing.iterdir()) == before
     assert np.isfinite(EchoGen.load(target).model.lm_head.weight.detach().numpy()).all()
 
 
-def test_a_model_read_at_another_image_size_is_its_own_donor(script, tiny_config, tmp_path: Path) -> None:
+def test_a_model_read_at_another_image_size_is_its_own_donor(tiny_config, tmp_path: Path) -> None:
     # tiny: 32 px images, a VQ downsampling by 8 (4 × 4 codes); read at 64 px the same weights write 8 × 8
     model = EchoGen.create("tiny", seed=0)
     generation.enable_layout_map(model.model, model.scheme)
     model_dir = model.save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
-    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "big"), "--image-size", "64"]) == 0
+    assert run([str(model_dir), str(model_dir), "--out", str(tmp_path / "big"), "--image-size", "64"]) == 0
     model, big = EchoGen.load(model_dir), EchoGen.load(tmp_path / "big")
     assert _same(_state(big.model), _state(model.model))  # not one weight changes
     assert (big.image_size, big.scheme.generation_tokens, big.scheme.image_tokens) == (64, 64, 16)
@@ -150,19 +158,18 @@ def test_a_model_read_at_another_image_size_is_its_own_donor(script, tiny_config
 
 
 @pytest.mark.parametrize("size", ["60", "4", "0"])
-def test_an_image_size_the_vq_cannot_write_is_refused(script, capsys, tmp_path: Path, size: str) -> None:
+def test_an_image_size_the_vq_cannot_write_is_refused(capsys, tmp_path: Path, size: str) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
     args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "out"), "--image-size", size]
-    assert transplant.main(args) == 1
-    assert "multiple of the donor VQ's downsampling, 8" in capsys.readouterr().err
+    assert run(args) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("echogen-train: error: ") and "multiple of the donor VQ's downsampling, 8" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_a_deepened_tokenizer_draws_the_same_until_its_decoder_trains(script, tiny_config, tmp_path: Path) -> None:
+def test_a_deepened_tokenizer_draws_the_same_until_its_decoder_trains(tiny_config, tmp_path: Path) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
-    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "3"]) == 0
+    assert run([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "3"]) == 0
     model, deep = EchoGen.load(model_dir), EchoGen.load(tmp_path / "deep")
     mine, new = model.model.model, deep.model.model
     for part in ("vision_model", "aligner", "language_model", "generation_embeddings", "generation_head"):
@@ -192,11 +199,10 @@ def test_a_deepened_tokenizer_draws_the_same_until_its_decoder_trains(script, ti
                            new.vqmodel.decoder(new.vqmodel.post_quant_conv(torch.ones(1, 8, 4, 4))))  # fmt: skip
 
 
-def test_a_deepened_tokenizer_takes_its_presets_name(script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_deepened_tokenizer_takes_its_presets_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(PRESETS, "tiny-deep", replace(PRESETS["tiny"], vq_res_blocks=2))
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
-    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
+    assert run([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
     deep = EchoGen.load(tmp_path / "deep")
     assert deep.manifest["preset"] == "tiny-deep"
     reference = EchoGen.create("tiny-deep", seed=0).model.model.vqmodel.state_dict()
@@ -205,12 +211,11 @@ def test_a_deepened_tokenizer_takes_its_presets_name(script, monkeypatch: pytest
     }
 
 
-def test_a_shallower_tokenizer_is_refused(script, capsys, tmp_path: Path) -> None:
+def test_a_shallower_tokenizer_is_refused(capsys, tmp_path: Path) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
-    assert transplant.main([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
+    assert run([str(model_dir), str(model_dir), "--out", str(tmp_path / "deep"), "--res-blocks", "2"]) == 0
     deep = tmp_path / "deep"
-    assert transplant.main([str(deep), str(deep), "--out", str(tmp_path / "out"), "--res-blocks", "1"]) == 1
+    assert run([str(deep), str(deep), "--out", str(tmp_path / "out"), "--res-blocks", "1"]) == 2
     assert "would drop trained blocks: the donor's VQ has 2 per level" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -227,13 +232,12 @@ def _inputs_of(module: torch.nn.Module, run) -> torch.Tensor:
     return seen[-1]
 
 
-def test_an_outer_level_starts_as_the_donor_at_half_the_side(script) -> None:
-    transplant = script("transplant_tokenizer")
+def test_an_outer_level_starts_as_the_donor_at_half_the_side() -> None:
     donor = EchoGen.create("tiny", seed=0).model.model.vqmodel.float()
-    outer = transplant.outer_level(donor)
+    outer = transplant_tokenizer.outer_level(donor)
     assert outer.config.channel_multiplier == [1, 1, 1, 1, 1] and len(outer.decoder.up) == 5
     torch.manual_seed(123)  # whatever the global random state, the new layers' fresh weights are the same
-    assert _same(_state(transplant.outer_level(donor)), _state(outer))
+    assert _same(_state(transplant_tokenizer.outer_level(donor)), _state(outer))
     kept = ((outer.encoder.down[1], donor.encoder.down[0]), (outer.encoder.down[4], donor.encoder.down[3]),
             (outer.decoder.up[3].block, donor.decoder.up[3].block), (outer.decoder.conv_out, donor.decoder.conv_out),
             (outer.quantize, donor.quantize))  # fmt: skip
@@ -254,13 +258,12 @@ def test_an_outer_level_starts_as_the_donor_at_half_the_side(script) -> None:
     torch.testing.assert_close(mine, torch.nn.functional.interpolate(theirs, scale_factor=2, mode="nearest"))
 
 
-def test_an_outer_level_doubles_the_image_with_the_donors_codes(script, tiny_config, tmp_path: Path) -> None:
+def test_an_outer_level_doubles_the_image_with_the_donors_codes(tiny_config, tmp_path: Path) -> None:
     model = EchoGen.create("tiny", seed=0)
     generation.enable_layout_map(model.model, model.scheme)
     model_dir = model.save(tmp_path / "model")
-    transplant = script("transplant_tokenizer")
     args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "outer"), "--outer-level", "40"]
-    assert transplant.main(args) == 0
+    assert run(args) == 0
     model, outer = EchoGen.load(model_dir), EchoGen.load(tmp_path / "outer")
     mine, new = model.model.model, outer.model.model
     for part in ("vision_model", "aligner", "language_model", "generation_embeddings", "generation_head"):
@@ -297,32 +300,44 @@ def test_an_outer_level_doubles_the_image_with_the_donors_codes(script, tiny_con
      ([], "first level keeps the base channels"), (["--outer-level", "-1"], "number of steps ≥ 0")],
 )  # fmt: skip
 def test_an_outer_level_it_cannot_add_is_refused(
-    script, capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: list[str], message: str
+    capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: list[str], message: str
 ) -> None:
     monkeypatch.setitem(PRESETS, "tiny-wide", replace(PRESETS["tiny"], vq_multipliers=(2, 2, 2, 2)))
     model_dir = EchoGen.create("tiny-wide" if not extra else "tiny", seed=0).save(tmp_path / "model")
     steps = [] if "--outer-level" in extra else ["--outer-level", "1"]
     args = [str(model_dir), str(model_dir), "--out", str(tmp_path / "out"), *steps, *extra]
-    assert script("transplant_tokenizer").main(args) == 1
+    assert run(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
-def test_a_decoder_map_goes_with_its_decoder(fine, script, mapped_model, tmp_path: Path) -> None:
+def test_a_decoder_map_goes_with_its_decoder(fine, mapped_model, tmp_path: Path) -> None:
     """A copied VQ keeps the donor's decoder map; a recipient's own map leaves with its VQ; a VQ with a map is
     not grown (its channels would change)."""
-    transplant = script("transplant_tokenizer")
     mapped = mapped_model("tiny-fine", seed=1)
     donor_dir = mapped.save(tmp_path / "mapped_donor")
     model = EchoGen.create("tiny", seed=0)
-    transplant.transplant(model, EchoGen.load(donor_dir))
+    transplant_tokenizer.transplant(model, EchoGen.load(donor_dir))
     again = EchoGen.load(model.save(tmp_path / "with_map"))
     assert again.model.config.decoder_map == mapped.model.config.decoder_map
     assert _same(_state(again.model.model.vqmodel), _state(mapped.model.model.vqmodel))
     plain_dir = EchoGen.create("tiny-fine", seed=2).save(tmp_path / "plain_donor")
-    transplant.transplant(again, EchoGen.load(plain_dir))  # the recipient's map leaves with its VQ
+    transplant_tokenizer.transplant(again, EchoGen.load(plain_dir))  # the recipient's map leaves with its VQ
     assert not hasattr(again.model.config, "decoder_map")
     assert getattr(EchoGen.load(again.save(tmp_path / "without")).model.model.vqmodel, "decoder_map", None) is None
     for grown in ({"res_blocks": 2}, {"outer_steps": 0}):
         with pytest.raises(ValueError, match="decoder map"):
-            transplant.transplant(EchoGen.create("tiny", seed=0), EchoGen.load(donor_dir), **grown)
+            transplant_tokenizer.transplant(EchoGen.create("tiny", seed=0), EchoGen.load(donor_dir), **grown)
+
+
+def test_an_earlier_transplant_is_replaced_only_with_overwrite(capsys, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    out = tmp_path / "out"
+    assert run([str(model_dir), str(model_dir), "--out", str(out), "--res-blocks", "2"]) == 0
+    first = sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir())
+    assert run([str(model_dir), str(model_dir), "--out", str(out), "--res-blocks", "3"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) == first
+    assert run([str(model_dir), str(model_dir), "--out", str(out), "--res-blocks", "3", "--overwrite"]) == 0
+    assert EchoGen.load(out).model.model.vqmodel.config.num_res_blocks == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial left beside it

@@ -9,11 +9,12 @@ reproduce the old encoder + aligner's outputs, patch by patch, on train-split wo
 error, donor encoder frozen). Continue with PMTP (`model.freeze_vision=true` keeps the transplant) to let
 grounding adapt the rest of the way.
 
-    python training/scripts/transplant_vision.py MODEL DONOR --out DIR [--steps 600] [--batch 32] [--lr 1e-3]
+    echogen-train transplant-vision MODEL DONOR --out DIR [--steps 600] [--batch 32] [--lr 1e-3]
 
-The output is a full model directory (the manifest records the donor and the fit under
+The output is a full model directory, written all at once (the manifest records the donor and the fit under
 `training.vision_transplant`, also written to vision_transplant.json beside it); MODEL and DONOR are not
-modified, and an --out that already holds a model is refused.
+modified; an --out that is not empty is refused (with --overwrite, one this tool wrote is replaced), and so is
+an --out that is MODEL or DONOR.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ import time
 from pathlib import Path
 
 import torch
+
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.letterbox import Letterbox
 from echogen_training import transplants
 from echogen_training.config import DataConfig
 from echogen_training.data.batches import to_pixels
 from echogen_training.data.sources import build_stream
-
-from echogen_ros.model.checkpoint import CheckpointError
-from echogen_ros.model.echogen import EchoGen
-from echogen_ros.model.letterbox import Letterbox
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -101,32 +101,24 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
             "wall_s": round(time.monotonic() - start, 2)}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="the trained model whose language model is kept")
     parser.add_argument("donor", type=Path, help="the model whose vision encoder is taken (a vision-stage run)")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--out", type=Path, required=True, help="the new model directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out this tool wrote before")
+    parser.add_argument("--steps", type=int, default=600, help="aligner fitting steps (≥ 1)")
+    parser.add_argument("--batch", type=int, default=32, help="world frames per step (≥ 1)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="the aligner's learning rate (> 0)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch < 1 or args.lr <= 0:
-        print("transplant_vision: --steps and --batch must be ≥ 1 and --lr > 0", file=sys.stderr)
-        return 2
-    if transplants.occupied(args.out, args.model, args.donor):
-        print(f"transplant_vision: {args.out} already holds a model; give a new --out", file=sys.stderr)
-        return 2
-    try:
-        model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
-        record = transplant(model, donor, args.steps, args.batch, args.lr, args.seed)
-    except (CheckpointError, ValueError) as exc:
-        print(f"transplant_vision: {exc}", file=sys.stderr)
-        return 1
-    record = transplants.save(model, args.model, donor, args.donor, args.out, "vision_transplant", record)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 1 or args.batch < 1 or not args.lr > 0:
+        raise ValueError("--steps and --batch must be ≥ 1 and --lr > 0")
+    transplants.check_out(args.out, args.overwrite, args.model, args.donor)
+    model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
+    record = transplant(model, donor, args.steps, args.batch, args.lr, args.seed)
+    stage = "vision_transplant"
+    record = transplants.save(model, args.model, donor, args.donor, args.out, stage, record, args.overwrite)
     print(json.dumps(record))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -35,12 +35,13 @@ donor writes for the same frame at its own size, so the generator's tokens keep 
 `vq.decoder_only=true` VQ stage teaches the decoder to draw them at the larger size: sharper imagined scenes
 with the same language model and the same number of image tokens.
 
-    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR [--image-size S] [--res-blocks N]
-    python training/scripts/transplant_tokenizer.py MODEL DONOR --out DIR --outer-level STEPS
+    echogen-train transplant-tokenizer MODEL DONOR --out DIR [--image-size S] [--res-blocks N]
+    echogen-train transplant-tokenizer MODEL DONOR --out DIR --outer-level STEPS
 
-The output is a full model directory; the manifest records the donor under `training.tokenizer_transplant`
-(also written to tokenizer_transplant.json beside it, which ship_model.py --continuation reads). MODEL and
-DONOR are not modified, and an --out that already holds a model is refused.
+The output is a full model directory, written all at once; the manifest records the donor under
+`training.tokenizer_transplant` (also written to tokenizer_transplant.json beside it, which `echogen-train ship
+--continuation` reads). MODEL and DONOR are not modified; an --out that is not empty is refused (with
+--overwrite, one this tool wrote is replaced), and so is an --out that is MODEL or DONOR.
 """
 
 from __future__ import annotations
@@ -48,22 +49,20 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from echogen_training import transplants
-from echogen_training.data.batches import to_pixels
 from transformers.models.janus.modeling_janus import JanusVQVAE
 
 from echogen_ros.model import generation, layout_decoder
-from echogen_ros.model.checkpoint import CheckpointError
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.presets import PRESETS, downsampling
 from echogen_ros.model.vq import encode_tokens
 from echogen_ros.world.dataset import world_sample
+from echogen_training import transplants
+from echogen_training.data.batches import to_pixels
 
 
 def compatible(model: EchoGen, donor: EchoGen) -> None:
@@ -303,11 +302,11 @@ def transplant(
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="the trained model whose grounding (encoder, LM) is kept")
     parser.add_argument("donor", type=Path, help="the model whose VQ tokenizer is taken (a VQ-stage run)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="the new model directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out this tool wrote before")
     parser.add_argument("--image-size", type=int, help="read the donor's VQ at this resolution (pixels)")
     parser.add_argument(
         "--res-blocks",
@@ -321,20 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         help="add a VQ level outside the first (twice the image side, the same codes), its encoder fitted to the "
         "donor's codes in STEPS batches of 16 world frames",
     )
-    args = parser.parse_args(argv)
-    if transplants.occupied(args.out, args.model, args.donor):
-        print(f"transplant_tokenizer: {args.out} already holds a model; give a new --out", file=sys.stderr)
-        return 2
-    try:
-        model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
-        record = transplant(model, donor, args.image_size, args.res_blocks, args.outer_level)
-    except (CheckpointError, ValueError) as exc:
-        print(f"transplant_tokenizer: {exc}", file=sys.stderr)
-        return 1
-    record = transplants.save(model, args.model, donor, args.donor, args.out, "tokenizer_transplant", record)
+
+
+def run(args: argparse.Namespace) -> int:
+    transplants.check_out(args.out, args.overwrite, args.model, args.donor)
+    model, donor = EchoGen.load(args.model), EchoGen.load(args.donor)
+    record = transplant(model, donor, args.image_size, args.res_blocks, args.outer_level)
+    stage = "tokenizer_transplant"
+    record = transplants.save(model, args.model, donor, args.donor, args.out, stage, record, args.overwrite)
     print(f"{args.out}: {record['before']['generation_tokens']} → {record['after']['generation_tokens']} image tokens")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
