@@ -14,4 +14,4 @@ for dir in runs/ablation/*/final; do
   .venv/bin/echogen eval --data "${data}" --model "${dir}" --imagine-limit "${IMAGINE}" --noise "${NOISE}" --json \
     > "runs/ablation/${row}/eval_noisy.json"
 done
-.venv/bin/python training/scripts/ablation_table.py runs/ablation
+PYTHONPATH=training .venv/bin/python -m experiments.ablation_table runs/ablation

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,3 @@ def world_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world") / "export"
     export(out, seed=0, count=6, width=160, height=120)
     return out
-
-
-@pytest.fixture(scope="session")
-def script():
-    """training/scripts/<name>.py imported as a module (the scripts are not a package)."""
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load

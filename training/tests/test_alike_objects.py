@@ -1,4 +1,4 @@
-"""training/scripts/alike_objects.py on held-out world scenes with alike objects, with the embedded model: the
+"""experiments.alike_objects on held-out world scenes with alike objects, with the embedded model: the
 counts match the export, `ground_layout` finds more of the alike objects than one query each can (at most
 one of each pair), and the ambiguity flag's rows add up."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from experiments import alike_objects
 
 from echogen_ros.evaluation.run import load_export, object_label
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
@@ -29,9 +30,9 @@ def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_alike_objects_are_found_as_pairs(script, heldout: Path) -> None:
+def test_alike_objects_are_found_as_pairs(heldout: Path) -> None:
     model = EchoGen.load()
-    report = script("alike_objects").measure(model, heldout, SCENES, ratios=(0.8, 0.5, 0.01))
+    report = alike_objects.measure(model, heldout, SCENES, ratios=(0.8, 0.5, 0.01))
     data = load_export(heldout)
     names = {c["id"]: c["name"] for c in data["categories"]}
     alike = 0
@@ -58,8 +59,8 @@ def test_alike_objects_are_found_as_pairs(script, heldout: Path) -> None:
     assert flags[0.5]["bare_category_of_one"] == {"count": len(one), "flagged_ambiguous": np.mean(one)}
 
 
-def test_bad_arguments_exit_non_zero(script, tmp_path: Path, capsys) -> None:
-    main = script("alike_objects").main
+def test_bad_arguments_exit_non_zero(tmp_path: Path, capsys) -> None:
+    main = alike_objects.main
     assert main(["--data", str(tmp_path)]) == 2
     assert "annotations.json" in capsys.readouterr().err
     assert main([str(tmp_path / "missing"), "--data", str(tmp_path)]) == 2

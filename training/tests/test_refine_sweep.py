@@ -1,4 +1,4 @@
-"""training/scripts/refine_sweep.py: window 0 is the chosen bins' centres (decoding before refinement), the
+"""experiments.refine_sweep: window 0 is the chosen bins' centres (decoding before refinement), the
 default window is what `echogen eval` measures, and bad arguments exit non-zero."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from experiments import refine_sweep
 
 from echogen_ros.evaluation.run import evaluate, load_export
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
@@ -21,8 +22,8 @@ def model() -> EchoGen:
     return EchoGen.load()  # the embedded model: boxes that overlap their targets, so the windows differ
 
 
-def test_windows_span_bin_centres_to_what_eval_measures(script, model: EchoGen, world_export: Path) -> None:
-    rows = script("refine_sweep").sweep(model, world_export, [0, REFINE_BINS])
+def test_windows_span_bin_centres_to_what_eval_measures(model: EchoGen, world_export: Path) -> None:
+    rows = refine_sweep.sweep(model, world_export, [0, REFINE_BINS])
     assert [r["window"] for r in rows] == [0, REFINE_BINS] and rows[0]["count"] == rows[1]["count"] > 10
     measured = evaluate(model, world_export, imagine_limit=1)["grounding"]
     assert {k: rows[1][k] for k in ("acc@0.5", "acc@0.75", "acc@0.9", "macc", "count")} == {
@@ -46,8 +47,8 @@ def test_windows_span_bin_centres_to_what_eval_measures(script, model: EchoGen, 
     assert rows[0] == {"window": 0, **grounding_accuracy(ious)}
 
 
-def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path, capsys) -> None:
-    main = script("refine_sweep").main
+def test_bad_arguments_exit_non_zero(world_export: Path, tmp_path: Path, capsys) -> None:
+    main = refine_sweep.main
     assert main([str(tmp_path), str(world_export), "--windows", "-1"]) == 2
     assert main([str(tmp_path / "missing"), str(world_export)]) == 1
     assert main([str(DEFAULT_MODEL_DIR), str(tmp_path)]) == 1

@@ -1,4 +1,4 @@
-"""training/scripts/sampling_sweep.py: the row for a model's own sampling setting is what `echogen eval`
+"""experiments.sampling_sweep: the row for a model's own sampling setting is what `echogen eval`
 measures, other settings sample differently, the model keeps its defaults, and bad arguments exit non-zero."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from experiments import sampling_sweep
 
 from echogen_ros.evaluation.run import evaluate
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
@@ -15,9 +16,9 @@ from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 @pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "echogen.json").is_file(), reason="needs the embedded model (a random one finds nothing)"
 )
-def test_the_models_own_setting_reproduces_eval(script, world_export: Path, capsys) -> None:
+def test_the_models_own_setting_reproduces_eval(world_export: Path, capsys) -> None:
     model, model_dir = EchoGen.load(), DEFAULT_MODEL_DIR  # a model whose imagined objects are found back
-    sweep = script("sampling_sweep")
+    sweep = sampling_sweep
     own = (model.guidance, model.temperature)  # the manifest's sampling setting
     args = ["--guidance", "0", str(own[0]), "--temperature", str(own[1]), "--limit", "2"]
     assert sweep.main([str(model_dir), str(world_export), *args]) == 0
@@ -34,12 +35,12 @@ def test_the_models_own_setting_reproduces_eval(script, world_export: Path, caps
 
 
 @pytest.mark.parametrize("bad", [["--guidance", "-1"], ["--temperature", "0"], ["--limit", "-1"]])
-def test_bad_arguments_exit_2(script, world_export: Path, tmp_path: Path, bad: list[str]) -> None:
+def test_bad_arguments_exit_2(world_export: Path, tmp_path: Path, bad: list[str]) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    assert script("sampling_sweep").main([str(model_dir), str(world_export), *bad]) == 2
+    assert sampling_sweep.main([str(model_dir), str(world_export), *bad]) == 2
 
 
-def test_a_missing_export_exits_1(script, tmp_path: Path, capsys) -> None:
+def test_a_missing_export_exits_1(tmp_path: Path, capsys) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    assert script("sampling_sweep").main([str(model_dir), str(tmp_path / "nowhere")]) == 1
+    assert sampling_sweep.main([str(model_dir), str(tmp_path / "nowhere")]) == 1
     assert "echogen world" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""training/scripts/vq_ceiling.py: real frames through the imagined-scene path without the generator; the
+"""experiments.vq_ceiling: real frames through the imagined-scene path without the generator; the
 frame row is the detector on renders, the vq row is what the model grounds in the decoded tokens."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 import torch
 from echogen_training.data.batches import to_pixels
 from echogen_training.evaluate import psnr
+from experiments import vq_ceiling
 
 from echogen_ros.evaluation.run import FAILURE_IOU, load_export
 from echogen_ros.model import vq
@@ -37,11 +38,10 @@ def _scene(directory: Path, index: int) -> tuple[np.ndarray, Layout]:
     return frame, Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
 
 
-def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_export: Path) -> None:
-    ceiling = script("vq_ceiling")
+def test_rows_follow_the_imagined_scene_path(model: EchoGen, world_export: Path) -> None:
     frame, layout = _scene(world_export, 0)
-    rows = ceiling.versions(model, frame, layout)
-    assert list(rows) == list(ceiling.ROWS) and all(v.shape == frame.shape for v in rows.values())
+    rows = vq_ceiling.versions(model, frame, layout)
+    assert list(rows) == list(vq_ceiling.ROWS) and all(v.shape == frame.shape for v in rows.values())
     assert rows["frame"] is frame
     box = Letterbox(frame.shape[1], frame.shape[0], model.image_size)  # the VQ row by hand
     # scaled as the script scales them (to_pixels): the same values in another memory layout can tip a
@@ -60,7 +60,7 @@ def test_rows_follow_the_imagined_scene_path(script, model: EchoGen, world_expor
     assert np.abs(rows["latent"].astype(int) - rows["vq"]).max() > 8
 
 
-def test_confusions_count_kinds_taken_for_others_and_misses(script) -> None:
+def test_confusions_count_kinds_taken_for_others_and_misses() -> None:
     from echogen_ros.evaluation.detector import Found
 
     truth = [("cup", (0, 0, 10, 10)), ("block", (20, 0, 30, 10)), ("plate", (40, 0, 60, 10)), ("cup", (0, 20, 9, 30))]
@@ -70,12 +70,12 @@ def test_confusions_count_kinds_taken_for_others_and_misses(script) -> None:
         Found("plate", "red", (40, 0, 47, 10), 0.9),  # IoU 0.35: missed
         Found("ball", "red", (0, 19, 9, 30), 0.9),  # the second cup, a ball too
     ]
-    counts = script("vq_ceiling").confusions(truth, found)
+    counts = vq_ceiling.confusions(truth, found)
     assert counts == {"cup → ball": 2, "plate → missed": 1}
 
 
-def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_export: Path) -> None:
-    report = script("vq_ceiling").measure(model, world_export, scenes=3)
+def test_report_grades_renders_and_round_trips(model: EchoGen, world_export: Path) -> None:
+    report = vq_ceiling.measure(model, world_export, scenes=3)
     assert report["scenes"] == 3 and report["image_size"] == model.image_size
     assert report["frame"]["ap50"] >= 0.9  # the detector on renders (validated to >= 0.95 AP50)
     assert report["vq"]["ap50"] < report["frame"]["ap50"]  # the shipped tokenizer loses shapes
@@ -90,7 +90,7 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
         labels = [f"{a['attributes']['colour']} {names[a['category_id']]}" for a in objects]
         boxes = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in objects)]
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
-        pictures = script("vq_ceiling").versions(model, frame, layout)
+        pictures = vq_ceiling.versions(model, frame, layout)
         found = model.ground_layout(pictures["vq"], layout)  # as the cycle check
         ious += [box_iou(b, d.box) for b, d in zip(boxes, found)]
         squared.append(np.mean((pictures["vq"].astype(float) - pictures["resized"].astype(float)) ** 2))
@@ -103,8 +103,8 @@ def test_report_grades_renders_and_round_trips(script, model: EchoGen, world_exp
     assert psnr(0.0, peak=255.0) == float("inf") and psnr(255.0**2, peak=255.0) == 0.0
 
 
-def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path, capsys) -> None:
-    main = script("vq_ceiling").main
+def test_bad_arguments_exit_non_zero(world_export: Path, tmp_path: Path, capsys) -> None:
+    main = vq_ceiling.main
     assert main([str(tmp_path / "missing"), "--data", str(world_export)]) == 2
     assert main([str(DEFAULT_MODEL_DIR), "--data", str(tmp_path)]) == 2
     assert "annotations.json" in capsys.readouterr().err
@@ -113,29 +113,28 @@ def test_bad_arguments_exit_non_zero(script, world_export: Path, tmp_path: Path,
     assert exit_info.value.code == 2
 
 
-def test_crops_show_the_objects_the_tokenizer_loses(script, model: EchoGen, world_export: Path, tmp_path) -> None:
-    ceiling = script("vq_ceiling")
+def test_crops_show_the_objects_the_tokenizer_loses(model: EchoGen, world_export: Path, tmp_path) -> None:
     crops: list = []
-    report = ceiling.measure(model, world_export, scenes=3, crops=crops)
+    report = vq_ceiling.measure(model, world_export, scenes=3, crops=crops)
     lost = sum(report["vq"]["confusions"].values())
-    assert len(crops) == min(lost, ceiling.MAX_CROPS) > 0
-    side = ceiling.CROP_SIDE
-    rows = len(ceiling.ROWS) + ("map_only" in report)  # a decoder map's control row is shown too
+    assert len(crops) == min(lost, vq_ceiling.MAX_CROPS) > 0
+    side = vq_ceiling.CROP_SIDE
+    rows = len(vq_ceiling.ROWS) + ("map_only" in report)  # a decoder map's control row is shown too
     assert all(c.shape == (side, side * rows, 3) and c.dtype == np.uint8 for c in crops)
     out = tmp_path / "crops.png"
     assert (
-        ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--scenes", "3", "--crops", str(out)]) == 0
+        vq_ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--scenes", "3", "--crops", str(out)])
+        == 0
     )
     assert cv2.imread(str(out)).shape == (side * len(crops), side * rows, 3)
     with pytest.raises(SystemExit):
-        ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--crops", str(tmp_path / "crops.txt")])
+        vq_ceiling.main([str(DEFAULT_MODEL_DIR), "--data", str(world_export), "--crops", str(tmp_path / "crops.txt")])
 
 
-def test_a_strip_is_square_around_the_box_even_at_the_frame_edge(script) -> None:
-    ceiling = script("vq_ceiling")
+def test_a_strip_is_square_around_the_box_even_at_the_frame_edge() -> None:
     frame = np.zeros((60, 80, 3), np.uint8)
     frame[0:10, 0:20] = 255  # a wide white object in the corner
-    (tile,) = np.split(ceiling.strip({"frame": frame}, (0, 0, 20, 10), side=48), 1, axis=1)
+    (tile,) = np.split(vq_ceiling.strip({"frame": frame}, (0, 0, 20, 10), side=48), 1, axis=1)
     assert tile.shape == (48, 48, 3)
     white = np.argwhere(tile[..., 0] == 255)
     assert white[:, 1].min() > 0 and white[:, 1].max() < 47  # the object whole, with a margin
@@ -143,14 +142,13 @@ def test_a_strip_is_square_around_the_box_even_at_the_frame_edge(script) -> None
     assert 0.35 < rows / cols < 0.65  # its 1:2 shape kept, not stretched to a square
 
 
-def test_a_decoder_map_gets_the_map_only_control(script, mapped_model, world_export: Path) -> None:
+def test_a_decoder_map_gets_the_map_only_control(mapped_model, world_export: Path) -> None:
     """For a model whose decoder reads the layout, the `map_only` row draws another scene's codes with this
     scene's layout (what the decoder draws from the layout alone); models without one have no such row."""
-    ceiling = script("vq_ceiling")
     model = mapped_model()
     frame, layout = _scene(world_export, 0)
     other, _ = _scene(world_export, 1)
-    rows = ceiling.versions(model, frame, layout, other)
+    rows = vq_ceiling.versions(model, frame, layout, other)
     box = Letterbox(other.shape[1], other.shape[0], model.image_size)
     pixels = torch.from_numpy(box.apply(other).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     codes = vq.encode_tokens(model.model.model.vqmodel, pixels)
@@ -158,6 +156,6 @@ def test_a_decoder_map_gets_the_map_only_control(script, mapped_model, world_exp
     mine = Letterbox(frame.shape[1], frame.shape[0], model.image_size)
     assert np.abs(rows["map_only"].astype(int) - mine.crop(expected)).max() <= 1  # to_pixels: a rounding step
     assert not np.array_equal(rows["map_only"], rows["vq"])
-    report = ceiling.measure(model, world_export, scenes=2)
+    report = vq_ceiling.measure(model, world_export, scenes=2)
     assert {"ap50", "ap50_any_category", "cycle_iou", "confusions"} <= set(report["map_only"])
-    assert "map_only" not in ceiling.measure(EchoGen.create("tiny", seed=0), world_export, scenes=2)
+    assert "map_only" not in vq_ceiling.measure(EchoGen.create("tiny", seed=0), world_export, scenes=2)

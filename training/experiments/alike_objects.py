@@ -8,7 +8,7 @@
   accuracy of the answers it flags and of those it does not, and how often it is raised on a bare category
   ("the cup") that the scene has more than one of (it should be) and one of (it should not).
 
-    python training/scripts/alike_objects.py [MODEL] --data DIR [--scenes 60] [--ratios 0.8 0.5] [--json]
+    python -m experiments.alike_objects [MODEL] --data DIR [--scenes 60] [--ratios 0.8 0.5] [--json]
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from echogen_ros.evaluation.run import load_export, object_label, xyxy
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.layout import box_iou
 from echogen_ros.planning.grounders import AMBIGUITY_RATIO, is_ambiguous
+from experiments.world_export import read_scenes
 
 HIT_IOU = 0.5
 
@@ -34,37 +33,23 @@ HIT_IOU = 0.5
 def measure(model: EchoGen, directory: Path, scenes: int, ratios: Sequence[float] = (AMBIGUITY_RATIO,)) -> dict:
     """The report; the ambiguity flag's figures for each score ratio in `ratios` (verification's is
     AMBIGUITY_RATIO)."""
-    data = load_export(directory)
-    names = {c["id"]: c["name"] for c in data["categories"]}
-    anns, refs = defaultdict(list), defaultdict(list)
-    for ann in data["annotations"]:
-        anns[ann["image_id"]].append(ann)
-    for ref in data["refs"]:
-        refs[ref["image_id"]].append(ref)
+    chosen = read_scenes(directory, scenes)
     together, one_by_one, flags, bare = [], [], [], []
-    for info in data["images"][:scenes]:
-        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        objects = anns[info["id"]][: model.max_objects]
-        labels = [object_label(a, names) for a in objects]
-        boxes = {a["id"]: xyxy(a["bbox"]) for a in anns[info["id"]]}  # every referred object, past max_objects
-        counts = Counter(labels)
-        if objects and max(counts.values()) > 1:
-            layout = Layout(
-                info["width"], info["height"], tuple(LayoutObject(t, xyxy(a["bbox"])) for t, a in zip(labels, objects))
-            )
+    for scene in chosen:
+        image = scene.image()
+        layout = scene.layout(model.max_objects)
+        counts = Counter(obj.label for obj in layout.objects)
+        if layout.objects and max(counts.values()) > 1:
+            labels = [obj.label for obj in layout.objects]
             matched, single = model.ground_layout(image, layout), model.ground_many(image, labels)
             for obj, a, b in zip(layout.objects, matched, single):
                 if counts[obj.label] > 1:
                     together.append(box_iou(obj.box, a.box) >= HIT_IOU)
                     one_by_one.append(box_iou(obj.box, b.box) >= HIT_IOU)
-        for ref in refs[info["id"]]:
-            for sentence in ref["sentences"]:
-                found = model.ground(image, sentence["sent"], top_k=2)
-                flags.append((found, box_iou(boxes[ref["ann_id"]], found[0].box) >= HIT_IOU))
-        for category, count in Counter(names[a["category_id"]] for a in objects).items():
+        for object_id, sentence in scene.expressions:  # every referred object, past max_objects
+            found = model.ground(image, sentence, top_k=2)
+            flags.append((found, box_iou(scene.box(object_id), found[0].box) >= HIT_IOU))
+        for category, count in Counter(o.category for o in scene.objects[: model.max_objects]).items():
             bare.append((count > 1, model.ground(image, f"the {category}", top_k=2)))
     right = np.array([r for _, r in flags], dtype=bool)
 
@@ -87,7 +72,7 @@ def measure(model: EchoGen, directory: Path, scenes: int, ratios: Sequence[float
         }
 
     return {
-        "scenes": min(scenes, len(data["images"])),
+        "scenes": len(chosen),
         "alike_objects": {
             "count": len(together),
             "found_by_ground_layout": share(together),

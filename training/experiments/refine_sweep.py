@@ -3,7 +3,7 @@ look when it turns bin probabilities into a coordinate (0 = the chosen bin's cen
 before refinement; the bins count gives the full mean). One JSON line per window, on an export written by
 `echogen world`. Choose the window on a split of seen compositions (test), then report held-out.
 
-    python training/scripts/refine_sweep.py MODEL DATA [--windows 0 1 2 4 8 128] [--limit N]
+    python -m experiments.refine_sweep MODEL DATA [--windows 0 1 2 4 8 128] [--limit N]
 """
 
 from __future__ import annotations
@@ -11,39 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import torch
 
-from echogen_ros.evaluation.run import load_export
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import box_iou
 from echogen_ros.model.metrics import grounding_accuracy
+from experiments.world_export import read_scenes
 
 
 def sweep(model: EchoGen, directory: Path, windows: list[int], limit: int = 0) -> list[dict]:
     """Per window: Acc@0.5 / 0.75 / 0.9 and mAcc over every referring expression of the export."""
-    data = load_export(directory)
-    boxes = {a["id"]: a["bbox"] for a in data["annotations"]}
-    refs = defaultdict(list)
-    for ref in data["refs"]:
-        refs[ref["image_id"]].append(ref)
     ious: dict[int, list[float]] = {w: [] for w in windows}
-    for info in data["images"][:limit] if limit else data["images"]:
-        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
-        sentences = [(r["ann_id"], s["sent"]) for r in refs[info["id"]] for s in r["sentences"]]
-        if not sentences:
+    for scene in read_scenes(directory, limit):
+        if not scene.expressions:
             continue
-        array, ids, mask, letterbox = model.grounding_inputs(image[..., ::-1].copy(), [t for _, t in sentences])
+        array, ids, mask, letterbox = model.grounding_inputs(scene.image(), [t for _, t in scene.expressions])
         for window in windows:
             _, _, coords = model.decode_grounding(array, ids, mask, window)
-            for (ann, text), row in zip(sentences, coords.tolist()):
-                x, y, w, h = boxes[ann]
-                ious[window].append(box_iou((x, y, x + w, y + h), model.detection(letterbox, row, 1.0, text).box))
+            for (target, text), row in zip(scene.expressions, coords.tolist()):
+                ious[window].append(box_iou(scene.box(target), model.detection(letterbox, row, 1.0, text).box))
     return [{"window": w, **grounding_accuracy(ious[w])} for w in windows]
 
 

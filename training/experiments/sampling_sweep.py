@@ -4,7 +4,7 @@
 `echogen eval` measures them, on the first --limit images of an export written by `echogen world`. Choose on a
 split of seen compositions (test), then report held-out with the chosen setting in the manifest.
 
-    python training/scripts/sampling_sweep.py MODEL DATA [--guidance 1.5 3 5] [--temperature 1.0] [--limit 60]
+    python -m experiments.sampling_sweep MODEL DATA [--guidance 1.5 3 5] [--temperature 1.0] [--limit 60]
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Print the ablation table (markdown) of docs/benchmarks.md from runs/ablation/<row>/:
 row.json ({"title", "i2l_batches", "l2i_batches", "extra_steps", "wall_min"}), eval.json and eval_noisy.json
-(`echogen eval --json`, clean and with --noise) and l2i.json (training/scripts/l2i_nll.py).
+(`echogen eval --json`, clean and with --noise) and l2i.json (experiments.l2i_nll).
 
-    python training/scripts/ablation_table.py runs/ablation
+    python -m experiments.ablation_table runs/ablation
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ and objects of a held-out pair. A probe that scores well on seen pairs and near 
 means the features bind shape to colour: no grounding head on top of them can find "the cup" when the
 cup is blue.
 
-    python training/scripts/vision_probe.py [MODEL] [--train-scenes 400] [--test-scenes 200] [--seed 7]
+    python -m experiments.vision_probe [MODEL] [--train-scenes 400] [--test-scenes 200] [--seed 7]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 - imagined.jpg: per scene, the real frame | the image EchoGen imagines from its layout (layout drawn on)
   | the boxes grounded back in the imagined image (the cycle check).
 
-    python training/scripts/sample_grids.py [--model DIR] [--out docs/img] [--scenes 4]
+    python -m experiments.sample_grids [--model DIR] [--out docs/img] [--scenes 4]
 """
 
 from __future__ import annotations

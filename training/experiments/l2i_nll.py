@@ -8,7 +8,7 @@ With `--condition shuffled` every frame is scored under another scene's layout, 
 empty (classifier-free) prompt: a CE no lower with the right layout than with a shuffled one means the
 generator ignores where the layout puts things.
 
-    python training/scripts/l2i_nll.py MODEL [--scenes 64] [--seed 7] [--condition right|shuffled|none]
+    python -m experiments.l2i_nll MODEL [--scenes 64] [--seed 7] [--condition right|shuffled|none]
 """
 
 from __future__ import annotations

@@ -25,10 +25,10 @@ overlaps it most, "missed" below IoU 0.5), and the cycle: every object's label g
 image, mean IoU with its true box and the failure rate (IoU < 0.5). The `latent` and `vq` rows also give the
 reconstruction's PSNR against `resized` (`psnr_db`: what the VQ-VAE was given, both at the frame's size).
 
-    python training/scripts/vq_ceiling.py MODEL --data runs/heldout [--scenes 60] [--json] [--crops FILE]
+    python -m experiments.vq_ceiling MODEL --data runs/heldout [--scenes 60] [--json] [--crops FILE]
 
-To see what another image size allows, read the model's VQ at that size first (transplant_tokenizer.py MODEL
-MODEL --image-size 128 --out DIR) and measure DIR.
+To see what another image size allows, read the model's VQ at that size first (`echogen-train
+transplant-tokenizer MODEL MODEL --image-size 128 --out DIR`) and measure DIR.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -47,12 +47,13 @@ from echogen_training.evaluate import psnr
 
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.layout_ap import layout_ap
-from echogen_ros.evaluation.run import FAILURE_IOU, load_export, object_label, xyxy
+from echogen_ros.evaluation.run import FAILURE_IOU
 from echogen_ros.model import vq
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.generation import decode_image, label_boxes
-from echogen_ros.model.layout import Layout, LayoutObject, box_iou
+from echogen_ros.model.layout import Layout, box_iou
 from echogen_ros.model.letterbox import Letterbox
+from experiments.world_export import read_scenes
 
 ROWS = ("frame", "resized", "latent", "vq")
 CONTROL = "map_only"  # the row of models with a decoder map
@@ -117,31 +118,25 @@ def strip(rows: dict[str, np.ndarray], box: tuple, side: int = CROP_SIDE) -> np.
 def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray] | None = None) -> dict:
     """The report; with `crops`, strips (`strip`) of up to MAX_CROPS objects whose kind the vq row loses are
     appended to it."""
-    data = load_export(directory)
-    names = {c["id"]: c["name"] for c in data["categories"]}
-    anns = defaultdict(list)
-    for ann in data["annotations"]:
-        anns[ann["image_id"]].append(ann)
+    chosen = read_scenes(directory, scenes)
     layouts: list = []
     detections: dict[str, list] = {row: [] for row in ROWS}
     ious: dict[str, list[float]] = {row: [] for row in ROWS}
     confused: dict[str, Counter] = {row: Counter() for row in ROWS}
     squared: dict[str, list[float]] = {row: [] for row in DECODED}  # mean squared error per scene, 0-255 scale
-    chosen = data["images"][:scenes]
     mapped = getattr(model.model.model.vqmodel, "decoder_map", None) is not None
     rows = (*ROWS, CONTROL) if mapped and len(chosen) > 1 else ROWS
     for k in set(rows) - set(ROWS):
         detections[k], ious[k], confused[k] = [], [], Counter()
-    for position, info in enumerate(chosen):
-        objects = anns[info["id"]][: model.max_objects]
+    for position, scene in enumerate(chosen):
+        objects = scene.objects[: model.max_objects]
         if not objects:
             continue
-        frame = _read(directory, info)
-        other = _read(directory, chosen[(position + 1) % len(chosen)]) if CONTROL in rows else None
-        boxes = [xyxy(a["bbox"]) for a in objects]
-        labels = [object_label(a, names) for a in objects]
-        layouts.append([(names[a["category_id"]], b) for a, b in zip(objects, boxes)])
-        layout = Layout(info["width"], info["height"], tuple(LayoutObject(t, b) for t, b in zip(labels, boxes)))
+        frame = scene.image()
+        other = chosen[(position + 1) % len(chosen)].image() if CONTROL in rows else None
+        boxes = [o.box for o in objects]
+        layouts.append([(o.category, o.box) for o in objects])
+        layout = scene.layout(model.max_objects)
         pictures = versions(model, frame, layout, other)
         for row in DECODED:
             squared[row].append(float(np.mean((pictures[row].astype(np.float64) - pictures["resized"]) ** 2)))
@@ -169,13 +164,6 @@ def measure(model: EchoGen, directory: Path, scenes: int, crops: list[np.ndarray
     for row in DECODED:
         report[row]["psnr_db"] = psnr(float(np.mean(squared[row])), peak=255.0)
     return report
-
-
-def _read(directory: Path, info: dict) -> np.ndarray:
-    image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,18 @@
+"""Experiments: scripts that each answered one question about the model, kept to rerun the measurement. Their
+findings are in docs/benchmarks.md; a finding the product keeps is a named constant there (e.g.
+planning.grounders.AMBIGUITY_RATIO from alike_objects). They are not part of the installed packages: run them
+from the repository root with this directory's parent on the path,
+
+    PYTHONPATH=training .venv/bin/python -m experiments.NAME ...
+
+- ablation_table: the ablation table (markdown) from runs/ablation/<row>/ (training/scripts/ablation_eval.sh);
+- alike_objects: how the grounder tells alike objects apart, and how often the ambiguity flag is raised;
+- l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
+- refine_sweep: grounding accuracy by sub-bin refinement window;
+- sample_grids: the grounding and imagined-scene sample grids of docs/img;
+- sampling_sweep: imagined-scene metrics by classifier-free guidance and temperature;
+- vision_probe: linear probes of the vision features on seen and held-out colour × category pairs;
+- vq_ceiling: what the image path allows, real frames sent through it without the generator.
+
+Those that read an `echogen world` export read it through world_export.read_scenes.
+"""
