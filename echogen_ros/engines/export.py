@@ -14,6 +14,7 @@ from echogen_ros.engines.graph import GroundingGraph
 from echogen_ros.model.checkpoint import sha256
 from echogen_ros.model.generation import REFINE_BINS
 from echogen_ros.model.letterbox import PAD_VALUE
+from echogen_ros.model.pixels import OFFSET, SCALE
 
 ONNX_NAME = "grounding.onnx"
 SIDECAR_NAME = "grounding.json"
@@ -67,7 +68,7 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
                        "meaning": "x1 y1 x2 y2 in [0, 1] of the letterboxed frame: probability-weighted mean of "
                                   "the bin centres within refine_bins of each chosen bin"},
         },
-        "preprocess": {"letterbox_size": model.vision_size, "pad_value": PAD_VALUE, "scale": 1 / 127.5, "offset": -1.0},
+        "preprocess": {"letterbox_size": model.vision_size, "pad_value": PAD_VALUE, "scale": SCALE, "offset": OFFSET},
         "scheme": {"bins": scheme.bins, "bin_offset": scheme.bin_offset, "image_tokens": scheme.image_tokens,
                    "special": scheme.special, "refine_bins": REFINE_BINS},
     }  # fmt: skip

@@ -28,6 +28,7 @@ from echogen_ros.model.layout import (
     rescale_box,
 )  # fmt: skip
 from echogen_ros.model.letterbox import Letterbox, check_image
+from echogen_ros.model.pixels import unit_array
 from echogen_ros.model.presets import PRESETS, downsampling, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
@@ -164,7 +165,7 @@ class EchoGen:
         """Letterboxed, normalised (1, 3, S, S) float32 array of an RGB uint8 image, and its letterbox."""
         check_image(image)
         box = Letterbox(image.shape[1], image.shape[0], self.vision_size)
-        frame = box.apply(image).astype(np.float32) * (1 / 127.5) - 1.0
+        frame = unit_array(box.apply(image))
         return np.ascontiguousarray(frame.transpose(2, 0, 1)[None]), box
 
     def pixels(self, image: np.ndarray) -> tuple[torch.Tensor, Letterbox]:

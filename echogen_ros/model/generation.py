@@ -31,6 +31,7 @@ from transformers import DynamicCache, JanusForConditionalGeneration
 
 from echogen_ros.model import layout_decoder, vq
 from echogen_ros.model.layout_decoder import box_cover
+from echogen_ros.model.pixels import to_uint8
 from echogen_ros.model.scheme import BOX, BOX_END, REF, REF_END, TokenScheme
 
 BOX_TOKENS = 4
@@ -349,4 +350,4 @@ def decode_image(
         pixels = pixels.permute(0, 2, 3, 1).float()
     else:
         pixels = model.decode_image_tokens(tokens).float()  # (B, S, S, 3) in [-1, 1]
-    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return to_uint8(pixels)

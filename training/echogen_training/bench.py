@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(load_config(None, [*base, *args.overrides], stage=args.stage))
         for _ in range(2):
             trainer.train_step()  # warm-up
-        inputs = trainer._inputs()
+        inputs = trainer.next_inputs()
         with FlopCounterMode(display=False) as counter:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.config.run.autocast == "bf16"):
                 loss, _ = trainer.wrapped(**inputs)

@@ -256,20 +256,24 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
         raise ConfigError("run.save_every and run.log_every must be >= 1, run.keep_every >= 0 (0: off)")
     if config.vq.decoder_only and config.vq.restart_every > 0:
         raise ConfigError("vq.decoder_only keeps the codebook fixed: set vq.restart_every=0")
-    if config.model.generation_only and config.stage in ("vq", "vision"):
-        raise ConfigError(
-            f"model.generation_only trains the generation path, which the {config.stage} stage does not use"
-        )
-    if config.model.generation_only and config.stage == "pmtp" and "l2i" not in config.pmtp.tasks:
-        raise ConfigError("model.generation_only with pmtp needs the l2i task (pmtp.tasks=[l2i])")
-    if config.model.vision_only:
-        if config.stage != "pmtp" or tuple(config.pmtp.tasks) != ("i2l",):
-            raise ConfigError(
-                "model.vision_only trains the encoder by the grounding loss alone: use it in the pmtp stage with "
-                "pmtp.tasks=[i2l] (the vision stage trains the encoder on its own objective)"
-            )
-        if config.model.generation_only or config.model.freeze_vision:
-            raise ConfigError("model.vision_only leaves nothing to train with model.generation_only or freeze_vision")
+    if config.data.workers < 0 or config.data.prefetch < 1:
+        raise ConfigError(f"data.workers must be ≥ 0 and data.prefetch ≥ 1, got {config.data.workers}, "
+                          f"{config.data.prefetch}")  # fmt: skip
+    if config.run.time_budget_s < 0:
+        raise ConfigError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
+    for section, names in (("vision", ("decolour", "recolour")), ("pmtp", ("recolour", "desaturate", "tokenized"))):
+        for name in names:
+            if not 0 <= (chance := getattr(getattr(config, section), name)) <= 1:
+                raise ConfigError(f"{section}.{name} must be a probability in [0, 1], got {chance}")
+    if config.pmtp.recolour + config.pmtp.desaturate > 1:
+        raise ConfigError("pmtp.recolour + pmtp.desaturate must be at most 1 (a frame gets one of them)")
+    if config.vision.decolour + config.vision.recolour > 1:
+        raise ConfigError("vision.decolour + vision.recolour must be at most 1 (a frame gets one of them)")
+    if config.pmtp.schedule not in ("parallel", "alternate"):
+        raise ConfigError(f"pmtp.schedule must be parallel or alternate, got {config.pmtp.schedule!r}")
+    from echogen_training.stages import stage_type  # the stages import this module's types
+
+    stage_type(config.stage).check(config)  # what the stage cannot honour
     return config
 
 

@@ -4,6 +4,8 @@ encoder whose features collapse to one vector cannot ground anything)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -21,15 +23,12 @@ CYCLE_SCENES = 8
 
 
 @torch.no_grad()
-def evaluate(echogen: EchoGen, config: EvalConfig, stage: str) -> dict[str, float]:
+def evaluate(echogen: EchoGen, config: EvalConfig, measure: Callable[[EchoGen, list], dict]) -> dict[str, float]:
+    """`measure` (the stage's) on `config.scenes` world scenes of `config.split`, the model in eval mode."""
     was_training = echogen.model.training
     echogen.model.eval()
     try:
-        samples = [world_sample(config.seed, i, config.split) for i in range(config.scenes)]
-        if stage == "vq":
-            return reconstruction(echogen, samples)
-        spread = {"feature_spread": feature_spread(echogen, samples)}
-        return spread if stage == "vision" else {**grounding_and_cycle(echogen, samples), **spread}
+        return measure(echogen, [world_sample(config.seed, i, config.split) for i in range(config.scenes)])
     finally:
         echogen.model.train(was_training)
 

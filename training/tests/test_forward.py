@@ -1,4 +1,5 @@
-"""forward.through_tokenizer (pmtp.tokenized): grounding frames shown as the image tokenizer writes them."""
+"""The teacher-forced forward passes: l2i_logits feeds the model what generation does, and through_tokenizer
+(pmtp.tokenized) shows grounding frames as the image tokenizer writes them."""
 
 from __future__ import annotations
 
@@ -90,3 +91,39 @@ def test_the_batcher_marks_frames_with_the_probability_and_draws_the_rest_as_bef
     with pytest.raises(ValueError, match="tokenized"):
         Batcher(model, seed=0).i2l(records, tokenized=1.5)
     assert np.isfinite(every.pixels.numpy()).all()
+
+
+@pytest.mark.parametrize(("positions", "layout_map"), [(False, False), (True, False), (False, True), (True, True)])
+def test_teacher_forced_logits_match_generation(positions: bool, layout_map: bool) -> None:
+    """Training (l2i_logits) and inference (generate_image_tokens) must feed the model the same inputs:
+    greedy tokens decoded without guidance are the argmax of the teacher-forced logits on themselves,
+    with and without image-token positions and the layout map (each must change what the model sees)."""
+    from echogen_training.data.batches import left_pad
+    from echogen_training.forward import l2i_logits
+
+    from echogen_ros.model import generation
+
+    model = EchoGen.create("tiny", seed=0)
+    janus = model.model.eval()
+    if positions:
+        generation.enable_image_positions(janus, model.scheme)
+        assert generation.image_positions(janus).shape == (
+            model.scheme.image_tokens,
+            janus.config.text_config.hidden_size,
+        )
+    if layout_map:
+        generation.enable_layout_map(janus, model.scheme)
+    cup, plate = model.tokenizer.token_to_id("cup"), model.tokenizer.token_to_id("plate")
+    cond, _ = model.scheme.l2i_prompt([], [([cup], (0.1, 0.2, 0.5, 0.6)), ([plate], (0.6, 0.1, 0.9, 0.4))])
+    short, _ = model.scheme.l2i_prompt([], [([plate], (0.6, 0.1, 0.9, 0.4))])
+    seq = left_pad([cond, short], model.scheme.pad)  # two rows: left padding is exercised
+    with torch.no_grad():
+        tokens = generation.generate_image_tokens(
+            janus, seq.ids, seq.ids, model.scheme.image_tokens, 0.0, 0.0, torch.Generator(), mask=seq.mask
+        )
+        logits = l2i_logits(janus, seq, tokens)
+    assert torch.equal(logits.argmax(-1), tokens)
+    plain = EchoGen.create("tiny", seed=0).model.eval()
+    with torch.no_grad():
+        changed = not torch.allclose(l2i_logits(plain, seq, tokens), logits)
+    assert changed == (positions or layout_map)

@@ -53,7 +53,7 @@ def test_clipped_surrogate_clips_both_ways() -> None:
 
 
 def test_detail_weights_favour_small_objects() -> None:
-    from echogen_training.objectives import detail_weights
+    from echogen_training.stages.vq import detail_weights
 
     image = torch.zeros(1, 3, 32, 32)
     image[:, :, 10:13, 10:13] = 1.0  # a small bright object on a flat table
@@ -64,7 +64,7 @@ def test_detail_weights_favour_small_objects() -> None:
 
 
 def test_edge_error_pays_for_a_softened_edge_not_for_flat_table() -> None:
-    from echogen_training.objectives import edge_error
+    from echogen_training.stages.vq import edge_error
 
     frame = torch.zeros(1, 3, 8, 8)
     frame[:, :, 2:6, 2:6] = 1.0  # a sharp square block

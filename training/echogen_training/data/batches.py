@@ -14,6 +14,7 @@ import torch
 
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.model.pixels import unit_tensor
 from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.catalog import COLOURS
 from echogen_training.data.records import Record
@@ -125,8 +126,7 @@ FADE_SATURATION = (0.0, 0.2)  # pmtp.desaturate: the range of the saturation sca
 
 def to_pixels(frames: list[np.ndarray]) -> torch.Tensor:
     """Letterboxed uint8 frames → (B, 3, S, S) float in [-1, 1]."""
-    stacked = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
-    return stacked / 127.5 - 1.0
+    return unit_tensor(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2))
 
 
 class Batcher:

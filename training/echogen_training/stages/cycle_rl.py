@@ -1,0 +1,156 @@
+"""The Cycle RL stage (GRPO): sample groups of images per layout, ground every object back in them, reward the
+groups by how well the boxes come back, and update the generator with the clipped policy loss."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import JanusForConditionalGeneration
+
+from echogen_ros.model import generation
+from echogen_ros.model.echogen import EXTRA_BEAMS
+from echogen_ros.model.layout import Detection, assign_boxes, distinct, label_groups
+from echogen_ros.model.letterbox import Letterbox
+from echogen_ros.model.pixels import unit_tensor
+from echogen_training.config import CycleRLConfig
+from echogen_training.data.batches import I2LBatch, Sequences
+from echogen_training.data.device import batch_to, seq_to
+from echogen_training.data.sources import random_layout
+from echogen_training.forward import i2l_loss, l2i_logits, token_logprobs
+from echogen_training.rewards import group_advantages, grpo_loss, layout_reward
+from echogen_training.stages.base import Metrics, Stage
+
+
+class GRPOObjective(nn.Module):
+    """Clipped policy-gradient loss on sampled image tokens with group advantages and a k3 KL penalty."""
+
+    def __init__(self, model: JanusForConditionalGeneration, config: CycleRLConfig) -> None:
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(
+        self,
+        prompts: Sequences,
+        tokens: torch.Tensor,
+        advantages: torch.Tensor,
+        old_logp: torch.Tensor,
+        ref_logp: torch.Tensor,
+        i2l: I2LBatch | None = None,
+    ) -> tuple[torch.Tensor, Metrics]:
+        logp = token_logprobs(l2i_logits(self.model, prompts, tokens), tokens)
+        loss, surrogate, kl = grpo_loss(logp, old_logp, ref_logp, advantages, self.config.clip, self.config.kl_beta)
+        metrics = {"policy": -surrogate.item(), "kl": kl.item()}
+        if i2l is not None and self.config.i2l_weight > 0:
+            i2l_ce, _ = i2l_loss(self.model, i2l)
+            loss = loss + self.config.i2l_weight * i2l_ce
+            metrics["i2l_ce"] = i2l_ce.item()
+        return loss, metrics
+
+
+class CycleRLStage(Stage):
+    name = "cycle_rl"
+    draws_in_workers = False  # its inputs are sampled from the model
+
+    def __init__(self, config, echogen, batcher) -> None:
+        super().__init__(config, echogen, batcher)
+        self.rng = np.random.default_rng(config.run.seed)  # random layouts (cycle_rl.layout_source=random)
+        self.generator = torch.Generator()  # image-token sampling
+        self.reference: nn.Module | None = None
+        self._rewards: Metrics = {}
+
+    def sharding_problem(self) -> str | None:
+        return "cycle_rl samples with whole weights: run it with run.distributed=ddp (FSDP: vq, pmtp, djo)"
+
+    def objective(self) -> nn.Module:
+        return GRPOObjective(self.model, self.config.cycle_rl)
+
+    def prepare(self) -> None:
+        """The KL reference: the policy as the stage starts (before any checkpoint of this run is loaded)."""
+        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def reseed(self, key: list[int]) -> None:
+        self.rng = np.random.default_rng([*key, 1])
+        self.generator.manual_seed(int(np.random.default_rng([*key, 2]).integers(2**62)))
+
+    def cpu_inputs(self, records, step: int) -> dict:
+        return {"records": records}
+
+    @torch.no_grad()
+    def device_inputs(self, cpu: dict, device: torch.device, step: int) -> dict:
+        """Sample G images per layout, ground every object back, and score the groups (GRPO)."""
+        c, model, records = self.config.cycle_rl, self.model, cpu["records"]
+        layouts, captions = [], []
+        for record in records[: c.layouts_per_step]:
+            if c.layout_source == "random":
+                objects, caption = random_layout(self.rng)
+                layouts.append([(self.batcher.text(label), box) for label, box in objects])
+            else:
+                box = Letterbox(record.width, record.height, self.echogen.image_size)
+                objects = record.objects[: self.echogen.max_objects]
+                layouts.append([(self.batcher.text(label), box.normalised(b)) for label, b in objects])
+                caption = record.caption
+            captions.append(caption)
+        layouts = [layout for layout in layouts for _ in range(c.group_size)]
+        captions = [caption for caption in captions for _ in range(c.group_size)]
+        cond, uncond = (seq_to(s, device) for s in self.batcher.layout_prompts(layouts, captions))
+        model.eval()
+        tokens = generation.generate_image_tokens(
+            model, cond.ids, uncond.ids, self.echogen.scheme.generation_tokens, c.guidance, c.temperature,
+            self.generator, mask=cond.mask,
+        )  # fmt: skip
+        rewards = torch.tensor([layout_reward([b for _, b in lay], pred, c.l1_weight)
+                                for lay, pred in zip(layouts, self.ground_back(tokens, layouts))])  # fmt: skip
+        old_logp = token_logprobs(l2i_logits(model, cond, tokens), tokens)
+        ref_logp = token_logprobs(l2i_logits(self.reference, cond, tokens), tokens)
+        model.train()
+        self._rewards = {"reward": float(rewards.mean()), "reward_std": float(rewards.std())}
+        advantages = group_advantages(rewards, c.group_size).to(device)
+        i2l = batch_to(self.batcher.i2l(records), device) if c.i2l_weight > 0 else None
+        return {"prompts": cond, "tokens": tokens, "advantages": advantages, "old_logp": old_logp,
+                "ref_logp": ref_logp, "i2l": i2l}  # fmt: skip
+
+    def after_step(self, objective: nn.Module, step: int) -> Metrics:
+        rewards, self._rewards = self._rewards, {}
+        return rewards
+
+    def ground_back(self, tokens: torch.Tensor, layouts) -> list[list[tuple]]:
+        """Every object of each layout grounded back in the image its row of `tokens` draws (normalised
+        boxes), as `EchoGen.ground_layout` grounds back in the cycle check."""
+        frames = unit_tensor(generation.decode_image(self.model, tokens, layouts).permute(0, 3, 1, 2))
+        size = self.echogen.vision_size
+        pixels = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        features = generation.image_features(self.model, pixels.to(self.echogen.dtype))
+        rows = [(ids, box) for layout in layouts for ids, box in layout]
+        index = torch.tensor([i for i, layout in enumerate(layouts) for _ in layout], device=tokens.device)
+        batch = self.batcher.i2l_rows(rows, pixels, index.tolist())
+        prompt_len = batch.seq.ids.shape[1] - 6  # drop the training target (4 bins, </box>, <eos>)
+        ids, mask = batch.seq.ids[:, :prompt_len].to(tokens.device), batch.seq.mask[:, :prompt_len].to(tokens.device)
+        embeds = generation.embed(self.model, ids, features[index])
+        _, _, found = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
+        boxes = [tuple(coords) for coords in found.tolist()]  # refined, as EchoGen.ground gives them
+        out, k = [], 0
+        for layout in layouts:
+            out.append(self._alike_apart(layout, boxes[k : k + len(layout)], embeds[k : k + len(layout)],
+                                         mask[k : k + len(layout)]))  # fmt: skip
+            k += len(layout)
+        return out
+
+    def _alike_apart(self, layout, boxes: list[tuple], embeds: torch.Tensor, mask: torch.Tensor) -> list[tuple]:
+        """`boxes` (greedy, one per object) with the objects of a label the layout names n times given the
+        label's n best distinct boxes, matched by IoU, as `EchoGen.ground_layout` grounds back in the cycle
+        check (alone, two red cups get the same box and one always fails)."""
+        boxes = list(boxes)
+        for rows in label_groups([tuple(ids) for ids, _ in layout]).values():
+            if len(rows) < 2:
+                continue
+            prompt = embeds[rows[0], mask[rows[0]].bool()][None]  # the label's prompt without its padding
+            beams = generation.beam_boxes(self.model, self.echogen.scheme, prompt, len(rows) + EXTRA_BEAMS)
+            candidates = distinct([Detection(tuple(coords), score, "") for _, score, coords in beams])[: len(rows)]
+            match = assign_boxes([layout[r][1] for r in rows], [d.box for d in candidates])
+            for r, j in zip(rows, match):
+                if j is not None:
+                    boxes[r] = candidates[j].box
+        return boxes

@@ -1,0 +1,87 @@
+"""The PMTP stage (parallel multi-task pre-training): layout→image and image→layout batches in one step,
+sharing the layout tokens; `pmtp.schedule=alternate` is the naive joint-training ablation (a task per step)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import JanusForConditionalGeneration
+
+from echogen_ros.model import vq
+from echogen_training.config import ConfigError, PMTPConfig, TrainConfig
+from echogen_training.data.batches import I2LBatch, L2IBatch
+from echogen_training.data.device import batch_to
+from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, through_tokenizer
+from echogen_training.stages.base import Metrics, Stage, refuse_vision_only, vision_ids
+
+
+class PMTPObjective(nn.Module):
+    """L2I and I2L batches in parallel, sharing layout tokens (weights per task; ablations drop one)."""
+
+    def __init__(self, model: JanusForConditionalGeneration, config: PMTPConfig, image_size: int) -> None:
+        super().__init__()
+        self.model, self.config = model, config
+        self.image_size = image_size  # the generation size, to which pmtp.tokenized scales grounding frames
+        hidden = model.config.text_config.hidden_size
+        self.pointer = nn.Linear(hidden, 1) if config.pointer_weight > 0 and "i2l" in config.tasks else None
+
+    def forward(self, l2i: L2IBatch | None, i2l: I2LBatch | None) -> tuple[torch.Tensor, Metrics]:
+        loss, metrics = torch.zeros((), device=self.model.device), {}
+        if l2i is not None and "l2i" in self.config.tasks:
+            tokens = vq.encode_tokens(self.model.model.vqmodel, l2i.gen_pixels)
+            l2i_ce, l2i_acc = l2i_loss(l2i_logits(self.model, l2i.seq, tokens), tokens)
+            loss = loss + self.config.l2i_weight * l2i_ce
+            metrics.update(l2i_ce=l2i_ce.item(), l2i_acc=l2i_acc.item())
+        if i2l is not None and "i2l" in self.config.tasks:
+            if i2l.tokenized is not None and bool(i2l.tokenized.any()):
+                i2l.pixels = through_tokenizer(self.model, i2l.pixels, i2l.tokenized, self.image_size, i2l.layouts)
+            if self.pointer is not None:
+                i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, pointer=self.pointer)
+                loss = loss + self.config.pointer_weight * pointer_ce
+                metrics.update(pointer_ce=pointer_ce.item(), pointer_acc=pointer_acc.item())
+            else:
+                i2l_ce, i2l_acc = i2l_loss(self.model, i2l)
+            loss = loss + self.config.i2l_weight * i2l_ce
+            metrics.update(i2l_ce=i2l_ce.item(), i2l_acc=i2l_acc.item())
+        return loss, metrics
+
+
+class PMTPStage(Stage):
+    name = "pmtp"
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        c = config.model
+        if c.generation_only and "l2i" not in config.pmtp.tasks:
+            raise ConfigError("model.generation_only with pmtp needs the l2i task (pmtp.tasks=[l2i])")
+        if c.vision_only:
+            if tuple(config.pmtp.tasks) != ("i2l",):
+                refuse_vision_only(config)
+            if c.generation_only or c.freeze_vision:
+                raise ConfigError(
+                    "model.vision_only leaves nothing to train with model.generation_only or freeze_vision"
+                )
+
+    def set_trainable(self) -> None:
+        super().set_trainable()
+        if self.config.model.vision_only:
+            vision = vision_ids(self.model)
+            for p in self.model.parameters():
+                p.requires_grad_(id(p) in vision)
+
+    def objective(self) -> nn.Module:
+        return PMTPObjective(self.model, self.config.pmtp, self.echogen.image_size)
+
+    def extra_modules(self, objective: nn.Module) -> dict[str, nn.Module]:
+        return {"pointer": objective.pointer} if objective.pointer is not None else {}
+
+    def cpu_inputs(self, records, step: int) -> dict:
+        c = self.config.pmtp
+        l2i = self.batcher.l2i(records, c.condition_dropout)
+        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized)
+        if c.schedule == "alternate":  # naive joint training: a task per step
+            l2i, i2l = (l2i, None) if step % 2 == 0 else (None, i2l)
+        return {"l2i": l2i, "i2l": i2l}
+
+    def device_inputs(self, cpu: dict, device: torch.device, step: int) -> dict:
+        return {"l2i": batch_to(cpu["l2i"], device), "i2l": batch_to(cpu["i2l"], device)}
