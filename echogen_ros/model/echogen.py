@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, generation, layout_decoder
+from echogen_ros.model import checkpoint, generation, grounding, layout_decoder
 from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import (
     Detection,
@@ -34,7 +34,6 @@ from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
 
 hf_logging.disable_progress_bar()
-EXTRA_BEAMS = 4  # beams beyond top_k, so that top_k remain once overlapping ones are dropped
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 NO_DEFAULT = (
     "no embedded default model is installed in this echogen_ros: pass a model directory "
@@ -195,7 +194,7 @@ class EchoGen:
         pixels, letterbox = self.pixels(image)
         ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
-        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + EXTRA_BEAMS)
+        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + grounding.EXTRA_BEAMS)
         return distinct([self.detection(letterbox, coords, score, expression) for _, score, coords in beams])[:top_k]
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
@@ -236,14 +235,8 @@ class EchoGen:
     ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, Letterbox]:
         """What grounding runs on: the letterboxed frame (1, 3, S, S), I2L prompts left-padded to one
         length (ids, mask (B, T)), and the letterbox to map boxes back."""
-        prompts = [self.scheme.i2l_prompt(self._expression_ids(e)) for e in expressions]
+        ids, mask = grounding.prompt_batch(self.scheme, [self._expression_ids(e) for e in expressions])
         array, letterbox = self.pixels_array(image)
-        length = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), length), self.scheme.pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), length), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
-            ids[row, length - len(prompt) :] = torch.tensor(prompt)
-            mask[row, length - len(prompt) :] = 1
         return array, ids, mask, letterbox
 
     @torch.inference_mode()
@@ -266,8 +259,8 @@ class EchoGen:
         pixels = torch.from_numpy(array).to(self.device, self.dtype)
         features = generation.image_features(self.model, pixels)
         ids, mask = ids.to(self.device), mask.to(self.device)
-        embeds = generation.embed(self.model, ids, features.expand(len(ids), -1, -1))
-        tokens, probs, coords = generation.decode_boxes(self.model, self.scheme, embeds, mask, window)
+        features = features.expand(len(ids), -1, -1)
+        tokens, probs, coords = grounding.locate(self.model, self.scheme, features, ids, mask, window)
         return tokens.cpu(), probs.cpu(), coords.float().cpu()
 
     def detection(self, letterbox: Letterbox, coords: list[float], score: float, label: str) -> Detection:

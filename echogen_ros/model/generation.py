@@ -277,6 +277,27 @@ def beam_boxes(
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]
 
 
+def image_token_inputs(
+    model: JanusForConditionalGeneration,
+    tokens: torch.Tensor,
+    first: int,
+    maps: torch.Tensor | None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """The inputs (B, n, D) that follow image tokens (B, n), the first of them image token `first - 1`: each
+    token's embedding (cast to `dtype`), plus, where the model has them, the position (`image_positions`) and
+    the layout's share (`maps`, from `layout_map`) of the token it predicts (`first`, `first + 1`, ...). One
+    definition for sampling (`generate_image_tokens`, a token at a time) and teacher forcing (training)."""
+    embeds = model.prepare_embeddings_for_image_generation(tokens)
+    embeds = embeds.to(dtype) if dtype is not None else embeds
+    cells, span = image_positions(model), slice(first, first + tokens.shape[1])
+    if cells is not None:
+        embeds = embeds + cells[span].to(embeds.dtype)
+    if maps is not None:
+        embeds = embeds + maps[:, span].to(embeds.dtype)
+    return embeds
+
+
 def generate_image_tokens(
     model: JanusForConditionalGeneration,
     cond: torch.Tensor,
@@ -300,7 +321,6 @@ def generate_image_tokens(
         mask = torch.cat([mask, mask])
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embed(model, ids), mask, positions, cache)[:, -1]
-    cells = image_positions(model)
     maps = layout_map(model, ids)  # (2B, N, D): the unconditional half's prompts have no objects
     tokens = []
     for _ in range(count):
@@ -314,11 +334,7 @@ def generate_image_tokens(
         tokens.append(token)  # (B, 1)
         if len(tokens) == count:
             break
-        step = model.prepare_embeddings_for_image_generation(torch.cat([token, token]))
-        if cells is not None:  # the input that predicts the next token says where that token is
-            step = step + cells[len(tokens)].to(step.dtype)
-        if maps is not None:
-            step = step + maps[:, len(tokens), None].to(step.dtype)
+        step = image_token_inputs(model, torch.cat([token, token]), len(tokens), maps)
         if mask is not None:
             mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], dim=1)
             positions = positions[:, -1:] + 1

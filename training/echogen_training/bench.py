@@ -13,7 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from echogen_ros.perf import matmul_peak
-from echogen_training.config import load_config
+from echogen_training.config import STAGES, load_config
 from echogen_training.loop import Trainer
 
 
@@ -33,7 +33,7 @@ def step_tokens(inputs: dict, generation_tokens: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="echogen-train-bench", description=__doc__)
-    parser.add_argument("--stage", default="pmtp", choices=["pmtp", "djo", "cycle_rl", "vq"])
+    parser.add_argument("--stage", default="pmtp", choices=STAGES)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.batch_size=16 model.init=tiny")

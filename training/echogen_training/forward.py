@@ -15,7 +15,7 @@ from echogen_ros.model.generation import (
     embed,
     hidden_states,
     image_features,
-    image_positions,
+    image_token_inputs,
     layout_map,
 )
 from echogen_training.data.batches import IGNORE, I2LBatch, Sequences
@@ -87,13 +87,7 @@ def l2i_logits(model: JanusForConditionalGeneration, prompts: Sequences, tokens:
     """Image-token logits (B, N, codebook) for left-padded prompts followed by `tokens` (B, N)."""
     batch, count = tokens.shape
     prompt = embed(model, prompts.ids)
-    images = model.prepare_embeddings_for_image_generation(tokens[:, :-1]).to(prompt.dtype)
-    cells = image_positions(model)
-    if cells is not None:  # the input that predicts token k carries token k's position (k ≥ 1)
-        images = images + cells[1:count].to(images.dtype)
-    maps = layout_map(model, prompts.ids)
-    if maps is not None:  # the same: token k's share of the layout
-        images = images + maps[:, 1:count].to(images.dtype)
+    images = image_token_inputs(model, tokens[:, :-1], 1, layout_map(model, prompts.ids), prompt.dtype)
     embeds = torch.cat([prompt, images], dim=1)
     mask = torch.cat([prompts.mask, prompts.mask.new_ones(batch, count - 1)], dim=1)
     steps = torch.arange(1, count, device=tokens.device).expand(batch, -1)

@@ -10,9 +10,7 @@ import torch
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
-from echogen_ros.model import generation
-from echogen_ros.model.echogen import EXTRA_BEAMS
-from echogen_ros.model.layout import Detection, assign_boxes, distinct, label_groups
+from echogen_ros.model import generation, grounding
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.pixels import unit_tensor
 from echogen_training.config import CycleRLConfig
@@ -118,39 +116,9 @@ class CycleRLStage(Stage):
 
     def ground_back(self, tokens: torch.Tensor, layouts) -> list[list[tuple]]:
         """Every object of each layout grounded back in the image its row of `tokens` draws (normalised
-        boxes), as `EchoGen.ground_layout` grounds back in the cycle check."""
+        boxes), as the cycle check grounds back (`grounding.ground_layouts`)."""
         frames = unit_tensor(generation.decode_image(self.model, tokens, layouts).permute(0, 3, 1, 2))
         size = self.echogen.vision_size
         pixels = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
         features = generation.image_features(self.model, pixels.to(self.echogen.dtype))
-        rows = [(ids, box) for layout in layouts for ids, box in layout]
-        index = torch.tensor([i for i, layout in enumerate(layouts) for _ in layout], device=tokens.device)
-        batch = self.batcher.i2l_rows(rows, pixels, index.tolist())
-        prompt_len = batch.seq.ids.shape[1] - 6  # drop the training target (4 bins, </box>, <eos>)
-        ids, mask = batch.seq.ids[:, :prompt_len].to(tokens.device), batch.seq.mask[:, :prompt_len].to(tokens.device)
-        embeds = generation.embed(self.model, ids, features[index])
-        _, _, found = generation.decode_boxes(self.model, self.echogen.scheme, embeds, mask)
-        boxes = [tuple(coords) for coords in found.tolist()]  # refined, as EchoGen.ground gives them
-        out, k = [], 0
-        for layout in layouts:
-            out.append(self._alike_apart(layout, boxes[k : k + len(layout)], embeds[k : k + len(layout)],
-                                         mask[k : k + len(layout)]))  # fmt: skip
-            k += len(layout)
-        return out
-
-    def _alike_apart(self, layout, boxes: list[tuple], embeds: torch.Tensor, mask: torch.Tensor) -> list[tuple]:
-        """`boxes` (greedy, one per object) with the objects of a label the layout names n times given the
-        label's n best distinct boxes, matched by IoU, as `EchoGen.ground_layout` grounds back in the cycle
-        check (alone, two red cups get the same box and one always fails)."""
-        boxes = list(boxes)
-        for rows in label_groups([tuple(ids) for ids, _ in layout]).values():
-            if len(rows) < 2:
-                continue
-            prompt = embeds[rows[0], mask[rows[0]].bool()][None]  # the label's prompt without its padding
-            beams = generation.beam_boxes(self.model, self.echogen.scheme, prompt, len(rows) + EXTRA_BEAMS)
-            candidates = distinct([Detection(tuple(coords), score, "") for _, score, coords in beams])[: len(rows)]
-            match = assign_boxes([layout[r][1] for r in rows], [d.box for d in candidates])
-            for r, j in zip(rows, match):
-                if j is not None:
-                    boxes[r] = candidates[j].box
-        return boxes
+        return grounding.ground_layouts(self.model, self.echogen.scheme, features, layouts)
