@@ -30,7 +30,7 @@ from echogen_ros.model.layout import (
 from echogen_ros.model.letterbox import Letterbox, check_image
 from echogen_ros.model.pixels import unit_array
 from echogen_ros.model.presets import PRESETS, downsampling, janus_config
-from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD
+from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD, TokenLayout, token_layout
 from echogen_ros.model.tokenizer import build_word_tokenizer, encode_text, extend_tokenizer, token_scheme
 
 hf_logging.disable_progress_bar()
@@ -308,10 +308,10 @@ class EchoGen:
         frame = generation.decode_image(self.model, tokens, [objects])[0].cpu().numpy()
         return letterbox.crop(frame, layout.imagined_size())
 
-    def layout_objects(self, layout: Layout) -> list[tuple[list[int], tuple[float, float, float, float]]]:
-        """A layout as the L2I prompt writes it: (label ids, box normalised to the letterboxed model frame)."""
-        letterbox = Letterbox(layout.width, layout.height, self.image_size)
-        return [(self._expression_ids(o.label), letterbox.normalised(o.box)) for o in layout.objects]
+    def layout_objects(self, layout: Layout) -> TokenLayout:
+        """A layout as the L2I prompt writes it (`scheme.token_layout`)."""
+        objects = ((o.label, o.box) for o in layout.objects)
+        return token_layout(self._expression_ids, layout.width, layout.height, self.image_size, objects)
 
     def cycle(
         self, layout: Layout, seed: int | None = None, caption: str | None = None, decode: BoxDecoder | None = None

@@ -15,8 +15,10 @@ One source of truth for how layouts and boxes become tokens:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from echogen_ros.model.letterbox import Letterbox
 
 I2L_LAYOUT = "ref-image-box"  # recorded in model manifests: the I2L prompt order a model was trained with
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -24,6 +26,22 @@ IMAGE = "<image>"
 REF, REF_END, BOX, BOX_END = "<ref>", "</ref>", "<box>", "</box>"
 L2I, I2L, BOI, EOI = "<l2i>", "<i2l>", "<boi>", "<eoi>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, REF, REF_END, BOX, BOX_END, L2I, I2L, BOI, EOI)
+
+
+# a layout as the model reads it: per object (label ids, box normalised to the letterboxed model frame)
+TokenLayout = list[tuple[list[int], tuple[float, float, float, float]]]
+
+
+def token_layout(
+    encode: Callable[[str], list[int]],
+    width: int,
+    height: int,
+    size: int,
+    objects: Iterable[tuple[str, Sequence[float]]],
+) -> TokenLayout:
+    """(label, box in pixels of a `width`×`height` image) objects as a `size` px model frame reads them."""
+    letterbox = Letterbox(width, height, size)
+    return [(encode(label), letterbox.normalised(box)) for label, box in objects]
 
 
 def bin_token(k: int) -> str:

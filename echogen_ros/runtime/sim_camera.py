@@ -48,7 +48,7 @@ class SimCamera:
     def ground_truth(self, sample: WorldSample, header):
         """echogen_ros/Layout of what frame `header` shows: every object as "colour category" and its box."""
         boxes = sample.boxes(self.width, self.height)
-        objects = tuple(LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, boxes))
+        objects = tuple(LayoutObject(label, b) for label, b in zip(sample.labels(), boxes))
         return conv.layout_message(self.msgs, Layout(self.width, self.height, objects, sample.caption), header)
 
     def camera_info(self, header):

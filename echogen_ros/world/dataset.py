@@ -39,6 +39,9 @@ class WorldSample:
     ) -> list[tuple[int, int, int, int]]:
         return [pixel_box(o, width, height) for o in self.scene.objects]
 
+    def labels(self) -> list[str]:
+        return [o.label for o in self.scene.objects]
+
 
 def world_sample(seed: int, index: int, split: str = "train", config: SceneConfig | None = None) -> WorldSample:
     """The index-th scene of `split` for `seed`, with its texts."""

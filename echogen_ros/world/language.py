@@ -47,7 +47,7 @@ def simple_phrase(objects: tuple[SceneObject, ...], i: int) -> str | None:
     if sum(o.category == obj.category for o in objects) == 1:
         return f"the {obj.category}"
     if sum((o.colour, o.category) == (obj.colour, obj.category) for o in objects) == 1:
-        return f"the {obj.colour} {obj.category}"
+        return f"the {obj.label}"
     return None
 
 
@@ -80,7 +80,7 @@ def _category_and_attribute(objs: tuple[SceneObject, ...], i: int) -> list[Expre
     if sum(o.category == obj.category for o in objs) == 1:
         out.append(Expression(i, f"the {obj.category}", "category"))
     if sum((o.colour, o.category) == (obj.colour, obj.category) for o in objs) == 1:
-        out.append(Expression(i, f"the {obj.colour} {obj.category}", "attribute"))
+        out.append(Expression(i, f"the {obj.label}", "attribute"))
     return out
 
 

@@ -23,6 +23,11 @@ class SceneObject:
     shade: tuple[int, int, int]  # per-object colour jitter, added to the colour's RGB
 
     @property
+    def label(self) -> str:
+        """How a layout names it: colour and category ("red cup")."""
+        return f"{self.colour} {self.category}"
+
+    @property
     def area(self) -> float:
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 

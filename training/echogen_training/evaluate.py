@@ -14,6 +14,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.model.scheme import token_layout
 from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.dataset import world_sample
 from echogen_training.config import EvalConfig
@@ -39,11 +40,11 @@ def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
     frames = [letterbox.apply(s.image()) for s in samples]
     pixels = to_pixels(frames).to(echogen.device, echogen.dtype)
     _, latent, _ = vq.quantize(echogen.model.model.vqmodel, pixels)
+    encode = lambda label: encode_text(echogen.tokenizer, label)  # noqa: E731
     layouts = [  # what a decoder map reads (ignored without one)
-        [(encode_text(echogen.tokenizer, f"{o.colour} {o.category}"), letterbox.normalised(b))
-         for o, b in zip(s.scene.objects, s.boxes())][: echogen.max_objects]
+        token_layout(encode, 640, 480, size, list(zip(s.labels(), s.boxes()))[: echogen.max_objects])
         for s in samples
-    ]  # fmt: skip
+    ]
     labels, boxes = generation.decoder_layout(echogen.model, layouts)
     recon = vq.decode_latent(echogen.model.model.vqmodel, latent, labels, boxes).clamp(-1, 1)
     mse = float(((recon.float() - pixels.float()) / 2).pow(2).mean())  # on the [0, 1] scale
@@ -76,7 +77,7 @@ def grounding_and_cycle(echogen: EchoGen, samples) -> dict[str, float]:
     cycle = []
     for i, sample in enumerate(samples[:CYCLE_SCENES]):
         objects = tuple(
-            LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, sample.boxes())
+            LayoutObject(label, b) for label, b in zip(sample.labels(), sample.boxes())
         )
         cycle.append(echogen.cycle(Layout(640, 480, objects, sample.caption), seed=i).mean_iou)
     return {"ground_acc@0.5": accuracy["acc@0.5"], "ground_macc": accuracy["macc"], "cycle_iou": float(np.mean(cycle))}

@@ -53,7 +53,7 @@ def test_a_decoder_map_draws_marked_frames_with_their_layouts() -> None:
         sample = world_sample(3, index, "test")
         image = sample.image()
         frames.append(Letterbox(image.shape[1], image.shape[0], model.vision_size).apply(image))
-        objects = (LayoutObject(f"{o.colour} {o.category}", b) for o, b in zip(sample.scene.objects, sample.boxes()))
+        objects = (LayoutObject(label, b) for label, b in zip(sample.labels(), sample.boxes()))
         layouts.append(model.layout_objects(Layout(image.shape[1], image.shape[0], tuple(objects))))
     pixels, rows = to_pixels(frames), torch.tensor([False, True])
     with torch.inference_mode():

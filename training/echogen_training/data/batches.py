@@ -15,6 +15,7 @@ import torch
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.pixels import unit_tensor
+from echogen_ros.model.scheme import TokenLayout, token_layout
 from echogen_ros.model.tokenizer import encode_text
 from echogen_ros.world.catalog import COLOURS
 from echogen_training.data.records import Record
@@ -244,11 +245,10 @@ class Batcher:
             return None
         return L2IBatch(left_pad(prompts, self.scheme.pad), to_pixels(frames), layouts)
 
-    def layout(self, record: Record) -> list[tuple[list[int], tuple[float, float, float, float]]]:
-        """A record's layout as L2I reads it: (label ids, box normalised to the letterboxed generation frame),
-        at most the model's `max_objects`."""
-        letterbox = Letterbox(record.width, record.height, self.image_size)
-        return [(self.text(label), letterbox.normalised(box)) for label, box in record.objects[: self.max_objects]]
+    def layout(self, record: Record) -> TokenLayout:
+        """A record's layout as L2I reads it (`scheme.token_layout`), at most the model's `max_objects`."""
+        objects = record.objects[: self.max_objects]
+        return token_layout(self.text, record.width, record.height, self.image_size, objects)
 
     def layout_prompts(
         self, layouts: list[list[tuple[list[int], tuple]]], captions: list[str]

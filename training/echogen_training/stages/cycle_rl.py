@@ -11,7 +11,6 @@ from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import generation, grounding
-from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.pixels import unit_tensor
 from echogen_training.config import CycleRLConfig
 from echogen_training.data.batches import I2LBatch, Sequences
@@ -86,9 +85,7 @@ class CycleRLStage(Stage):
                 objects, caption = random_layout(self.rng)
                 layouts.append([(self.batcher.text(label), box) for label, box in objects])
             else:
-                box = Letterbox(record.width, record.height, self.echogen.image_size)
-                objects = record.objects[: self.echogen.max_objects]
-                layouts.append([(self.batcher.text(label), box.normalised(b)) for label, b in objects])
+                layouts.append(self.batcher.layout(record))
                 caption = record.caption
             captions.append(caption)
         layouts = [layout for layout in layouts for _ in range(c.group_size)]
