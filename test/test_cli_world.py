@@ -181,8 +181,8 @@ def test_demo_without_any_model_says_it_runs_a_random_one(tmp_path: Path, monkey
 
 
 def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
-    from echogen_ros.demo import describe_model
     from echogen_ros.model.echogen import EchoGen
+    from echogen_ros.model.provenance import describe_model
 
     model = EchoGen.create("tiny")
     mapped = {"stage": "vq", "steps": 11, "config": {"vq": {"decoder_only": True}, "model": {"decoder_map": True}}}

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echogen_ros.demo import describe_model, run_demo
+    from echogen_ros.demo import run_demo
     from echogen_ros.model import echogen
+    from echogen_ros.model.provenance import describe_model
 
     check_target(args.out, overwrite=True)  # a foreign --out fails before the model loads
     note = info = ""
