@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="echogen-train",
         description="Train EchoGen: vq → pmtp → djo → cycle_rl",
-        epilog=f"tools for trained models: echogen-train {{{','.join(tools.TOOLS)}}} --help",
+        epilog=f"tools for trained models (echogen-train TOOL --help):\n  {', '.join(tools.TOOLS)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--config", help="YAML config (see training/echogen_training/configs/)")

@@ -89,21 +89,14 @@ def run(args: argparse.Namespace) -> int:
         check_out(args.out, args.overwrite)
     elif args.overwrite:
         raise OutputError("--overwrite is for --out; --into-package always replaces the embedded default")
-    continuations = [continuation(run) for run in args.continuation]
-    metrics_extra = _read_eval(args.eval) if args.eval is not None else None
+    continuations = [continuation(path) for path in args.continuation]
+    report = _read_eval(args.eval) if args.eval is not None else None
     model = EchoGen.load(args.model)
     model.model.to(torch.float16)
-    training = {s: r for s in PIPELINE_STAGES if (r := stage_record(args.runs / f"tabletop_{s}")) is not None}
-    training = training or dict(model.manifest.get("training", {}))  # re-shipping a shipped model keeps its record
-    if continuations:
-        training["continuations"] = [*training.get("continuations", []), *continuations]
-        for stage in transplants.STAGES:  # inherited by the runs after it: recorded in its place
-            if any(c["stage"] == stage for c in continuations):
-                training.pop(stage, None)
+    model.manifest["training"] = training_record(model, args.runs, continuations)
     metrics = dict(model.manifest.get("metrics", {}))
-    if metrics_extra is not None:
-        metrics["eval"] = metrics_extra
-    model.manifest["training"] = training
+    if report is not None:
+        metrics["eval"] = report
     if args.into_package:
         out = into_package(model, metrics)
     else:
@@ -112,6 +105,19 @@ def run(args: argparse.Namespace) -> int:
         out = args.out
     print(f"wrote {out} ({megabytes(out):.1f} MB)")
     return 0
+
+
+def training_record(model: EchoGen, runs: Path, continuations: list[dict]) -> dict:
+    """The stages' records from `runs` (none there: the model's own record, as a re-shipped model keeps it), then
+    the continuations; a transplant among them is recorded there only, where it happened."""
+    training = {s: r for s in PIPELINE_STAGES if (r := stage_record(runs / f"tabletop_{s}")) is not None}
+    training = training or dict(model.manifest.get("training", {}))
+    if continuations:
+        training["continuations"] = [*training.get("continuations", []), *continuations]
+        for stage in transplants.STAGES:  # inherited by the runs after it: recorded in its place
+            if any(c["stage"] == stage for c in continuations):
+                training.pop(stage, None)
+    return training
 
 
 def check_out(out: Path, overwrite: bool) -> None:
