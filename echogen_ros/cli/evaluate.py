@@ -52,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = evaluate(
-            model, args.data, args.limit, args.imagine_limit, args.seed, progress=progress, noise=args.noise, fid=fid
-        )
+        report = evaluate(model, args.data, limit=args.limit, imagine_limit=args.imagine_limit, seed=args.seed,
+                          progress=progress, noise=args.noise, fid=fid)  # fmt: skip
     if fid is None:
         report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))

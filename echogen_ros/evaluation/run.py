@@ -52,9 +52,22 @@ def load_export(directory: Path) -> dict:
     return data
 
 
-def evaluate(
+def evaluate(model, directory: Path, **options) -> dict:
+    """Every metric of `model` on the export in `directory` (`options`: those of `measure`)."""
+
+    def read(info: dict) -> np.ndarray:
+        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+
+    return measure(model, load_export(directory), read, **options)
+
+
+def measure(
     model,
-    directory: Path,
+    data: dict,
+    image: Callable[[dict], np.ndarray],
     limit: int = 0,
     imagine_limit: int = 0,
     seed: int = 0,
@@ -62,10 +75,12 @@ def evaluate(
     noise: float = 0.0,
     fid=None,
 ) -> dict:
-    """Every metric of `model` on the export in `directory`; `fid` is an evaluation.fid.FID or None."""
+    """Every metric of `model` on world data (`annotations.json`'s content, `world.dataset.coco`), whose
+    images `image(info)` gives as RGB: `evaluate` reads them from an export, training's periodic evaluation
+    renders them in memory. `limit` scenes (0: all), the first `imagine_limit` of them imagined (0: all), with
+    `noise` on the imagined layouts; `fid` is an evaluation.fid.FID or None."""
     if noise < 0 or not np.isfinite(noise):
         raise ValueError(f"layout noise must be a finite fraction >= 0, got {noise}")
-    data = load_export(directory)
     names = {c["id"]: c["name"] for c in data["categories"]}
     anns = defaultdict(list)
     for ann in data["annotations"]:
@@ -81,14 +96,11 @@ def evaluate(
     by_heldout_pair: dict[str, list[float]] = defaultdict(list)  # "white bowl" → IoUs
     layouts, detections, cycle = [], [], []
     for step, info in enumerate(images):
-        image = cv2.imread(str(Path(directory) / "images" / info["file_name"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read {info['file_name']} in {directory}/images")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        frame = image(info)
         by_id = {a["id"]: a for a in anns[info["id"]]}
         sentences = [(r, s["sent"]) for r in refs[info["id"]] for s in r["sentences"]]
         if sentences:
-            found = model.ground_many(image, [text for _, text in sentences])
+            found = model.ground_many(frame, [text for _, text in sentences])
             boxes = {key: xyxy(a["bbox"]) for key, a in by_id.items()}
             for (ref, _), det in zip(sentences, found):
                 target = by_id[ref["ann_id"]]
@@ -117,7 +129,7 @@ def evaluate(
             categories = [names[a["category_id"]] for a in list(by_id.values())[: model.max_objects]]
             layouts.append([(c, o.box) for c, o in zip(categories, layout.objects)])
             if fid is not None:
-                fid.update(image, real=True)
+                fid.update(frame, real=True)
                 fid.update(result.image, real=False)
             sx, sy = layout.width / result.image.shape[1], layout.height / result.image.shape[0]  # imagined size
             detections.append([(f.category, rescale_box(f.box, sx, sy), f.score) for f in detect(result.image)])

@@ -70,7 +70,7 @@ PRESETS: dict[str, Preset] = {
         bins=128, max_objects=12, max_positions=1408,
     ),
     # `tabletop-fine` drawing 128 px images from the same 16×16 tokens (8 px each): one more VQ level outside the
-    # first (training/scripts/transplant_tokenizer.py --outer-level), so the generator's sequence stays 256 long
+    # first (echogen-train transplant-tokenizer --outer-level), so the generator's sequence stays 256 long
     "tabletop-fine-128": Preset(
         vision_size=128, image_size=128, patch=16, hidden=256, layers=4, heads=4, intermediate=704,
         vision_hidden=192, vision_layers=4, codebook=1024, vq_channels=32, vq_multipliers=(1, 1, 2, 4),

@@ -14,7 +14,7 @@ from echogen_ros.model.layout import Detection, box_iou
 from echogen_ros.planning.phrases import KnownObject, resolve
 
 # a runner-up (another object: `ground` gives distinct boxes) scoring at least this fraction of the best is a
-# rival. Chosen on the world's test split with the embedded model (60 scenes; training/scripts/alike_objects.py):
+# rival. Chosen on the world's test split with the embedded model (60 scenes; training/experiments/alike_objects.py):
 # at 0.5 a bare category the scene has several of ("the cup", two cups) is flagged 46 % of the time and one it
 # has once 1.1 %; referring expressions are flagged 5.9 % of the time, and those flagged answers are right
 # 68 % of the time against 98.9 % for the rest. At 0.8: 16 %, 0.6 %, 2.1 %; at 0.4: 64 %, 2.8 %, 9.1 %.

@@ -7,7 +7,7 @@ the 10 scenes of a 10-scene export, and the same arguments write byte-identical 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -87,6 +87,27 @@ def export(
 
 
 def _write(root: Path, seed: int, count: int, split: str, width: int, height: int, config: SceneConfig | None) -> dict:
+    def write_png(file_name: str, rgb: np.ndarray) -> None:
+        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"PNG encoding failed for {file_name}")
+        (root / "images" / file_name).write_bytes(png.tobytes())
+
+    data = coco(world_samples(seed, count, split, config), seed, split, width, height, write_png)
+    (root / "annotations.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return data
+
+
+def coco(
+    samples: Iterable[WorldSample],
+    seed: int,
+    split: str,
+    width: int = catalog.REF_WIDTH,
+    height: int = catalog.REF_HEIGHT,
+    image: Callable[[str, np.ndarray], None] = lambda file_name, rgb: None,
+) -> dict:
+    """What `annotations.json` holds for `samples` rendered at `width`×`height` (COCO images, annotations and
+    categories, RefCOCO refs, captions, instructions); `image(file_name, rgb)` is given each rendered image."""
     data: dict = {
         "info": {"description": "echogen_ros tabletop world", "version": FORMAT_VERSION, "seed": seed, "split": split},
         "images": [],
@@ -98,13 +119,10 @@ def _write(root: Path, seed: int, count: int, split: str, width: int, height: in
         "refs": [],
         "instructions": [],
     }
-    for sample in world_samples(seed, count, split, config):
+    for sample in samples:
         image_id = sample.index + 1
         file_name = f"{image_id:06d}.png"
-        ok, png = cv2.imencode(".png", cv2.cvtColor(sample.image(width, height), cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"PNG encoding failed for {file_name}")
-        (root / "images" / file_name).write_bytes(png.tobytes())
+        image(file_name, sample.image(width, height))
         data["images"].append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         data["captions"].append({"id": image_id, "image_id": image_id, "caption": sample.caption})
         ann_ids = _add_annotations(data, sample, image_id, width, height)
@@ -121,7 +139,6 @@ def _write(root: Path, seed: int, count: int, split: str, width: int, height: in
                     "anchor_ann_ids": [ann_ids[j] for j in ins.anchors],
                 }
             )
-    (root / "annotations.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return data
 
 
