@@ -15,6 +15,7 @@ from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import generation, layout_decoder
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.presets import PRESETS
 from echogen_training import distributed, fsdp_state, state
 from echogen_training.budget import TimeBudget
 from echogen_training.config import TrainConfig, to_dict
@@ -39,6 +40,12 @@ def build_model(config: TrainConfig) -> EchoGen:
         model = EchoGen.from_janus_pro(init.split(":", 1)[1], bins=config.model.bins or 1000, dtype=dtype)
     elif Path(init).is_dir():
         model = EchoGen.load(init, dtype=dtype)
+    elif init not in PRESETS:  # a directory that is not there yet, most often the previous stage's output
+        raise ValueError(
+            f"model.init={init!r} is neither a model directory nor a preset ({', '.join(PRESETS)}); "
+            "a stage's config starts from the previous stage's final model: run that stage first, or set "
+            "model.init=PRESET|DIR"
+        )
     else:
         model = EchoGen.create(init, seed=config.run.seed, bins=config.model.bins or None)
     if config.model.image_positions:  # kept by every later stage: it is saved in the model's config.json

@@ -56,3 +56,13 @@ def test_the_installed_command_dispatches_tools(tmp_path: Path) -> None:
         )
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
         assert "--out" in done.stderr and "--into-package" in done.stderr
+
+
+def test_a_stage_whose_model_init_is_not_there_yet_says_so(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The shipped configs chain the stages (pmtp starts from runs/tabletop_vq/final): run before the vq
+    stage, the error names the missing directory, not an 'unknown preset'."""
+    monkeypatch.chdir(tmp_path)  # where runs/tabletop_vq/final is surely absent
+    config = Path(__file__).resolve().parents[1] / "echogen_training" / "configs" / "tabletop_pmtp.yaml"
+    assert main(["pmtp", "--config", str(config), f"run.out={tmp_path / 'p'}", "optim.max_steps=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "neither a model directory nor a preset" in err and "run that stage first" in err
