@@ -287,3 +287,25 @@ def test_bad_inputs_are_reported_and_the_runtime_keeps_working(runtime: Runtime,
     assert runtime.step(now=2.0) is not None
     diagnostics = runtime.diagnostics(now=3.0)
     _roundtrip(diagnostics, "diagnostic_msgs/msg/DiagnosticArray")
+
+
+def test_words_it_does_not_know_are_said_and_a_phrase_naming_no_known_object_is_not_grounded(
+    runtime: Runtime,
+) -> None:
+    status = runtime.on_instruction("put the mug left of the scissors")
+    assert runtime.phrases == [("the cup", "target")]  # the synonym in the vocabulary's words; the anchor dropped
+    assert "not grounded: 'the scissors' names no object I know" in status and 'did not understand "scissors"' in status
+    status = runtime.on_instruction("the red bottel")
+    assert runtime.phrases == [] and "nothing to ground" in status and 'did you mean "bottle"?' in status
+    status = runtime.on_instruction("the cup that is left of the zorp")
+    assert runtime.phrases == [("the cup left of the zorp", "target")] and 'did not understand "zorp"' in status
+    runtime.on_image(frame_msg(0), now=0.0)
+    no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
+    refused = runtime.ground(MSGS.GroundRequest(image=no_image, expression="LA TAZA ROJA", top_k=1))
+    assert not refused.success and "names no object I know" in refused.message and not refused.detections.detections
+    grounded = runtime.ground(MSGS.GroundRequest(image=no_image, expression="the mug", top_k=1))
+    assert grounded.success and grounded.detections.detections[0].results[0].hypothesis.class_id == "the cup"
+    planned = runtime.verify(MSGS.VerifyRequest(instruction="put the scissors left of the plate",
+                                                goal_layout=conv.empty_layout(MSGS, conv.header(MSGS, 0, "")),
+                                                image=no_image))  # fmt: skip
+    assert not planned.success and "names no object I know" in planned.message

@@ -13,6 +13,7 @@ import numpy as np
 
 from echogen_ros import limits
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.domain import words
 from echogen_ros.limits import text_problem
 from echogen_ros.outputs import write_file
 from echogen_ros.runtime.images import encode_png
@@ -100,16 +101,23 @@ def run_ground(args: argparse.Namespace) -> int:
         raise ValueError(problem)
     image = read_image(args.image)
     model = load_model(args.model, args.backend)
+    reading = words.read(args.expr)
     start = time.perf_counter()
-    detections = model.ground(image, args.expr, top_k=args.top_k)
+    detections = [] if reading.problem else model.ground(image, reading.text, top_k=args.top_k)
     latency = (time.perf_counter() - start) * 1000
-    result = {"detections": [d.to_json() for d in detections], "latency_ms": round(latency, 2)}
+    result = {"found": bool(detections), "detections": [d.to_json() for d in detections],
+              "unknown_words": list(reading.unknown), "nearest": reading.nearest, "latency_ms": round(latency, 2)}
+    if reading.problem:
+        result["reason"] = reading.problem
     if args.json:
         print(json.dumps(result))
-    else:
-        for d in result["detections"]:
-            print(f"{d['label']}: box {d['box']} score {d['score']}")
-        print(f"({result['latency_ms']} ms)")
+        return 0
+    for d in result["detections"]:
+        print(f"{d['label']}: box {d['box']} score {d['score']}")
+    note = reading.problem or (reading.not_understood() if reading.unknown else "")
+    if note:
+        print(note)
+    print(f"({result['latency_ms']} ms)")
     return 0
 
 

@@ -10,7 +10,9 @@ from typing import Protocol
 
 import numpy as np
 
+from echogen_ros.domain import words
 from echogen_ros.model.layout import Detection, box_iou
+from echogen_ros.planning.commands import PlanningError
 from echogen_ros.planning.phrases import KnownObject, resolve
 
 # a runner-up (another object: `ground` gives distinct boxes) scoring at least this fraction of the best is a
@@ -32,7 +34,12 @@ class ModelGrounder:
         self.model = model
 
     def ground(self, image: np.ndarray, phrase: str, top_k: int = 2) -> list[Detection]:
-        return self.model.ground(image, phrase, top_k=top_k)
+        """The model's boxes for `phrase` in the vocabulary's words; PlanningError for a phrase that names no
+        object the model knows (it would answer with a box on something else)."""
+        reading = words.read(phrase)
+        if reading.problem:
+            raise PlanningError(reading.problem)
+        return self.model.ground(image, reading.text, top_k=top_k)
 
 
 class KnownObjectsGrounder:

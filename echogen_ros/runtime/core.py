@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from echogen_ros.domain import words
 from echogen_ros.limits import text_problem
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
@@ -101,12 +102,18 @@ class Runtime:
         text = text.strip()
         try:
             command = parse_command(text)
-            self.phrases = [(command.target, "target")] + [(a, f"anchor_{i}") for i, a in enumerate(command.anchors)]
+            phrases = [(command.target, "target")] + [(a, f"anchor_{i}") for i, a in enumerate(command.anchors)]
         except PlanningError:
-            self.phrases = [(text, "target")]  # a referring expression: "the red cup left of the plate"
+            phrases = [(text, "target")]  # a referring expression: "the red cup left of the plate"
+        readings = [(words.read(phrase), role) for phrase, role in phrases]
+        problems = [r.problem for r, _ in readings if r.problem]
+        notes = [f"in {r.phrase!r}: {r.not_understood()}" for r, _ in readings if r.unknown and not r.problem]
+        self.phrases = [(r.text, role) for r, role in readings if not r.problem]  # in the vocabulary's words
         self.instruction = text
         self.schedule.instruction_arrived()
-        return self._status(f"instruction: {text!r}; grounding {', '.join(p for p, _ in self.phrases)}")
+        grounding = f"grounding {', '.join(p for p, _ in self.phrases)}" if self.phrases else "nothing to ground"
+        said = "; ".join([f"instruction: {text!r}", grounding, *(f"not grounded: {p}" for p in problems), *notes])
+        return self._status(said, error=bool(problems))
 
     # ---- the grounding stream ------------------------------------------------------------------
     def step(self, now: float) -> Outputs | None:
@@ -162,11 +169,15 @@ class Runtime:
                 raise ValueError(f"top_k {top_k} is larger than {MAX_TOP_K}")
             frame = self._frame_for(request.image)
             header = frame.header
+            reading = words.read(request.expression.strip())
+            if reading.problem:
+                raise ValueError(reading.problem)
             with self._model_lock:
-                found = self.model.ground(frame.rgb, request.expression.strip(), top_k=top_k)
-            items = [(request.expression.strip(), f"candidate_{i}", d) for i, d in enumerate(found)]
+                found = self.model.ground(frame.rgb, reading.text, top_k=top_k)
+            items = [(reading.text, f"candidate_{i}", d) for i, d in enumerate(found)]
+            said = "; ".join([f"{len(found)} candidate(s)", *([reading.not_understood()] if reading.unknown else [])])
             return msgs.GroundResponse(detections=conv.detection_array(msgs, header, items), success=True,
-                                       message=f"{len(found)} candidate(s)")  # fmt: skip
+                                       message=said)  # fmt: skip
         except (ValueError, ImageError, RuntimeError) as exc:  # RuntimeError: what the model cannot take
             return msgs.GroundResponse(
                 detections=conv.detection_array(msgs, header, []), success=False, message=str(exc)
