@@ -17,17 +17,21 @@ EXTRA_BEAMS = 4  # beams beyond top_k, so that top_k remain once overlapping one
 Layout = Sequence[tuple[Sequence[int], Sequence[float]]]  # (label ids, normalised box) per object
 
 
-def prompt_batch(scheme: TokenScheme, expressions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """I2L prompts for expression ids, left-padded to one length: (ids, mask), (B, T) each; every prompt
-    ends at the last column, where the box is read."""
-    prompts = [scheme.i2l_prompt(e) for e in expressions]
-    length = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), length), scheme.pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), length), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, length - len(prompt) :] = torch.tensor(prompt)
-        mask[row, length - len(prompt) :] = 1
+def left_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows left-padded with `pad` to one length: (ids, mask), (B, T) each; every row ends at the last
+    column (where a box is read, or the next token predicted). Training's sequences are built on it too."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row) :] = torch.tensor(row)
+        mask[i, length - len(row) :] = 1
     return ids, mask
+
+
+def prompt_batch(scheme: TokenScheme, expressions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """I2L prompts for expression ids, left-padded into one batch (`left_padded`)."""
+    return left_padded([scheme.i2l_prompt(e) for e in expressions], scheme.pad)
 
 
 def locate(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.grounding import left_padded
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.pixels import unit_tensor
 from echogen_ros.model.scheme import TokenLayout, token_layout
@@ -59,16 +60,13 @@ class L2IBatch:
 
 
 def left_pad(rows: list[list[int]], pad: int, targets: list[int] | None = None) -> Sequences:
-    """Left-pad token rows; `targets[i]` = how many trailing tokens of row i are labels."""
-    length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    """Left-pad token rows (`grounding.left_padded`), with positions and labels; `targets[i]` = how many
+    trailing tokens of row i are labels."""
+    ids, mask = left_padded(rows, pad)
+    labels = torch.full(ids.shape, IGNORE, dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, length - len(row) :] = torch.tensor(row)
-        mask[i, length - len(row) :] = 1
         if targets and targets[i]:
-            labels[i, length - targets[i] :] = torch.tensor(row[-targets[i] :])
+            labels[i, ids.shape[1] - targets[i] :] = torch.tensor(row[-targets[i] :])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return Sequences(ids, mask, positions, labels)
 
