@@ -153,6 +153,32 @@ def test_every_expression_has_exactly_one_referent(split: str) -> None:
     assert kinds == set(catalog.EXPRESSION_TYPES)
 
 
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_no_target_expressions_name_no_object(split: str) -> None:
+    """gRefCOCO's no-target expressions: the same evaluator finds no object, not even loosely; outside the
+    held-out split none names a held-out composition."""
+    kinds = set()
+    for index in range(150):
+        sample = world_sample(3, index, split)
+        objects = _objects(sample)
+        for expr in sample.absent:
+            assert expr.target is None
+            strict, loose = referents(expr.text, objects)
+            assert strict == loose == [], f"{expr.text!r} names {loose} (scene {index})"
+            kinds.add(expr.kind)
+            pairs = {(c, k) for c in catalog.COLOURS for k in catalog.CATEGORIES if f"{c} {k}" in expr.text}
+            relation_held = (expr.relation, expr.text.split()[1]) in catalog.HELDOUT_RELATIONS
+            if split != "heldout":
+                assert not relation_held and not pairs & catalog.HELDOUT_PAIRS, expr.text
+    assert kinds == {"category", "attribute", "ordinal", "relation"}
+
+
+def test_no_target_expressions_leave_the_rest_of_a_sample_as_it_was() -> None:
+    """They are drawn after everything else: a scene's objects, expressions and instructions do not change."""
+    sample = world_sample(3, 7, "val")
+    assert [e.text for e in sample.expressions][:3] == ["the cup", "the red cup", "the cup right of the box"]
+
+
 def test_instructions_name_unique_objects_and_need_a_move() -> None:
     relations = set()
     for index in range(150):

@@ -16,7 +16,14 @@ import numpy as np
 
 from echogen_ros.outputs import staged
 from echogen_ros.world import catalog
-from echogen_ros.world.language import Expression, Instruction, caption, instructions, referring_expressions
+from echogen_ros.world.language import (
+    Expression,
+    Instruction,
+    absent_expressions,
+    caption,
+    instructions,
+    referring_expressions,
+)
 from echogen_ros.world.render import pixel_box, render
 from echogen_ros.world.scene import Scene, SceneConfig, sample_scene
 
@@ -30,6 +37,7 @@ class WorldSample:
     caption: str
     expressions: list[Expression]
     instructions: list[Instruction]
+    absent: list[Expression]  # expressions no object of the scene satisfies (target None)
 
     def image(self, width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT) -> np.ndarray:
         return render(self.scene, width, height)
@@ -53,13 +61,11 @@ def world_sample(seed: int, index: int, split: str = "train", config: SceneConfi
         config = replace(config, heldout=heldout)
     rng = np.random.default_rng([seed, catalog.SPLITS.index(split), index])
     scene = sample_scene(rng, config)
-    return WorldSample(
-        index=index,
-        scene=scene,
-        caption=caption(scene),
-        expressions=referring_expressions(scene, rng, heldout),
-        instructions=instructions(scene, rng, heldout),
-    )
+    expressions = referring_expressions(scene, rng, heldout)
+    orders = instructions(scene, rng, heldout)
+    # drawn last, so that every scene, expression and instruction is what it was before they existed
+    absent = absent_expressions(scene, rng, heldout)
+    return WorldSample(index, scene, caption(scene), expressions, orders, absent)
 
 
 def world_samples(

@@ -1,8 +1,10 @@
-"""Text about scenes: referring expressions (one referent each), captions and instructions.
+"""Text about scenes: referring expressions (one referent each), expressions with no referent, captions and
+instructions.
 
 Every expression is emitted only when it is *clearly* true of its target and clearly false of every
-other candidate (see `relations`): ambiguity is never emitted, borderline geometry never either.
-Geometry is judged in reference pixels, so the texts are the same at every render resolution.
+other candidate (see `relations`): ambiguity is never emitted, borderline geometry never either. An
+expression with no referent (gRefCOCO's no-target expressions) is emitted only when it is clearly false
+of every object. Geometry is judged in reference pixels, so the texts are the same at every render resolution.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ RELATIONS_PER_TARGET = 2
 
 @dataclass(frozen=True)
 class Expression:
-    target: int  # index into scene.objects
+    target: int | None  # index into scene.objects; None: no object is meant (a no-target expression)
     text: str
     kind: str  # one of catalog.EXPRESSION_TYPES
     relation: str | None = None
@@ -147,6 +149,47 @@ def _relational(objs: tuple[SceneObject, ...], i: int) -> list[Expression]:
             text = f"the {target.category} between {names[j]} and {names[k]}"
             out.append(Expression(i, text, "relation", "between", (j, k)))
     return out
+
+
+ABSENT_KINDS: tuple[str, ...] = ("category", "attribute", "ordinal", "relation")
+
+
+def absent_expressions(scene: Scene, rng: np.random.Generator, heldout: bool = False) -> list[Expression]:
+    """Expressions that name no object of the scene, at most one of each kind in ABSENT_KINDS, drawn by `rng`:
+    a category the scene lacks ("the ball"), a colour its category lacks ("the blue cup" among red cups), an
+    ordinal beyond the count ("the third cup from the left" of two cups), and a relation no object of the
+    category satisfies ("the cup left of the plate" when every cup is clearly right of it). Splits other
+    than held-out never name a held-out colour × category pair or (relation, category): the model must not
+    learn that those compositions are never there."""
+    objs = scene.objects
+    present = {o.category for o in objs}
+    pairs = {(o.colour, o.category) for o in objs}
+    allowed = lambda colour, category: heldout or not catalog.is_heldout_pair(colour, category)  # noqa: E731
+    options: dict[str, list[Expression]] = {kind: [] for kind in ABSENT_KINDS}
+    for category in catalog.CATEGORIES:
+        if category not in present:
+            options["category"].append(Expression(None, f"the {category}", "category"))
+            continue
+        options["attribute"] += [Expression(None, f"the {colour} {category}", "attribute") for colour in catalog.COLOURS
+                                 if (colour, category) not in pairs and allowed(colour, category)]  # fmt: skip
+        count = sum(o.category == category for o in objs)
+        beyond = [f"{catalog.ORDINAL_WORDS[k]} {category} from the {side}" for side in ("left", "right")
+                  for k in range(max(count, 1), len(catalog.ORDINAL_WORDS))]  # fmt: skip
+        options["ordinal"] += [Expression(None, f"the {text}", "ordinal") for text in beyond]
+    names = {j: simple_phrase(objs, j) for j in range(len(objs))}
+    for j, name in names.items():
+        for category in sorted(present - {objs[j].category}):
+            candidates = [o.box for o in objs if o.category == category]
+            for relation in ("left of", "right of", "above", "below", "next to"):
+                if name is None or not (heldout or (relation, category) not in catalog.HELDOUT_RELATIONS):
+                    continue
+                if all(relation_truth(relation, box, [objs[j].box], SCALE) is Truth.FALSE for box in candidates):
+                    options["relation"].append(Expression(None, f"the {category} {relation} {name}", "relation",
+                                                          relation, (j,)))  # fmt: skip
+    if not heldout:  # an anchor named by a held-out pair is a held-out composition too
+        options["relation"] = [e for e in options["relation"] if allowed(objs[e.anchors[0]].colour,
+                                                                         objs[e.anchors[0]].category)]  # fmt: skip
+    return [found[int(rng.integers(len(found)))] for found in options.values() if found]
 
 
 def caption(scene: Scene) -> str:
