@@ -65,7 +65,8 @@ def test_grounded_boxes_are_the_refined_coordinates_of_the_greedy_bins(tiny_mode
     from echogen_ros.model.generation import REFINE_BINS
 
     expressions = ["the red cup", "the bowl"]
-    tokens, probs, coords = tiny_model.decode_grounding(*tiny_model.grounding_inputs(IMAGE, expressions)[:3])
+    tokens, probs, coords, absent = tiny_model.decode_grounding(*tiny_model.grounding_inputs(IMAGE, expressions)[:3])
+    assert absent.shape == (2,) and bool(((absent >= 0) & (absent <= 1)).all())
     bins = tiny_model.scheme.bins
     centres = (tokens - tiny_model.scheme.bin_offset + 0.5) / bins
     assert bool(((coords - centres).abs() <= REFINE_BINS / bins).all())

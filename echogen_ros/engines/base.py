@@ -1,4 +1,4 @@
-"""What a grounding engine is: a callable from (pixels, ids, mask) to (tokens, probs, coords), and the
+"""What a grounding engine is: a callable from (pixels, ids, mask) to (tokens, probs, coords, absent), and the
 EchoGen wrapper that grounds with one."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ class BackendUnavailable(RuntimeError):
 class GroundingEngine:
     name = "engine"
 
-    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """pixels (1|B, 3, S, S) float32, ids/mask (B, T) int64 → tokens (B, 4) int64, probs (B, 4) float32,
-        coords (B, 4) float32 (refined normalised x1 y1 x2 y2)."""
+        coords (B, 4) float32 (refined normalised x1 y1 x2 y2), absent (B,) float32 (no-target probability)."""
         raise NotImplementedError
 
     def describe(self) -> str:

@@ -17,9 +17,10 @@ from echogen_ros.model.letterbox import PAD_VALUE
 from echogen_ros.model.pixels import OFFSET, SCALE
 
 ONNX_NAME = "grounding.onnx"
+OUTPUTS = ("tokens", "probs", "coords", "absent")  # what the graph returns, in order
 SIDECAR_NAME = "grounding.json"
 OPSET = 18
-SIDECAR_VERSION = 2  # 2: the graph also outputs refined coordinates ("coords")
+SIDECAR_VERSION = 3  # 2: the graph also outputs refined coordinates ("coords"); 3: and "absent"
 
 
 def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -44,7 +45,7 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             graph, example_inputs(model), str(path), input_names=["pixels", "ids", "mask"],
-            output_names=["tokens", "probs", "coords"], opset_version=OPSET, dynamo=True, verbose=False,
+            output_names=list(OUTPUTS), opset_version=OPSET, dynamo=True, verbose=False,
             dynamic_shapes={"pixels": {}, "ids": {0: batch, 1: length}, "mask": {0: batch, 1: length}},
         )  # fmt: skip
     scheme = model.scheme
@@ -67,6 +68,8 @@ def export_grounding(model, out: Path, fp16: bool = False) -> Path:
             "coords": {"dtype": "float32", "shape": ["batch", 4],
                        "meaning": "x1 y1 x2 y2 in [0, 1] of the letterboxed frame: probability-weighted mean of "
                                   "the bin centres within refine_bins of each chosen bin"},
+            "absent": {"dtype": "float32", "shape": ["batch"],
+                       "meaning": "probability of the no-target token (</box>) in place of the first bin"},
         },
         "preprocess": {"letterbox_size": model.vision_size, "pad_value": PAD_VALUE, "scale": SCALE, "offset": OFFSET},
         "scheme": {"bins": scheme.bins, "bin_offset": scheme.bin_offset, "image_tokens": scheme.image_tokens,

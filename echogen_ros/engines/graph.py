@@ -1,7 +1,7 @@
 """The grounding path as one exportable module: pixels + prompt ids → four box tokens, their
-probabilities and the refined (sub-bin) coordinates. Prefill once, then an unrolled 3-step decode over an
-explicit key/value cache, using the weights of the HF Janus model (no HF cache objects, no Python control
-flow on data: ONNX/TensorRT-ready).
+probabilities, the refined (sub-bin) coordinates and the no-target probability. Prefill once, then an
+unrolled 3-step decode over an explicit key/value cache, using the weights of the HF Janus model (no HF
+cache objects, no Python control flow on data: ONNX/TensorRT-ready).
 
 Same computation as `EchoGen.ground_many` (greedy over the bin tokens); parity is tested.
 """
@@ -27,7 +27,8 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 class GroundingGraph(nn.Module):
     """forward(pixels (P, 3, S, S) float, ids (B, T) int64, mask (B, T) int64) → tokens (B, 4) int64,
-    probs (B, 4) float, coords (B, 4) float (normalised x1 y1 x2 y2, `generation.refine`).
+    probs (B, 4) float, coords (B, 4) float (normalised x1 y1 x2 y2, `generation.refine`), absent (B,)
+    float (the no-target token's probability in place of the first bin, as `generation.decode_boxes`).
 
     P is 1 (one image, many expressions) or B. Prompts are left-padded (mask 0 on the left).
     """
@@ -37,14 +38,14 @@ class GroundingGraph(nn.Module):
         self.model = model
         self.lm = model.model.language_model
         self.image_token = int(model.config.image_token_id)
-        self.bin_offset, self.bins = scheme.bin_offset, scheme.bins
+        self.bin_offset, self.bins, self.no_target = scheme.bin_offset, scheme.bins, scheme.no_target
         text = model.config.text_config
         self.heads, self.kv_heads = text.num_attention_heads, text.num_key_value_heads
         self.head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
 
     def forward(
         self, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = ids.shape[0]
         features = self.model.model.get_image_features(pixels).pooler_output  # (P, N, D)
         features = features.expand(batch, -1, -1)
@@ -54,10 +55,11 @@ class GroundingGraph(nn.Module):
         causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).tril()
         allowed = causal[None, None] & keep[:, None, None, :]
         hidden, cache = self._layers(embeds, positions, allowed, None)
-        tokens, probs, coords = [], [], []
+        tokens, probs, coords, absent = [], [], [], None
         last = positions[:, -1:]
         for step in range(BOX_TOKENS):
-            token, prob, coord = self._pick(hidden[:, -1])
+            token, prob, coord, empty = self._pick(hidden[:, -1])
+            absent = empty if absent is None else absent
             tokens.append(token)
             probs.append(prob)
             coords.append(coord)
@@ -66,7 +68,7 @@ class GroundingGraph(nn.Module):
             last = last + 1
             keep = torch.cat([keep, torch.ones_like(keep[:, :1])], dim=1)
             hidden, cache = self._layers(self.lm.embed_tokens(token[:, None]), last, keep[:, None, None, :], cache)
-        return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1)
+        return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1), absent
 
     def _embed(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         text = self.lm.embed_tokens(ids)
@@ -75,11 +77,12 @@ class GroundingGraph(nn.Module):
         gathered = features.gather(1, index[..., None].expand(-1, -1, features.shape[-1]))
         return torch.where(is_image[..., None], gathered.to(text.dtype), text)
 
-    def _pick(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = self.model.lm_head(self.lm.norm(hidden)).float()
-        probs = logits.softmax(-1)[:, self.bin_offset : self.bin_offset + self.bins]
+    def _pick(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        every = self.model.lm_head(self.lm.norm(hidden)).float().softmax(-1)
+        probs = every[:, self.bin_offset : self.bin_offset + self.bins]
         best = probs.argmax(-1)
-        return best + self.bin_offset, probs.gather(1, best[:, None])[:, 0], refine(probs, best)
+        chosen = probs.gather(1, best[:, None])[:, 0]
+        return best + self.bin_offset, chosen, refine(probs, best), every[:, self.no_target]
 
     def _layers(self, x, positions, allowed, cache):
         cos, sin = self.lm.rotary_emb(x, positions)

@@ -9,6 +9,7 @@ import numpy as np
 
 from echogen_ros.engines.base import BackendUnavailable, GroundingEngine, exported_graph
 from echogen_ros.engines.cache import cache_root
+from echogen_ros.engines.export import OUTPUTS
 
 
 class OnnxRuntimeGrounder(GroundingEngine):
@@ -32,13 +33,12 @@ class OnnxRuntimeGrounder(GroundingEngine):
         path, sidecar = exported_graph(model, model_dir)
         return cls(path, providers_for(device, ort.get_available_providers(), sidecar["fp16"]), threads)
 
-    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tokens, probs, coords = self.session.run(
-            ["tokens", "probs", "coords"], {"pixels": pixels.astype(np.float32, copy=False),
+    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(
+            list(OUTPUTS), {"pixels": pixels.astype(np.float32, copy=False),
                                             "ids": ids.astype(np.int64, copy=False),
                                             "mask": mask.astype(np.int64, copy=False)},
-        )  # fmt: skip
-        return tokens, probs, coords
+        ))  # fmt: skip
 
     def describe(self) -> str:
         return f"onnxruntime {', '.join(self.session.get_providers())}"

@@ -12,6 +12,7 @@ import numpy as np
 
 from echogen_ros.engines.base import BackendUnavailable, GroundingEngine, exported_graph
 from echogen_ros.engines.cache import EngineCache, cache_root, engine_key
+from echogen_ros.engines.export import OUTPUTS
 
 MAX_BATCH = 16
 MAX_LENGTH = 256
@@ -64,7 +65,7 @@ class TensorRTGrounder(GroundingEngine):
             cache.store(key, record, engine)
         return cls(engine, trt, torch)
 
-    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(self, pixels: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         torch = self.torch
         batch = ids.shape[0]
         inputs = {"pixels": pixels.astype(np.float32), "ids": ids.astype(np.int64), "mask": mask.astype(np.int64)}
@@ -77,7 +78,8 @@ class TensorRTGrounder(GroundingEngine):
                 self.context.set_tensor_address(name, device[name].data_ptr())
             outputs = {"tokens": torch.empty((batch, 4), dtype=torch.int64, device="cuda"),
                        "probs": torch.empty((batch, 4), dtype=torch.float32, device="cuda"),
-                       "coords": torch.empty((batch, 4), dtype=torch.float32, device="cuda")}  # fmt: skip
+                       "coords": torch.empty((batch, 4), dtype=torch.float32, device="cuda"),
+                       "absent": torch.empty((batch,), dtype=torch.float32, device="cuda")}  # fmt: skip
             for name, tensor in outputs.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
@@ -86,7 +88,7 @@ class TensorRTGrounder(GroundingEngine):
             for name in outputs:
                 host[name].copy_(outputs[name], non_blocking=True)
         self.stream.synchronize()
-        return host["tokens"].numpy(), host["probs"].numpy(), host["coords"].numpy()
+        return tuple(host[name].numpy() for name in OUTPUTS)
 
     def describe(self) -> str:
         return f"TensorRT {self.trt.__version__}"

@@ -16,6 +16,7 @@ from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
 from echogen_ros.model import checkpoint, generation, grounding, layout_decoder
+from echogen_ros.model.domain import DomainCheck, read_domain_check
 from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import (
     Detection,
@@ -51,8 +52,9 @@ class CycleResult:
 
 
 # (pixels (1|B, 3, S, S) float32, ids (B, T) int64, mask (B, T) int64) → greedy box tokens (B, 4), their
-# probabilities (B, 4) and refined normalised coordinates (B, 4), as numpy or tensors: what an exported
-# grounding graph's engine runs in place of torch (echogen_ros.engines wraps a model with one)
+# probabilities (B, 4), refined normalised coordinates (B, 4) and the no-target probability (B,), as numpy
+# or tensors: what an exported grounding graph's engine runs in place of torch (echogen_ros.engines wraps a
+# model with one)
 BoxDecoder = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]
 
 
@@ -82,6 +84,7 @@ class EchoGen:
         self.max_objects = int(manifest.get("max_objects", 12))
         self.guidance = float(manifest.get("guidance", 3.0))
         self.temperature = float(manifest.get("temperature", 1.0))
+        self.domain: DomainCheck | None = None  # `load` reads the directory's (echogen_ros.model.domain)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -131,7 +134,9 @@ class EchoGen:
             tokenizer = Tokenizer.from_file(str(directory / checkpoint.TOKENIZER))
         except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
             raise checkpoint.CheckpointError(f"cannot read {checkpoint.TOKENIZER} in {directory}: {exc}") from None
-        return cls(model.to(device), tokenizer, manifest)
+        echogen = cls(model.to(device), tokenizer, manifest)
+        echogen.domain = read_domain_check(directory, manifest)
+        return echogen
 
     def save(
         self, path: str | Path, stage: str | None = None, metrics: dict | None = None, state_dict: dict | None = None
@@ -148,6 +153,7 @@ class EchoGen:
             manifest["stage"] = stage
         if metrics is not None:
             manifest["metrics"] = metrics
+        manifest.pop("domain", None)  # fitted on the weights it came with: refit with `echogen-train fit-domain`
         self.manifest = checkpoint.write_manifest(directory, manifest)
         return directory
 
@@ -171,6 +177,14 @@ class EchoGen:
         """The same as a tensor on the model's device and dtype."""
         array, box = self.pixels_array(image)
         return torch.from_numpy(array).to(self.device, self.dtype), box
+
+    @torch.inference_mode()
+    def domain_distance(self, image: np.ndarray) -> float | None:
+        """How far `image` lies from the training renders (`DomainCheck.distance`; above `self.domain.threshold`
+        it is out of domain), or None for a model without a domain check."""
+        if self.domain is None:
+            return None
+        return self.domain.distance(generation.image_features(self.model, self.pixels(image)[0]))
 
     def _expression_ids(self, expression: str) -> list[int]:
         if not isinstance(expression, str) or not expression.strip():
@@ -226,7 +240,7 @@ class EchoGen:
         if not expressions:
             return []
         array, ids, mask, letterbox = self.grounding_inputs(image, expressions)
-        tokens, probs, coords = self.decode_grounding(array, ids, mask, decode=decode)
+        tokens, probs, coords, _ = self.decode_grounding(array, ids, mask, decode=decode)
         scores = probs.clamp_min(1e-30).log().mean(-1).exp()
         return [self.detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
 
@@ -247,10 +261,10 @@ class EchoGen:
         mask: torch.Tensor,
         window: int = generation.REFINE_BINS,
         decode: BoxDecoder | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Greedy box tokens, their probabilities and refined coordinates (each (B, 4), on the CPU): by
-        `decode` when given (an exported graph's engine, which refines over REFINE_BINS), else on torch over
-        `window`."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Greedy box tokens, their probabilities and refined coordinates (each (B, 4)) and the no-target
+        probability (B,), on the CPU: by `decode` when given (an exported graph's engine, which refines over
+        REFINE_BINS), else on torch over `window`."""
         if decode is not None and window != generation.REFINE_BINS:
             raise ValueError(f"an exported graph refines over {generation.REFINE_BINS} bins; use torch for {window}")
         if decode is not None:  # numpy only: no torch thread pool competing with the engine's
@@ -260,8 +274,8 @@ class EchoGen:
         features = generation.image_features(self.model, pixels)
         ids, mask = ids.to(self.device), mask.to(self.device)
         features = features.expand(len(ids), -1, -1)
-        tokens, probs, coords = grounding.locate(self.model, self.scheme, features, ids, mask, window)
-        return tokens.cpu(), probs.cpu(), coords.float().cpu()
+        tokens, probs, coords, absent = grounding.locate(self.model, self.scheme, features, ids, mask, window)
+        return tokens.cpu(), probs.cpu(), coords.float().cpu(), absent.float().cpu()
 
     def detection(self, letterbox: Letterbox, coords: list[float], score: float, label: str) -> Detection:
         """A box from refined normalised coordinates (x1, y1, x2, y2), mapped to input-image pixels."""

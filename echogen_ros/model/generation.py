@@ -1,8 +1,9 @@
 """The two decoding loops on a Janus model, as plain functions (no state beyond the KV cache).
 
 - `decode_boxes`: I2L greedy decoding of the four box-bin tokens (constrained to bins), batched with
-  left padding; `beam_boxes`: the k best boxes of one prompt, each coordinate a peak of its bin distribution
-  (so the k are different readings, not one box shifted by a bin). Both also give each coordinate below bin
+  left padding, and the probability of the no-target answer in place of the first bin; `beam_boxes`: the k
+  best boxes of one prompt, each coordinate a peak of its bin distribution (so the k are different
+  readings, not one box shifted by a bin). Both also give each coordinate below bin
   resolution (`refine`).
 - `generate_image_tokens`: L2I sampling of image tokens through the generation head with
   classifier-free guidance (conditional and unconditional prompts in one batch of two).
@@ -174,10 +175,13 @@ def enable_layout_map(model: JanusForConditionalGeneration, scheme: TokenScheme)
     }  # fmt: skip
 
 
-def _bin_probs(model: JanusForConditionalGeneration, scheme: TokenScheme, hidden: torch.Tensor) -> torch.Tensor:
-    """Probabilities of the bin tokens (B, bins) under the full vocabulary softmax."""
+def _bin_probs(
+    model: JanusForConditionalGeneration, scheme: TokenScheme, hidden: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities of the bin tokens (B, bins) under the full vocabulary softmax, and of the no-target
+    token (B,) under the same softmax."""
     probs = model.lm_head(hidden).float().softmax(-1)
-    return probs[:, scheme.bin_offset : scheme.bin_offset + scheme.bins]
+    return probs[:, scheme.bin_offset : scheme.bin_offset + scheme.bins], probs[:, scheme.no_target]
 
 
 def refine(probs: torch.Tensor, best: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
@@ -202,18 +206,21 @@ def decode_boxes(
     embeds: torch.Tensor,
     mask: torch.Tensor,
     window: int = REFINE_BINS,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy box tokens (B, 4), their probabilities (B, 4) and the normalised coordinates (B, 4) refined
-    over `window` bins, for left-padded prompts."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy box tokens (B, 4), their probabilities (B, 4), the normalised coordinates (B, 4) refined over
+    `window` bins, and the probability (B,) of the empty box (`scheme.NO_TARGET` in place of the first bin:
+    no object is what the prompt names), for left-padded prompts. The box is decoded either way: a caller
+    decides what an absent probability means."""
     cache = DynamicCache(config=model.config.text_config)
     if bool(mask.all()):  # no padding: let the model build its causal mask (faster)
         mask = positions = None
     else:
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embeds, mask, positions, cache)[:, -1]
-    tokens, probs, coords = [], [], []
+    tokens, probs, coords, absent = [], [], [], None
     for step in range(BOX_TOKENS):
-        p = _bin_probs(model, scheme, hidden)
+        p, empty = _bin_probs(model, scheme, hidden)
+        absent = empty if absent is None else absent
         best = p.argmax(-1)
         tokens.append(best + scheme.bin_offset)
         probs.append(p.gather(1, best[:, None])[:, 0])
@@ -225,7 +232,7 @@ def decode_boxes(
             positions = positions[:, -1:] + 1
         step_embeds = model.get_input_embeddings()(tokens[-1][:, None])
         hidden = hidden_states(model, step_embeds, mask, positions, cache)[:, -1]
-    return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1)
+    return torch.stack(tokens, 1), torch.stack(probs, 1), torch.stack(coords, 1), absent
 
 
 def bin_peaks(probs: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
@@ -254,7 +261,7 @@ def beam_boxes(
     hidden = hidden_states(model, embeds, cache=cache)[:, -1]  # (1, D): the prompt, once
     beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
     for step in range(BOX_TOKENS):
-        probs = _bin_probs(model, scheme, hidden)  # (len(beams), bins)
+        probs = _bin_probs(model, scheme, hidden)[0]  # (len(beams), bins)
         logs = probs.clamp_min(1e-30).log().masked_fill(~bin_peaks(probs), -math.inf)
         top = logs.topk(min(k, scheme.bins), dim=-1)
         width = top.indices.shape[1]  # every beam's candidates refined in one call

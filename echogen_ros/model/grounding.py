@@ -41,9 +41,9 @@ def locate(
     ids: torch.Tensor,
     mask: torch.Tensor,
     window: int = generation.REFINE_BINS,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy box tokens, their probabilities and coordinates refined over `window` bins (each (B, 4)) for
-    prompts (B, T) each reading its row of image `features` (B, N, D)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy box tokens, their probabilities and coordinates refined over `window` bins (each (B, 4)), and
+    the no-target probability (B,), for prompts (B, T) each reading its row of image `features` (B, N, D)."""
     return generation.decode_boxes(model, scheme, generation.embed(model, ids, features), mask, window)
 
 
@@ -59,7 +59,7 @@ def ground_layouts(
     index = torch.tensor([i for i, layout in enumerate(layouts) for _ in layout], device=device)
     ids, mask = ids.to(device), mask.to(device)
     embeds = generation.embed(model, ids, features[index])
-    _, _, found = generation.decode_boxes(model, scheme, embeds, mask)
+    _, _, found, _ = generation.decode_boxes(model, scheme, embeds, mask)
     boxes = [tuple(coords) for coords in found.tolist()]
     out, k = [], 0
     for layout in layouts:

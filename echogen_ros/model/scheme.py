@@ -6,10 +6,12 @@ One source of truth for how layouts and boxes become tokens:
 - L2I (layout → image): `<bos> <l2i> caption objects… <boi>` then image tokens from the generation head;
   the unconditional prompt for classifier-free guidance keeps the length and masks every condition
   token with `<pad>`;
-- I2L (image → layout): `<bos> <i2l> <ref> expression </ref> <image>×N <box>` then four bin tokens. The
-  expression comes first so that every image token can attend to it: each patch can tell whether it is
-  the referred object in one layer, and `<box>` only has to read out the patch that says so (with the
-  image first, a small model from scratch has to learn a two-hop circuit and stalls on size priors).
+- I2L (image → layout): `<bos> <i2l> <ref> expression </ref> <image>×N <box>` then four bin tokens, or
+  `</box>` at once when no object in the image is what the expression names (an empty box: gRefCOCO's
+  no-target answer; `NO_TARGET`). The expression comes first so that every image token can attend to it:
+  each patch can tell whether it is the referred object in one layer, and `<box>` only has to read out the
+  patch that says so (with the image first, a small model from scratch has to learn a two-hop circuit and
+  stalls on size priors).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 IMAGE = "<image>"
 REF, REF_END, BOX, BOX_END = "<ref>", "</ref>", "<box>", "</box>"
 L2I, I2L, BOI, EOI = "<l2i>", "<i2l>", "<boi>", "<eoi>"
+NO_TARGET = BOX_END  # `<box></box>`: the I2L answer when no object is what the expression names
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, REF, REF_END, BOX, BOX_END, L2I, I2L, BOI, EOI)
 
 
@@ -107,6 +110,13 @@ class TokenScheme:
         s = self.special
         return [s[BOS], s[I2L], s[REF], *expression_ids, s[REF_END], *([s[IMAGE]] * self.image_tokens), s[BOX]]
 
-    def i2l_target(self, box: Sequence[float]) -> list[int]:
-        """What the model should produce after an I2L prompt (for training)."""
-        return [*self.box_tokens(box), self.special[BOX_END], self.special[EOS]]
+    def i2l_target(self, box: Sequence[float] | None) -> list[int]:
+        """What the model should produce after an I2L prompt (for training); None: no object is meant, the
+        box is empty (`NO_TARGET`)."""
+        coordinates = self.box_tokens(box) if box is not None else []
+        return [*coordinates, self.special[BOX_END], self.special[EOS]]
+
+    @property
+    def no_target(self) -> int:
+        """The token id that answers "nothing here" in place of the first box bin (`NO_TARGET`)."""
+        return self.special[NO_TARGET]

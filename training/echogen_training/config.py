@@ -112,6 +112,9 @@ class PMTPConfig:
     # the generation size, sent through the VQ (nearest codes, decoded) and scaled back up. Imagined scenes
     # reach the grounder that way (the cycle check, goal verification); real frames never do otherwise
     tokenized: float = 0.0
+    # probability that a grounding row asks for one of its frame's no-target expressions ("the ball" on a
+    # table without one), whose answer is the empty box (`scheme.NO_TARGET`); 0 draws what runs drew before
+    no_target: float = 0.0
 
 
 @dataclass
@@ -261,7 +264,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
                           f"{config.data.prefetch}")  # fmt: skip
     if config.run.time_budget_s < 0:
         raise ConfigError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
-    for section, names in (("vision", ("decolour", "recolour")), ("pmtp", ("recolour", "desaturate", "tokenized"))):
+    for section, names in (("vision", ("decolour", "recolour")),
+                           ("pmtp", ("recolour", "desaturate", "tokenized", "no_target"))):  # fmt: skip
         for name in names:
             if not 0 <= (chance := getattr(getattr(config, section), name)) <= 1:
                 raise ConfigError(f"{section}.{name} must be a probability in [0, 1], got {chance}")

@@ -78,8 +78,11 @@ def i2l_loss(
     rows = hidden.shape[0]
     image = hidden[seq.ids == model.config.image_token_id].view(rows, -1, hidden.shape[-1])
     scores = pointer(image).squeeze(-1).float()  # (B, N)
-    pointer_loss = F.cross_entropy(scores, batch.patch)
-    pointer_acc = (scores.argmax(-1) == batch.patch).float().mean()
+    aimed = batch.patch != IGNORE  # rows with a target (a no-target row has no patch to point at)
+    if not bool(aimed.any()):
+        return loss, accuracy.detach(), scores.sum() * 0.0, scores.new_tensor(0.0)
+    pointer_loss = F.cross_entropy(scores[aimed], batch.patch[aimed])
+    pointer_acc = (scores[aimed].argmax(-1) == batch.patch[aimed]).float().mean()
     return loss, accuracy.detach(), pointer_loss, pointer_acc.detach()
 
 

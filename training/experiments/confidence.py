@@ -35,7 +35,7 @@ def measure(model: EchoGen, split: str, scenes: int, seed: int = 0) -> dict[str,
         image, boxes = sample.image(), sample.boxes()
         texts = [e.text for e in sample.expressions]
         array, ids, mask, _ = model.grounding_inputs(image, texts)
-        _, probs, _ = model.decode_grounding(array, ids, mask)
+        _, probs, _, _ = model.decode_grounding(array, ids, mask)
         for e, text, p in zip(sample.expressions, texts, probs):
             best, *rest = model.ground(image, text, top_k=2)
             rows["score"].append(best.score)

@@ -29,7 +29,7 @@ def sweep(model: EchoGen, directory: Path, windows: list[int], limit: int = 0) -
             continue
         array, ids, mask, letterbox = model.grounding_inputs(scene.image(), [t for _, t in scene.expressions])
         for window in windows:
-            _, _, coords = model.decode_grounding(array, ids, mask, window)
+            _, _, coords, _ = model.decode_grounding(array, ids, mask, window)
             for (target, text), row in zip(scene.expressions, coords.tolist()):
                 ious[window].append(box_iou(scene.box(target), model.detection(letterbox, row, 1.0, text).box))
     return [{"window": w, **grounding_accuracy(ious[w])} for w in windows]

@@ -283,3 +283,38 @@ def test_an_expression_names_a_colour_by_its_words_in_any_case(text: str, names:
 def test_colour_words_are_taken_out_as_words_in_any_case(text: str, plain: str) -> None:
     """Vision targets of grey or turned frames drop colour words by text, so any tokenizer drops them whole."""
     assert without_colours(text) == plain and not names_colour(plain)
+
+
+def test_no_target_rows_answer_with_the_empty_box_and_point_nowhere() -> None:
+    """pmtp.no_target: a row may ask for one of its frame's no-target expressions; its labels are the empty
+    box (`</box> <eos>`, no coordinate bins) and its pointer target is ignored. Without it the batch is the
+    one drawn before no-target rows existed."""
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=12, render_scales=(0.25,))).take(12)
+    assert all(r.absent for r in records)  # every world scene lacks some category
+    scheme = model.scheme
+    batch = Batcher(model, seed=0).i2l(records, no_target=1.0)
+    for row, record in enumerate(r for r in records if r.refs):
+        labels = batch.seq.labels[row][batch.seq.labels[row] != IGNORE].tolist()
+        assert labels == [scheme.no_target, scheme.special["<eos>"]]
+        text = model.tokenizer.decode(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist())
+        assert any(a.split()[-1] in text for a in record.absent)
+    assert bool((batch.patch == IGNORE).all())
+    mixed = Batcher(model, seed=0).i2l(records, no_target=0.5)
+    empty = [(r[r != IGNORE][0] == scheme.no_target).item() for r in mixed.seq.labels]
+    assert any(empty) and not all(empty)
+    before, after = Batcher(model, seed=0).i2l(records), Batcher(model, seed=0).i2l(records, no_target=0.0)
+    assert torch.equal(before.seq.ids, after.seq.ids) and torch.equal(before.patch, after.patch)
+
+
+def test_the_pointer_loss_skips_rows_without_a_target() -> None:
+    from echogen_training.forward import i2l_loss
+
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=6, render_scales=(0.25,))).take(6)
+    pointer = torch.nn.Linear(model.model.config.text_config.hidden_size, 1)
+    for chance in (1.0, 0.5):
+        batch = Batcher(model, seed=1).i2l(records, no_target=chance)
+        loss, _, pointer_loss, _ = i2l_loss(model.model, batch, pointer=pointer)
+        assert torch.isfinite(loss) and torch.isfinite(pointer_loss)
+    assert float(i2l_loss(model.model, Batcher(model, seed=1).i2l(records, no_target=1.0), pointer=pointer)[2]) == 0

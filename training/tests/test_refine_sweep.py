@@ -39,7 +39,7 @@ def test_windows_span_bin_centres_to_what_eval_measures(model: EchoGen, world_ex
         if not sentences:
             continue
         array, ids, mask, letterbox = model.grounding_inputs(image, [t for _, t in sentences])
-        tokens, _, _ = model.decode_grounding(array, ids, mask)
+        tokens, *_ = model.decode_grounding(array, ids, mask)
         for (ann, text), row in zip(sentences, tokens.tolist()):
             x, y, w, h = boxes[ann]
             box = model.detection(letterbox, model.scheme.box_from_tokens(row), 1.0, text).box

@@ -37,7 +37,7 @@ class I2LBatch:
     seq: Sequences
     pixels: torch.Tensor  # (I, 3, Sv, Sv) in [-1, 1]
     image_index: torch.Tensor  # (B,) which image each row grounds in
-    patch: torch.Tensor | None = None  # (B,) the image token (patch) holding the target box's centre
+    patch: torch.Tensor | None = None  # (B,) the patch holding the target box's centre; IGNORE: no target
     tokenized: torch.Tensor | None = None  # (I,) bool: frames the objective sends through the image tokenizer
     layouts: list[list[tuple[list[int], tuple[float, float, float, float]]]] | None = None  # per frame, as `layout`
 
@@ -135,14 +135,22 @@ class Batcher:
         self.max_objects = model.max_objects
         self.rng = np.random.default_rng(seed)
         self.colour_rng = np.random.default_rng([seed, 3])  # hue turns of grounding frames (pmtp.recolour)
+        self.absent_rng = np.random.default_rng([seed, 5])  # no-target rows (pmtp.no_target)
 
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
 
     def i2l(
-        self, records: list[Record], recolour: float = 0.0, desaturate: float = 0.0, tokenized: float = 0.0
+        self,
+        records: list[Record],
+        recolour: float = 0.0,
+        desaturate: float = 0.0,
+        tokenized: float = 0.0,
+        no_target: float = 0.0,
     ) -> I2LBatch | None:
-        """One random referring expression per record (records without any are skipped).
+        """One random referring expression per record (records without any are skipped); with probability
+        `no_target` one of the record's no-target expressions instead (when it has any), answered by the
+        empty box.
 
         With probability `recolour` the frame of an expression that names no colour has its hues turned by
         a random angle: which object it refers to does not change, and the grounding learns categories in
@@ -151,8 +159,9 @@ class Batcher:
         a colour keep their colours. With probability `tokenized` a frame (any expression) is marked for the
         objective to show as the image tokenizer writes it (`forward.through_tokenizer`); the batch then
         carries every frame's layout, which a decoder map reads there as it does for imagined scenes."""
-        if not 0 <= tokenized <= 1:
-            raise ValueError(f"tokenized must be a probability in [0, 1], got {tokenized}")
+        for name, value in (("tokenized", tokenized), ("no_target", no_target)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
             raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
         rows, frames, marked, layouts = [], [], [], []
@@ -162,8 +171,11 @@ class Batcher:
             if tokenized > 0:
                 layouts.append(self.layout(record))
             text, box = record.refs[int(self.rng.integers(len(record.refs)))]
+            # its own generator, drawn only when asked: a run without no-target rows draws what it drew before
+            if no_target > 0 and record.absent and self.absent_rng.random() < no_target:
+                text, box = record.absent[int(self.absent_rng.integers(len(record.absent)))], None
             letterbox = Letterbox(record.width, record.height, self.vision_size)
-            rows.append((self.text(text), letterbox.normalised(box)))
+            rows.append((self.text(text), letterbox.normalised(box) if box is not None else None))
             frame = letterbox.apply(record.load_image())
             # Its own generator, drawn for every row: the expressions drawn do not depend on these draws, and
             # a run without desaturate draws exactly what it drew before desaturate existed.
@@ -184,8 +196,11 @@ class Batcher:
         batch.layouts = layouts or None
         return batch
 
-    def i2l_rows(self, rows: list[tuple[list[int], tuple]], pixels: torch.Tensor, image_index: list[int]) -> I2LBatch:
-        """I2L sequences for (expression ids, normalised box) rows grounded in `pixels[image_index]`."""
+    def i2l_rows(
+        self, rows: list[tuple[list[int], tuple | None]], pixels: torch.Tensor, image_index: list[int]
+    ) -> I2LBatch:
+        """I2L sequences for (expression ids, normalised box or None: no target) rows grounded in
+        `pixels[image_index]`."""
         sequences, targets = [], []
         for ids, box in rows:
             target = self.scheme.i2l_target(box)
@@ -193,7 +208,7 @@ class Batcher:
             targets.append(len(target))
         seq = left_pad(sequences, self.scheme.pad, targets)
         grid = round(self.scheme.image_tokens**0.5)
-        patch = [centre_patch(box, grid) for _, box in rows]
+        patch = [centre_patch(box, grid) if box is not None else IGNORE for _, box in rows]
         return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long), torch.tensor(patch))
 
     def patches(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,7 @@ class Record:
     caption: str
     objects: list[tuple[str, Box]]  # layout: label ("red cup") and box, for L2I
     refs: list[tuple[str, Box]]  # referring expressions and their boxes, for I2L
+    absent: list[str] = field(default_factory=list)  # expressions that name no object of the image (no-target)
 
 
 class RecordStream:
@@ -75,6 +76,7 @@ def world_record(seed: int, index: int, split: str, config: SceneConfig, scales:
         caption=sample.caption,
         objects=[(layout_label(o.colour, o.category, rng), b) for o, b in zip(objs, boxes)],
         refs=[(e.text, boxes[e.target]) for e in sample.expressions],
+        absent=[e.text for e in sample.absent],
     )
 
 

@@ -78,7 +78,7 @@ class PMTPStage(Stage):
     def cpu_inputs(self, records, step: int) -> dict:
         c = self.config.pmtp
         l2i = self.batcher.l2i(records, c.condition_dropout)
-        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized)
+        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized, c.no_target)
         if c.schedule == "alternate":  # naive joint training: a task per step
             l2i, i2l = (l2i, None) if step % 2 == 0 else (None, i2l)
         return {"l2i": l2i, "i2l": i2l}
