@@ -1,6 +1,6 @@
 """`echogen-train STAGE --config FILE.yaml [key=value ...]` (also `python -m echogen_training`), and the tools
 for trained models: `echogen-train TOOL ...` (echogen_training.tools: transplant-tokenizer, transplant-vision,
-ship)."""
+ship, fit-domain)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ TOOLS = {
     "transplant-tokenizer": "echogen_training.tools.transplant_tokenizer",
     "transplant-vision": "echogen_training.tools.transplant_vision",
     "ship": "echogen_training.tools.ship",
+    "fit-domain": "echogen_training.tools.fit_domain",
 }  # imported only when run: `echogen-train STAGE --print-config` stays quick
 
 
