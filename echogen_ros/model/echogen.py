@@ -15,7 +15,8 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, generation, grounding, layout_decoder
+from echogen_ros.model import checkpoint, finding, generation, grounding, layout_decoder
+from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.domain import DomainCheck, read_domain_check
 from echogen_ros.model.initialisation import structure_positions
 from echogen_ros.model.layout import (
@@ -84,6 +85,10 @@ class EchoGen:
         self.max_objects = int(manifest.get("max_objects", 12))
         self.guidance = float(manifest.get("guidance", 3.0))
         self.temperature = float(manifest.get("temperature", 1.0))
+        try:
+            self.calibration = Calibration.from_manifest(manifest.get("calibration"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise checkpoint.CheckpointError(f"the manifest's calibration is unusable: {exc}") from None
         self.domain: DomainCheck | None = None  # `load` reads the directory's (echogen_ros.model.domain)
 
     # ---- construction -------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class EchoGen:
             return None
         return self.domain.distance(generation.image_features(self.model, self.pixels(image)[0]))
 
-    def _expression_ids(self, expression: str) -> list[int]:
+    def expression_ids(self, expression: str) -> list[int]:
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError("expression is empty")
         ids = encode_text(self.tokenizer, expression.strip())
@@ -206,10 +211,24 @@ class EchoGen:
         if top_k == 1:
             return [self.ground_many(image, [expression], decode)[0]]
         pixels, letterbox = self.pixels(image)
-        ids = torch.tensor([self.scheme.i2l_prompt(self._expression_ids(expression))], device=self.device)
+        ids = torch.tensor([self.scheme.i2l_prompt(self.expression_ids(expression))], device=self.device)
         embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
         beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + grounding.EXTRA_BEAMS)
         return distinct([self.detection(letterbox, coords, score, expression) for _, score, coords in beams])[:top_k]
+
+    def find(
+        self, image: np.ndarray, phrase: str, threshold: float = finding.DEFAULT_THRESHOLD, top_k: int = 1
+    ) -> finding.Finding:
+        """What a planner may act on (`finding.Finding`): the referent of `phrase` with the probability that the
+        box is it, or not found and why (unknown words, a frame out of the training domain, nothing there that
+        the phrase names, not sure enough). Boxes below `threshold` are never returned."""
+        return finding.find_all(self, image, [phrase], threshold, top_k)[0]
+
+    def find_many(
+        self, image: np.ndarray, phrases: list[str], threshold: float = finding.DEFAULT_THRESHOLD
+    ) -> list[finding.Finding]:
+        """`find` for several phrases in one frame (encoded once)."""
+        return finding.find_all(self, image, phrases, threshold)
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
         """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is
@@ -249,7 +268,7 @@ class EchoGen:
     ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, Letterbox]:
         """What grounding runs on: the letterboxed frame (1, 3, S, S), I2L prompts left-padded to one
         length (ids, mask (B, T)), and the letterbox to map boxes back."""
-        ids, mask = grounding.prompt_batch(self.scheme, [self._expression_ids(e) for e in expressions])
+        ids, mask = grounding.prompt_batch(self.scheme, [self.expression_ids(e) for e in expressions])
         array, letterbox = self.pixels_array(image)
         return array, ids, mask, letterbox
 
@@ -325,7 +344,7 @@ class EchoGen:
     def layout_objects(self, layout: Layout) -> TokenLayout:
         """A layout as the L2I prompt writes it (`scheme.token_layout`)."""
         objects = ((o.label, o.box) for o in layout.objects)
-        return token_layout(self._expression_ids, layout.width, layout.height, self.image_size, objects)
+        return token_layout(self.expression_ids, layout.width, layout.height, self.image_size, objects)
 
     def cycle(
         self, layout: Layout, seed: int | None = None, caption: str | None = None, decode: BoxDecoder | None = None

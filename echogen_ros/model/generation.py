@@ -247,6 +247,13 @@ def bin_peaks(probs: torch.Tensor, window: int = REFINE_BINS) -> torch.Tensor:
 def beam_boxes(
     model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, k: int
 ) -> list[tuple[list[int], float, list[float]]]:
+    """`beam_search`'s boxes."""
+    return beam_search(model, scheme, embeds, k)[0]
+
+
+def beam_search(
+    model: JanusForConditionalGeneration, scheme: TokenScheme, embeds: torch.Tensor, k: int
+) -> tuple[list[tuple[list[int], float, list[float]]], float]:
     """The k most probable box-token sequences of one prompt (1, T, D) whose every coordinate is a peak of its
     bin distribution (the most probable bin within REFINE_BINS either side): (tokens, geometric-mean prob,
     refined normalised coordinates).
@@ -256,12 +263,14 @@ def beam_boxes(
     a runner-up is another reading: the second of two red cups, or the cup a vague expression may also mean.
     Each step's most probable bin is always a candidate, so one beam is greedy decoding. The prompt runs once;
     its KV cache is then reordered to the surviving beams' parents at each step (a beam search's usual
-    bookkeeping), so a step costs one token per beam."""
+    bookkeeping), so a step costs one token per beam. Also the no-target probability (`decode_boxes`)."""
     cache = DynamicCache(config=model.config.text_config)
     hidden = hidden_states(model, embeds, cache=cache)[:, -1]  # (1, D): the prompt, once
     beams: list[tuple[list[int], float, list[float]]] = [([], 0.0, [])]
+    absent = None
     for step in range(BOX_TOKENS):
-        probs = _bin_probs(model, scheme, hidden)[0]  # (len(beams), bins)
+        probs, empty = _bin_probs(model, scheme, hidden)  # (len(beams), bins)
+        absent = float(empty[0]) if absent is None else absent
         logs = probs.clamp_min(1e-30).log().masked_fill(~bin_peaks(probs), -math.inf)
         top = logs.topk(min(k, scheme.bins), dim=-1)
         width = top.indices.shape[1]  # every beam's candidates refined in one call
@@ -281,7 +290,7 @@ def beam_boxes(
         cache.reorder_cache(torch.tensor([parent for parent, *_ in chosen], device=embeds.device))
         last = torch.tensor([[tokens[-1]] for tokens, _, _ in beams], device=embeds.device)
         hidden = hidden_states(model, model.get_input_embeddings()(last), cache=cache)[:, -1]
-    return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams]
+    return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams], absent
 
 
 def image_token_inputs(

@@ -7,7 +7,6 @@ from the repository root with this directory's parent on the path,
 
 - ablation_table: the ablation table (markdown) from runs/ablation/<row>/ (training/scripts/ablation_eval.sh);
 - alike_objects: how the grounder tells alike objects apart, and how often the ambiguity flag is raised;
-- confidence: how far the grounder's own scores tell right boxes from wrong ones (AUROC, ECE; issue 34);
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;

@@ -14,6 +14,7 @@ TOOLS = {
     "transplant-vision": "echogen_training.tools.transplant_vision",
     "ship": "echogen_training.tools.ship",
     "fit-domain": "echogen_training.tools.fit_domain",
+    "calibrate": "echogen_training.tools.calibrate",
 }  # imported only when run: `echogen-train STAGE --print-config` stays quick
 
 

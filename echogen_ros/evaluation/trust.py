@@ -1,0 +1,68 @@
+"""Whether what the grounder says can be trusted, measured on world scenes: for every referring expression (its
+referent is there) and every no-target expression (nothing there is what it names), the signals of the best
+box (`finding.signals`) and whether that box is right (IoU ≥ 0.5 with the referent; never, without one).
+
+`report` turns rows and a calibration into what issue 34 asks of it: expected calibration error, the AUROC
+of right against wrong, the reliability table, no-target accuracy (not found), the present referents'
+Acc@0.5 (the box, whatever its confidence) and the share of them found and right at the threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from echogen_ros.evaluation.calibration import auroc, ece, reliability
+from echogen_ros.model import generation
+from echogen_ros.model.confidence import Calibration, Signals
+from echogen_ros.model.finding import DEFAULT_THRESHOLD, candidates, probability, signals
+from echogen_ros.model.layout import box_iou
+from echogen_ros.world.dataset import world_sample
+
+
+@dataclass(frozen=True)
+class Row:
+    signals: Signals
+    present: bool  # the expression has a referent
+    right: bool  # the best box is the referent (IoU ≥ 0.5); False for every no-target expression
+    kind: str  # the expression's kind (category, attribute, ordinal, relation, size)
+
+
+@torch.inference_mode()
+def collect(model, split: str, scenes: int, seed: int = 0, first: int = 0) -> list[Row]:
+    """Rows for every expression, present and no-target, of scenes first..first+scenes-1 of `split`."""
+    rows = []
+    for index in range(first, first + scenes):
+        sample = world_sample(seed, index, split)
+        image, boxes = sample.image(), sample.boxes()
+        pixels, letterbox = model.pixels(image)
+        features = generation.image_features(model.model, pixels)
+        for e in [*sample.expressions, *sample.absent]:
+            found, absent = candidates(model, features, letterbox, e.text, 2)
+            right = e.target is not None and box_iou(found[0].box, boxes[e.target]) >= 0.5
+            rows.append(Row(signals(found, absent)[0], e.target is not None, right, e.kind))
+    return rows
+
+
+def report(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    p = np.array([probability(calibration, r.signals) for r in rows])
+    right = np.array([r.right for r in rows])
+    present = np.array([r.present for r in rows])
+    found = p >= threshold
+    return {
+        "answers": len(rows),
+        "present": int(present.sum()),
+        "no_target": int((~present).sum()),
+        "threshold": threshold,
+        "calibrated": calibration is not None,
+        "ece": ece(p, right),
+        "auroc": auroc(p, right),
+        "present_ece": ece(p[present], right[present]),
+        "present_auroc": auroc(p[present], right[present]),
+        "acc@0.5": float(right[present].mean()),  # the box, whatever its confidence
+        "found_and_right": float((found & right)[present].mean()),  # acted on, and right
+        "found_but_wrong": float((found & ~right).mean()),  # acted on, and wrong: what a planner must not get
+        "no_target_accuracy": float((~found[~present]).mean()),
+        "reliability": reliability(p, right),
+    }

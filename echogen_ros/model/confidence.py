@@ -1,0 +1,91 @@
+"""How sure a grounding is: the grounder's own signals for its best box, and a calibration that turns them
+into the probability that the box is the referent (IoU ≥ 0.5 with it).
+
+Signals, each read off one beam search (`generation.beam_search`):
+- score: geometric mean of the best box's four bin probabilities;
+- margin: 1 − (the best other distinct box's score) / score (1 without one): a vague or wrong reading has a
+  close runner-up, a sure one none;
+- absent: the probability of the empty box (`scheme.NO_TARGET`: "nothing here is what you name").
+
+A calibration is a logistic regression on these, fitted on the val split by `echogen-train calibrate` and
+stored in the model's manifest (`"calibration"`). A model without one reports its raw score and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SIGNALS: tuple[str, ...] = ("score", "margin", "absent")
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Signals:
+    score: float
+    margin: float
+    absent: float
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def features(signals: Signals) -> list[float]:
+    """The calibration's inputs for one grounding: logit(score), margin, logit(absent), 1."""
+    return [_logit(signals.score), signals.margin, _logit(signals.absent), 1.0]
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3, steps: int = 50) -> np.ndarray:
+    """Weights of a logistic regression (Newton's method; a small ridge keeps separable data finite)."""
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - y) + ridge * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(len(w))
+        w -= np.linalg.solve(hessian, gradient)
+    return w
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """P(the best box is the referent) from `Signals`: a logistic regression fitted on val."""
+
+    weights: tuple[float, ...]
+    fitted_on: dict = field(default_factory=dict, compare=False)  # split, seed, scenes, answers
+    metrics: dict = field(default_factory=dict, compare=False)  # what the fit measured (ECE, AUROC, on which split)
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(SIGNALS) + 1 or not all(math.isfinite(w) for w in self.weights):
+            raise ValueError(f"a calibration needs {len(SIGNALS) + 1} finite weights, got {list(self.weights)}")
+
+    def probability(self, signals: Signals) -> float:
+        z = float(np.dot(self.weights, features(signals)))
+        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    @classmethod
+    def fit(cls, signals: Sequence[Signals], right: Sequence[bool], **record) -> Calibration:
+        """Fitted to answers whose best box was right (True) or not (no target, or IoU < 0.5)."""
+        x = np.array([features(s) for s in signals], dtype=np.float64)
+        w = fit_logistic(x, np.asarray(right, dtype=np.float64))
+        return cls(tuple(round(float(v), 6) for v in w), **record)
+
+    def to_manifest(self) -> dict:
+        return {"signals": list(SIGNALS), "weights": list(self.weights), "fitted_on": self.fitted_on,
+                "metrics": self.metrics}  # fmt: skip
+
+    @classmethod
+    def from_manifest(cls, entry: dict | None) -> Calibration | None:
+        """The manifest's calibration; None when it has none. One fitted on other signals is refused."""
+        if entry is None:
+            return None
+        if list(entry.get("signals", [])) != list(SIGNALS):
+            raise ValueError(
+                f"the calibration was fitted on signals {entry.get('signals')}, this echogen_ros reads "
+                f"{list(SIGNALS)}: calibrate again (echogen-train calibrate --model DIR)"
+            )
+        return cls(tuple(float(w) for w in entry["weights"]), entry.get("fitted_on", {}), entry.get("metrics", {}))

@@ -1,0 +1,115 @@
+"""What a planner receives for a phrase: whether the referent was found, how sure the model is (a calibrated
+probability, `confidence`), the boxes it may act on, and when it was not found, why: words it did not
+understand, a frame unlike any it was trained on, nothing there that the phrase names, or not sure enough.
+
+A box is returned only when its probability reaches the threshold: a box nobody should act on is worse
+than no box."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from echogen_ros.domain import words
+from echogen_ros.model import generation, grounding
+from echogen_ros.model.confidence import Calibration, Signals
+from echogen_ros.model.layout import Detection, distinct
+
+DEFAULT_THRESHOLD = 0.5  # the probability a box must reach to be returned (the node's `score_threshold`)
+ABSENT = 0.5  # no-target probability above which "nothing here is what you name" is the reason given
+
+
+@dataclass(frozen=True)
+class Finding:
+    phrase: str  # as asked
+    found: bool
+    confidence: float  # P(the best box is the referent): calibrated when `calibrated`, else the raw score
+    detections: tuple[Detection, ...] = ()  # the boxes at or above the threshold, best first (score: as confidence)
+    unknown_words: tuple[str, ...] = ()
+    nearest: dict[str, str] = field(default_factory=dict)  # unknown word → the nearest known one
+    out_of_domain: bool = False
+    calibrated: bool = True
+    reason: str = ""  # why not found ("" when found)
+    latency_ms: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "phrase": self.phrase,
+            "found": self.found,
+            "confidence": round(self.confidence, 4),
+            "detections": [d.to_json() for d in self.detections],
+            "unknown_words": list(self.unknown_words),
+            "nearest": dict(self.nearest),
+            "out_of_domain": self.out_of_domain,
+            "calibrated": self.calibrated,
+            "reason": self.reason,
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+def candidates(model, features: torch.Tensor, letterbox, text: str, k: int) -> tuple[list[Detection], float]:
+    """Up to k distinct boxes for `text` in image `features` (1, N, D), best first (score: the raw geometric
+    mean of bin probabilities), and the no-target probability."""
+    ids = torch.tensor([model.scheme.i2l_prompt(model.expression_ids(text))], device=features.device)
+    embeds = generation.embed(model.model, ids, features)
+    beams, absent = generation.beam_search(model.model, model.scheme, embeds, k + grounding.EXTRA_BEAMS)
+    return distinct([model.detection(letterbox, coords, score, text) for _, score, coords in beams])[:k], absent
+
+
+def signals(found: Sequence[Detection], absent: float) -> list[Signals]:
+    """Each candidate's signals: its score, its margin over the best other candidate, the no-target
+    probability."""
+    out = []
+    for i, d in enumerate(found):
+        rival = max((o.score for j, o in enumerate(found) if j != i), default=0.0)
+        out.append(Signals(d.score, 1.0 - rival / max(d.score, 1e-30), absent))
+    return out
+
+
+def probability(calibration: Calibration | None, s: Signals) -> float:
+    return calibration.probability(s) if calibration is not None else s.score
+
+
+@torch.inference_mode()
+def find_all(
+    model, image: np.ndarray, phrases: Sequence[str], threshold: float = DEFAULT_THRESHOLD, top_k: int = 1
+) -> list[Finding]:
+    """A `Finding` for each phrase in one frame (encoded once, checked against the training domain once)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    start = time.perf_counter()
+    readings = [words.read(p) for p in phrases]
+    pixels, letterbox = model.pixels(image)
+    features = generation.image_features(model.model, pixels)
+    domain = model.domain
+    distance = domain.distance(features) if domain is not None else None
+    outside = distance is not None and distance > domain.threshold
+    calibration = model.calibration
+    out = []
+    for phrase, reading in zip(phrases, readings):
+        heard = {"unknown_words": reading.unknown, "nearest": reading.nearest, "calibrated": calibration is not None}
+        if reading.problem:
+            out.append(Finding(phrase, False, 0.0, reason=reading.problem, **heard))
+            continue
+        if outside:
+            why = (f"the frame does not look like the scenes this model was trained on (domain distance "
+                   f"{distance:.1f} > {domain.threshold:.1f})")  # fmt: skip
+            out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=why, **heard))
+            continue
+        found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
+        scores = [probability(calibration, s) for s in signals(found, absent)]
+        kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found[:top_k], scores) if p >= threshold)
+        confidence = scores[0]
+        reason = ""
+        if not kept:
+            reason = (f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
+                      else f"not sure enough: probability {confidence:.2f} < {threshold:g}")  # fmt: skip
+        out.append(Finding(phrase, bool(kept), confidence, kept, reason=reason, **heard))
+    latency = (time.perf_counter() - start) * 1000
+    return [replace(f, latency_ms=latency) for f in out]

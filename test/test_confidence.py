@@ -1,0 +1,89 @@
+"""Calibrated confidence and what a planner receives (`EchoGen.find`): the calibration on hand-made numbers,
+each candidate's signals, and the answers for words it does not know, for thresholds it cannot reach and
+for what it can."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from echogen_ros.evaluation import trust
+from echogen_ros.model.confidence import SIGNALS, Calibration, Signals, features, fit_logistic
+from echogen_ros.model.finding import signals
+from echogen_ros.model.layout import Detection
+from echogen_ros.world.dataset import world_sample
+
+
+def test_a_logistic_fit_recovers_known_weights() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=4000), np.ones(4000)])
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0)))).astype(float)
+    assert fit_logistic(x, y) == pytest.approx([2.0, -1.0], abs=0.2)
+
+
+def test_a_calibration_turns_signals_into_the_rate_they_are_right_at() -> None:
+    """Answers drawn so that a sure, unrivalled, present-looking box is right 90 % of the time and a doubtful
+    one 10 %: the fit says about 0.9 and 0.1, and a higher absent probability lowers it."""
+    rng = np.random.default_rng(1)
+    sure, doubtful = Signals(0.8, 0.9, 0.01), Signals(0.3, 0.05, 0.6)
+    rows = [(sure, rng.random() < 0.9) for _ in range(500)] + [(doubtful, rng.random() < 0.1) for _ in range(500)]
+    calibration = Calibration.fit([s for s, _ in rows], [r for _, r in rows])
+    assert calibration.probability(sure) == pytest.approx(0.9, abs=0.04)
+    assert calibration.probability(doubtful) == pytest.approx(0.1, abs=0.04)
+    assert calibration.probability(Signals(0.8, 0.9, 0.9)) < calibration.probability(sure)
+
+
+def test_a_calibration_round_trips_through_a_manifest_and_refuses_other_signals() -> None:
+    calibration = Calibration((1.0, 2.0, -1.0, 0.5), {"split": "val"}, {"ece": 0.01})
+    again = Calibration.from_manifest(json.loads(json.dumps(calibration.to_manifest())))
+    assert again == calibration and again.fitted_on == {"split": "val"}
+    assert Calibration.from_manifest(None) is None
+    with pytest.raises(ValueError, match="calibrate again"):
+        Calibration.from_manifest({**calibration.to_manifest(), "signals": ["score"]})
+    with pytest.raises(ValueError, match="finite"):
+        Calibration((1.0, float("nan"), 0.0, 0.0))
+    assert len(features(Signals(0.5, 0.5, 0.5))) == len(SIGNALS) + 1
+
+
+def test_each_candidate_s_margin_is_over_the_best_other_one() -> None:
+    found = [Detection((0, 0, 9, 9), 0.8, "cup"), Detection((20, 0, 29, 9), 0.4, "cup")]
+    best, runner = signals(found, 0.05)
+    assert best == Signals(0.8, 0.5, 0.05) and runner == Signals(0.4, -1.0, 0.05)
+    assert signals(found[:1], 0.2) == [Signals(0.8, 1.0, 0.2)]
+
+
+def test_a_phrase_naming_no_known_object_is_not_grounded(tiny_model) -> None:
+    image = world_sample(0, 0, "test").image(160, 120)
+    answer = tiny_model.find(image, "the scissors")
+    assert not answer.found and answer.detections == () and answer.confidence == 0.0
+    assert answer.unknown_words == ("scissors",) and "names no object" in answer.reason
+    mug = tiny_model.find(image, "the mug", threshold=0.0)
+    assert mug.found and mug.unknown_words == () and mug.detections[0].label == "the cup"
+
+
+def test_no_box_below_the_threshold_is_returned(tiny_model) -> None:
+    """The tiny random model is never sure: at threshold 0 it answers with its box, at 1 with none and the
+    reason; the JSON carries every field a planner reads."""
+    image = world_sample(0, 0, "test").image(160, 120)
+    anything = tiny_model.find(image, "the red cup", threshold=0.0)
+    assert anything.found and len(anything.detections) == 1
+    assert anything.detections[0].score == pytest.approx(anything.confidence)
+    nothing = tiny_model.find(image, "the red cup", threshold=1.0)
+    assert not nothing.found and nothing.detections == () and nothing.reason
+    assert set(nothing.to_json()) == {"phrase", "found", "confidence", "detections", "unknown_words", "nearest",
+                                      "out_of_domain", "calibrated", "reason", "latency_ms"}  # fmt: skip
+    assert not nothing.calibrated and nothing.to_json()["latency_ms"] > 0
+    with pytest.raises(ValueError, match="probability"):
+        tiny_model.find(image, "the red cup", threshold=1.5)
+
+
+def test_trust_rows_cover_present_and_no_target_expressions(tiny_model) -> None:
+    rows = trust.collect(tiny_model, "val", 2)
+    assert any(r.present for r in rows) and any(not r.present for r in rows)
+    assert not any(r.right for r in rows if not r.present)
+    report = trust.report(rows, None, threshold=0.0)
+    assert report["no_target_accuracy"] == 0.0  # at threshold 0 everything is "found"
+    assert report["present"] + report["no_target"] == report["answers"] == len(rows)
+    assert sum(b["count"] for b in report["reliability"]) == len(rows)

@@ -1,0 +1,63 @@
+"""Calibrate a model's confidence (echogen_ros.model.confidence): for every referring expression and every
+no-target expression of val-split world scenes, the best box's signals and whether it is right; a logistic
+regression of right on the signals, fitted there, becomes the probability every grounding reports. The fit is
+then scored on the test split (ECE, AUROC, no-target accuracy, Acc@0.5) and recorded with it. The held-out
+split is never read: report it with `echogen eval`.
+
+    echogen-train calibrate --model DIR [--scenes 150] [--test-scenes 100] [--seed 0]
+
+DIR's manifest gets `calibration` (replacing one it had), written all at once; its weights are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from echogen_ros.evaluation import trust
+from echogen_ros.model import checkpoint
+from echogen_ros.model.confidence import Calibration
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.outputs import write_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="the model directory to calibrate")
+    parser.add_argument("--scenes", type=int, default=150, help="val-split scenes to fit on (≥ 10)")
+    parser.add_argument("--test-scenes", type=int, default=100, help="test-split scenes to score the fit on (≥ 10)")
+    parser.add_argument("--seed", type=int, default=0, help="the world seed of the scenes")
+
+
+def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int) -> tuple[Calibration, dict]:
+    """The calibration fitted on val and what it and the raw score measure on test."""
+    fit_rows = trust.collect(model, "val", scenes, seed)
+    calibration = Calibration.fit([r.signals for r in fit_rows], [r.right for r in fit_rows])
+    test_rows = trust.collect(model, "test", test_scenes, seed)
+    test = trust.report(test_rows, calibration)
+    raw = trust.report(test_rows, None)
+    metrics = {"split": "test", "scenes": test_scenes, **{k: v for k, v in test.items() if k != "reliability"},
+               "raw_score": {k: raw[k] for k in ("ece", "auroc", "no_target_accuracy", "found_but_wrong")}}  # fmt: skip
+    fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "answers": len(fit_rows),
+                 "no_target": sum(not r.present for r in fit_rows)}  # fmt: skip
+    return Calibration(calibration.weights, fitted_on, metrics), test
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scenes < 10 or args.test_scenes < 10:
+        raise ValueError("--scenes and --test-scenes must be ≥ 10 (about 150 answers each)")
+    torch.set_grad_enabled(False)
+    start = time.monotonic()
+    manifest = checkpoint.read_manifest(args.model)  # every file as its manifest says
+    model = EchoGen.load(args.model)
+    model.calibration = None  # measured raw: an old calibration is refitted, never read
+    calibration, test = calibrate(model, args.seed, args.scenes, args.test_scenes)
+    manifest = {**manifest, "calibration": calibration.to_manifest()}
+    write_file(args.model / checkpoint.MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    EchoGen.load(args.model)  # reads back as every user will
+    print(json.dumps({**calibration.to_manifest(), "reliability": test["reliability"],
+                      "wall_s": round(time.monotonic() - start, 1)}))  # fmt: skip
+    return 0

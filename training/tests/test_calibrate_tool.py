@@ -1,0 +1,44 @@
+"""`echogen-train calibrate`: fits on val, scores on test, records both in the manifest, and the model then
+reports calibrated probabilities; bad input is one line and exit code 2, with the model left as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from echogen_training import tools
+
+from echogen_ros.model.echogen import EchoGen
+from echogen_ros.world.dataset import world_sample
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return EchoGen.create("tiny", seed=0).save(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def test_calibrate_records_a_fit_on_val_scored_on_test(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    assert tools.main("calibrate", ["--model", str(model_dir), "--scenes", "10", "--test-scenes", "10"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    manifest = json.loads((model_dir / "echogen.json").read_text())
+    entry = manifest["calibration"]
+    assert entry["fitted_on"]["split"] == "val" and entry["metrics"]["split"] == "test"
+    assert entry["fitted_on"]["no_target"] > 0 and printed["weights"] == entry["weights"]
+    assert 0 <= entry["metrics"]["ece"] <= 1 and "raw_score" in entry["metrics"]
+    model = EchoGen.load(model_dir)  # the manifest's hashes still hold
+    answer = model.find(world_sample(0, 0, "test").image(160, 120), "the cup", threshold=0.0)
+    assert answer.calibrated and answer.confidence == answer.detections[0].score
+
+
+def test_calibrate_refuses_too_few_scenes_and_leaves_the_model(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    before = (model_dir / "echogen.json").read_bytes()
+    assert tools.main("calibrate", ["--model", str(model_dir), "--scenes", "5"]) == 2
+    assert "≥ 10" in capsys.readouterr().err
+    assert (model_dir / "echogen.json").read_bytes() == before
+    assert tools.main("calibrate", ["--model", str(tmp_path / "missing")]) == 2
