@@ -42,6 +42,10 @@ def test_a_calibration_round_trips_through_a_manifest_and_refuses_other_signals(
     assert Calibration.from_manifest(None) is None
     with pytest.raises(ValueError, match="calibrate again"):
         Calibration.from_manifest({**calibration.to_manifest(), "signals": ["score"]})
+    signed = Calibration((1.0, 2.0, -1.0, 0.5), {"weights": "abc"})
+    assert Calibration.from_manifest(signed.to_manifest(), "abc") == signed
+    with pytest.raises(ValueError, match="other weights"):
+        Calibration.from_manifest(signed.to_manifest(), "def")
     with pytest.raises(ValueError, match="finite"):
         Calibration((1.0, float("nan"), 0.0, 0.0))
     assert len(features(Signals(0.5, 0.5, 0.5))) == len(SIGNALS) + 1

@@ -79,10 +79,14 @@ class Calibration:
                 "metrics": self.metrics}  # fmt: skip
 
     @classmethod
-    def from_manifest(cls, entry: dict | None) -> Calibration | None:
-        """The manifest's calibration; None when it has none. One fitted on other signals is refused."""
+    def from_manifest(cls, entry: dict | None, weights: str | None = None) -> Calibration | None:
+        """The manifest's calibration; None when it has none. One fitted on other signals, or on weights other
+        than `weights` (their hash, when the calibration records one), is refused."""
         if entry is None:
             return None
+        fitted = entry.get("fitted_on", {}).get("weights")
+        if weights is not None and fitted is not None and fitted != weights:
+            raise ValueError("it was fitted on other weights: calibrate again (echogen-train calibrate --model DIR)")
         if list(entry.get("signals", [])) != list(SIGNALS):
             raise ValueError(
                 f"the calibration was fitted on signals {entry.get('signals')}, this echogen_ros reads "

@@ -86,7 +86,8 @@ class EchoGen:
         self.guidance = float(manifest.get("guidance", 3.0))
         self.temperature = float(manifest.get("temperature", 1.0))
         try:
-            self.calibration = Calibration.from_manifest(manifest.get("calibration"))
+            weights = manifest.get("files", {}).get(checkpoint.WEIGHTS)
+            self.calibration = Calibration.from_manifest(manifest.get("calibration"), weights)
         except (ValueError, KeyError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"the manifest's calibration is unusable: {exc}") from None
         self.domain: DomainCheck | None = None  # `load` reads the directory's (echogen_ros.model.domain)
@@ -159,6 +160,7 @@ class EchoGen:
         if metrics is not None:
             manifest["metrics"] = metrics
         manifest.pop("domain", None)  # fitted on the weights it came with: refit with `echogen-train fit-domain`
+        manifest.pop("calibration", None)  # the same: calibrate again with `echogen-train calibrate`
         self.manifest = checkpoint.write_manifest(directory, manifest)
         return directory
 

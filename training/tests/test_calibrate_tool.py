@@ -32,6 +32,9 @@ def test_calibrate_records_a_fit_on_val_scored_on_test(tiny_model_dir: Path, tmp
     model = EchoGen.load(model_dir)  # the manifest's hashes still hold
     answer = model.find(world_sample(0, 0, "test").image(160, 120), "the cup", threshold=0.0)
     assert answer.calibrated and answer.confidence == answer.detections[0].score
+    assert entry["fitted_on"]["weights"] == manifest["files"]["model.safetensors"]
+    model.save(tmp_path / "trained_on")  # new weights (a training run's save): the calibration is not carried
+    assert "calibration" not in json.loads((tmp_path / "trained_on" / "echogen.json").read_text())
 
 
 def test_calibrate_refuses_too_few_scenes_and_leaves_the_model(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -42,7 +42,8 @@ def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int) -> tuple
     metrics = {"split": "test", "scenes": test_scenes, **{k: v for k, v in test.items() if k != "reliability"},
                "raw_score": {k: raw[k] for k in ("ece", "auroc", "no_target_accuracy", "found_but_wrong")}}  # fmt: skip
     fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "answers": len(fit_rows),
-                 "no_target": sum(not r.present for r in fit_rows)}  # fmt: skip
+                 "no_target": sum(not r.present for r in fit_rows),
+                 "weights": model.manifest["files"][checkpoint.WEIGHTS]}  # fmt: skip
     return Calibration(calibration.weights, fitted_on, metrics), test
 
 
