@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from echogen_ros.model import checkpoint
 
@@ -68,7 +68,7 @@ class DomainCheck:
         if self.record["weights"] != manifest["files"][checkpoint.WEIGHTS]:
             raise checkpoint.CheckpointError(f"this domain check was fitted on other weights than {directory}'s")
         tensors = {"mean": self.mean.float().contiguous(), "precision": self.precision.float().contiguous()}
-        save_file(tensors, str(directory / DOMAIN_FILE), metadata={"summary": SUMMARY})
+        (directory / DOMAIN_FILE).write_bytes(save(tensors, metadata={"summary": SUMMARY}))  # as umask allows
         files = {**manifest["files"], DOMAIN_FILE: checkpoint.sha256(directory / DOMAIN_FILE)}
         manifest = {**manifest, "domain": self.record, "files": files}
         partial = directory / f".{checkpoint.MANIFEST}.partial-{os.getpid()}"

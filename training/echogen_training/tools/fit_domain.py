@@ -1,12 +1,12 @@
 """Fit a model's domain check (echogen_ros.model.domain): a Gaussian over its image features of train-split world
-renders, at the sizes frames come in (the training's render scales, 1280×960, 800×600, 16:9) and, for half of
-them, through a JPEG round trip (quality 80-95) as a compressing camera sends them; its threshold is set on
-val renders drawn the same way. The held-out split is never read.
+renders, at the sizes frames come in (the training's render scales, 1280×960, 800×600, 16:9 up to 1080p) and,
+for half of them, through a JPEG round trip (quality 80-95) as a compressing camera sends them; its threshold
+is set on val renders drawn the same way. The held-out split is never read.
 
-    echogen-train fit-domain --model DIR [--scenes 2000] [--val-scenes 500] [--seed 0]
+    echogen-train fit-domain --model DIR [--out NEW [--overwrite]] [--scenes 2000] [--val-scenes 500] [--seed 0]
 
-DIR gets `domain.safetensors` and the manifest's `domain` record (replacing a check it had), all at once: a copy
-of DIR is written and swapped in, so a failure leaves DIR as it was.
+DIR (or, with --out, a copy of it at NEW) gets `domain.safetensors` and the manifest's `domain` record, replacing
+a check it had, all at once: a copy is written and then renamed into place, so a failure leaves DIR as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -25,11 +27,14 @@ import torch
 from echogen_ros.model import checkpoint, generation
 from echogen_ros.model.domain import DomainCheck, fit, read_domain_check, remove_domain_check, summarise
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.outputs import staged
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
 
 RENDER_SCALES = (0.5, 0.75, 1.0)  # the training's (DataConfig.render_scales) × 640×480
-OTHER_SIZES = ((1280, 960), (800, 600), (640, 360))  # a larger camera, another 4:3, and 16:9 (another letterbox)
+# larger cameras, another 4:3, and 16:9 (another letterbox); without 1920×1080, 3 % of test renders at that
+# size were out of domain (their pixel noise averages away over a 15× downscale)
+OTHER_SIZES = ((1280, 960), (800, 600), (640, 360), (1920, 1080))
 SIZES = tuple((round(catalog.REF_WIDTH * s), round(catalog.REF_HEIGHT * s)) for s in RENDER_SCALES) + OTHER_SIZES
 JPEG_SHARE = 0.5  # of the frames sent through a JPEG round trip
 JPEG_QUALITY = (80, 95)  # drawn uniformly, both ends included
@@ -73,14 +78,23 @@ def summaries(model: EchoGen, seed: int, scenes: int, split: str) -> torch.Tenso
 
 def fit_check(model: EchoGen, seed: int, scenes: int, val_scenes: int) -> DomainCheck:
     """The domain check of `model`: fitted on `scenes` train renders, its threshold from `val_scenes` val ones."""
-    fitted_on = {"split": "train", "seed": seed, "scenes": scenes, "sizes": [list(s) for s in SIZES],
-                 "jpeg_share": JPEG_SHARE, "jpeg_quality": list(JPEG_QUALITY), "dtype": str(model.dtype)}  # fmt: skip
+    fitted_on = {
+        "split": "train",
+        "seed": seed,
+        "scenes": scenes,
+        "sizes": [list(s) for s in SIZES],
+        "jpeg_share": JPEG_SHARE,
+        "jpeg_quality": list(JPEG_QUALITY),
+        "dtype": str(model.dtype).removeprefix("torch."),
+    }
     record = {"fitted_on": fitted_on, "weights": model.manifest["files"][checkpoint.WEIGHTS]}
     return fit(summaries(model, seed, scenes, "train"), summaries(model, seed, val_scenes, "val"), record)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="the model directory to give a domain check")
+    parser.add_argument("--out", type=Path, default=None, help="write the model with its check here instead of --model")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out this tool wrote before")
     parser.add_argument("--scenes", type=int, default=2000, help="train-split scenes to fit on (≥ 100)")
     parser.add_argument("--val-scenes", type=int, default=500, help="val-split scenes to set the threshold on (≥ 100)")
     parser.add_argument("--seed", type=int, default=0, help="the world seed of the scenes")
@@ -89,33 +103,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.scenes < 100 or args.val_scenes < 100:
         raise ValueError("--scenes and --val-scenes must be ≥ 100: fewer cannot place a 99.5th percentile")
-    target = args.model
-    checkpoint.read_manifest(target)  # every file as its manifest says, before anything is copied
-    torch.set_grad_enabled(False)
+    checkpoint.read_manifest(args.model)  # every file as its manifest says, before anything is copied
     start = time.monotonic()
-    partial = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(target, partial)
-        remove_domain_check(partial)  # an old check is refitted, never read
-        check = fit_check(EchoGen.load(partial), args.seed, args.scenes, args.val_scenes)
-        check.save(partial)
-        read_domain_check(partial, checkpoint.read_manifest(partial))  # reads back as EchoGen.load will
-        swap(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    if args.out is None:
+        with swapped_in(args.model) as partial:
+            check = refit(args.model, partial, args.seed, args.scenes, args.val_scenes)
+    else:
+        with staged(args.out, args.overwrite, kind="model (echogen-train fit-domain)") as partial:
+            check = refit(args.model, partial, args.seed, args.scenes, args.val_scenes)
     print(json.dumps({**check.record, "wall_s": round(time.monotonic() - start, 1)}))
     return 0
 
 
-def swap(partial: Path, target: Path) -> None:
-    """Put `partial` in `target`'s place; the old directory comes back if the second rename fails."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    target.rename(old)
+def refit(model: Path, out: Path, seed: int, scenes: int, val_scenes: int) -> DomainCheck:
+    """Copy the model directory `model` to `out` (new) and give the copy a check fitted on its own weights."""
+    shutil.copytree(model, out)
+    remove_domain_check(out)  # an old check is refitted, never read
+    with torch.inference_mode():
+        check = fit_check(EchoGen.load(out), seed, scenes, val_scenes)
+    check.save(out)
+    read_domain_check(out, checkpoint.read_manifest(out))  # reads back as EchoGen.load will
+    return check
+
+
+@contextmanager
+def swapped_in(target: Path) -> Iterator[Path]:
+    """Yield a path (not yet created) to write the new `target` to; on success it takes `target`'s place (the
+    old directory comes back if that rename fails); on any exception `target` is left as it was."""
+    partial, old = (target.parent / f".{target.name}.{kind}-{os.getpid()}" for kind in ("partial", "old"))
+    shutil.rmtree(partial, ignore_errors=True)
     try:
-        partial.rename(target)
-    except OSError:
-        old.rename(target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        yield partial
+        target.rename(old)
+        try:
+            partial.rename(target)
+        except OSError:
+            old.rename(target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
