@@ -44,6 +44,8 @@ def test_world_writes_the_contract(tmp_path: Path) -> None:
     assert len(data["images"]) == 3 and len(list((out / "images").glob("*.png"))) == 3
     assert all(im["width"] == 160 for im in data["images"])
     assert all(r["split"] == "heldout" for r in data["refs"])
+    present = sum(not r["no_target"] for r in data["refs"])
+    assert f"{present} expressions (+ {len(data['refs']) - present} with no referent)" in result.stdout
 
 
 BAD = [
@@ -55,6 +57,9 @@ BAD = [
     (["--count", "2", "--split", "nope"], "invalid choice"),
     (["--count", "2", "--seed", "-1"], "outside"),
     (["--count", "2"], "required"),
+    (["--count", "2", "--scale-range", "0.1", "1"], "scale_range"),
+    (["--count", "2", "--scale-range", "1.2", "1.1"], "scale_range"),
+    (["--count", "2", "--border-cut", "0.5"], "border_cut"),
 ]
 
 
@@ -213,3 +218,13 @@ def test_the_demo_names_the_last_pipeline_stage_and_the_continuations() -> None:
         "then 2,200 pmtp steps in 2 runs + 3 djo steps + a new vision encoder + a new vision encoder"
         " + ? pmtp steps in 2 runs"
     ) in describe_model(model, "here")
+
+
+def test_world_draws_objects_of_other_sizes_cut_by_the_border(tmp_path: Path, capsys) -> None:
+    args = ["world", "--count", "6", "--seed", "1", "--max-objects", "12", "--border-cut", "0.4"]
+    assert main([*args, "--out", str(tmp_path / "same")]) == 0
+    assert main([*args, "--out", str(tmp_path / "small"), "--scale-range", "0.5", "0.6"]) == 0
+    same, small = (json.loads((tmp_path / d / "annotations.json").read_text()) for d in ("same", "small"))
+    widths = [[a["bbox"][2] for a in data["annotations"]] for data in (same, small)]
+    assert sum(widths[1]) / len(widths[1]) < 0.7 * sum(widths[0]) / len(widths[0])
+    assert any(a["bbox"][0] == 0 or a["bbox"][0] + a["bbox"][2] == 640 for a in same["annotations"])  # cut

@@ -22,7 +22,7 @@ from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
 from echogen_ros.model.metrics import grounding_accuracy
 from echogen_ros.planning.phrases import KnownObject, resolve
 from echogen_ros.world import catalog
-from echogen_ros.world.dataset import export, world_sample
+from echogen_ros.world.dataset import export, has_target, world_sample
 from echogen_ros.world.render import pixel_box, render
 from echogen_ros.world.scene import Scene, SceneObject
 
@@ -98,7 +98,9 @@ def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys
     report = json.loads(capsys.readouterr().out)
     assert {"grounding", "layout_to_image", "cycle", "fid"} <= set(report)
     annotations = json.loads((data / "annotations.json").read_text())
-    assert report["grounding"]["count"] == sum(len(r["sentences"]) for r in annotations["refs"])
+    sentences = [(has_target(r), len(r["sentences"])) for r in annotations["refs"]]
+    assert report["grounding"]["count"] == sum(n for present, n in sentences if present)
+    assert report["grounding"]["no_target_skipped"] == sum(n for present, n in sentences if not present) > 0
     assert report["cycle"]["objects"] == len(annotations["annotations"])
     compositions = report["grounding"]["by_composition"]
     assert set(compositions) <= {"heldout_pair", "seen_pair"}
@@ -109,6 +111,39 @@ def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys
     assert sum(report["grounding"]["outcomes"].values()) == pytest.approx(1.0)
     assert main(["eval", "--data", str(tmp_path / "nothing"), "--model", str(tiny_model_dir)]) == 2
     assert "echogen world" in capsys.readouterr().err
+
+
+def test_eval_cli_on_scenes_drawn_in_memory(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """--world draws what `echogen world` would export (the same report); --scale-band reports grounding by band;
+    --fresh-heldout is the documented fresh set."""
+    export(tmp_path / "data", seed=4, count=2, split="heldout")
+    common = ["--model", str(tiny_model_dir), "--json", "--grounding-only"]
+    assert main(["eval", "--data", str(tmp_path / "data"), *common]) == 0
+    from_export = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--world", "heldout", "--world-seed", "4", "--count", "2", *common]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    assert drawn["scenes"] == {"split": "heldout", "seed": 4, "count": 2, "scale_range": [1.0, 1.0], "border_cut": 0.0}
+    assert drawn["grounding"] == from_export["grounding"] and "cycle" not in drawn
+    bands = ["--scale-band", "0.5-0.7", "--scale-band", "1.3-1.6"]
+    assert main(["eval", "--world", "test", "--count", "2", *common, *bands]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["scale_bands"]) == ["0.5-0.7", "1.3-1.6"] and report["scenes"]["seed"] == 7
+    assert all(
+        band["count"] > 0 and 0 <= band["macc"] <= band["acc@0.5"] <= 1 for band in report["scale_bands"].values()
+    )
+    assert main(["eval", "--fresh-heldout", "--limit", "1", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["scenes"] == {
+        "split": "heldout", "seed": 20261205, "count": 200, "scale_range": [1.0, 1.0], "border_cut": 0.0
+    }  # fmt: skip
+    for bad, says in (
+        (["--data", str(tmp_path / "data"), "--scale-band", "0.5-0.7"], "--world"),
+        (["--fresh-heldout", "--count", "3"], "fresh held-out"),
+        (["--world", "test", "--scale-band", "0.1-0.7"], "scale_range"),
+        (["--world", "test", "--scale-band", "half"], "LO-HI"),
+        (["--world", "test", "--data", str(tmp_path / "data")], "not allowed"),
+    ):
+        assert main(["eval", *bad, "--model", str(tiny_model_dir)]) == 2
+        assert says in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layout", [[], [("cup", (0, 0, 10, 10))]])

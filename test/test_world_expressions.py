@@ -13,11 +13,18 @@ import pytest
 
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.scene import SceneConfig
 
 CAT = "|".join(catalog.CATEGORIES)
 COL = "|".join(catalog.COLOURS)
 NP = rf"the (?:(?:{COL}) )?(?:{CAT})"
 TOL = 2.0  # pixels of slack given to distractors (rounding of exported boxes)
+CONFIGS = {  # the sizes trained on; smaller; larger; any size, cut by the border, up to 12 objects
+    "default": SceneConfig(),
+    "x0.5-0.7": SceneConfig(scale_range=(0.5, 0.7)),
+    "x1.3-1.6": SceneConfig(scale_range=(1.3, 1.6)),
+    "x0.5-1.6-cut-12": SceneConfig(scale_range=(0.5, 1.6), border_cut=0.4, max_objects=12),
+}
 
 
 def _objects(sample):
@@ -139,11 +146,12 @@ def _relational(objects, category, relation, anchor_ids):
     return strict, loose
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("split", ["train", "heldout"])
-def test_every_expression_has_exactly_one_referent(split: str) -> None:
+def test_every_expression_has_exactly_one_referent(split: str, config: str) -> None:
     kinds = set()
     for index in range(150):
-        sample = world_sample(3, index, split)
+        sample = world_sample(3, index, split, CONFIGS[config])
         objects = _objects(sample)
         for expr in sample.expressions:
             strict, loose = referents(expr.text, objects)
@@ -153,13 +161,14 @@ def test_every_expression_has_exactly_one_referent(split: str) -> None:
     assert kinds == set(catalog.EXPRESSION_TYPES)
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("split", ["train", "heldout"])
-def test_no_target_expressions_name_no_object(split: str) -> None:
+def test_no_target_expressions_name_no_object(split: str, config: str) -> None:
     """gRefCOCO's no-target expressions: the same evaluator finds no object, not even loosely; outside the
     held-out split none names a held-out composition."""
     kinds = set()
     for index in range(150):
-        sample = world_sample(3, index, split)
+        sample = world_sample(3, index, split, CONFIGS[config])
         objects = _objects(sample)
         for expr in sample.absent:
             assert expr.target is None

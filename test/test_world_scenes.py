@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from echogen_ros.world import catalog
-from echogen_ros.world.dataset import export, world_sample
-from echogen_ros.world.render import object_polygons, pixel_box
+from echogen_ros.world.dataset import export, has_target, world_sample
+from echogen_ros.world.language import asked_category
+from echogen_ros.world.render import drawn_box, object_polygons, pixel_box
 from echogen_ros.world.scene import SceneConfig
 
 
@@ -103,8 +105,9 @@ def test_heldout_compositions_never_in_train(world_annotations: dict) -> None:
     for ann in anns.values():
         assert (ann["attributes"]["colour"], names[ann["category_id"]]) not in catalog.HELDOUT_PAIRS
     for item in world_annotations["refs"] + world_annotations["instructions"]:
-        target = anns[item.get("ann_id", item.get("target_ann_id"))]
-        assert (item["relation"], names[target["category_id"]]) not in catalog.HELDOUT_RELATIONS
+        category = names[item["category_id"]] if "ann_id" in item else None  # a ref: its (asked) category
+        category = category or names[anns[item["target_ann_id"]]["category_id"]]
+        assert (item["relation"], category) not in catalog.HELDOUT_RELATIONS
 
 
 def test_heldout_split_always_uses_a_heldout_composition() -> None:
@@ -141,12 +144,107 @@ def test_export_is_coco_and_refcoco_shaped(world_annotations: dict, world_dir: P
         x, y, w, h = ann["bbox"]
         assert ann["image_id"] in image_ids and w > 0 and h > 0 and x >= 0 and y >= 0
         assert x + w <= 640 and y + h <= 480 and ann["area"] == w * h
-    ann_ids = {a["id"] for a in data["annotations"]}
-    assert {r["type"] for r in data["refs"]} == set(catalog.EXPRESSION_TYPES)
+    anns = {a["id"]: a for a in data["annotations"]}
+    present = [r for r in data["refs"] if has_target(r)]
+    assert {r["type"] for r in present} == set(catalog.EXPRESSION_TYPES)
+    assert [r["ref_id"] for r in data["refs"]] == list(range(1, len(data["refs"]) + 1))
+    assert data["refs"][: len(present)] == present  # those with no referent follow every other
     for ref in data["refs"]:
-        assert ref["ann_id"] in ann_ids and ref["sentences"][0]["sent"] and ref["split"] == "train"
+        assert ref["sentences"][0]["sent"] and ref["split"] == "train" and ref["sent_ids"] == [ref["ref_id"]]
+        if ref["no_target"]:  # gRefCOCO's no-target ref: no annotation, the category it asks for
+            asked = asked_category(ref["sentences"][0]["sent"])
+            assert ref["ann_id"] == [] and ref["category_id"] == catalog.CATEGORY_IDS[asked]
+        else:
+            assert ref["no_target"] is False and anns[ref["ann_id"]]["category_id"] == ref["category_id"]
+        assert set(ref["anchor_ann_ids"]) <= set(anns)
+    ann_ids = set(anns)
     for ins in data["instructions"]:
         assert ins["target_ann_id"] in ann_ids and set(ins["anchor_ann_ids"]) <= ann_ids
     assert len(data["captions"]) == len(data["images"])
     png = cv2.imread(str(world_dir / "images" / data["images"][0]["file_name"]))
     assert png.shape == (480, 640, 3)
+
+
+def _scene_rows(sample) -> str:
+    objects = [(o.category, o.colour, o.size, o.box, o.shade) for o in sample.scene.objects]
+    style = sample.scene.style
+    texts = [(e.target, e.text, e.kind, e.relation, e.anchors) for e in sample.expressions + sample.absent]
+    orders = [(i.text, i.action, i.target, i.relation, i.anchors) for i in sample.instructions]
+    look = (style.table, style.lighting, style.noise, style.noise_offset, style.shadow)
+    return repr((objects, look, sample.caption, texts, orders, sample.boxes(320, 240)))
+
+
+# sha256 of the scenes, texts and boxes, and of 160×120 renders, of seeds 0, 3, 7 (train and heldout, 8 scenes
+# each), taken before SceneConfig had scale_range and border_cut: their defaults draw exactly what was drawn
+BEFORE = {
+    "default": ("b72eff5d0926aca40f1daa0472f60d2de64dd725c56554f9f33c72863afce869",
+                "2bd689f4c1fb74320c530b7a350a1eb52c0d1179d27da73a6d86b86d2feb649c"),
+    "clutter": ("4db0fafb548afe913367f37ef2c36b9f9a914b5d769481b4d59cbb46f84fa255",
+                "7bbb53f0ced4bf4760bc8b7d1ee0fa64db79e5239f9022806b34d7be0cd152a0"),
+    "occlusion": ("88441ff505192f2efe682b7ce826b99405b7726cb8d478be511f9faa3facf6bc",
+                  "99706b49ad63fe79551c18fd38b20494d27bd9a887b771cc480b580b0316d160"),
+}  # fmt: skip
+CONFIGS = {
+    "default": SceneConfig(scale_range=(1, 1), border_cut=0.0),
+    "clutter": SceneConfig(min_objects=6, max_objects=12),
+    "occlusion": SceneConfig(occlusion=0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_default_object_sizes_draw_every_scene_as_before(name: str) -> None:
+    data, pixels = hashlib.sha256(), hashlib.sha256()
+    for seed in (0, 3, 7):
+        for split in ("train", "heldout"):
+            for index in range(8):
+                sample = world_sample(seed, index, split, CONFIGS[name])
+                data.update(_scene_rows(sample).encode())
+                pixels.update(sample.image(160, 120).tobytes())
+    assert (data.hexdigest(), pixels.hexdigest()) == BEFORE[name]
+
+
+def test_export_refs_with_a_referent_are_as_before(tmp_path: Path) -> None:
+    """Format 2 adds refs with no referent after the others and `no_target` to every ref; nothing else moves."""
+    data = export(tmp_path / "w", seed=11, count=6, split="val", width=320, height=240)
+    present = [{k: v for k, v in r.items() if k != "no_target"} for r in data["refs"] if has_target(r)]
+    rest = {k: v for k, v in data.items() if k not in ("refs", "info")}
+    assert hashlib.sha256(json.dumps(present).encode()).hexdigest() == (
+        "653b67bc8d6edb83d50c0c8ee0dd6d8ea32ec45bfac2934f5f3d2117ac43d04f"
+    )
+    assert hashlib.sha256(json.dumps(rest).encode()).hexdigest() == (
+        "b6d6a0f7449d67588228e049de86ac845c2abbcf7b05695646e4c2347f4c406e"
+    )
+    assert data["info"]["version"] == 2 and len(data["refs"]) > len(present)
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (64, 64), (1280, 720)])
+def test_scaled_and_cut_objects_span_exactly_their_box(width: int, height: int) -> None:
+    """Objects of any size, some cut by the left, right or bottom border: what is drawn of each inside the
+    frame spans its (cut) pixel box."""
+    config, cut = SceneConfig(scale_range=(0.5, 1.6), border_cut=0.4, max_objects=12), 0
+    for index in range(40):
+        for obj in world_sample(2, index, "train", config).scene.objects:
+            mask = np.zeros((height, width), np.uint8)
+            for _, polygon in object_polygons(obj, drawn_box(obj, width, height)):
+                cv2.fillPoly(mask, [polygon], 255, lineType=cv2.LINE_8)
+            ys, xs = np.nonzero(mask)
+            assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == pixel_box(obj, width, height)
+            cut += obj.extent is not None
+            if obj.extent is not None:
+                assert obj.box[1] == obj.extent[1] > 0  # never the top border
+    assert cut > 10
+
+
+def test_scale_range_scales_objects_and_clutter_reaches_twelve() -> None:
+    def widths(config: SceneConfig) -> list[float]:
+        return [o.box[2] - o.box[0] for i in range(30) for o in world_sample(4, i, "test", config).scene.objects]
+
+    small, large = widths(SceneConfig(scale_range=(0.5, 0.7))), widths(SceneConfig(scale_range=(1.3, 1.6)))
+    assert max(small) < 0.7 * 1.45 * 1.08 * 104 + 1e-6 and min(large) > 1.3 * 0.92 * 34 - 1e-6
+    assert np.median(large) > 2 * np.median(small)
+    counts = [len(world_sample(4, i, "test", SceneConfig(min_objects=10, max_objects=12)).scene.objects)
+              for i in range(20)]  # fmt: skip
+    assert max(counts) == 12
+    for bad in ({"scale_range": (0.1, 1.0)}, {"scale_range": (1.2, 1.1)}, {"border_cut": 0.5}):
+        with pytest.raises(ValueError):
+            SceneConfig(**bad)

@@ -1,4 +1,5 @@
-"""`echogen eval --data DIR [--model DIR] [--json]`: grounding, layout-to-image AP and cycle consistency."""
+"""`echogen eval (--data DIR | --world SPLIT | --fresh-heldout) [--model DIR] [--json]`: grounding, layout-to-image
+AP and cycle consistency; `--scale-band LO-HI` (repeatable): grounding by band of object scale."""
 
 from __future__ import annotations
 
@@ -9,11 +10,27 @@ from pathlib import Path
 from tqdm import tqdm
 
 from echogen_ros.cli.args import bounded_int
+from echogen_ros.evaluation.world_sets import FRESH_HELDOUT, USED_HELDOUT, WorldSet
+from echogen_ros.exits import UsageError
+from echogen_ros.world import catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("eval", help="evaluate a model on a directory written by `echogen world`")
-    e.add_argument("--data", type=Path, required=True)
+    e = sub.add_parser("eval", help="evaluate a model on an `echogen world` export or on scenes drawn in memory")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a directory written by `echogen world`")
+    source.add_argument("--world", choices=catalog.SPLITS, help="draw --count scenes of this split in memory")
+    source.add_argument("--fresh-heldout", action="store_true",
+                        help=f"the fresh held-out set ({FRESH_HELDOUT.count} scenes of seed {FRESH_HELDOUT.seed}), "
+                             "drawn in memory: report on it, choose nothing by it (docs/benchmarks.md)")  # fmt: skip
+    e.add_argument("--world-seed", type=bounded_int(0, 2**63 - 1), default=None,
+                   help=f"with --world: the scenes' seed (default {USED_HELDOUT.seed})")  # fmt: skip
+    e.add_argument("--count", type=bounded_int(1, 1_000_000), default=None,
+                   help=f"with --world: how many scenes (default {USED_HELDOUT.count})")  # fmt: skip
+    e.add_argument("--scale-band", type=scale_band, action="append", metavar="LO-HI",
+                   help="with --world or --fresh-heldout: grounding alone, on the scenes drawn again with every "
+                        "object's size times a draw from [LO, HI]; repeatable (0.5-0.7 0.7-1.3 1.3-1.6)")  # fmt: skip
+    e.add_argument("--grounding-only", action="store_true", help="imagine nothing (no layout AP, no cycle): fast")
     e.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     e.add_argument("--limit", type=bounded_int(0, 10_000_000), default=0, help="evaluate the first N images (0: all)")
     e.add_argument("--imagine-limit", type=bounded_int(0, 10_000_000), default=0,
@@ -35,11 +52,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(run=run)
 
 
+def scale_band(text: str) -> tuple[float, float]:
+    """ "0.5-0.7" → (0.5, 0.7)."""
+    try:
+        lo, hi = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO-HI (e.g. 0.5-0.7), got {text!r}") from None
+    return lo, hi
+
+
+def _world_set(args: argparse.Namespace) -> WorldSet | None:
+    """The scenes to draw, or None for --data; bad combinations are a UsageError."""
+    drawing = [f for f, v in (("--world-seed", args.world_seed), ("--count", args.count)) if v is not None]
+    if args.data is not None:
+        if drawing or args.scale_band:
+            raise UsageError(f"{' and '.join(drawing) or '--scale-band'} draw scenes: use --world or --fresh-heldout")
+        return None
+    if args.fresh_heldout:
+        if drawing:
+            raise UsageError(f"the fresh held-out set is {FRESH_HELDOUT.count} scenes of seed {FRESH_HELDOUT.seed}: "
+                             "drop --world-seed/--count (--limit takes its first N)")  # fmt: skip
+        return FRESH_HELDOUT
+    seed = USED_HELDOUT.seed if args.world_seed is None else args.world_seed
+    return WorldSet(args.world, seed, USED_HELDOUT.count if args.count is None else args.count)
+
+
 def run(args: argparse.Namespace) -> int:
     from echogen_ros.cli.model import load_model
     from echogen_ros.evaluation.run import evaluate, load_export
+    from echogen_ros.evaluation.world_sets import by_scale_band, measure_set
+    from echogen_ros.world.scene import SceneConfig
 
-    load_export(args.data)  # a bad --data fails before the model loads
+    scenes = _world_set(args)
+    if scenes is None:
+        load_export(args.data)  # a bad --data fails before the model loads
+    else:
+        for lo, hi in args.scale_band or ():
+            SceneConfig(scale_range=(lo, hi))  # a bad band fails before the model loads
     fid = None
     if args.inception is not None:
         from echogen_ros.evaluation.fid import FID, load_inception
@@ -52,9 +101,14 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = evaluate(model, args.data, limit=args.limit, imagine_limit=args.imagine_limit, seed=args.seed,
-                          progress=progress, noise=args.noise, fid=fid)  # fmt: skip
-    if fid is None:
+        options = dict(limit=args.limit, seed=args.seed, progress=progress)
+        if args.scale_band:
+            bands = by_scale_band(model, scenes, args.scale_band, **options)
+            report = {"scenes": scenes.describe(), "scale_bands": bands}
+        else:
+            options.update(imagine_limit=args.imagine_limit, noise=args.noise, fid=fid, imagine=not args.grounding_only)
+            report = evaluate(model, args.data, **options) if scenes is None else measure_set(model, scenes, **options)
+    if fid is None and not args.scale_band:
         report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0

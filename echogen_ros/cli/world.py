@@ -12,7 +12,7 @@ import cv2
 from echogen_ros import limits
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.world import catalog
-from echogen_ros.world.dataset import export, world_sample
+from echogen_ros.world.dataset import export, has_target, world_sample
 from echogen_ros.world.scene import SceneConfig
 
 
@@ -39,20 +39,27 @@ def _scene_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=bounded_int(16, limits.active().max_layout_side), default=catalog.REF_HEIGHT)
     p.add_argument("--min-objects", type=bounded_int(1, 12), default=2)
     p.add_argument("--max-objects", type=bounded_int(1, 12), default=8)
+    p.add_argument("--scale-range", type=float, nargs=2, default=(1.0, 1.0), metavar=("LO", "HI"),
+                   help="every object's size times a uniform draw from [LO, HI] (default 1 1: unchanged)")  # fmt: skip
+    p.add_argument("--border-cut", type=float, default=0.0,
+                   help="objects may stand past the left, right and bottom border by up to this fraction of "
+                        "their size (0 to 0.4; default 0: never)")  # fmt: skip
 
 
 def _config(args: argparse.Namespace) -> SceneConfig:
     if args.min_objects > args.max_objects:
         raise ValueError(f"--min-objects {args.min_objects} is larger than --max-objects {args.max_objects}")
-    return SceneConfig(min_objects=args.min_objects, max_objects=args.max_objects)
+    return SceneConfig(min_objects=args.min_objects, max_objects=args.max_objects,
+                       scale_range=tuple(args.scale_range), border_cut=args.border_cut)  # fmt: skip
 
 
 def run_world(args: argparse.Namespace) -> int:
     config = _config(args)
     data = export(args.out, args.seed, args.count, args.split, args.width, args.height, config, args.overwrite)
+    present = sum(has_target(r) for r in data["refs"])
     print(
-        f"wrote {len(data['images'])} scenes, {len(data['annotations'])} objects, {len(data['refs'])} expressions, "
-        f"{len(data['instructions'])} instructions to {args.out}"
+        f"wrote {len(data['images'])} scenes, {len(data['annotations'])} objects, {present} expressions "
+        f"(+ {len(data['refs']) - present} with no referent), {len(data['instructions'])} instructions to {args.out}"
     )
     return 0
 

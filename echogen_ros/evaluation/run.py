@@ -2,7 +2,8 @@
 
 - grounding (Ref-L4 protocol): Acc@0.5 / 0.75 / 0.9 and mAcc, overall, per expression type and per
   composition (referred object of a held-out colour × category pair or not) and per held-out pair, with
-  what the wrong boxes hit (another object, the referred one loosely, nothing: `grounding_errors`);
+  what the wrong boxes hit (another object, the referred one loosely, nothing: `grounding_errors`); refs
+  with no referent (gRefCOCO's no-target expressions) have no box to score and are only counted;
 - layout-to-image fidelity: COCO AP / AP50 / AP75 of the classical detector on imagined scenes against the
   layouts they were imagined from;
 - cycle consistency: mean IoU between the layouts and the layouts grounded back, and the failure rate
@@ -26,6 +27,7 @@ from echogen_ros.evaluation.grounding_errors import composition, outcome, outcom
 from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou, rescale_box
 from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.world.dataset import FORMAT_VERSION, has_target
 
 FAILURE_IOU = 0.5
 
@@ -49,6 +51,9 @@ def load_export(directory: Path) -> dict:
     missing = [k for k in ("images", "annotations", "categories", "refs") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
+    version = data.get("info", {}).get("version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{path} is export format {version!r}; this echogen_ros reads 1 to {FORMAT_VERSION}: update")
     return data
 
 
@@ -74,23 +79,27 @@ def measure(
     progress: Callable[[int, int], None] | None = None,
     noise: float = 0.0,
     fid=None,
+    imagine: bool = True,
 ) -> dict:
     """Every metric of `model` on world data (`annotations.json`'s content, `world.dataset.coco`), whose
     images `image(info)` gives as RGB: `evaluate` reads them from an export, training's periodic evaluation
-    renders them in memory. `limit` scenes (0: all), the first `imagine_limit` of them imagined (0: all), with
-    `noise` on the imagined layouts; `fid` is an evaluation.fid.FID or None."""
+    renders them in memory. `limit` scenes (0: all), the first `imagine_limit` of them imagined (0: all; none
+    when not `imagine`), with `noise` on the imagined layouts; `fid` is an evaluation.fid.FID or None."""
     if noise < 0 or not np.isfinite(noise):
         raise ValueError(f"layout noise must be a finite fraction >= 0, got {noise}")
     names = {c["id"]: c["name"] for c in data["categories"]}
     anns = defaultdict(list)
     for ann in data["annotations"]:
         anns[ann["image_id"]].append(ann)
-    refs = defaultdict(list)
+    refs, no_target = defaultdict(list), defaultdict(int)
     for ref in data["refs"]:
-        refs[ref["image_id"]].append(ref)
+        if has_target(ref):
+            refs[ref["image_id"]].append(ref)
+        else:
+            no_target[ref["image_id"]] += len(ref["sentences"])
     captions = {c["image_id"]: c["caption"] for c in data.get("captions", [])}
     images = data["images"][:limit] if limit else data["images"]
-    imagine_count = min(len(images), imagine_limit) if imagine_limit else len(images)
+    imagine_count = (min(len(images), imagine_limit) if imagine_limit else len(images)) if imagine else 0
     by_type: dict[str, list[float]] = defaultdict(list)
     by_composition: dict[str, list[tuple[float, str]]] = defaultdict(list)  # (IoU, outcome) per expression
     by_heldout_pair: dict[str, list[float]] = defaultdict(list)  # "white bowl" → IoUs
@@ -144,6 +153,7 @@ def measure(
         for pair, values in sorted(by_composition.items())
     }
     report["grounding"]["by_heldout_pair"] = {k: grounding_accuracy(v) for k, v in sorted(by_heldout_pair.items())}
+    report["grounding"]["no_target_skipped"] = sum(no_target[info["id"]] for info in images)
     if layouts:
         report["layout_to_image"] = {
             **layout_ap(layouts, detections),

@@ -2,6 +2,9 @@
 
 Sample i of a split depends only on (seed, split, i): the first 10 scenes of a 1000-scene export are
 the 10 scenes of a 10-scene export, and the same arguments write byte-identical files.
+
+Refs with no referent (gRefCOCO's no-target expressions, `WorldSample.absent`) follow every ref with one,
+marked `"no_target": true` with an empty `ann_id` list; readers ask `has_target(ref)`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from echogen_ros.world.language import (
     Expression,
     Instruction,
     absent_expressions,
+    asked_category,
     caption,
     instructions,
     referring_expressions,
@@ -27,7 +31,13 @@ from echogen_ros.world.language import (
 from echogen_ros.world.render import pixel_box, render
 from echogen_ros.world.scene import Scene, SceneConfig, sample_scene
 
-FORMAT_VERSION = 1
+# 2: refs with no referent (no_target true, ann_id []) follow the others; every ref says no_target
+FORMAT_VERSION = 2
+
+
+def has_target(ref: dict) -> bool:
+    """Whether an exported ref names an object (`ann_id` an annotation id); exports of format 1 hold only such."""
+    return not ref.get("no_target", False)
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,11 @@ def coco(
     split: str,
     width: int = catalog.REF_WIDTH,
     height: int = catalog.REF_HEIGHT,
-    image: Callable[[str, np.ndarray], None] = lambda file_name, rgb: None,
+    image: Callable[[str, np.ndarray], None] | None = None,
 ) -> dict:
     """What `annotations.json` holds for `samples` rendered at `width`×`height` (COCO images, annotations and
-    categories, RefCOCO refs, captions, instructions); `image(file_name, rgb)` is given each rendered image."""
+    categories, RefCOCO refs, captions, instructions); `image(file_name, rgb)` is given each rendered image
+    (None: nothing is rendered)."""
     data: dict = {
         "info": {"description": "echogen_ros tabletop world", "version": FORMAT_VERSION, "seed": seed, "split": split},
         "images": [],
@@ -125,14 +136,18 @@ def coco(
         "refs": [],
         "instructions": [],
     }
+    no_target = []  # after every ref with a referent, so that those keep their ids
     for sample in samples:
         image_id = sample.index + 1
         file_name = f"{image_id:06d}.png"
-        image(file_name, sample.image(width, height))
+        if image is not None:
+            image(file_name, sample.image(width, height))
         data["images"].append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         data["captions"].append({"id": image_id, "image_id": image_id, "caption": sample.caption})
         ann_ids = _add_annotations(data, sample, image_id, width, height)
-        _add_refs(data, sample, image_id, file_name, ann_ids, split)
+        place = {"image_id": image_id, "file_name": file_name, "split": split}
+        data["refs"] += [_ref(expr, sample, ann_ids, place) for expr in sample.expressions]
+        no_target += [_ref(expr, sample, ann_ids, place) for expr in sample.absent]
         for ins in sample.instructions:
             data["instructions"].append(
                 {
@@ -145,6 +160,9 @@ def coco(
                     "anchor_ann_ids": [ann_ids[j] for j in ins.anchors],
                 }
             )
+    data["refs"] += no_target
+    for ref_id, ref in enumerate(data["refs"], start=1):
+        ref["ref_id"] = ref["sent_ids"][0] = ref["sentences"][0]["sent_id"] = ref_id
     return data
 
 
@@ -167,21 +185,22 @@ def _add_annotations(data: dict, sample: WorldSample, image_id: int, width: int,
     return ann_ids
 
 
-def _add_refs(data: dict, sample: WorldSample, image_id: int, file_name: str, ann_ids: list[int], split: str) -> None:
-    for expr in sample.expressions:
-        ref_id = len(data["refs"]) + 1
-        data["refs"].append(
-            {
-                "ref_id": ref_id,
-                "image_id": image_id,
-                "ann_id": ann_ids[expr.target],
-                "category_id": catalog.CATEGORY_IDS[sample.scene.objects[expr.target].category],
-                "file_name": file_name,
-                "split": split,
-                "sentences": [{"sent": expr.text, "raw": expr.text, "tokens": expr.text.split(), "sent_id": ref_id}],
-                "sent_ids": [ref_id],
-                "type": expr.kind,
-                "relation": expr.relation,
-                "anchor_ann_ids": [ann_ids[j] for j in expr.anchors],
-            }
-        )
+def _ref(expr: Expression, sample: WorldSample, ann_ids: list[int], place: dict) -> dict:
+    """One RefCOCO ref (its ids numbered by `coco`); with no referent, `ann_id` is [] and `category_id` the
+    category the expression asks for ("the blue cup" → cup)."""
+    absent = expr.target is None
+    category = asked_category(expr.text) if absent else sample.scene.objects[expr.target].category
+    return {
+        "ref_id": 0,
+        "image_id": place["image_id"],
+        "ann_id": [] if absent else ann_ids[expr.target],
+        "category_id": catalog.CATEGORY_IDS[category],
+        "file_name": place["file_name"],
+        "split": place["split"],
+        "sentences": [{"sent": expr.text, "raw": expr.text, "tokens": expr.text.split(), "sent_id": 0}],
+        "sent_ids": [0],
+        "type": expr.kind,
+        "relation": expr.relation,
+        "anchor_ann_ids": [ann_ids[j] for j in expr.anchors],
+        "no_target": absent,
+    }

@@ -92,8 +92,8 @@ def _others(objs: tuple[SceneObject, ...], i: int) -> list[SceneObject]:
 
 def _size(objs: tuple[SceneObject, ...], i: int) -> list[Expression]:
     others = _others(objs, i)
-    if not others:
-        return []
+    if not others or any(o.extent is not None for o in (objs[i], *others)):
+        return []  # nothing to compare, or an object the border cuts: what is seen of it is not its size
     obj, two = objs[i], len(others) == 1
     if all(obj.area >= SIZE_RATIO * o.area for o in others):
         return [Expression(i, f"the {'larger' if two else 'largest'} {obj.category}", "size")]
@@ -190,6 +190,14 @@ def absent_expressions(scene: Scene, rng: np.random.Generator, heldout: bool = F
         options["relation"] = [e for e in options["relation"] if allowed(objs[e.anchors[0]].colour,
                                                                          objs[e.anchors[0]].category)]  # fmt: skip
     return [found[int(rng.integers(len(found)))] for found in options.values() if found]
+
+
+def asked_category(text: str) -> str:
+    """The category an expression asks for: its first category word ("the cup left of the plate" → cup)."""
+    found = next((word for word in text.split() if word in catalog.CATEGORIES), None)
+    if found is None:
+        raise ValueError(f"{text!r} names no category")
+    return found
 
 
 def caption(scene: Scene) -> str:

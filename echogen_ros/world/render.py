@@ -23,11 +23,20 @@ _NOISE_PAD = 64
 
 def pixel_box(obj: SceneObject, width: int, height: int) -> PixelBox:
     """The object's box in pixels of a width×height frame (identical to its rendered extent)."""
+    return _in_pixels(obj.box, width, height, clip=True)
+
+
+def drawn_box(obj: SceneObject, width: int, height: int) -> PixelBox:
+    """The pixel box the object's shape is drawn into: its pixel box, or all of it, past the frame, where the
+    image border cuts it (the frame then clips the drawing to the pixel box)."""
+    return pixel_box(obj, width, height) if obj.extent is None else _in_pixels(obj.extent, width, height, clip=False)
+
+
+def _in_pixels(box: tuple[float, ...], width: int, height: int, clip: bool) -> PixelBox:
     sx, sy = width / catalog.REF_WIDTH, height / catalog.REF_HEIGHT
-    x1, y1 = int(round(obj.box[0] * sx)), int(round(obj.box[1] * sy))
-    x2 = min(width, max(x1 + 2, int(round(obj.box[2] * sx))))
-    y2 = min(height, max(y1 + 2, int(round(obj.box[3] * sy))))
-    return x1, y1, x2, y2
+    x1, y1 = int(round(box[0] * sx)), int(round(box[1] * sy))
+    x2, y2 = max(x1 + 2, int(round(box[2] * sx))), max(y1 + 2, int(round(box[3] * sy)))
+    return (x1, y1, min(width, x2), min(height, y2)) if clip else (x1, y1, x2, y2)
 
 
 def object_polygons(obj: SceneObject, box: PixelBox) -> list[tuple[tuple[int, int, int], np.ndarray]]:
@@ -43,7 +52,7 @@ def render(scene: Scene, width: int = catalog.REF_WIDTH, height: int = catalog.R
     """Render `scene` as an (height, width, 3) RGB uint8 image."""
     image = _table(scene.style.table, width, height).copy()
     shading = np.full((height, width), 255, dtype=np.uint8)
-    boxes = [pixel_box(o, width, height) for o in scene.objects]
+    boxes = [drawn_box(o, width, height) for o in scene.objects]
     for box in boxes:
         _draw_shadow(shading, box, scene.style.shadow)
     for obj, box in zip(scene.objects, boxes):

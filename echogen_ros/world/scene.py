@@ -12,6 +12,10 @@ import numpy as np
 from echogen_ros.world import catalog
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
+MIN_SCALE, MAX_SCALE = 0.25, 2.0  # a scale range's bounds: from an 11 px ball to a 330 px large plate
+# the most of an object the border may cut: every shape keeps the extremes of its other axis in the frame, so
+# its visible pixels still span exactly its (cut) box
+MAX_BORDER_CUT = 0.4
 
 
 @dataclass(frozen=True)
@@ -19,13 +23,19 @@ class SceneObject:
     category: str
     colour: str
     size: str  # "small" | "large"
-    box: Box  # reference pixels, x2/y2 exclusive
+    box: Box  # reference pixels, x2/y2 exclusive; the visible part when the image border cuts the object
     shade: tuple[int, int, int]  # per-object colour jitter, added to the colour's RGB
+    extent: Box | None = None  # the whole object when the image border cuts it (None: `box` is all of it)
 
     @property
     def label(self) -> str:
         """How a layout names it: colour and category ("red cup")."""
         return f"{self.colour} {self.category}"
+
+    @property
+    def drawn(self) -> Box:
+        """The box the object's shape is drawn into: all of it, beyond the image border where it is cut."""
+        return self.extent or self.box
 
     @property
     def area(self) -> float:
@@ -59,12 +69,20 @@ class SceneConfig:
     gap: float = 10.0  # free space between boxes when occlusion is 0 (reference pixels)
     margin: float = 8.0  # free border around the image (reference pixels)
     heldout: bool = False  # True: the held-out split (contains held-out colour×category pairs)
+    scale_range: tuple[float, float] = (1.0, 1.0)  # every object's size times a uniform draw from this range
+    border_cut: float = 0.0  # largest fraction of an object's width (height) the left/right (bottom) border may cut
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_objects <= self.max_objects <= 12:
             raise ValueError(f"need 1 <= min_objects <= max_objects <= 12, got {self.min_objects}..{self.max_objects}")
         if not 0.0 <= self.occlusion < 0.5:
             raise ValueError(f"occlusion must be in [0, 0.5), got {self.occlusion}")
+        lo, hi = self.scale_range
+        object.__setattr__(self, "scale_range", (float(lo), float(hi)))  # a list from YAML or JSON compares alike
+        if not MIN_SCALE <= lo <= hi <= MAX_SCALE:
+            raise ValueError(f"scale_range must be lo <= hi within [{MIN_SCALE}, {MAX_SCALE}], got {lo}..{hi}")
+        if not 0.0 <= self.border_cut <= MAX_BORDER_CUT:
+            raise ValueError(f"border_cut must be in [0, {MAX_BORDER_CUT}], got {self.border_cut}")
 
 
 def allowed_pairs(heldout: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -103,7 +121,11 @@ def _has_required(objects: list[SceneObject], required: list[tuple[str, str]]) -
 def _sample_object(rng: np.random.Generator, colour: str, category: str, config: SceneConfig) -> SceneObject | None:
     size = "large" if rng.random() < 0.35 else "small"
     scale = catalog.SIZES[size] * float(rng.uniform(0.92, 1.08))
+    if config.scale_range != (1.0, 1.0):  # no draw at the default: every scene stays as it was
+        scale *= float(rng.uniform(*config.scale_range))
     w, h = (e * scale for e in catalog.CATEGORY_EXTENTS[category])
+    if config.border_cut:
+        return _sample_cut_object(rng, colour, category, size, w, h, config)
     m = config.margin
     x_hi, y_hi = catalog.REF_WIDTH - m - w, catalog.REF_HEIGHT - m - h
     if x_hi <= m or y_hi <= m:
@@ -111,6 +133,23 @@ def _sample_object(rng: np.random.Generator, colour: str, category: str, config:
     x1, y1 = float(rng.uniform(m, x_hi)), float(rng.uniform(m, y_hi))
     shade = tuple(int(v) for v in rng.integers(-14, 15, size=3))
     return SceneObject(category, colour, size, (x1, y1, x1 + w, y1 + h), shade)
+
+
+def _sample_cut_object(
+    rng: np.random.Generator, colour: str, category: str, size: str, w: float, h: float, config: SceneConfig
+) -> SceneObject | None:
+    """An object that may stand past the left, right or bottom border by up to `border_cut` of its size (the
+    top stays free: a camera looking down at a table sees its near edge at the bottom); `box` is what is in
+    the frame, `extent` the whole object when the border cuts it."""
+    reach_x, reach_y, m = config.border_cut * w, config.border_cut * h, config.margin
+    x_hi, y_hi = catalog.REF_WIDTH + reach_x - w, catalog.REF_HEIGHT + reach_y - h
+    if x_hi <= -reach_x or y_hi <= m:
+        return None
+    x1, y1 = float(rng.uniform(-reach_x, x_hi)), float(rng.uniform(m, y_hi))
+    shade = tuple(int(v) for v in rng.integers(-14, 15, size=3))
+    extent = (x1, y1, x1 + w, y1 + h)
+    box = (max(x1, 0.0), y1, min(x1 + w, float(catalog.REF_WIDTH)), min(y1 + h, float(catalog.REF_HEIGHT)))
+    return SceneObject(category, colour, size, box, shade, extent if box != extent else None)
 
 
 def _fits(box: Box, others: list[Box], config: SceneConfig) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 
 from echogen_ros.evaluation.run import load_export, object_label, xyxy
 from echogen_ros.model.layout import Layout, LayoutObject
+from echogen_ros.world.dataset import has_target
 
 Box = tuple[float, float, float, float]
 
@@ -33,6 +34,7 @@ class ExportScene:
     height: int
     objects: tuple[ExportObject, ...]
     expressions: tuple[tuple[int, str], ...]  # (id of the object referred to, sentence) for every sentence of every ref
+    absent: tuple[str, ...] = ()  # the sentences of refs with no referent (`no_target`), which name no object
 
     def image(self) -> np.ndarray:
         """The frame, RGB uint8."""
@@ -63,16 +65,19 @@ def read_scenes(directory: Path, limit: int = 0) -> list[ExportScene]:
 
 def _scenes(directory: Path, data: dict, limit: int) -> list[ExportScene]:
     names = {c["id"]: c["name"] for c in data["categories"]}
-    objects, expressions = defaultdict(list), defaultdict(list)
+    objects, expressions, absent = defaultdict(list), defaultdict(list), defaultdict(list)
     for a in data["annotations"]:
         objects[a["image_id"]].append(
             ExportObject(a["id"], names[a["category_id"]], object_label(a, names), xyxy(a["bbox"]))
         )
     for ref in data["refs"]:
-        expressions[ref["image_id"]] += [(ref["ann_id"], s["sent"]) for s in ref["sentences"]]
+        if has_target(ref):
+            expressions[ref["image_id"]] += [(ref["ann_id"], s["sent"]) for s in ref["sentences"]]
+        else:
+            absent[ref["image_id"]] += [s["sent"] for s in ref["sentences"]]
     images = data["images"][:limit] if limit else data["images"]
     return [
         ExportScene(directory, info["file_name"], int(info["width"]), int(info["height"]),
-                    tuple(objects[info["id"]]), tuple(expressions[info["id"]]))
+                    tuple(objects[info["id"]]), tuple(expressions[info["id"]]), tuple(absent[info["id"]]))
         for info in images
     ]  # fmt: skip

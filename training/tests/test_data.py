@@ -50,11 +50,13 @@ def _write_coco(root: Path) -> None:
     (root / "instances_train2017.json").write_text(json.dumps(instances))
     (root / "captions_train2017.json").write_text(json.dumps(captions))
     (root / "instances.json").write_text(json.dumps(instances))
-    refs = [
+    refs = [  # the last: a no-target ref (gRefCOCO's), as `echogen world` writes them; readers skip it
         {"ref_id": 0, "image_id": 1, "ann_id": 11, "category_id": 2, "split": "train",
          "sentences": [{"sent": "the plate on the right", "tokens": [], "raw": "", "sent_id": 0}], "sent_ids": [0]},
         {"ref_id": 1, "image_id": 1, "ann_id": 10, "category_id": 1, "split": "val",
          "sentences": [{"sent": "the cup", "tokens": [], "raw": "", "sent_id": 1}], "sent_ids": [1]},
+        {"ref_id": 2, "image_id": 1, "ann_id": [], "category_id": 1, "split": "train", "no_target": True,
+         "sentences": [{"sent": "the blue cup", "tokens": [], "raw": "", "sent_id": 2}], "sent_ids": [2]},
     ]  # fmt: skip
     with (root / "refs(unc).p").open("wb") as f:
         pickle.dump(refs, f, protocol=2)

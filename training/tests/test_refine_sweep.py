@@ -15,6 +15,7 @@ from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, EchoGen
 from echogen_ros.model.generation import REFINE_BINS
 from echogen_ros.model.layout import box_iou
 from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.world.dataset import has_target
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,9 @@ def test_windows_span_bin_centres_to_what_eval_measures(model: EchoGen, world_ex
     for info in data["images"]:
         image = cv2.cvtColor(cv2.imread(str(world_export / "images" / info["file_name"])), cv2.COLOR_BGR2RGB)
         sentences = [
-            (r["ann_id"], s["sent"]) for r in data["refs"] if r["image_id"] == info["id"] for s in r["sentences"]
-        ]
+            (r["ann_id"], s["sent"]) for r in data["refs"] if r["image_id"] == info["id"] and has_target(r)
+            for s in r["sentences"]
+        ]  # fmt: skip
         if not sentences:
             continue
         array, ids, mask, letterbox = model.grounding_inputs(image, [t for _, t in sentences])

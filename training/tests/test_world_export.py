@@ -19,7 +19,10 @@ def test_scenes_hold_what_the_export_holds(world_export: Path) -> None:
     assert [s.file_name for s in scenes] == [i["file_name"] for i in data["images"]]
     assert [s.file_name for s in read_scenes(world_export, limit=2)] == [i["file_name"] for i in data["images"][:2]]
     assert sum(len(s.objects) for s in scenes) == len(data["annotations"])
-    assert sum(len(s.expressions) for s in scenes) == sum(len(r["sentences"]) for r in data["refs"])
+    present = [r for r in data["refs"] if not r["no_target"]]
+    assert sum(len(s.expressions) for s in scenes) == sum(len(r["sentences"]) for r in present)
+    absent = [(r["image_id"], r["sentences"][0]["sent"]) for r in data["refs"] if r["no_target"]]
+    assert [(i["id"], text) for i, s in zip(data["images"], scenes) for text in s.absent] == absent and absent
     names = {c["id"]: c["name"] for c in data["categories"]}
     first = scenes[0]
     (info,) = [i for i in data["images"] if i["file_name"] == first.file_name]
@@ -29,7 +32,7 @@ def test_scenes_hold_what_the_export_holds(world_export: Path) -> None:
         assert obj.id == ann["id"] and obj.box == (x, y, x + w, y + h)
         assert obj.category == names[ann["category_id"]]
         assert obj.label == f"{ann['attributes']['colour']} {obj.category}"  # as layouts name objects
-    for ref in (r for r in data["refs"] if r["image_id"] == info["id"]):
+    for ref in (r for r in present if r["image_id"] == info["id"]):
         assert (ref["ann_id"], ref["sentences"][0]["sent"]) in first.expressions
         assert first.box(ref["ann_id"]) == next(o.box for o in first.objects if o.id == ref["ann_id"])
     bgr = cv2.imread(str(world_export / "images" / first.file_name))

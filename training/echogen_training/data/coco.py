@@ -4,6 +4,8 @@
   `captions_*.json`; an `echogen world` export is the same format in one `annotations.json`.
 - RefCOCO family: `refs(unc).p` / `refs(umd).p` / `refs(google).p` (a pickle of plain lists and dicts,
   read with an unpickler that refuses every class) or the same refs as JSON, plus `instances.json`.
+  Refs with no referent (gRefCOCO's `no_target`, which `echogen world` writes too) have no box to learn
+  from and are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 
 from echogen_ros.model.layout import validate_box
+from echogen_ros.world.dataset import has_target
 from echogen_training.data.records import Record
 
 
@@ -79,7 +82,7 @@ def load_coco(
         by_image[ann["image_id"]].append(ann)
     refs_by_image = defaultdict(list)
     for ref in refs:
-        if split is None or ref.get("split") == split:
+        if has_target(ref) and (split is None or ref.get("split") == split):
             refs_by_image[ref["image_id"]].append(ref)
 
     records = []
