@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from echogen_ros.model.checkpoint import PIPELINE_STAGES as STAGES  # the stages, in pipeline order, written once
+from echogen_ros.world.catalog import SPLITS
 
 
 @dataclass
@@ -145,7 +146,7 @@ class CycleRLConfig:
 class EvalConfig:
     every: int = 200
     scenes: int = 50
-    split: str = "heldout"
+    split: str = "test"  # not heldout: a periodic evaluation is looked at to decide, which spends a held-out set
     seed: int = 1000
 
 
@@ -273,6 +274,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
         raise ConfigError("pmtp.recolour + pmtp.desaturate must be at most 1 (a frame gets one of them)")
     if config.vision.decolour + config.vision.recolour > 1:
         raise ConfigError("vision.decolour + vision.recolour must be at most 1 (a frame gets one of them)")
+    if config.eval.split not in SPLITS:
+        raise ConfigError(f"eval.split must be one of {', '.join(SPLITS)}, got {config.eval.split!r}")
     if config.pmtp.schedule not in ("parallel", "alternate"):
         raise ConfigError(f"pmtp.schedule must be parallel or alternate, got {config.pmtp.schedule!r}")
     from echogen_training.stages import stage_type  # the stages import this module's types

@@ -1,4 +1,5 @@
-"""Periodic evaluation on held-out world scenes: grounding Acc@0.5 / mAcc and cycle IoU (or, for the
+"""Periodic evaluation on world scenes of `eval.split` (test by default: never held-out, which a periodic
+evaluation would spend on decisions): grounding Acc@0.5 / mAcc and cycle IoU (or, for the
 VQ stage, reconstruction error), and how much the image features differ between patches (a vision
 encoder whose features collapse to one vector cannot ground anything)."""
 
@@ -41,8 +42,7 @@ def reconstruction(echogen: EchoGen, samples) -> dict[str, float]:
     _, latent, _ = vq.quantize(echogen.model.model.vqmodel, pixels)
     encode = lambda label: encode_text(echogen.tokenizer, label)  # noqa: E731
     layouts = [  # what a decoder map reads (ignored without one)
-        token_layout(encode, 640, 480, size, list(zip(s.labels(), s.boxes()))[: echogen.max_objects])
-        for s in samples
+        token_layout(encode, 640, 480, size, list(zip(s.labels(), s.boxes()))[: echogen.max_objects]) for s in samples
     ]
     labels, boxes = generation.decoder_layout(echogen.model, layouts)
     recon = vq.decode_latent(echogen.model.model.vqmodel, latent, labels, boxes).clamp(-1, 1)

@@ -14,6 +14,7 @@ def test_shipped_configs_load(path: Path) -> None:
     config = load_config(path)
     assert config.stage in path.name or config.stage == "pmtp"
     assert to_dict(config)["optim"]["max_steps"] > 0
+    assert config.eval.split == "test"  # a periodic evaluation is looked at: never on a held-out split
 
 
 def test_overrides_are_typed_and_nested() -> None:
@@ -36,6 +37,7 @@ def test_overrides_are_typed_and_nested() -> None:
         (["cycle_rl.l1_weight=-0.5"], "cycle_rl.l1_weight is a loss weight"),
         (["run.save_every=0"], "save_every and run.log_every must be >= 1"),
         (["run.keep_every=-2"], "keep_every >= 0"),
+        (["eval.split=validation"], "eval.split must be one of train, val, test, heldout"),
     ],
 )
 def test_bad_configs_are_rejected_clearly(overrides: list[str], message: str) -> None:
