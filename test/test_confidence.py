@@ -91,3 +91,17 @@ def test_trust_rows_cover_present_and_no_target_expressions(tiny_model) -> None:
     assert report["no_target_accuracy"] == 0.0  # at threshold 0 everything is "found"
     assert report["present"] + report["no_target"] == report["answers"] == len(rows)
     assert sum(b["count"] for b in report["reliability"]) == len(rows)
+
+
+def test_eval_trust_reports_calibration_and_no_target_answers(tiny_model_dir, capsys) -> None:
+    from echogen_ros.cli import main
+
+    common = ["--model", str(tiny_model_dir), "--json", "--trust"]
+    assert main(["eval", "--world", "val", "--count", "2", *common, "--threshold", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)["trust"]
+    assert report["no_target"] > 0 and report["no_target_accuracy"] == 0.0 and not report["calibrated"]
+    assert {"ece", "auroc", "found_but_wrong", "acc@0.5", "raw_score"} <= set(report)
+    assert main(["eval", "--world", "val", "--count", "1", *common, "--scale-band", "0.5-0.7"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["trust_by_scale_band"]) == {"0.5-0.7"}
+    assert main(["eval", "--world", "val", "--count", "1", *common, "--threshold", "2"]) == 2
+    assert "--threshold is a probability" in capsys.readouterr().err

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --world or --fresh-heldout: grounding alone, on the scenes drawn again with every "
                         "object's size times a draw from [LO, HI]; repeatable (0.5-0.7 0.7-1.3 1.3-1.6)")  # fmt: skip
     e.add_argument("--grounding-only", action="store_true", help="imagine nothing (no layout AP, no cycle): fast")
+    e.add_argument("--trust", action="store_true",
+                   help="with --world or --fresh-heldout: how far the answers can be trusted, on every expression "
+                        "with a referent and every no-target one: calibration (ECE, AUROC), no-target accuracy, "
+                        "boxes acted on but wrong, at --threshold; by band with --scale-band")  # fmt: skip
+    e.add_argument("--threshold", type=float, default=0.5, help="with --trust: the probability a box must reach")
     e.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     e.add_argument("--limit", type=bounded_int(0, 10_000_000), default=0, help="evaluate the first N images (0: all)")
     e.add_argument("--imagine-limit", type=bounded_int(0, 10_000_000), default=0,
@@ -64,6 +69,8 @@ def scale_band(text: str) -> tuple[float, float]:
 def _world_set(args: argparse.Namespace) -> WorldSet | None:
     """The scenes to draw, or None for --data; bad combinations are a UsageError."""
     drawing = [f for f, v in (("--world-seed", args.world_seed), ("--count", args.count)) if v is not None]
+    if args.trust and (args.data is not None or not 0 <= args.threshold <= 1):
+        raise UsageError("--trust draws scenes (use --world or --fresh-heldout) and --threshold is a probability")
     if args.data is not None:
         if drawing or args.scale_band:
             raise UsageError(f"{' and '.join(drawing) or '--scale-band'} draw scenes: use --world or --fresh-heldout")
@@ -102,13 +109,34 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         options = dict(limit=args.limit, seed=args.seed, progress=progress)
-        if args.scale_band:
+        if args.trust:
+            report = trust_report(model, scenes, args.scale_band, args.threshold, args.limit)
+        elif args.scale_band:
             bands = by_scale_band(model, scenes, args.scale_band, **options)
             report = {"scenes": scenes.describe(), "scale_bands": bands}
         else:
             options.update(imagine_limit=args.imagine_limit, noise=args.noise, fid=fid, imagine=not args.grounding_only)
             report = evaluate(model, args.data, **options) if scenes is None else measure_set(model, scenes, **options)
-    if fid is None and not args.scale_band:
+    if fid is None and not (args.scale_band or args.trust):
         report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0
+
+
+def trust_report(model, scenes: WorldSet, bands, threshold: float, limit: int) -> dict:
+    """`evaluation.trust` on `scenes` (the first `limit`, 0: all), calibrated and by the raw score; by band of
+    object scale when `bands` are given."""
+    from dataclasses import replace
+
+    from echogen_ros.evaluation import trust
+
+    def measured(config) -> dict:
+        rows = trust.collect(model, scenes.split, limit or scenes.count, scenes.seed, config=config)
+        raw = trust.report(rows, None, threshold)
+        return {**trust.report(rows, model.calibration, threshold),
+                "raw_score": {k: v for k, v in raw.items() if k != "reliability"}}  # fmt: skip
+
+    if not bands:
+        return {"scenes": scenes.describe(), "trust": measured(scenes.config)}
+    by_band = {f"{lo:g}-{hi:g}": measured(replace(scenes.config, scale_range=(lo, hi))) for lo, hi in bands}
+    return {"scenes": scenes.describe(), "trust_by_scale_band": by_band}

@@ -19,6 +19,7 @@ from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.finding import DEFAULT_THRESHOLD, candidates, probability, signals
 from echogen_ros.model.layout import box_iou
 from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.scene import SceneConfig
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,14 @@ class Row:
 
 
 @torch.inference_mode()
-def collect(model, split: str, scenes: int, seed: int = 0, first: int = 0) -> list[Row]:
-    """Rows for every expression, present and no-target, of scenes first..first+scenes-1 of `split`."""
+def collect(
+    model, split: str, scenes: int, seed: int = 0, first: int = 0, config: SceneConfig | None = None
+) -> list[Row]:
+    """Rows for every expression, present and no-target, of scenes first..first+scenes-1 of `split` (drawn
+    with `config`: object scales, clutter)."""
     rows = []
     for index in range(first, first + scenes):
-        sample = world_sample(seed, index, split)
+        sample = world_sample(seed, index, split, config)
         image, boxes = sample.image(), sample.boxes()
         pixels, letterbox = model.pixels(image)
         features = generation.image_features(model.model, pixels)
