@@ -1,6 +1,7 @@
 """The main job without ROS: the sim camera and a scripted sequence of instructions through the
 runtime; an MCAP bag and a self-contained HTML report (grounded boxes, imagined goal scenes, verdicts,
-timings) as output."""
+timings) as output. Each scene is asked for an object it has and for a category it lacks, so the report shows
+what the model answers when the honest answer is "not found"."""
 
 from __future__ import annotations
 
@@ -47,20 +48,29 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(encode_png(image)).decode()
 
 
-def run_demo(out: Path, model, scenes: int = 3, seed: int = 0, model_note: str = "", model_info: str = "") -> Path:
+def run_demo(
+    out: Path,
+    model,
+    scenes: int = 3,
+    seed: int = 0,
+    model_note: str = "",
+    model_info: str = "",
+    threshold: float = RuntimeConfig.score_threshold,
+) -> Path:
     """Write `out/bag` (MCAP) and `out/report.html` all at once; return the report's path. `out` must be new,
-    empty or an earlier demo's output (which is replaced)."""
+    empty or an earlier demo's output (which is replaced). `threshold`: as the node's `score_threshold`."""
+    config = RuntimeConfig(every_frames=1, every_seconds=0.0, score_threshold=threshold)
     with staged(Path(out), overwrite=True, kind="demo") as tmp:
         tmp.mkdir(parents=True)
-        _write_demo(tmp, model, scenes, seed, model_note, model_info)
+        _write_demo(tmp, model, scenes, seed, model_note, model_info, config)
     return Path(out) / "report.html"
 
 
-def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model_info: str) -> None:
+def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model_info: str, config) -> None:
     store = typestore("humble")
     msgs = MessageTypes.from_typestore(store)
-    camera = SimCamera(msgs, seed=seed, split="test", frames_per_scene=2)
-    runtime = Runtime(model, msgs, RuntimeConfig(every_frames=1, every_seconds=0.0, score_threshold=0.0))
+    camera = SimCamera(msgs, seed=seed, split="test", frames_per_scene=1)  # one frame a scene: scene k is k
+    runtime = Runtime(model, msgs, config)
     steps: list[Step] = []
     with Writer(out / "bag", version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {topic: writer.add_connection(topic, kind, typestore=store) for topic, kind in TOPICS.items()}
@@ -73,6 +83,7 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
             image, info, sample = camera.next(clock)
             boxes = sample.boxes()
             script = [e for e in sample.expressions if e.kind == "relation"][:1] or sample.expressions[:1]
+            script += [e for e in sample.absent if e.kind == "category"][:1]  # an object the scene lacks
             for expr in script:
                 write("/instruction", conv.string(msgs, expr.text), clock)
                 runtime.on_instruction(expr.text)
@@ -84,18 +95,11 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
                 ms = (time.perf_counter() - start) * 1000
                 write("/echogen/detections", outputs.detections, clock)
                 write("/echogen/debug_image", outputs.debug_image, clock)
-                found = outputs.detections.detections[0]
-                iou = box_iou(conv.box_of(found.bbox), boxes[expr.target])
-                truth = draw_boxes(sample.image(), [boxes[expr.target]], ["ground truth"])
-                step = Step(
-                    scene, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)), ("ground truth", truth)]
-                )
-                score = found.results[0].hypothesis.score
-                step.facts = [
-                    ("score", f"{score:.3f}"),
-                    ("IoU with the truth", f"{iou:.2f}"),
-                    ("latency", f"{ms:.1f} ms"),
-                ]
+                truth = boxes[expr.target] if expr.target is not None else None
+                shown = draw_boxes(sample.image(), [truth], ["ground truth"]) if truth else sample.image()
+                step = Step(scene, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)),
+                                                         ("ground truth" if truth else "not in the scene", shown)])
+                step.facts = [*_answer(outputs.findings[0], truth), ("latency", f"{ms:.1f} ms")]
                 steps.append(step)
                 clock += 0.5
             for ins in [i for i in sample.instructions if i.action == "put"][:1]:
@@ -130,6 +134,18 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
                 steps.append(step)
                 clock += 0.5
     (out / "report.html").write_text(_html(steps, model_note, model_info), encoding="utf-8")
+
+
+def _answer(finding, truth) -> list[tuple[str, str]]:
+    """The report's lines for one grounding: what the model answered, and how that compares with the truth."""
+    if not finding.found:
+        return [("answer", f"not found: {finding.reason}"),
+                ("the truth", "in the scene" if truth else "not in the scene: not found is right")]  # fmt: skip
+    best = finding.detections[0]
+    kind = "probability" if finding.calibrated else "score (uncalibrated)"
+    check = (("IoU with the truth", f"{box_iou(best.box, truth):.2f}") if truth
+             else ("the truth", "not in the scene: this box is wrong"))  # fmt: skip
+    return [("answer", f"found, {kind} {best.score:.3f}"), check]
 
 
 def _html(steps: list[Step], note: str, info: str = "") -> str:

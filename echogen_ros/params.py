@@ -30,7 +30,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               choices=("best_effort", "reliable"), read_only=True),
     ParamSpec("grounding_every_frames", 10, "after an instruction, ground every N frames (0: off)", low=0, high=10000),
     ParamSpec("grounding_every_seconds", 1.0, "... or every T seconds (0: off)", low=0.0, high=3600.0),
-    ParamSpec("score_threshold", 0.3, "detections scoring below this are not published", low=0.0, high=1.0),
+    ParamSpec("score_threshold", 0.5, "the probability a referent must reach to be published, returned by "
+              "'ground' or planned on (calibrated when the model carries a calibration)", low=0.0, high=1.0),
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
     ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),

@@ -208,6 +208,26 @@ def test_own_output_goes_through_again(tiny_model_dir: Path, tmp_path: Path, cap
         assert len(decoded_twice[topic]) == len(decoded_once[topic]) > 0, topic  # replaced, not doubled
 
 
+def test_at_the_node_threshold_what_was_not_found_is_left_out_and_said(
+    tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """At the node's default threshold (a probability, 0.5) a random model finds nothing: every detections
+    message is empty, the status says what was not found and why, and the 'put' is not imagined."""
+    source, target = tmp_path / "in", tmp_path / "out"
+    _write_input(source, StoragePlugin.MCAP, corrupt=False)
+    assert main(["bag", "--in", str(source), "--out", str(target), "--model", str(tiny_model_dir)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["imagined"] == 0
+    decoded = _decoded(target)
+    arrays = [m for _, m in decoded["/echogen/detections"]]
+    assert len(arrays) == 5 and all(a.detections == [] for a in arrays)  # frames 1 to 5
+    statuses = [m.data for _, m in decoded["/echogen/status"]]
+    assert any(s.startswith("grounded 0/2") and "not found 'the cup': " in s and "not found 'the plate': " in s
+               for s in statuses), statuses  # fmt: skip
+    refused = "imagine 'put the cup above the plate': cannot find 'the cup' in the image: "
+    assert any(s.startswith(refused) for s in statuses), statuses
+    assert "/echogen/imagined" not in decoded
+
+
 def test_another_namespace_keeps_old_outputs(tiny_model_dir: Path, tmp_path: Path) -> None:
     source, first, second = tmp_path / "in", tmp_path / "out1", tmp_path / "out2"
     _write_input(source, StoragePlugin.MCAP, corrupt=False)

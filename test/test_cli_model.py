@@ -37,14 +37,43 @@ GOOD_LAYOUT = {
 }
 
 
+FINDING = {"phrase", "found", "confidence", "detections", "unknown_words", "nearest", "out_of_domain", "calibrated",
+           "reason", "latency_ms"}  # fmt: skip
+
+
 def test_ground_prints_the_json_contract(tiny_model_dir: Path, image_path: Path, capsys) -> None:
-    args = ["ground", "--image", str(image_path), "--expr", "the red cup", "--model", str(tiny_model_dir)]
-    assert main([*args, "--top-k", "2", "--json"]) == 0
+    """`ground --json` is EchoGen.find's Finding: found, the confidence, boxes at or above the threshold only."""
+    args = ["ground", "--image", str(image_path), "--expr", "the red cup", "--model", str(tiny_model_dir), "--json"]
+    assert main([*args, "--top-k", "2", "--threshold", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"found", "detections", "unknown_words", "nearest", "latency_ms"}
+    assert set(result) == FINDING and result["phrase"] == "the red cup" and result["reason"] == ""
     assert result["found"] and len(result["detections"]) == 2 and result["unknown_words"] == []
+    assert not result["calibrated"] and not result["out_of_domain"] and result["latency_ms"] > 0  # no calibration
     det = result["detections"][0]
     assert set(det) == {"box", "score", "label"} and len(det["box"]) == 4 and det["label"] == "the red cup"
+    assert det["score"] == result["confidence"] and 0 <= det["score"] <= 1
+    assert main([*args, "--threshold", "1"]) == 0  # a random model is never that sure: no box below it
+    result = json.loads(capsys.readouterr().out)
+    assert not result["found"] and result["detections"] == [] and result["reason"] and result["confidence"] < 1
+    assert main(args[:-1] + ["--threshold", "1"]) == 0
+    assert "not found: " in capsys.readouterr().out
+    for bad in ("1.5", "-0.1", "nan", "high"):
+        assert main([*args, "--threshold", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--threshold" in err, err
+
+
+def test_ground_on_a_category_the_scene_lacks_finds_nothing_at_a_threshold_near_1(image_path: Path, capsys) -> None:
+    """The embedded model, asked for a category the frame does not hold, at a threshold near 1: not found, a
+    reason, no box (whether the model is calibrated or not)."""
+    sample = world_sample(0, 2, "test")
+    lacking = next(c for c in ("ball", "banana", "bottle", "box", "block", "plate", "bowl", "cup")
+                   if all(o.category != c for o in sample.scene.objects))  # fmt: skip
+    args = ["ground", "--image", str(image_path), "--expr", f"the {lacking}", "--threshold", "0.99", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert not result["found"] and result["detections"] == [] and result["reason"], result
+    assert result["unknown_words"] == [] and result["confidence"] < 0.99
 
 
 @pytest.mark.parametrize(
@@ -62,12 +91,13 @@ def test_ground_says_which_words_it_did_not_understand(
 ) -> None:
     """A phrase that names no known object is not grounded (the model would put it on something else);
     every word outside the vocabulary is reported, with the nearest known one where one is close."""
-    args = ["ground", "--image", str(image_path), "--expr", expression, "--model", str(tiny_model_dir), "--json"]
+    args = ["ground", "--image", str(image_path), "--expr", expression, "--model", str(tiny_model_dir),
+            "--threshold", "0", "--json"]  # fmt: skip
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["found"] is found and result["unknown_words"] == unknown and result["nearest"] == nearest
     assert [d["label"] for d in result["detections"]] == ([label] if found else [])
-    assert ("names no object I know" in result.get("reason", "")) is not found
+    assert ("names no object I know" in result["reason"]) is not found
     assert main(args[:-1]) == 0
     said = capsys.readouterr().out
     assert ("did not understand" in said) is bool(unknown)
@@ -212,9 +242,22 @@ def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, t
     base = ["--image", str(image_path), "--model", str(tiny_model_dir)]
     assert main(["verify", *base, "--instruction", "dance for me"]) == 2
     assert "supported" in capsys.readouterr().err
-    # a random model's scores are far below the default threshold: the target is "not found"
+    # a random model's scores are far below the default threshold: the target is "not found", and why
     assert main(["plan", *base, "--instruction", "put the cup left of the plate", "--out", str(tmp_path / "p")]) == 2
-    assert "cannot find" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot find 'the cup' in the image: " in err and "< 0.5" in err, err
+    assert not (tmp_path / "p").exists()
+    # a word it does not know: refused with the word, before anything is planned
+    plan = ["plan", *base, "--instruction", "put the scissors left of the plate", "--out", str(tmp_path / "p")]
+    assert main([*plan, "--threshold", "0"]) == 2
+    assert "'the scissors' names no object I know" in capsys.readouterr().err
+    assert main(["verify", *base, "--instruction", "put the scissors left of the plate", "--threshold", "0"]) == 2
+    assert 'did not understand "scissors"' in capsys.readouterr().err
+    # verify says what it could not find, and why, as its verdict
+    assert main(["verify", *base, "--instruction", "put the cup left of the plate"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["status"] == "cannot_tell" and verdict["reason"].startswith("cannot find the cup, the plate in")
+    assert "(the cup: " in verdict["reason"] and "< 0.5" in verdict["reason"]
     assert main(["verify", *base, "--instruction", "put the cup left of the plate", "--min-score", "0"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["status"] in ("satisfied", "not_satisfied", "cannot_tell") and "reason" in verdict

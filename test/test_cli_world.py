@@ -145,7 +145,8 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     from rosbags.highlevel import AnyReader
 
     out = tmp_path / "demo"
-    result = _run("demo", "--out", str(out), "--scenes", "3", "--model", str(tiny_model_dir))
+    # at threshold 0 a random model finds every referent, so every step, imagining too, runs
+    result = _run("demo", "--out", str(out), "--scenes", "3", "--model", str(tiny_model_dir), "--threshold", "0")
     assert result.returncode == 0, result.stderr
     report = (out / "report.html").read_text()
     assert report.count("<section>") >= 3 and "data:image/png;base64," in report and "imagined goal scene" in report
@@ -154,7 +155,9 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     assert {"/image", "/instruction", "/echogen/detections", "/echogen/imagined", "/echogen/goal_layout"} <= topics
     assert str(out / "report.html") in result.stdout
     rerun = _run("demo", "--out", str(out), "--scenes", "1", "--model", str(tiny_model_dir))
-    assert rerun.returncode == 0 and (out / "report.html").read_text().count("<section>") < 3  # replaced whole
+    shown = (out / "report.html").read_text().count("<section>")
+    assert rerun.returncode == 0 and shown < report.count("<section>")  # replaced whole
+    assert "not found: " in (out / "report.html").read_text()  # at the node's threshold it finds nothing, and says why
     foreign = tmp_path / "papers"
     (foreign / "bag").mkdir(parents=True)
     (foreign / "bag" / "thesis.tex").write_text("keep")  # `demo --out DIR` once removed DIR/bag silently

@@ -170,6 +170,8 @@ CASES = [
     (_ground("image", "the cup", "--top-k", "0"), "outside"),
     (_ground("image", "the cup", "--top-k", "100000"), "outside"),
     (_ground("image", "the cup", "--backend", "cuda-magic"), "invalid choice"),
+    (_ground("image", "the cup", "--threshold", "1.01"), "outside [0, 1]"),  # a probability
+    (_ground("image", "the cup", "--threshold", "nan"), "outside [0, 1]"),
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{manifest_list}"], "must hold a JSON object"),
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{manifest_passwd}"], "of its own"),
     (["ground", "--image", "{image}", "--expr", "the cup", "--model", "{manifest_proc}"], "of its own"),
@@ -211,6 +213,10 @@ CASES = [
      "not a directory"),
     (["verify", "--image", "{image}", "--instruction", "throw the ball", "--model", "{model}"], "supported"),
     (["verify", "--image", "{tiny}", "--instruction", "find the cup", "--model", "{model}"], "too small"),
+    (["verify", "--image", "{image}", "--instruction", "find the cup", "--model", "{model}", "--threshold", "-1"],
+     "outside [0, 1]"),
+    (["plan", "--image", "{image}", "--instruction", "find the xyzzy", "--out", "{out}/p", "--model", "{model}"],
+     "names no object I know"),  # refused before anything is written
     # bag
     (_bagrun("not_a_bag"), "cannot read input bag"),
     (_bagrun("ros1"), "ROS 1 bag"),

@@ -61,3 +61,14 @@ def test_every_input_limit_is_documented_and_a_node_parameter() -> None:
             limits.Limits.from_environment({"ECHOGEN_MAX_TEXT_CHARS": bad})
     with pytest.raises(ValueError, match="over max_frame_side"):
         limits.Limits(min_frame_side=64, max_frame_side=32)
+
+
+def test_the_threshold_is_a_probability_and_the_models_default() -> None:
+    """One threshold everywhere: the node's parameter, the runtime's default and the model's `find`."""
+    from echogen_ros.model.finding import DEFAULT_THRESHOLD
+    from echogen_ros.params import BY_NAME
+    from echogen_ros.runtime.core import RuntimeConfig
+
+    spec = BY_NAME["score_threshold"]
+    assert spec.default == RuntimeConfig().score_threshold == DEFAULT_THRESHOLD == 0.5
+    assert (spec.low, spec.high) == (0.0, 1.0) and "probability" in spec.description

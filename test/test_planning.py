@@ -195,9 +195,40 @@ def test_model_grounder_plans_with_a_tiny_model(tiny_model) -> None:
     from echogen_ros.planning.grounders import ModelGrounder
 
     image = world_sample(0, 0, "val").image(320, 240)
-    result = plan(image, "put the red cup above the plate", ModelGrounder(tiny_model), min_score=0.0)  # room above
+    result = plan(image, "put the red mug above the plate", ModelGrounder(tiny_model, 0.0))  # room above
     assert result.target.label == "the red cup" and len(result.anchors) == 1
     assert result.goal_layout.width == 320 and np.isfinite(result.verdict.score)
+    assert 0 <= result.target.score <= 1  # the probability find gave (the tiny model's raw score: no calibration)
+
+
+def test_the_planner_refuses_a_referent_the_model_did_not_find_with_the_reason(tiny_model) -> None:
+    """Absent, unknown or not sure enough: plan raises with the model's reason; verify says it as its verdict
+    (put: cannot tell; find: not satisfied; pick up: satisfied) and refuses words it cannot read."""
+    from echogen_ros.planning.grounders import ModelGrounder, NotFound
+
+    image = world_sample(0, 0, "val").image(320, 240)
+    unsure = ModelGrounder(tiny_model, 1.0)  # a random model is never that sure
+    with pytest.raises(NotFound) as caught:
+        unsure.ground(image, "the red cup")
+    assert caught.value.observed and str(caught.value)
+    why = str(caught.value)
+    with pytest.raises(PlanningError, match="^cannot find 'the red cup' in the image: ") as refused:
+        plan(image, "put the red cup above the plate", unsure)
+    assert str(refused.value).endswith(why)
+    put = verify_command(unsure, image, parse_command("put the red cup above the plate"))
+    assert put.status == CANNOT_TELL and put.reason.startswith("cannot find the red cup, the plate in the frame (")
+    assert f"the red cup: {why}" in put.reason
+    assert verify_command(unsure, image, parse_command("find the red cup")).status == NOT_SATISFIED
+    assert verify_command(unsure, image, parse_command("pick up the red cup")).status == SATISFIED
+    sure = ModelGrounder(tiny_model, 0.0)
+    with pytest.raises(NotFound, match="'the scissors' names no object I know") as unknown:
+        sure.ground(image, "the scissors")
+    assert not unknown.value.observed
+    for instruction in ("put the scissors above the plate", "pick up the scissors", "find the xyzzy"):
+        with pytest.raises(PlanningError, match="names no object I know"):
+            plan(image, instruction, sure)
+        with pytest.raises(PlanningError, match="names no object I know"):
+            verify_command(sure, image, parse_command(instruction))
 
 
 def test_a_goal_layout_naming_two_alike_objects_verifies_both() -> None:
@@ -247,6 +278,7 @@ class _CountingGuard:
 
 def test_one_imagination_pipeline_reports_stages_holds_the_guard_and_cancels(tiny_model) -> None:
     from echogen_ros.model.layout import Layout
+    from echogen_ros.planning.grounders import ModelGrounder
     from echogen_ros.planning.imagination import STAGES, Cancelled, imagine_goal
 
     cups = (LayoutObject("red cup", (10, 20, 90, 100)), LayoutObject("red cup", (150, 20, 230, 100)))
@@ -266,5 +298,6 @@ def test_one_imagination_pipeline_reports_stages_holds_the_guard_and_cancels(tin
     command = parse_command("put the red cup above the plate")  # a random model's boxes sit low: room above
     with pytest.raises(ValueError, match="needs a camera frame"):
         imagine_goal(tiny_model, command, None)
-    planned = imagine_goal(tiny_model, command, world_sample(0, 2, "test").image(), seed=2, min_score=0.0, guard=guard)
+    frame, grounder = world_sample(0, 2, "test").image(), ModelGrounder(tiny_model, 0.0)
+    planned = imagine_goal(tiny_model, command, frame, seed=2, grounder=grounder, guard=guard)
     assert planned.plan is not None and planned.goal_layout == planned.plan.goal_layout and guard.held == 2 + 4

@@ -78,14 +78,14 @@ def test_reconfigure_takes_effect_at_once(runtime: Runtime) -> None:
     runtime.reconfigure(score_threshold=1.0, every_frames=1, debug_image=False)
     runtime.on_image(frame_msg(1), now=0.1)
     out = runtime.step(now=0.1)  # due after one frame now (was three)
-    assert out.detections.detections == [] and out.debug_image is None and "below score 1.0" in out.status
+    assert out.detections.detections == [] and out.debug_image is None and "not found 'the cup'" in out.status
     with pytest.raises(ValueError, match=">= 0"):
         runtime.reconfigure(every_seconds=-1.0)
     assert runtime.config.every_seconds == 10.0  # a refused change leaves the config as it was
 
 
 class _FailingModel:
-    def ground_many(self, rgb, phrases):
+    def find_many(self, rgb, phrases, threshold):
         raise RuntimeError("input is smaller than the kernel")
 
 
@@ -114,12 +114,23 @@ def test_sim_camera_ground_truth_is_the_frame_it_shows() -> None:
     assert conv.box_of(truth.objects[0].bbox) == pytest.approx(sample.boxes(320, 240)[0])
 
 
-def test_score_threshold_filters_detections(tiny_model) -> None:
-    strict = Runtime(tiny_model, MSGS, RuntimeConfig(score_threshold=1.01))
-    strict.on_instruction("the cup")
-    strict.on_image(frame_msg(0), now=0.0)
-    out = strict.step(now=0.0)
-    assert out.detections.detections == [] and "below score" in out.status
+def test_a_referent_not_found_is_not_published_and_status_says_why(tiny_model) -> None:
+    """At a threshold no box reaches, nothing is published for the phrase; status and /diagnostics say which
+    phrase was not found and why. A phrase naming no known object is never published, whatever the threshold."""
+    runtime = Runtime(tiny_model, MSGS, RuntimeConfig(every_frames=1, score_threshold=0.0))
+    runtime.on_instruction("put the cup left of the scissors")
+    runtime.on_image(frame_msg(0), now=0.0)
+    out = runtime.step(now=0.0)
+    assert [d.id for d in out.detections.detections] == ["target"]  # the cup; never the scissors
+    assert "grounded 1/2" in out.status and "not found 'the scissors'" in out.status and "names no object" in out.status
+    assert [f.found for f in out.findings] == [True, False] and out.findings[1].unknown_words == ("scissors",)
+    runtime.reconfigure(score_threshold=1.0)  # the tiny model is never that sure
+    runtime.on_image(frame_msg(1), now=0.1)
+    out = runtime.step(now=0.1)
+    assert out.detections.detections == [] and "grounded 0/2" in out.status
+    assert "not found 'the cup': " in out.status and not out.findings[0].detections and out.findings[0].reason
+    values = {kv.key: kv.value for kv in runtime.diagnostics(now=0.2).status[0].values}
+    assert "not found 'the cup'" in values["not_found"] and "not found 'the scissors'" in values["not_found"]
 
 
 def test_ground_service_with_request_image_latest_frame_and_no_frame(runtime: Runtime) -> None:
@@ -293,19 +304,44 @@ def test_words_it_does_not_know_are_said_and_a_phrase_naming_no_known_object_is_
     runtime: Runtime,
 ) -> None:
     status = runtime.on_instruction("put the mug left of the scissors")
-    assert runtime.phrases == [("the cup", "target")]  # the synonym in the vocabulary's words; the anchor dropped
+    assert runtime.phrases == [("the mug", "target"), ("the scissors", "anchor_0")]  # each grounding says why
+    assert "grounding the cup;" in status  # the synonym in the vocabulary's words
     assert "not grounded: 'the scissors' names no object I know" in status and 'did not understand "scissors"' in status
     status = runtime.on_instruction("the red bottel")
     assert runtime.phrases == [] and "nothing to ground" in status and 'did you mean "bottle"?' in status
     status = runtime.on_instruction("the cup that is left of the zorp")
-    assert runtime.phrases == [("the cup left of the zorp", "target")] and 'did not understand "zorp"' in status
+    assert "grounding the cup left of the zorp;" in status and 'did not understand "zorp"' in status
     runtime.on_image(frame_msg(0), now=0.0)
     no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
     refused = runtime.ground(MSGS.GroundRequest(image=no_image, expression="LA TAZA ROJA", top_k=1))
     assert not refused.success and "names no object I know" in refused.message and not refused.detections.detections
     grounded = runtime.ground(MSGS.GroundRequest(image=no_image, expression="the mug", top_k=1))
     assert grounded.success and grounded.detections.detections[0].results[0].hypothesis.class_id == "the cup"
+    runtime.on_instruction("the mug")
+    runtime.on_image(frame_msg(1), now=1.0)
+    published = runtime.step(now=1.0).detections.detections
+    assert [d.results[0].hypothesis.class_id for d in published] == ["the cup"]
     planned = runtime.verify(MSGS.VerifyRequest(instruction="put the scissors left of the plate",
                                                 goal_layout=conv.empty_layout(MSGS, conv.header(MSGS, 0, "")),
                                                 image=no_image))  # fmt: skip
     assert not planned.success and "names no object I know" in planned.message
+
+
+def test_ground_verify_and_imagine_refuse_a_referent_not_found_with_the_reason(runtime: Runtime) -> None:
+    """At a threshold no box of the tiny model reaches: Ground answers no candidate and why, Verify cannot tell
+    (naming what it could not find and why), Imagine plans nothing."""
+    runtime.on_image(frame_msg(0), now=0.0)
+    runtime.reconfigure(score_threshold=1.0)
+    no_image = conv.empty_image(MSGS, conv.header(MSGS, 0, ""))
+    ground = runtime.ground(MSGS.GroundRequest(image=no_image, expression="the cup", top_k=2))
+    why = ("not sure enough", "nothing here is")
+    assert not ground.success and any(w in ground.message for w in why) and not ground.detections.detections
+    empty = conv.empty_layout(MSGS, conv.header(MSGS, 0, ""))
+    verify = runtime.verify(MSGS.VerifyRequest(instruction="put the cup left of the plate", goal_layout=empty,
+                                               image=no_image))  # fmt: skip
+    assert verify.success and not verify.satisfied and verify.relations[0].verdict == 2  # cannot tell
+    assert verify.message.startswith("cannot find the cup, the plate in the frame (the cup: ")
+    goal = MSGS.ImagineGoal(instruction="put the cup above the plate", layout=empty, seed=1, guidance=0.0)
+    imagined = runtime.imagine(goal)
+    assert not imagined.success and imagined.message.startswith("cannot find 'the cup' in the image: ")
+    assert any(w in imagined.message for w in why)

@@ -1,4 +1,4 @@
-"""Argument types shared by sub-commands: bounded integers with one-line error messages."""
+"""Argument types shared by sub-commands: bounded integers and probabilities, with one-line error messages."""
 
 from __future__ import annotations
 
@@ -18,3 +18,14 @@ def bounded_int(lo: int, hi: int):
         return value
 
     return parse
+
+
+def probability(text: str) -> float:
+    """An argparse type accepting a probability: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]: a probability")
+    return value

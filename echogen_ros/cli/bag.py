@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from echogen_ros.cli.args import bounded_int
+from echogen_ros.cli.args import bounded_int, probability
 from echogen_ros.cli.model import add_backend
+from echogen_ros.params import BY_NAME
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output topics' prefix; the input's messages on these output topics are replaced")  # fmt: skip
     b.add_argument("--model", type=Path, default=None)
     b.add_argument("--every-frames", type=bounded_int(1, 100000), default=1, help="ground every N frames")
-    b.add_argument("--score-threshold", type=float, default=0.3)
+    b.add_argument("--score-threshold", type=probability, default=BY_NAME["score_threshold"].default,
+                   help="probability a referent must reach to be published (the node's score_threshold)")  # fmt: skip
     b.add_argument("--distro", choices=("humble", "jazzy"), default="humble")
     add_backend(b)
     b.set_defaults(run=run)
@@ -34,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from echogen_ros.cli.model import load_model
     from echogen_ros.runtime.core import RuntimeConfig
 
-    if not 0.0 <= args.score_threshold <= 1.0:
-        raise ValueError("--score-threshold must be in [0, 1]")
     model = load_model(args.model, args.backend)
     config = RuntimeConfig(every_frames=args.every_frames, every_seconds=0.0, score_threshold=args.score_threshold)
     bar: tqdm | None = None

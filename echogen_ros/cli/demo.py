@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from echogen_ros.cli.args import bounded_int
+from echogen_ros.cli.args import bounded_int, probability
 from echogen_ros.outputs import check_target
+from echogen_ros.params import BY_NAME
 
 RANDOM_NOTE = (
     "No trained model is installed with this echogen_ros (echogen_ros/model/default is missing) and none was "
@@ -22,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     p.add_argument("--scenes", type=bounded_int(1, 50), default=3)
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
+    p.add_argument("--threshold", type=probability, default=BY_NAME["score_threshold"].default,
+                   help="the probability a referent must reach to be found (the node's score_threshold)")  # fmt: skip
     p.set_defaults(run=run)
 
 
@@ -39,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         model = echogen.EchoGen.load(args.model)
         info = describe_model(model, "the embedded default model" if args.model is None else str(args.model))
         print(info, file=sys.stderr)
-    report = run_demo(args.out, model, scenes=args.scenes, seed=args.seed, model_note=note, model_info=info)
+    report = run_demo(args.out, model, args.scenes, args.seed, note, info, args.threshold)
     print(f"wrote {report} and the bag {args.out / 'bag'}; open the report in a browser")
     return 0

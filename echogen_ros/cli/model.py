@@ -7,16 +7,20 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from echogen_ros import limits
-from echogen_ros.cli.args import bounded_int
+from echogen_ros.cli.args import bounded_int, probability
 from echogen_ros.domain import words
 from echogen_ros.limits import text_problem
 from echogen_ros.outputs import write_file
 from echogen_ros.runtime.images import encode_png
+
+if TYPE_CHECKING:  # the model imports torch; the command line loads it only when a command needs it
+    from echogen_ros.model.finding import Finding
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--expr", required=True, help='e.g. "the red cup left of the plate"')
     g.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     g.add_argument("--top-k", type=bounded_int(1, 32), default=1)
-    g.add_argument("--json", action="store_true", help="print one JSON object")
+    add_threshold(g)
+    g.add_argument("--json", action="store_true", help="print one JSON object (EchoGen.find's Finding)")
     add_backend(g)
     g.set_defaults(run=run_ground)
 
@@ -95,30 +100,36 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
                         help="grounding backend; falls back tensorrt → onnxruntime → torch with a message")  # fmt: skip
 
 
+def add_threshold(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """--threshold (and `aliases`): the probability a box must reach; None when not given (the model's default)."""
+    parser.add_argument("--threshold", *aliases, dest="threshold", type=probability, default=None,
+                        help="the probability a box must reach to count as found (default: the model's, 0.5)")
+
+
 def run_ground(args: argparse.Namespace) -> int:
     problem = text_problem(args.expr, "--expr")
     if problem:
         raise ValueError(problem)
     image = read_image(args.image)
     model = load_model(args.model, args.backend)
-    reading = words.read(args.expr)
-    start = time.perf_counter()
-    detections = [] if reading.problem else model.ground(image, reading.text, top_k=args.top_k)
-    latency = (time.perf_counter() - start) * 1000
-    result = {"found": bool(detections), "detections": [d.to_json() for d in detections],
-              "unknown_words": list(reading.unknown), "nearest": reading.nearest, "latency_ms": round(latency, 2)}
-    if reading.problem:
-        result["reason"] = reading.problem
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    for d in result["detections"]:
-        print(f"{d['label']}: box {d['box']} score {d['score']}")
-    note = reading.problem or (reading.not_understood() if reading.unknown else "")
-    if note:
-        print(note)
-    print(f"({result['latency_ms']} ms)")
+    from echogen_ros.model.finding import DEFAULT_THRESHOLD  # torch: loaded with the model
+
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    finding = model.find(image, args.expr, threshold, args.top_k)
+    print(json.dumps(finding.to_json()) if args.json else describe(finding))
     return 0
+
+
+def describe(finding: Finding) -> str:
+    """What `ground` prints for a person: each box and its probability, or not found and why."""
+    kind = "probability" if finding.calibrated else "score (uncalibrated)"
+    lines = [f"found {d.label!r}: box {d.to_json()['box']} {kind} {d.score:.2f}" for d in finding.detections]
+    if not finding.found:
+        lines.append(f"not found: {finding.reason}")
+    note = words.read(finding.phrase).not_understood()
+    if note and note not in finding.reason:
+        lines.append(note)
+    return "\n".join([*lines, f"({finding.latency_ms:.1f} ms)"])
 
 
 def run_imagine(args: argparse.Namespace) -> int:

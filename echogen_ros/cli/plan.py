@@ -1,4 +1,8 @@
-"""`echogen plan` (goal layout + imagined goal scene + verdict) and `echogen verify` (verdict only)."""
+"""`echogen plan` (goal layout + imagined goal scene + verdict) and `echogen verify` (verdict only).
+
+Neither acts on a referent the model did not find: `plan` stops with the reason (exit 2); `verify` says it in
+its verdict (cannot_tell, or for find / pick up what the absence means), and stops on words or a frame it
+cannot read."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 from pathlib import Path
 
 from echogen_ros.cli.args import bounded_int
-from echogen_ros.cli.model import add_backend, load_model, read_image
+from echogen_ros.cli.model import add_backend, add_threshold, load_model, read_image
 from echogen_ros.limits import text_problem
 from echogen_ros.outputs import check_target, staged
 from echogen_ros.runtime.images import encode_png
@@ -28,7 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--instruction", required=True, help='e.g. "put the red cup left of the plate"')
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
-    p.add_argument("--min-score", type=float, default=0.3, help="grounding score below which an object is 'not found'")
+    add_threshold(p, "--min-score")
     add_backend(p)
 
 
@@ -36,15 +40,13 @@ def _setup(args: argparse.Namespace):
     from echogen_ros.planning.commands import parse_command
     from echogen_ros.planning.grounders import ModelGrounder
 
-    if not 0.0 <= args.min_score <= 1.0:
-        raise ValueError("--min-score must be in [0, 1]")
     problem = text_problem(args.instruction, "--instruction")
     if problem:
         raise ValueError(problem)
     command = parse_command(args.instruction)  # bad instructions fail before the model loads
     image = read_image(args.image)
     model = load_model(args.model, args.backend)
-    return command, image, model, ModelGrounder(model)
+    return command, image, model, ModelGrounder(model, args.threshold)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     check_target(args.out, overwrite=True)  # a foreign --out fails before the model loads
     command, image, model, grounder = _setup(args)
-    imagined = imagine_goal(model, command, image, seed=args.seed, min_score=args.min_score, grounder=grounder)
+    imagined = imagine_goal(model, command, image, seed=args.seed, grounder=grounder)
     result, cycle = imagined.plan, imagined.cycle
     document = {**result.to_json(), "imagined": "imagined.png", "cycle_iou": round(cycle.mean_iou, 4),
                 "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
@@ -69,5 +71,5 @@ def run_verify(args: argparse.Namespace) -> int:
     from echogen_ros.planning.verify import verify_command
 
     command, image, _, grounder = _setup(args)
-    print(json.dumps(verify_command(grounder, image, command, args.min_score).to_json()))
+    print(json.dumps(verify_command(grounder, image, command).to_json()))
     return 0

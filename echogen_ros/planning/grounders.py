@@ -1,6 +1,8 @@
 """Where the planner's boxes come from: the EchoGen model, or known objects (ground truth).
 
-Both give `Detection`s best first; two close candidates mean the phrase is ambiguous in this frame.
+Both give `Detection`s best first; two close candidates mean the phrase is ambiguous in this frame. The model's
+grounder gives only boxes a planner may act on (probability at or above its threshold) and raises `NotFound`,
+with the model's reason, when there is none.
 """
 
 from __future__ import annotations
@@ -16,11 +18,23 @@ from echogen_ros.planning.commands import PlanningError
 from echogen_ros.planning.phrases import KnownObject, resolve
 
 # a runner-up (another object: `ground` gives distinct boxes) scoring at least this fraction of the best is a
-# rival. Chosen on the world's test split with the embedded model (60 scenes; training/experiments/alike_objects.py):
-# at 0.5 a bare category the scene has several of ("the cup", two cups) is flagged 46 % of the time and one it
-# has once 1.1 %; referring expressions are flagged 5.9 % of the time, and those flagged answers are right
-# 68 % of the time against 98.9 % for the rest. At 0.8: 16 %, 0.6 %, 2.1 %; at 0.4: 64 %, 2.8 %, 9.1 %.
+# rival. Chosen on the world's test split with the embedded model's raw scores (60 scenes;
+# training/experiments/alike_objects.py): at 0.5 a bare category the scene has several of ("the cup", two cups)
+# is flagged 46 % of the time and one it has once 1.1 %; referring expressions are flagged 5.9 % of the time,
+# and those flagged answers are right 68 % of the time against 98.9 % for the rest. At 0.8: 16 %, 0.6 %, 2.1 %;
+# at 0.4: 64 %, 2.8 %, 9.1 %. The model's grounder gives a runner-up only at or above its threshold, so
+# there two boxes that each reach the threshold are rivals.
 AMBIGUITY_RATIO = 0.5
+
+
+class NotFound(PlanningError):
+    """No referent a planner may act on, and why. `observed`: the model read the phrase and the frame and saw
+    nothing it is sure of (nothing there, or not sure enough): a fact about the scene ("is the cup gone?").
+    False when the phrase or the frame could not be read at all (unknown words, out of domain)."""
+
+    def __init__(self, reason: str, observed: bool) -> None:
+        super().__init__(reason)
+        self.observed = observed
 
 
 class Grounder(Protocol):
@@ -28,18 +42,24 @@ class Grounder(Protocol):
 
 
 class ModelGrounder:
-    """Grounding with EchoGen (any model directory, including the embedded default)."""
+    """Grounding with EchoGen (any model directory, including the embedded default): `model.find` at
+    `threshold`, a probability (None: the model's default, `model.finding.DEFAULT_THRESHOLD`)."""
 
-    def __init__(self, model) -> None:
-        self.model = model
+    def __init__(self, model, threshold: float | None = None) -> None:
+        if threshold is None:
+            from echogen_ros.model.finding import DEFAULT_THRESHOLD  # torch; the model has loaded it already
+
+            threshold = DEFAULT_THRESHOLD
+        self.model, self.threshold = model, threshold
 
     def ground(self, image: np.ndarray, phrase: str, top_k: int = 2) -> list[Detection]:
-        """The model's boxes for `phrase` in the vocabulary's words; PlanningError for a phrase that names no
-        object the model knows (it would answer with a box on something else)."""
-        reading = words.read(phrase)
-        if reading.problem:
-            raise PlanningError(reading.problem)
-        return self.model.ground(image, reading.text, top_k=top_k)
+        """The boxes for `phrase` whose probability reaches the threshold, best first; NotFound with the
+        model's reason when none does (unknown words, a frame out of domain, nothing there, not sure enough)."""
+        finding = self.model.find(image, phrase, self.threshold, top_k)
+        if not finding.found:
+            unread = finding.out_of_domain or words.read(phrase).problem is not None
+            raise NotFound(finding.reason, observed=not unread)
+        return list(finding.detections)
 
 
 class KnownObjectsGrounder:

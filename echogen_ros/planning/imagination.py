@@ -17,7 +17,7 @@ from echogen_ros.model.layout import Layout
 from echogen_ros.planning.commands import Command
 from echogen_ros.planning.grounders import Grounder, ModelGrounder
 from echogen_ros.planning.planner import Plan, plan
-from echogen_ros.planning.verify import MIN_SCORE, verify_command
+from echogen_ros.planning.verify import verify_command
 
 if TYPE_CHECKING:  # the model module imports torch; this one stays light
     from echogen_ros.model.echogen import CycleResult
@@ -44,13 +44,13 @@ def imagine_goal(
     frame: np.ndarray | None,
     seed: int | None = None,
     guidance: float | None = None,
-    min_score: float = MIN_SCORE,
     grounder: Grounder | None = None,
     progress: Callable[[str, float], None] = lambda stage, fraction: None,
     cancelled: Callable[[], bool] = lambda: False,
     guard: AbstractContextManager = nullcontext(),  # noqa: B008 - a stateless, reusable context
 ) -> ImaginedGoal:
-    """Imagine `goal` (a command needs `frame` to plan in); raises Cancelled between stages when asked."""
+    """Imagine `goal` (a command needs `frame` to plan in); raises Cancelled between stages when asked, and
+    PlanningError when a referent is not found (`grounder`, default the model at its default threshold)."""
     grounder = grounder or ModelGrounder(model)
 
     def stage(name: str) -> None:
@@ -64,7 +64,7 @@ def imagine_goal(
         if frame is None:
             raise ValueError("an instruction needs a camera frame to plan in; none received yet")
         with guard:
-            planned = plan(frame, goal, grounder, min_score=min_score)
+            planned = plan(frame, goal, grounder)
     layout = planned.goal_layout if planned is not None else goal
     stage("generating")
     with guard:
@@ -76,6 +76,6 @@ def imagine_goal(
     satisfied = False
     if isinstance(goal, Command):
         with guard:
-            satisfied = verify_command(grounder, frame, goal, min_score).satisfied
+            satisfied = verify_command(grounder, frame, goal).satisfied
     progress("done", _PROGRESS["done"])
     return ImaginedGoal(layout, cycle, planned, satisfied)

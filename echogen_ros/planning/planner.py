@@ -11,7 +11,7 @@ from echogen_ros.model.layout import Detection, Layout, LayoutObject, box_iou
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.goal import place_goal
 from echogen_ros.planning.grounders import Grounder
-from echogen_ros.planning.verify import MIN_SCORE, Verdict, ground_phrase, judge
+from echogen_ros.planning.verify import Verdict, ground_phrase, judge
 
 Box = tuple[float, float, float, float]
 
@@ -59,22 +59,22 @@ def plan(
     instruction: str | Command,
     grounder: Grounder,
     obstacles: Sequence[LayoutObject] = (),
-    min_score: float = MIN_SCORE,
 ) -> Plan:
     """Plan `instruction` in `image`. `obstacles` are other known objects (label + box) the goal box
-    must avoid and the goal layout keeps; the target and anchors are found by `grounder`."""
+    must avoid and the goal layout keeps; the target and anchors are found by `grounder`. PlanningError
+    when one is not found (with the grounder's reason: unknown words, out of domain, not there, not sure)."""
     command = instruction if isinstance(instruction, Command) else parse_command(instruction)
     height, width = image.shape[:2]
     grounded, ambiguities = [], []
     for phrase in (command.target, *command.anchors):
-        detection, rival = ground_phrase(grounder, image, phrase)
-        if detection is None or detection.score < min_score:
-            raise PlanningError(f"cannot find {phrase!r} in the image")
-        if rival:
+        found = ground_phrase(grounder, image, phrase)
+        if found.detection is None:
+            raise PlanningError(f"cannot find {phrase!r} in the image" + (f": {found.why}" if found.why else ""))
+        if found.ambiguous:
             ambiguities.append(f"{phrase!r} matches more than one object; using the best-scoring one")
-        grounded.append(detection)
+        grounded.append(found.detection)
     target, anchors = grounded[0], grounded[1:]
-    verdict = judge(command, target, anchors, height, min_score)
+    verdict = judge(command, target, anchors, height)
     known = [target.box, *(a.box for a in anchors)]
     others = [o for o in obstacles if all(box_iou(o.box, k) < 0.7 for k in known)]
     goal_box = None

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from echogen_ros.domain.relations import Truth, relation_margin, relation_score, relation_truth
 from echogen_ros.model.layout import Detection, Layout, assign_boxes, box_iou, label_groups
 from echogen_ros.planning.commands import Command
-from echogen_ros.planning.grounders import Grounder, is_ambiguous
+from echogen_ros.planning.grounders import Grounder, NotFound, is_ambiguous
 
 SATISFIED, NOT_SATISFIED, CANNOT_TELL = "satisfied", "not_satisfied", "cannot_tell"
-MIN_SCORE = 0.3  # a grounding below this score means "not found"
 LAYOUT_IOU = 0.5  # an object is where the goal layout wants it when IoU ≥ this
 
 
@@ -34,16 +33,21 @@ class Verdict:
         return {**asdict(self), "anchors": list(self.anchors), "satisfied": self.satisfied}
 
 
-def judge(
-    command: Command,
-    target: Detection | None,
-    anchors: Sequence[Detection | None],
-    height: int,
-    min_score: float = MIN_SCORE,
-) -> Verdict:
+@dataclass(frozen=True)
+class Grounded:
+    """A phrase as the planner sees it: its best box (None: not found), whether a close rival makes it
+    ambiguous, and the grounder's reason when it was not found."""
+
+    phrase: str
+    detection: Detection | None
+    ambiguous: bool = False
+    why: str = ""
+
+
+def judge(command: Command, target: Detection | None, anchors: Sequence[Detection | None], height: int) -> Verdict:
     """The verdict for a command given the grounded target and anchors (None: not found)."""
     base = {"relation": command.relation, "target": command.target, "anchors": command.anchors}
-    found = target is not None and target.score >= min_score
+    found = target is not None
     if command.action == "find":
         if found:
             return Verdict(SATISFIED, target.score, f"found {command.target}", **base)
@@ -54,9 +58,7 @@ def judge(
         return Verdict(
             SATISFIED, 1 - (target.score if target else 0.0), f"{command.target} is no longer in view", **base
         )
-    missing = [
-        p for p, d in zip((command.target, *command.anchors), (target, *anchors)) if d is None or d.score < min_score
-    ]
+    missing = [p for p, d in zip((command.target, *command.anchors), (target, *anchors)) if d is None]
     if missing:
         return Verdict(CANNOT_TELL, 0.0, f"cannot find {', '.join(missing)} in the frame", **base)
     boxes = [d.box for d in anchors]
@@ -73,38 +75,48 @@ def judge(
     )
 
 
-def ground_phrase(grounder: Grounder, image: np.ndarray, phrase: str) -> tuple[Detection | None, bool]:
-    """The best detection of `phrase` (None if none) and whether a close rival makes it ambiguous."""
-    detections = grounder.ground(image, phrase, top_k=2)
-    return (detections[0] if detections else None), is_ambiguous(detections)
+def detections_of(grounder: Grounder, image: np.ndarray, phrase: str, top_k: int) -> tuple[list[Detection], str]:
+    """The grounder's boxes for `phrase` and, when there are none it saw, why; a phrase or frame it could not
+    read at all (unknown words, out of domain) raises NotFound: nothing can be said about the scene then."""
+    try:
+        return grounder.ground(image, phrase, top_k=top_k), ""
+    except NotFound as exc:
+        if not exc.observed:
+            raise
+        return [], str(exc)
 
 
-def verify_command(grounder: Grounder, image: np.ndarray, command: Command, min_score: float = MIN_SCORE) -> Verdict:
-    target, target_ambiguous = ground_phrase(grounder, image, command.target)
-    anchors, ambiguous = [], [command.target] if target_ambiguous else []
-    for phrase in command.anchors:
-        detection, rival = ground_phrase(grounder, image, phrase)
-        anchors.append(detection)
-        if rival:
-            ambiguous.append(phrase)
-    verdict = judge(command, target, anchors, image.shape[0], min_score)
-    all_found = all(d is not None and d.score >= min_score for d in (target, *anchors))
+def ground_phrase(grounder: Grounder, image: np.ndarray, phrase: str) -> Grounded:
+    """The best detection of `phrase` (None if none, with the grounder's reason) and whether a close rival
+    makes it ambiguous."""
+    detections, why = detections_of(grounder, image, phrase, top_k=2)
+    return Grounded(phrase, detections[0] if detections else None, is_ambiguous(detections), why)
+
+
+def verify_command(grounder: Grounder, image: np.ndarray, command: Command) -> Verdict:
+    """Does `image` satisfy `command`? A referent not found is the verdict's reason, with the grounder's why."""
+    grounded = [ground_phrase(grounder, image, phrase) for phrase in (command.target, *command.anchors)]
+    target, anchors = grounded[0].detection, [g.detection for g in grounded[1:]]
+    verdict = judge(command, target, anchors, image.shape[0])
+    whys = [f"{g.phrase}: {g.why}" for g in grounded if g.detection is None and g.why]
+    if whys:
+        return replace(verdict, reason=f"{verdict.reason} ({'; '.join(whys)})")
+    ambiguous = [g.phrase for g in grounded if g.ambiguous]
+    all_found = all(g.detection is not None for g in grounded)
     if ambiguous and command.action == "put" and all_found:  # a missing object is the reason, not a rival
         names = ", ".join(ambiguous)
         reason = f"ambiguous: {names} {'matches' if len(ambiguous) == 1 else 'match'} more than one object, so " \
                  f"which one is meant cannot be told; as grounded, {verdict.reason}"  # fmt: skip
-        return Verdict(CANNOT_TELL, verdict.score, reason, verdict.relation, verdict.target, verdict.anchors)
+        return replace(verdict, status=CANNOT_TELL, reason=reason)
     return verdict
 
 
-def verify_layout(
-    grounder: Grounder, image: np.ndarray, layout: Layout, min_score: float = MIN_SCORE
-) -> tuple[Verdict, list[float]]:
+def verify_layout(grounder: Grounder, image: np.ndarray, layout: Layout) -> tuple[Verdict, list[float]]:
     """Is every object of a goal layout where the layout puts it? (IoU ≥ 0.5 each.) A label the layout names
     n times (two red cups) is grounded once for its n best distinct boxes, matched to those objects by IoU."""
     ious = [0.0] * len(layout.objects)
     for label, where in label_groups([o.label for o in layout.objects]).items():
-        found = [d for d in grounder.ground(image, label, top_k=len(where)) if d.score >= min_score]
+        found, _ = detections_of(grounder, image, label, top_k=len(where))
         match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in found])
         for i, j in zip(where, match):
             ious[i] = box_iou(layout.objects[i].box, found[j].box) if j is not None else 0.0

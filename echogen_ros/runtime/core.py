@@ -1,5 +1,6 @@
 """`Runtime`: the node's behaviour without rclpy. Messages in, messages out; bad input becomes a status
-message and the runtime keeps going."""
+message and the runtime keeps going. Grounding goes through `EchoGen.find`: only referents found at the
+threshold (a probability) are published, and what was not found is said on status with the reason."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ MAX_TOP_K = 32
 class RuntimeConfig:
     every_frames: int = 10
     every_seconds: float = 1.0
-    score_threshold: float = 0.3
+    score_threshold: float = 0.5  # the probability a referent must reach to be published or acted on
     debug_image: bool = True
     guidance: float | None = None  # None: the model's default
 
@@ -42,6 +43,7 @@ class Outputs:
     detections: object | None  # vision_msgs/Detection2DArray; None when the frame could not be grounded
     debug_image: object | None  # sensor_msgs/Image
     status: str
+    findings: tuple = ()  # model.finding.Finding per phrase: found or not, and why
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Counters:
     groundings: int = 0
     last_latency_ms: float = 0.0
     last_status: str = "waiting for frames"
+    not_found: str = ""  # the phrases the last grounding did not find, and why
     errors: list[str] = field(default_factory=list)
 
 
@@ -62,13 +65,17 @@ class Runtime:
     def __init__(self, model, msgs: MessageTypes, config: RuntimeConfig | None = None) -> None:
         self.model, self.msgs = model, msgs
         self.config = config or RuntimeConfig()
-        self.grounder = ModelGrounder(model)
         self.latest = LatestFrame()
         self.schedule = GroundingSchedule(self.config.every_frames, self.config.every_seconds)
         self.counters = Counters()
         self.instruction: str | None = None
-        self.phrases: list[tuple[str, str]] = []  # (class_id = phrase, id = role)
+        self.phrases: list[tuple[str, str]] = []  # (phrase as given, id = role)
         self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
+
+    @property
+    def grounder(self) -> ModelGrounder:
+        """The planner's grounder at the live threshold."""
+        return ModelGrounder(self.model, self.config.score_threshold)
 
     def reconfigure(self, **changes) -> None:
         """Change RuntimeConfig fields while running (e.g. a parameter set on the live node)."""
@@ -95,7 +102,9 @@ class Runtime:
         return None
 
     def on_instruction(self, text: str) -> str:
-        """Set what to ground: a command's target and anchors, or a referring expression."""
+        """Set what to ground: a command's target and anchors, or a referring expression. A phrase naming no
+        known object stays in the list, so that every grounding says why it was not found; an instruction with
+        nothing it could ground grounds nothing."""
         error = text_problem(text, "instruction")
         if error:
             return self._status(error, error=True)
@@ -108,10 +117,11 @@ class Runtime:
         readings = [(words.read(phrase), role) for phrase, role in phrases]
         problems = [r.problem for r, _ in readings if r.problem]
         notes = [f"in {r.phrase!r}: {r.not_understood()}" for r, _ in readings if r.unknown and not r.problem]
-        self.phrases = [(r.text, role) for r, role in readings if not r.problem]  # in the vocabulary's words
+        groundable = [r.text for r, _ in readings if not r.problem]  # in the vocabulary's words
+        self.phrases = phrases if groundable else []
         self.instruction = text
         self.schedule.instruction_arrived()
-        grounding = f"grounding {', '.join(p for p, _ in self.phrases)}" if self.phrases else "nothing to ground"
+        grounding = f"grounding {', '.join(groundable)}" if groundable else "nothing to ground"
         said = "; ".join([f"instruction: {text!r}", grounding, *(f"not grounded: {p}" for p in problems), *notes])
         return self._status(said, error=bool(problems))
 
@@ -126,7 +136,7 @@ class Runtime:
         start = time.perf_counter()
         try:
             with self._model_lock:
-                found = self.model.ground_many(frame.rgb, [p for p, _ in self.phrases])
+                findings = self.model.find_many(frame.rgb, [p for p, _ in self.phrases], self.config.score_threshold)
         except (ValueError, RuntimeError) as exc:  # one frame the model cannot take must not stop the stream
             self.schedule.grounded(now)
             return Outputs(None, None, self._status(f"cannot ground this frame: {exc}", error=True))
@@ -134,17 +144,18 @@ class Runtime:
         latency = (time.perf_counter() - start) * 1000
         self.counters.groundings += 1
         self.counters.last_latency_ms = latency
-        kept = [(p, role, d) for (p, role), d in zip(self.phrases, found) if d.score >= self.config.score_threshold]
+        best = [(f.detections[0], role) for (_, role), f in zip(self.phrases, findings) if f.found]
+        kept = [(d.label, role, d) for d, role in best]  # class_id: the phrase in the vocabulary's words
         detections = conv.detection_array(self.msgs, frame.header, kept)
         debug = None
         if self.config.debug_image:
-            labels = [f"{p} {d.score:.2f}" for p, _, d in kept]
+            labels = [f"{label} {d.score:.2f}" for label, _, d in kept]
             debug = conv.image_message(
                 self.msgs, draw_boxes(frame.rgb, [d.box for _, _, d in kept], labels), frame.header
             )
-        low = len(found) - len(kept)
-        note = f"; {low} below score {self.config.score_threshold}" if low else ""
-        return Outputs(detections, debug, self._status(f"grounded {len(kept)}/{len(found)} in {latency:.1f} ms{note}"))
+        self.counters.not_found = missing = not_found(findings)
+        said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + (f"; {missing}" if missing else "")
+        return Outputs(detections, debug, self._status(said), tuple(findings))
 
     # ---- services ---------------------------------------------------------------------------------
     def _frame_for(self, image_msg) -> Frame:
@@ -157,7 +168,8 @@ class Runtime:
         return frame
 
     def ground(self, request):
-        """Ground service: (image?, expression, top_k) → detections, success, message."""
+        """Ground service: (image?, expression, top_k) → the candidates at or above the threshold, best first;
+        success false with the reason when there is none."""
         msgs = self.msgs
         header = request.image.header
         try:
@@ -169,13 +181,14 @@ class Runtime:
                 raise ValueError(f"top_k {top_k} is larger than {MAX_TOP_K}")
             frame = self._frame_for(request.image)
             header = frame.header
-            reading = words.read(request.expression.strip())
-            if reading.problem:
-                raise ValueError(reading.problem)
+            expression, threshold = request.expression.strip(), self.config.score_threshold
             with self._model_lock:
-                found = self.model.ground(frame.rgb, reading.text, top_k=top_k)
-            items = [(reading.text, f"candidate_{i}", d) for i, d in enumerate(found)]
-            said = "; ".join([f"{len(found)} candidate(s)", *([reading.not_understood()] if reading.unknown else [])])
+                finding = self.model.find(frame.rgb, expression, threshold, top_k)
+            if not finding.found:
+                raise ValueError(finding.reason)
+            items = [(d.label, f"candidate_{i}", d) for i, d in enumerate(finding.detections)]
+            note = words.read(expression).not_understood()
+            said = "; ".join([f"{len(items)} candidate(s) at or above {threshold:g}", *filter(None, [note])])
             return msgs.GroundResponse(detections=conv.detection_array(msgs, header, items), success=True,
                                        message=said)  # fmt: skip
         except (ValueError, ImageError, RuntimeError) as exc:  # RuntimeError: what the model cannot take
@@ -194,11 +207,11 @@ class Runtime:
                     if error:
                         raise ValueError(error)
                     command = parse_command(request.instruction)
-                    verdict = verify_command(self.grounder, frame.rgb, command, self.config.score_threshold)
+                    verdict = verify_command(self.grounder, frame.rgb, command)
                     checks = [self._check(verdict)]
                 else:
                     layout = conv.layout_of(request.goal_layout).validate(self.model.max_objects)
-                    verdict, ious = verify_layout(self.grounder, frame.rgb, layout, self.config.score_threshold)
+                    verdict, ious = verify_layout(self.grounder, frame.rgb, layout)
                     checks = [self._object_check(o, iou) for o, iou in zip(layout.objects, ious)]
             return msgs.VerifyResponse(satisfied=verdict.satisfied, score=float(verdict.score), relations=checks,
                                        success=True, message=verdict.reason)  # fmt: skip
@@ -235,8 +248,7 @@ class Runtime:
             guidance = float(goal.guidance) if float(goal.guidance) > 0 else self.config.guidance
             result = imagine_goal(
                 self.model, self._goal(goal), frame.rgb if frame is not None else None, seed=seed, guidance=guidance,
-                min_score=self.config.score_threshold, grounder=self.grounder, progress=feedback, cancelled=cancelled,
-                guard=self._model_lock,
+                grounder=self.grounder, progress=feedback, cancelled=cancelled, guard=self._model_lock,
             )  # fmt: skip
             layout, cycle = result.goal_layout, result.cycle
             return msgs.ImagineResult(
@@ -284,8 +296,13 @@ class Runtime:
         level = msgs.byte(1 if c.errors and c.errors[-1] == c.last_status else 0)  # WARN after a bad input
         values = {"frames": c.frames, "skipped_frames": c.skipped, "replaced_frames": self.latest.replaced,
                   "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
-                  "instruction": self.instruction or ""}  # fmt: skip
+                  "instruction": self.instruction or "", "not_found": c.not_found}  # fmt: skip
         pairs = [msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()]
         status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen",
                                        values=pairs)  # fmt: skip
         return msgs.DiagnosticArray(header=conv.header(msgs, now, ""), status=[status])
+
+
+def not_found(findings) -> str:
+    """What a grounding did not find and why, one clause per phrase ("" when it found everything)."""
+    return "; ".join(f"not found {f.phrase!r}: {f.reason}" for f in findings if not f.found)

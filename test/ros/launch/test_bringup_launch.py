@@ -90,9 +90,13 @@ class TestBringup(unittest.TestCase):
 
     # ---- the stream ----------------------------------------------------------------------------------------
     def test_01_grounds_the_named_object_where_the_ground_truth_has_it(self):
-        phrase, label = self.fresh_target()
-        self.instruct(phrase)
-        ious = self.scored(phrase, label, want=3)
+        ious = []
+        for _ in range(5):  # a loaded machine grounds a scene only a few times before the sim camera moves on
+            phrase, label = self.fresh_target()
+            self.instruct(phrase)
+            ious += self.scored(phrase, label, want=1)
+            if len(ious) >= 3:
+                break
         self.assertGreaterEqual(sum(v >= 0.5 for v in ious), 2, f"IoUs with the ground truth: {ious}")
         for array in self.probe.detections[-3:]:
             self.assertEqual(array.header.frame_id, "sim_camera_optical")
@@ -122,10 +126,10 @@ class TestBringup(unittest.TestCase):
         for _ in range(5):  # the scene may change between choosing the phrase and the call
             phrase, label = self.fresh_target()
             response = self.probe.call(client, Ground.Request(image=Image(), expression=phrase, top_k=2))
-            self.assertTrue(response.success, response.message)
             truth = self.probe.truth.get(stamp_key(response.detections.header))
-            if truth is not None and unique_label_box(truth, label) is not None:
+            if response.success and truth is not None and unique_label_box(truth, label) is not None:
                 break
+        self.assertTrue(response.success, response.message)
         self.assertEqual(response.detections.header.frame_id, "sim_camera_optical")
         self.assertTrue(1 <= len(response.detections.detections) <= 2)
         self.assertGreaterEqual(iou(response.detections.detections[0].bbox, unique_label_box(truth, label)), 0.5)
@@ -201,8 +205,15 @@ class TestBringup(unittest.TestCase):
         self.assertTrue(set_("score_threshold", 1.0).successful)
         start = len(self.probe.detections)
         self.assertTrue(self.probe.spin_until(lambda: len(self.probe.detections) > start + 1, 20))
-        self.assertEqual(self.probe.detections[-1].detections, [])  # nothing scores 1.0
-        self.assertTrue(any("below score 1.0" in s for s in self.probe.status[-5:]))
+        self.assertEqual(self.probe.detections[-1].detections, [])  # no referent reaches probability 1.0
+        said = f"not found {phrase!r}: "
+        self.assertTrue(any(said in s for s in self.probe.status[-5:]), self.probe.status[-5:])
+
+        def diagnosed():
+            values = {kv.key: kv.value for kv in self.probe.diagnostics[-1].status[0].values}
+            return said in values.get("not_found", "")
+
+        self.assertTrue(self.probe.spin_until(diagnosed, 10), "/diagnostics never said what was not found")
         self.assertTrue(set_("score_threshold", 0.0).successful)
         self.assertTrue(set_("grounding_every_frames", 1).successful)
         self.assertTrue(set_("grounding_every_seconds", 0.0).successful)
