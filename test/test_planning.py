@@ -301,3 +301,14 @@ def test_one_imagination_pipeline_reports_stages_holds_the_guard_and_cancels(tin
     frame, grounder = world_sample(0, 2, "test").image(), ModelGrounder(tiny_model, 0.0)
     planned = imagine_goal(tiny_model, command, frame, seed=2, grounder=grounder, guard=guard)
     assert planned.plan is not None and planned.goal_layout == planned.plan.goal_layout and guard.held == 2 + 4
+
+
+def test_a_referent_not_found_is_gone_only_as_surely_as_the_model_says() -> None:
+    """'pick up X' with X not found: satisfied, with 1 − the probability that X is there all the same (a model
+    unsure at 0.4 does not make the verdict sure)."""
+    from echogen_ros.planning.commands import parse_command
+    from echogen_ros.planning.verify import SATISFIED, judge
+
+    verdict = judge(parse_command("pick up the red cup"), None, [], 480, presence=0.4)
+    assert verdict.status == SATISFIED and verdict.score == pytest.approx(0.6)
+    assert judge(parse_command("find the red cup"), None, [], 480, presence=0.1).score == pytest.approx(0.9)

@@ -30,11 +30,12 @@ AMBIGUITY_RATIO = 0.5
 class NotFound(PlanningError):
     """No referent a planner may act on, and why. `observed`: the model read the phrase and the frame and saw
     nothing it is sure of (nothing there, or not sure enough): a fact about the scene ("is the cup gone?").
-    False when the phrase or the frame could not be read at all (unknown words, out of domain)."""
+    False when the phrase or the frame could not be read at all (unknown words, out of domain). `presence`: the
+    model's probability that its best box is the referent all the same (0 when it did not look)."""
 
-    def __init__(self, reason: str, observed: bool) -> None:
+    def __init__(self, reason: str, observed: bool, presence: float = 0.0) -> None:
         super().__init__(reason)
-        self.observed = observed
+        self.observed, self.presence = observed, presence
 
 
 class Grounder(Protocol):
@@ -58,7 +59,7 @@ class ModelGrounder:
         finding = self.model.find(image, phrase, self.threshold, top_k)
         if not finding.found:
             unread = finding.out_of_domain or words.read(phrase).problem is not None
-            raise NotFound(finding.reason, observed=not unread)
+            raise NotFound(finding.reason, observed=not unread, presence=finding.confidence)
         return list(finding.detections)
 
 

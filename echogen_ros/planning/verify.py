@@ -42,22 +42,28 @@ class Grounded:
     detection: Detection | None
     ambiguous: bool = False
     why: str = ""
+    presence: float = 0.0  # not found: the probability that it is there all the same
 
 
-def judge(command: Command, target: Detection | None, anchors: Sequence[Detection | None], height: int) -> Verdict:
-    """The verdict for a command given the grounded target and anchors (None: not found)."""
+def judge(
+    command: Command,
+    target: Detection | None,
+    anchors: Sequence[Detection | None],
+    height: int,
+    presence: float = 0.0,
+) -> Verdict:
+    """The verdict for a command given the grounded target and anchors (None: not found; then `presence` is
+    the probability that the target is there all the same, so "it is gone" is said with 1 − that)."""
     base = {"relation": command.relation, "target": command.target, "anchors": command.anchors}
     found = target is not None
     if command.action == "find":
         if found:
             return Verdict(SATISFIED, target.score, f"found {command.target}", **base)
-        return Verdict(NOT_SATISFIED, 1 - (target.score if target else 0.0), f"{command.target} not found", **base)
+        return Verdict(NOT_SATISFIED, 1 - presence, f"{command.target} not found", **base)
     if command.action == "pick":
         if found:
             return Verdict(NOT_SATISFIED, target.score, f"{command.target} is still in view", **base)
-        return Verdict(
-            SATISFIED, 1 - (target.score if target else 0.0), f"{command.target} is no longer in view", **base
-        )
+        return Verdict(SATISFIED, 1 - presence, f"{command.target} is no longer in view", **base)
     missing = [p for p, d in zip((command.target, *command.anchors), (target, *anchors)) if d is None]
     if missing:
         return Verdict(CANNOT_TELL, 0.0, f"cannot find {', '.join(missing)} in the frame", **base)
@@ -75,29 +81,32 @@ def judge(command: Command, target: Detection | None, anchors: Sequence[Detectio
     )
 
 
-def detections_of(grounder: Grounder, image: np.ndarray, phrase: str, top_k: int) -> tuple[list[Detection], str]:
-    """The grounder's boxes for `phrase` and, when there are none it saw, why; a phrase or frame it could not
-    read at all (unknown words, out of domain) raises NotFound: nothing can be said about the scene then."""
+def detections_of(
+    grounder: Grounder, image: np.ndarray, phrase: str, top_k: int
+) -> tuple[list[Detection], str, float]:
+    """The grounder's boxes for `phrase` and, when there are none it saw, why and the probability that it is
+    there all the same; a phrase or frame it could not read at all (unknown words, out of domain) raises
+    NotFound: nothing can be said about the scene then."""
     try:
-        return grounder.ground(image, phrase, top_k=top_k), ""
+        return grounder.ground(image, phrase, top_k=top_k), "", 0.0
     except NotFound as exc:
         if not exc.observed:
             raise
-        return [], str(exc)
+        return [], str(exc), exc.presence
 
 
 def ground_phrase(grounder: Grounder, image: np.ndarray, phrase: str) -> Grounded:
     """The best detection of `phrase` (None if none, with the grounder's reason) and whether a close rival
     makes it ambiguous."""
-    detections, why = detections_of(grounder, image, phrase, top_k=2)
-    return Grounded(phrase, detections[0] if detections else None, is_ambiguous(detections), why)
+    detections, why, presence = detections_of(grounder, image, phrase, top_k=2)
+    return Grounded(phrase, detections[0] if detections else None, is_ambiguous(detections), why, presence)
 
 
 def verify_command(grounder: Grounder, image: np.ndarray, command: Command) -> Verdict:
     """Does `image` satisfy `command`? A referent not found is the verdict's reason, with the grounder's why."""
     grounded = [ground_phrase(grounder, image, phrase) for phrase in (command.target, *command.anchors)]
     target, anchors = grounded[0].detection, [g.detection for g in grounded[1:]]
-    verdict = judge(command, target, anchors, image.shape[0])
+    verdict = judge(command, target, anchors, image.shape[0], grounded[0].presence)
     whys = [f"{g.phrase}: {g.why}" for g in grounded if g.detection is None and g.why]
     if whys:
         return replace(verdict, reason=f"{verdict.reason} ({'; '.join(whys)})")
@@ -116,7 +125,7 @@ def verify_layout(grounder: Grounder, image: np.ndarray, layout: Layout) -> tupl
     n times (two red cups) is grounded once for its n best distinct boxes, matched to those objects by IoU."""
     ious = [0.0] * len(layout.objects)
     for label, where in label_groups([o.label for o in layout.objects]).items():
-        found, _ = detections_of(grounder, image, label, top_k=len(where))
+        found = detections_of(grounder, image, label, top_k=len(where))[0]
         match = assign_boxes([layout.objects[i].box for i in where], [d.box for d in found])
         for i, j in zip(where, match):
             ious[i] = box_iou(layout.objects[i].box, found[j].box) if j is not None else 0.0
