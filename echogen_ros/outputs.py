@@ -105,3 +105,22 @@ def write_file(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):  # under a path that is not a folder there is nothing to remove
             partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def swapped_in(target: Path) -> Iterator[Path]:
+    """Yield a path (not yet created) to write the new `target` to; on success it takes `target`'s place (the
+    old directory comes back if that rename fails); on any exception `target` is left as it was."""
+    partial, old = (target.parent / f".{target.name}.{kind}-{os.getpid()}" for kind in ("partial", "old"))
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        yield partial
+        target.rename(old)
+        try:
+            partial.rename(target)
+        except OSError:
+            old.rename(target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from echogen_ros.evaluation import trust
-from echogen_ros.model.confidence import SIGNALS, Calibration, Signals, features, fit_logistic
+from echogen_ros.model.confidence import FEATURES, SIGNALS, Calibration, Signals, features, fit_logistic
 from echogen_ros.model.finding import signals
 from echogen_ros.model.layout import Detection
 from echogen_ros.world.dataset import world_sample
@@ -36,19 +36,19 @@ def test_a_calibration_turns_signals_into_the_rate_they_are_right_at() -> None:
 
 
 def test_a_calibration_round_trips_through_a_manifest_and_refuses_other_signals() -> None:
-    calibration = Calibration((1.0, 2.0, -1.0, 0.5), {"split": "val"}, {"ece": 0.01})
+    calibration = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.5), {"split": "val"}, {"ece": 0.01})
     again = Calibration.from_manifest(json.loads(json.dumps(calibration.to_manifest())))
     assert again == calibration and again.fitted_on == {"split": "val"}
     assert Calibration.from_manifest(None) is None
     with pytest.raises(ValueError, match="calibrate again"):
         Calibration.from_manifest({**calibration.to_manifest(), "signals": ["score"]})
-    signed = Calibration((1.0, 2.0, -1.0, 0.5), {"weights": "abc"})
+    signed = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.5), {"weights": "abc"})
     assert Calibration.from_manifest(signed.to_manifest(), "abc") == signed
     with pytest.raises(ValueError, match="other weights"):
         Calibration.from_manifest(signed.to_manifest(), "def")
     with pytest.raises(ValueError, match="finite"):
-        Calibration((1.0, float("nan"), 0.0, 0.0))
-    assert len(features(Signals(0.5, 0.5, 0.5))) == len(SIGNALS) + 1
+        Calibration((1.0, float("nan"), 0.0, 0.0, 0.0, 0.0))
+    assert len(features(Signals(0.5, 0.5, 0.5))) == len(FEATURES) and len(SIGNALS) == 3
 
 
 def test_each_candidate_s_margin_is_over_the_best_other_one() -> None:

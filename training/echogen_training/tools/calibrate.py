@@ -6,13 +6,15 @@ split is never read: report it with `echogen eval`.
 
     echogen-train calibrate --model DIR [--scenes 150] [--test-scenes 100] [--seed 0]
 
-DIR's manifest gets `calibration` (replacing one it had), written all at once; its weights are not touched.
+DIR's manifest gets `calibration` (replacing one it had, which is never read); a copy of DIR is calibrated and
+swapped in, so a failure leaves DIR as it was. Its weights are not touched.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from echogen_ros.evaluation import trust
 from echogen_ros.model import checkpoint
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.outputs import write_file
+from echogen_ros.outputs import swapped_in, write_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,13 +54,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--scenes and --test-scenes must be ≥ 10 (about 150 answers each)")
     torch.set_grad_enabled(False)
     start = time.monotonic()
-    manifest = checkpoint.read_manifest(args.model)  # every file as its manifest says
-    model = EchoGen.load(args.model)
-    model.calibration = None  # measured raw: an old calibration is refitted, never read
-    calibration, test = calibrate(model, args.seed, args.scenes, args.test_scenes)
-    manifest = {**manifest, "calibration": calibration.to_manifest()}
-    write_file(args.model / checkpoint.MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    EchoGen.load(args.model)  # reads back as every user will
+    checkpoint.read_manifest(args.model)  # every file as its manifest says, before anything is copied
+    with swapped_in(args.model) as partial:
+        shutil.copytree(args.model, partial)
+        _write_manifest(partial, None)  # measured raw: an old calibration is refitted, never read
+        calibration, test = calibrate(EchoGen.load(partial), args.seed, args.scenes, args.test_scenes)
+        _write_manifest(partial, calibration)
+        EchoGen.load(partial)  # reads back as every user will
     print(json.dumps({**calibration.to_manifest(), "reliability": test["reliability"],
                       "wall_s": round(time.monotonic() - start, 1)}))  # fmt: skip
     return 0
+
+
+def _write_manifest(directory: Path, calibration: Calibration | None) -> None:
+    manifest = checkpoint.read_manifest(directory, verify=False)
+    manifest.pop("calibration", None)
+    if calibration is not None:
+        manifest["calibration"] = calibration.to_manifest()
+    write_file(directory / checkpoint.MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())

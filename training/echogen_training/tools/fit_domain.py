@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -27,7 +24,7 @@ import torch
 from echogen_ros.model import checkpoint, generation
 from echogen_ros.model.domain import DomainCheck, fit, read_domain_check, remove_domain_check, summarise
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.outputs import staged
+from echogen_ros.outputs import staged, swapped_in
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
 
@@ -124,22 +121,3 @@ def refit(model: Path, out: Path, seed: int, scenes: int, val_scenes: int) -> Do
     check.save(out)
     read_domain_check(out, checkpoint.read_manifest(out))  # reads back as EchoGen.load will
     return check
-
-
-@contextmanager
-def swapped_in(target: Path) -> Iterator[Path]:
-    """Yield a path (not yet created) to write the new `target` to; on success it takes `target`'s place (the
-    old directory comes back if that rename fails); on any exception `target` is left as it was."""
-    partial, old = (target.parent / f".{target.name}.{kind}-{os.getpid()}" for kind in ("partial", "old"))
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        yield partial
-        target.rename(old)
-        try:
-            partial.rename(target)
-        except OSError:
-            old.rename(target)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
