@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from echogen_ros.evaluation import trust
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.model.echogen import DEFAULT_MODEL_DIR, CycleResult, EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.presets import PRESETS
 from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.scene import SceneConfig
 
 # held-out seed 7, scenes 0..23, every expression (214): the shipped model measured Acc@0.5 0.944, Acc@0.75
 # 0.925, centre within 40 px 0.949, within 80 px 0.963 (the model before its encoder learnt pale colours:
@@ -41,6 +43,19 @@ FLOOR_IMAGINED_AP50 = 0.85
 # rendered): `ground_layout` finds 15 of them (IoU >= 0.5); grounding each label once per object finds at
 # most one of each pair (8), as both ask the same question.
 FLOOR_ALIKE_FOUND = 0.8
+# issue 34, held-out seed 7, scenes 0..23: every expression with a referent (214) and every no-target one
+# (96), answered by `find` at the node's threshold (0.5) with the shipped calibration. Measured: no-target
+# expressions not found 0.854, expressions with a referent found and right 0.916, answers acted on but wrong
+# 0.071 of all (the model before it learnt the empty box, raw scores: 0.563 / 0.888 / 0.158). A model that
+# never answers passes the first and fails the second; one that always answers, the reverse.
+FLOOR_NO_TARGET = 0.75
+FLOOR_FOUND_AND_RIGHT = 0.85
+CEILING_FOUND_BUT_WRONG = 0.11
+# objects drawn at 0.5-0.7 x the trained sizes (held-out seed 7, scenes 0..11, `SceneConfig.scale_range`):
+# the model learnt two sizes and grounds small objects badly, Acc@0.5 0.413 of 126 expressions (before the
+# no-target runs 0.444). Issue 34's target, 0.95, is not met (training over a range of sizes needs a GPU):
+# a floor against getting worse.
+FLOOR_SMALL_OBJECTS_ACC50 = 0.33
 
 
 pytestmark = pytest.mark.skipif(
@@ -136,3 +151,24 @@ def test_the_default_model_finds_both_of_two_alike_objects(default: EchoGen) -> 
         found += [box_iou(o.box, d.box) >= 0.5 for o, d in zip(layout.objects, detections) if labels.count(o.label) > 1]
     assert len(found) >= 12
     assert np.mean(found) >= FLOOR_ALIKE_FOUND
+
+
+def test_the_default_model_says_when_nothing_there_is_what_it_is_asked(default: EchoGen) -> None:
+    assert default.calibration is not None and default.domain is not None  # shipped calibrated and checked
+    report = trust.report(trust.collect(default, "heldout", 24, seed=7), default.calibration)
+    assert report["no_target"] >= 60 and report["present"] >= 200
+    assert report["no_target_accuracy"] >= FLOOR_NO_TARGET
+    assert report["found_and_right"] >= FLOOR_FOUND_AND_RIGHT
+    assert report["found_but_wrong"] <= CEILING_FOUND_BUT_WRONG
+
+
+def test_the_default_model_grounds_small_objects_no_worse(default: EchoGen) -> None:
+    config = SceneConfig(scale_range=(0.5, 0.7))
+    right = []
+    for index in range(12):
+        sample = world_sample(7, index, "heldout", config)
+        boxes = sample.boxes()
+        found = default.ground_many(sample.image(), [e.text for e in sample.expressions])
+        right += [box_iou(boxes[e.target], d.box) >= 0.5 for e, d in zip(sample.expressions, found)]
+    assert len(right) >= 80
+    assert np.mean(right) >= FLOOR_SMALL_OBJECTS_ACC50
