@@ -140,6 +140,8 @@ class CycleRLConfig:
     guidance: float = 3.0
     temperature: float = 1.0
     i2l_weight: float = 0.0  # optional supervised grounding loss kept during RL
+    epochs: int = 2  # optimiser steps on each sampled group (old log-probs frozen at sampling; 1: one step)
+    guided_logprobs: bool = True  # log-probs of the guided, tempered distribution sampled (false: conditional)
 
 
 @dataclass

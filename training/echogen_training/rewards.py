@@ -89,3 +89,32 @@ def grpo_loss(
     surrogate = clipped_surrogate(logp, old_logp, advantages[:, None], clip)
     kl = k3_kl(logp, ref_logp)
     return (-surrogate + kl_beta * kl).mean(), surrogate.mean(), kl.mean()
+
+
+def clip_stats(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(share of tokens where the clip binds, mean ratio) for `clipped_surrogate`'s arguments: the clip binds
+    where ρ > 1+ε with A > 0 or ρ < 1−ε with A < 0 (there the token's gradient is zero).
+
+    >>> [round(v.item(), 4) for v in clip_stats(torch.tensor([[0.5, 0.0]]), torch.zeros(1, 2), torch.ones(1, 1), 0.2)]
+    [0.5, 1.3244]
+    """
+    ratio = (logp - old_logp).exp()
+    binds = ((ratio > 1 + clip) & (advantages > 0)) | ((ratio < 1 - clip) & (advantages < 0))
+    return binds.float().mean(), ratio.mean()
+
+
+def guided_logprobs(
+    cond: torch.Tensor, uncond: torch.Tensor, tokens: torch.Tensor, guidance: float, temperature: float
+) -> torch.Tensor:
+    """Log-probabilities (B, N) of `tokens` under the distribution classifier-free guidance samples them
+    from, softmax((u + g·(c − u)) / T), as `generation.generate_image_tokens` draws; `cond` and `uncond` are
+    the (B, N, V) logits of the conditional and unconditional prompts.
+
+    >>> c, u = torch.tensor([[[1.0, 0.0]]]), torch.zeros(1, 1, 2)  # guided logits (2, 0), tempered (1, 0)
+    >>> round(guided_logprobs(c, u, torch.tensor([[0]]), 2.0, 2.0).item(), 4)  # log(e / (e + 1))
+    -0.3133
+    """
+    logits = (uncond + guidance * (cond - uncond)) / temperature
+    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)

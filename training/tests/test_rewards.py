@@ -94,3 +94,39 @@ def test_grpo_loss_by_hand() -> None:
     assert_close(s, surrogate.mean())
     assert_close(k, kl.mean())
     assert_close(loss, (-surrogate + 0.1 * kl).mean())
+
+
+def test_the_clip_binds_for_either_sign_of_advantage_and_stops_the_gradient() -> None:
+    """Ratios ≠ 1 (a second epoch on a group): ρ = e^0.5 with A = +2 and ρ = e^−0.5 with A = −1 are clipped
+    to 1.2 and 0.8, their tokens get no gradient; ρ = e^0.1 (A = +2) and ρ = e^0.5 (A = −1) are not."""
+    from echogen_training.rewards import clip_stats, grpo_loss
+
+    old = torch.tensor([[-1.0, -1.0], [-2.0, -2.0]])
+    logp = torch.tensor([[-0.5, -0.9], [-2.5, -1.5]], requires_grad=True)
+    adv = torch.tensor([2.0, -1.0])
+    loss, surrogate, _ = grpo_loss(logp, old, old, adv, clip=0.2, kl_beta=0.0)
+    e = torch.tensor([0.1, 0.5]).exp().tolist()
+    per_token = [[1.2 * 2.0, e[0] * 2.0], [0.8 * -1.0, e[1] * -1.0]]  # min(ρA, clip(ρ)A) by hand
+    assert_close(surrogate, torch.tensor(per_token).mean())
+    assert_close(loss, -torch.tensor(per_token).mean())
+    loss.backward()
+    # d(−mean ρA)/d logp = −ρA/4 where unclipped, 0 where the clip binds
+    assert_close(logp.grad, torch.tensor([[0.0, -e[0] * 2.0 / 4], [0.0, e[1] / 4]]))
+    clipped, ratio = clip_stats(logp.detach(), old, adv[:, None], 0.2)
+    assert clipped.item() == 0.5
+    assert_close(ratio, torch.tensor([0.5, 0.1, -0.5, 0.5]).exp().mean())
+
+
+def test_guided_logprobs_by_hand() -> None:
+    """softmax((u + g·(c − u)) / T) on two tokens of a three-code book, g = 3, T = 0.5."""
+    from echogen_training.rewards import guided_logprobs
+
+    cond = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]]])
+    uncond = torch.tensor([[[0.5, 0.5, 0.5], [1.0, 0.0, -1.0]]])
+    # guided = u + 3(c − u): (2, −1, 0.5) and (−2, 0, 2); divided by T = 0.5: (4, −2, 1) and (−4, 0, 4)
+    tokens = torch.tensor([[0, 2]])
+    first = 4 - torch.tensor([4.0, -2.0, 1.0]).exp().sum().log()
+    second = 4 - torch.tensor([-4.0, 0.0, 4.0]).exp().sum().log()
+    assert_close(guided_logprobs(cond, uncond, tokens, 3.0, 0.5), torch.stack([first, second])[None])
+    # guidance 1 at temperature 1 is the conditional distribution itself
+    assert_close(guided_logprobs(cond, uncond, tokens, 1.0, 1.0), cond.log_softmax(-1)[0, [0, 1], [0, 2]][None])

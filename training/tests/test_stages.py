@@ -4,6 +4,7 @@ the vision stage hands its classifier over, VQ code restarts and decoder maps)."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,57 @@ def test_pmtp_recolour_turns_grounding_frames_in_pmtp_only_and_draws_the_same_ex
 def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) -> None:
     with pytest.raises(ValueError, match=override.split("=")[0]):
         Trainer(tiny_config("pmtp", override))
+
+
+def test_cycle_rl_trains_each_sampled_group_for_its_epochs(tiny_config) -> None:
+    """cycle_rl.epochs=2: the second step trains on the group the first sampled (same tokens, frozen old
+    log-probs) and its ratio is no longer 1; the third samples a new group."""
+    trainer = Trainer(tiny_config("cycle_rl", "cycle_rl.epochs=2", "optim.lr=1e-2"))
+    groups, draw = [], trainer.device_inputs
+    trainer.device_inputs = lambda cpu: groups.append(draw(cpu)) or groups[-1]
+    steps = [trainer.train_step() for _ in range(3)]
+    assert groups[1]["tokens"] is groups[0]["tokens"] and groups[1]["old_logp"] is groups[0]["old_logp"]
+    assert not torch.equal(groups[2]["tokens"], groups[0]["tokens"])
+    assert steps[0]["ratio"] == pytest.approx(1.0, abs=1e-4) and steps[2]["ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert abs(steps[1]["ratio"] - 1.0) > 1e-3
+    assert all({"clipped", "ratio", "reward"} <= set(s) for s in steps)
+
+
+def test_cycle_rl_guided_logprobs_are_the_sampled_distributions(tiny_config) -> None:
+    """Through the tiny model: guidance 1 at temperature 1 gives the conditional log-probs (the ablation's),
+    guidance 0 the unconditional prompt's; the default guidance differs from both."""
+    from echogen_training.stages.cycle_rl import sampled_logprobs
+
+    trainer = Trainer(tiny_config("cycle_rl"))
+    layout = [(trainer.batcher.text("cup"), (0.1, 0.1, 0.4, 0.5))]
+    cond, uncond = trainer.batcher.layout_prompts([layout], ["a cup"])
+    codes = trainer.model.config.vq_config.num_embeddings
+    tokens = torch.randint(0, codes, (1, trainer.echogen.scheme.generation_tokens), generator=torch.Generator())
+    c, model = trainer.config.cycle_rl, trainer.model.eval()
+    with torch.no_grad():
+        plain = sampled_logprobs(model, cond, uncond, tokens, replace(c, guided_logprobs=False))
+        unguided = sampled_logprobs(model, cond, uncond, tokens, replace(c, guidance=1.0, temperature=1.0))
+        empty = sampled_logprobs(model, uncond, uncond, tokens, replace(c, guided_logprobs=False))
+        zero = sampled_logprobs(model, cond, uncond, tokens, replace(c, guidance=0.0, temperature=1.0))
+        guided = sampled_logprobs(model, cond, uncond, tokens, c)
+    torch.testing.assert_close(unguided, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(zero, empty, atol=1e-5, rtol=1e-5)
+    assert (guided - plain).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"), [("cycle_rl.epochs=0", "epochs"), ("cycle_rl.temperature=0", "greedily")]
+)
+def test_cycle_rl_refuses_settings_without_a_policy_step(tiny_config, extra: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_config("cycle_rl", extra)
+
+
+def test_cycle_rl_keeps_a_group_per_micro_batch(tiny_config) -> None:
+    """With optim.grad_accum=2 each micro-batch samples its own group and trains on it again next step."""
+    trainer = Trainer(tiny_config("cycle_rl", "optim.grad_accum=2", "data.batch_size=2"))
+    groups, draw = [], trainer.device_inputs
+    trainer.device_inputs = lambda cpu: groups.append(draw(cpu)) or groups[-1]
+    trainer.train_step(), trainer.train_step()
+    assert groups[2]["tokens"] is groups[0]["tokens"] and groups[3]["tokens"] is groups[1]["tokens"]
+    assert groups[0]["tokens"] is not groups[1]["tokens"]
