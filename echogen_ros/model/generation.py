@@ -293,6 +293,12 @@ def beam_search(
     return [(tokens, math.exp(total / BOX_TOKENS), coords) for tokens, total, coords in beams], absent
 
 
+def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance: the logits image tokens are drawn from (over the temperature), u + g·(c − u),
+    from the conditional and unconditional prompts' logits. Sampling and Cycle RL's log-probabilities both."""
+    return uncond + guidance * (cond - uncond)
+
+
 def image_token_inputs(
     model: JanusForConditionalGeneration,
     tokens: torch.Tensor,
@@ -341,7 +347,7 @@ def generate_image_tokens(
     tokens = []
     for _ in range(count):
         logits = model.model.generation_head(hidden).float()  # (2B, codebook)
-        logits = logits[batch:] + guidance * (logits[:batch] - logits[batch:])
+        logits = guided_logits(logits[:batch], logits[batch:], guidance)
         if temperature > 0:
             probs = (logits / temperature).softmax(-1)
             token = torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)

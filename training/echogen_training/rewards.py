@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from echogen_ros.model.generation import guided_logits
 from echogen_ros.model.layout import box_iou
 
 Box = Sequence[float]
@@ -116,5 +117,5 @@ def guided_logprobs(
     >>> round(guided_logprobs(c, u, torch.tensor([[0]]), 2.0, 2.0).item(), 4)  # log(e / (e + 1))
     -0.3133
     """
-    logits = (uncond + guidance * (cond - uncond)) / temperature
+    logits = guided_logits(cond, uncond, guidance) / temperature
     return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
