@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from echogen_training import tools
 
 from echogen_ros.model.echogen import EchoGen
@@ -23,6 +24,7 @@ def test_calibrate_records_a_fit_on_val_scored_on_test(tiny_model_dir: Path, tmp
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     assert tools.main("calibrate", ["--model", str(model_dir), "--scenes", "10", "--test-scenes", "10"]) == 0
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()  # the process is as it was
     printed = json.loads(capsys.readouterr().out)
     manifest = json.loads((model_dir / "echogen.json").read_text())
     entry = manifest["calibration"]

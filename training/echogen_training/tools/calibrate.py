@@ -52,10 +52,9 @@ def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int) -> tuple
 def run(args: argparse.Namespace) -> int:
     if args.scenes < 10 or args.test_scenes < 10:
         raise ValueError("--scenes and --test-scenes must be ≥ 10 (about 150 answers each)")
-    torch.set_grad_enabled(False)
     start = time.monotonic()
     checkpoint.read_manifest(args.model)  # every file as its manifest says, before anything is copied
-    with swapped_in(args.model) as partial:
+    with swapped_in(args.model) as partial, torch.inference_mode():  # tools run in one process with others
         shutil.copytree(args.model, partial)
         _write_manifest(partial, None)  # measured raw: an old calibration is refitted, never read
         calibration, test = calibrate(EchoGen.load(partial), args.seed, args.scenes, args.test_scenes)
