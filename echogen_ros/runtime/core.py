@@ -128,7 +128,8 @@ class Runtime:
     # ---- the grounding stream ------------------------------------------------------------------
     def step(self, now: float) -> Outputs | None:
         """Ground the latest frame when the schedule says so; None when there is nothing to do."""
-        if not self.phrases or not self.schedule.due(now):
+        phrases = self.phrases  # this grounding's: an instruction arriving meanwhile puts a new list in its place
+        if not phrases or not self.schedule.due(now):
             return None
         frame = self.latest.take()
         if frame is None:
@@ -136,15 +137,17 @@ class Runtime:
         start = time.perf_counter()
         try:
             with self._model_lock:
-                findings = self.model.find_many(frame.rgb, [p for p, _ in self.phrases], self.config.score_threshold)
+                findings = self.model.find_many(frame.rgb, [p for p, _ in phrases], self.config.score_threshold)
         except (ValueError, RuntimeError) as exc:  # one frame the model cannot take must not stop the stream
             self.schedule.grounded(now)
             return Outputs(None, None, self._status(f"cannot ground this frame: {exc}", error=True))
         self.schedule.grounded(now)
+        if self.phrases is not phrases:  # the instruction changed while this frame was grounded: never publish
+            return None  # boxes of what is no longer asked for under the new instruction's name
         latency = (time.perf_counter() - start) * 1000
         self.counters.groundings += 1
         self.counters.last_latency_ms = latency
-        best = [(f.detections[0], role) for (_, role), f in zip(self.phrases, findings) if f.found]
+        best = [(f.detections[0], role) for (_, role), f in zip(phrases, findings) if f.found]
         kept = [(d.label, role, d) for d, role in best]  # class_id: the phrase in the vocabulary's words
         detections = conv.detection_array(self.msgs, frame.header, kept)
         debug = None
