@@ -345,3 +345,24 @@ def test_ground_verify_and_imagine_refuse_a_referent_not_found_with_the_reason(r
     imagined = runtime.imagine(goal)
     assert not imagined.success and imagined.message.startswith("cannot find 'the cup' in the image: ")
     assert any(w in imagined.message for w in why)
+
+
+def test_a_grounding_of_an_instruction_changed_meanwhile_is_not_published(tiny_model) -> None:
+    """A service holds the model while the stream's turn comes; the operator changes the instruction before
+    the stream gets the model: its grounding (of the old phrases) is dropped, and the next one is of the new."""
+    import threading
+
+    runtime = Runtime(tiny_model, MSGS, RuntimeConfig(every_frames=1, score_threshold=0.0))
+    runtime.on_instruction("the red cup")
+    runtime.on_image(frame_msg(0), now=0.0)
+    result = {}
+    with runtime._model_lock:  # what a Ground service or an imagine goal does while it runs
+        stream = threading.Thread(target=lambda: result.setdefault("out", runtime.step(now=0.0)))
+        stream.start()
+        stream.join(timeout=0.5)  # the stream has read its phrases and waits for the model
+        runtime.on_instruction("the blue plate")
+    stream.join(timeout=60)
+    assert not stream.is_alive() and result["out"] is None
+    runtime.on_image(frame_msg(1), now=1.0)
+    out = runtime.step(now=1.0)
+    assert [d.results[0].hypothesis.class_id for d in out.detections.detections] == ["the blue plate"]
