@@ -132,9 +132,7 @@ def trust_report(model, scenes: WorldSet, bands, threshold: float, limit: int) -
 
     def measured(config) -> dict:
         rows = trust.collect(model, scenes.split, limit or scenes.count, scenes.seed, config=config)
-        raw = trust.report(rows, None, threshold)
-        return {**trust.report(rows, model.calibration, threshold),
-                "raw_score": {k: v for k, v in raw.items() if k != "reliability"}}  # fmt: skip
+        return trust.compared(rows, model.calibration, threshold)
 
     if not bands:
         return {"scenes": scenes.describe(), "trust": measured(scenes.config)}

@@ -49,6 +49,12 @@ def collect(
     return rows
 
 
+def compared(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """`report` with `calibration`, and under "raw_score" what the uncalibrated score gives (no reliability)."""
+    raw = report(rows, None, threshold)
+    return {**report(rows, calibration, threshold), "raw_score": {k: v for k, v in raw.items() if k != "reliability"}}
+
+
 def report(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
     p = np.array([probability(calibration, r.signals) for r in rows])
     right = np.array([r.right for r in rows])

@@ -25,7 +25,6 @@ from echogen_ros.model.layout import (
     LayoutObject,
     assign_boxes,
     box_iou,
-    distinct,
     label_groups,
     rescale_box,
 )  # fmt: skip
@@ -213,10 +212,8 @@ class EchoGen:
         if top_k == 1:
             return [self.ground_many(image, [expression], decode)[0]]
         pixels, letterbox = self.pixels(image)
-        ids = torch.tensor([self.scheme.i2l_prompt(self.expression_ids(expression))], device=self.device)
-        embeds = generation.embed(self.model, ids, generation.image_features(self.model, pixels))
-        beams = generation.beam_boxes(self.model, self.scheme, embeds, top_k + grounding.EXTRA_BEAMS)
-        return distinct([self.detection(letterbox, coords, score, expression) for _, score, coords in beams])[:top_k]
+        features = generation.image_features(self.model, pixels)
+        return finding.candidates(self, features, letterbox, expression, top_k)[0]
 
     def find(
         self, image: np.ndarray, phrase: str, threshold: float = finding.DEFAULT_THRESHOLD, top_k: int = 1

@@ -39,10 +39,8 @@ def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int) -> tuple
     fit_rows = trust.collect(model, "val", scenes, seed)
     calibration = Calibration.fit([r.signals for r in fit_rows], [r.right for r in fit_rows])
     test_rows = trust.collect(model, "test", test_scenes, seed)
-    test = trust.report(test_rows, calibration)
-    raw = trust.report(test_rows, None)
-    metrics = {"split": "test", "scenes": test_scenes, **{k: v for k, v in test.items() if k != "reliability"},
-               "raw_score": {k: raw[k] for k in ("ece", "auroc", "no_target_accuracy", "found_but_wrong")}}  # fmt: skip
+    test = trust.compared(test_rows, calibration)
+    metrics = {"split": "test", "scenes": test_scenes, **{k: v for k, v in test.items() if k != "reliability"}}
     fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "answers": len(fit_rows),
                  "no_target": sum(not r.present for r in fit_rows),
                  "weights": model.manifest["files"][checkpoint.WEIGHTS]}  # fmt: skip
