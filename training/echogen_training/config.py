@@ -47,6 +47,8 @@ class DataConfig:
     max_objects: int = 8
     batch_size: int = 16
     render_scales: tuple[float, ...] = (0.5, 0.75, 1.0)  # world frames rendered at these × 640×480
+    scale_range: tuple[float, float] = (1.0, 1.0)  # world objects' sizes × a uniform draw (SceneConfig.scale_range)
+    border_cut: float = 0.0  # how far world objects may stand past the border (SceneConfig.border_cut)
     workers: int = 0  # > 0: processes that build input batches ahead of the step (0: in the training process)
     prefetch: int = 4  # batches each worker keeps ready
 

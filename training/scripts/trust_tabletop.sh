@@ -2,8 +2,9 @@
 # Issue 34's recipe for the embedded model, every step scripted (docs/benchmarks.md, 2026-12-05):
 #
 #   1. no-target  continue the embedded model with no-target expressions: configs/tabletop_no_target.yaml,
-#                 then tabletop_no_target_2.yaml from its result (each resumes if interrupted, and is skipped
-#                 when its runs/<name>/final exists)
+#                 then tabletop_no_target_2.yaml from its result
+#      scale      then tabletop_scale.yaml from that: objects drawn at × 0.5–1.6, cut by the border, up to 12
+#                 (each run resumes if interrupted, and is skipped when its runs/<name>/final exists)
 #   2. ship       16-bit, into the package, its run recorded under training.continuations
 #   3. domain     fit the out-of-domain check on train renders, its threshold on val (echogen-train fit-domain)
 #   4. calibrate  fit the confidence calibration on val, scored on test (echogen-train calibrate)
@@ -13,14 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 train=.venv/bin/echogen-train
-for run in no_target no_target_2; do
+for run in no_target no_target_2 scale; do
   if [ ! -f "runs/${run}/final/echogen.json" ]; then
     echo "== ${run}: $(date -u +%FT%TZ)"
     $train pmtp --config "training/echogen_training/configs/tabletop_${run}.yaml" run.progress=false "$@"
   fi
 done
 echo "== ship: $(date -u +%FT%TZ)"
-$train ship runs/no_target_2/final --into-package --continuation runs/no_target --continuation runs/no_target_2
+$train ship runs/scale/final --into-package --continuation runs/no_target --continuation runs/no_target_2 \
+  --continuation runs/scale
 echo "== domain: $(date -u +%FT%TZ)"
 $train fit-domain --model echogen_ros/model/default
 echo "== calibrate: $(date -u +%FT%TZ)"

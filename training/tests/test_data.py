@@ -320,3 +320,20 @@ def test_the_pointer_loss_skips_rows_without_a_target() -> None:
         loss, _, pointer_loss, _ = i2l_loss(model.model, batch, pointer=pointer)
         assert torch.isfinite(loss) and torch.isfinite(pointer_loss)
     assert float(i2l_loss(model.model, Batcher(model, seed=1).i2l(records, no_target=1.0), pointer=pointer)[2]) == 0
+
+
+def test_world_stream_draws_the_configured_object_sizes_and_border_cuts() -> None:
+    """data.scale_range and data.border_cut reach the world: objects at × 0.5 are smaller than at × 1.6, and
+    the default (1, 1) draws exactly the scenes it drew before the options existed."""
+
+    def areas(**options) -> list[float]:
+        records = build_stream(DataConfig(source="world", count=12, render_scales=(1.0,), **options)).take(12)
+        return [(b[2] - b[0]) * (b[3] - b[1]) for r in records for _, b in r.objects]
+
+    small, large = areas(scale_range=(0.5, 0.5)), areas(scale_range=(1.6, 1.6))
+    assert np.median(small) < 0.4 * np.median(large)
+    assert areas() == areas(scale_range=(1.0, 1.0), border_cut=0.0)
+    cut = build_stream(DataConfig(source="world", count=40, render_scales=(1.0,), border_cut=0.3,
+                                  scale_range=(1.3, 1.6), max_objects=12)).take(40)  # fmt: skip
+    assert any(b[0] <= 0.0 or b[2] >= r.width or b[3] >= r.height for r in cut for _, b in r.objects)
+    assert max(len(r.objects) for r in cut) > 8

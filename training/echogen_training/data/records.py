@@ -89,8 +89,11 @@ def world_stream(
     scales: tuple[float, ...],
     rank: int = 0,
     world: int = 1,
+    scale_range: tuple[float, float] = (1.0, 1.0),
+    border_cut: float = 0.0,
 ) -> RecordStream:
-    config = SceneConfig(min_objects=min_objects, max_objects=max_objects)
+    config = SceneConfig(min_objects=min_objects, max_objects=max_objects, scale_range=tuple(scale_range),
+                         border_cut=border_cut)  # fmt: skip
     return RecordStream(count, lambda i: world_record(seed, i, split, config, scales), seed, rank, world)
 
 

@@ -15,7 +15,7 @@ from echogen_training.data.records import RecordStream, list_stream, world_strea
 def build_stream(config: DataConfig, rank: int = 0, world: int = 1) -> RecordStream:
     if config.source == "world":
         return world_stream(config.seed, config.split, config.count, config.min_objects, config.max_objects,
-                            config.render_scales, rank, world)  # fmt: skip
+                            config.render_scales, rank, world, config.scale_range, config.border_cut)  # fmt: skip
     root = Path(config.path)
     if not root.exists():
         raise FileNotFoundError(f"data.path {root} does not exist")
