@@ -56,9 +56,7 @@ def _known(scene: Scene, boxes) -> list[KnownObject]:
 
 def _setting(sample):
     objects = _known(sample.scene, sample.boxes())
-    grounder = KnownObjectsGrounder(objects, 480)
-    obstacles = [LayoutObject(f"the {o.colour} {o.category}", o.box) for o in objects]
-    return objects, grounder, obstacles
+    return objects, KnownObjectsGrounder(objects, 480)
 
 
 def _feasible(objects: list[KnownObject], ins) -> bool:
@@ -93,13 +91,13 @@ def test_goal_layouts_hold_and_the_goal_scene_verifies() -> None:
     relations = set()
     for index in range(80):
         sample = world_sample(21, index, "val")
-        objects, grounder, obstacles = _setting(sample)
+        objects, grounder = _setting(sample)
         image = sample.image()
         for ins in sample.instructions:
             if ins.action != "put":
                 continue
             try:
-                result = plan(image, ins.text, grounder, obstacles)
+                result = plan(image, ins.text, grounder)
             except PlanningError as exc:
                 assert "no free place" in str(exc)
                 assert not _feasible(objects, ins), f"{ins.text}: a place exists but the planner found none"
@@ -140,12 +138,12 @@ def test_pick_and_find() -> None:
     sample = next(
         s for s in (world_sample(4, i, "val") for i in range(40)) if any(e.kind == "category" for e in s.expressions)
     )
-    objects, grounder, obstacles = _setting(sample)
+    objects, grounder = _setting(sample)
     expr = next(e for e in sample.expressions if e.kind == "category")
-    picked = plan(sample.image(), f"pick up {expr.text}", grounder, obstacles)
+    picked = plan(sample.image(), f"pick up {expr.text}", grounder)
     assert picked.goal_box is None and len(picked.goal_layout.objects) == len(objects) - 1
     assert picked.verdict.status == NOT_SATISFIED
-    found = plan(sample.image(), f"find {expr.text}", grounder, obstacles)
+    found = plan(sample.image(), f"find {expr.text}", grounder)
     assert found.verdict.status == SATISFIED and found.target.box == objects[expr.target].box
 
 
@@ -163,10 +161,10 @@ def _repeated_and_absent():
 
 def test_ambiguity_and_missing_objects_are_reported() -> None:
     sample, repeated, absent = _repeated_and_absent()
-    objects, grounder, obstacles = _setting(sample)
+    objects, grounder = _setting(sample)
     with pytest.raises(PlanningError, match="cannot find"):
-        plan(sample.image(), f"find the {absent}", grounder, obstacles)
-    result = plan(sample.image(), f"find the {repeated}", grounder, obstacles)
+        plan(sample.image(), f"find the {absent}", grounder)
+    result = plan(sample.image(), f"find the {repeated}", grounder)
     assert result.ambiguities and "more than one" in result.ambiguities[0]
     other = next(o for o in sample.scene.objects if o.category != repeated)
     verdict = verify_command(
@@ -183,7 +181,7 @@ def test_phrases_resolve_like_the_world_means_them() -> None:
     checked = 0
     for index in range(60):
         sample = world_sample(8, index, "val")
-        objects, grounder, _ = _setting(sample)
+        objects, grounder = _setting(sample)
         for expr in sample.expressions:
             found = grounder.ground(sample.image(), expr.text, top_k=3)
             assert [d.box for d in found] == [objects[expr.target].box], expr.text
@@ -254,7 +252,7 @@ def test_a_goal_layout_naming_two_alike_objects_verifies_both() -> None:
 def test_a_missing_object_is_the_reason_not_an_ambiguous_one() -> None:
     """'ambiguous ...; cannot find ...' gave two contradictory reasons; a missing object decides alone."""
     sample, repeated, absent = _repeated_and_absent()
-    _, grounder, _ = _setting(sample)
+    _, grounder = _setting(sample)
     missing = verify_command(grounder, sample.image(), parse_command(f"put the {repeated} left of the {absent}"))
     assert missing.status == CANNOT_TELL and missing.reason == f"cannot find the {absent} in the frame"
     unique = next(o for o in sample.scene.objects if sum(p.category == o.category for p in sample.scene.objects) == 1)

@@ -2,7 +2,9 @@
 
 Both give `Detection`s best first; two close candidates mean the phrase is ambiguous in this frame. The model's
 grounder gives only boxes a planner may act on (probability at or above its threshold) and raises `NotFound`,
-with the model's reason, when there is none.
+with the model's reason, when there is none. Both also list the whole scene (`scene`: every object as
+"colour category" and box), which the planner keeps in the goal layout and keeps the goal box clear of; a
+grounder that cannot list a scene (a model not trained for it) says so with None.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class NotFound(PlanningError):
 class Grounder(Protocol):
     def ground(self, image: np.ndarray, phrase: str, top_k: int = 2) -> list[Detection]: ...
 
+    def scene(self, image: np.ndarray) -> list[Detection] | None:
+        """Every object in the frame (label "colour category", box, score); None: this grounder cannot list
+        a scene."""
+        ...
+
+
+def lists_scenes(model) -> bool:
+    """Whether `model` can list a frame's objects (`EchoGen.parse_scene` on a model trained for it)."""
+    able = getattr(model, "lists_scenes", False)
+    return bool(able() if callable(able) else able) and callable(getattr(model, "parse_scene", None))
+
 
 class ModelGrounder:
     """Grounding with EchoGen (any model directory, including the embedded default): `model.find` at
@@ -62,6 +75,16 @@ class ModelGrounder:
             raise NotFound(finding.reason, observed=not unread, presence=finding.confidence)
         return list(finding.detections)
 
+    def scene(self, image: np.ndarray) -> list[Detection] | None:
+        """The model's inventory of the frame (`parse_scene`): the objects whose probability reaches the
+        threshold; None when the model cannot list a scene; NotFound when the frame is out of its domain."""
+        if not lists_scenes(self.model):
+            return None
+        inventory = self.model.parse_scene(image)
+        if inventory.out_of_domain:
+            raise NotFound(inventory.reason, observed=False)
+        return [d for d in inventory.objects if d.score >= self.threshold]
+
 
 class KnownObjectsGrounder:
     """Grounding by resolving phrases against known objects (score 1 for every match)."""
@@ -72,6 +95,10 @@ class KnownObjectsGrounder:
     def ground(self, image: np.ndarray, phrase: str, top_k: int = 2) -> list[Detection]:
         found = resolve(phrase, self.objects, float(self.height))
         return [Detection(self.objects[i].box, 1.0, phrase) for i in found[:top_k]]
+
+    def scene(self, image: np.ndarray) -> list[Detection]:
+        """Every known object, named as a layout names it ("red cup"; the category alone without a colour)."""
+        return [Detection(o.box, 1.0, " ".join(filter(None, (o.colour, o.category)))) for o in self.objects]
 
 
 def is_ambiguous(detections: Sequence[Detection], ratio: float = AMBIGUITY_RATIO) -> bool:
