@@ -37,6 +37,24 @@ CATEGORY_EXTENTS: dict[str, tuple[float, float]] = {
 }
 CATEGORY_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(CATEGORIES)}
 
+# The camera (world/camera.py): a pinhole looking straight down at the table from this height, with this focal
+# length in reference pixels (a 640 px wide frame sees 0.8 m of table, 53° horizontally).
+CAMERA_HEIGHT_M = 0.8
+REF_FOCAL = 640.0
+
+# Category name → height in metres of a small instance (objects scale with their size, heights too). A bottle
+# and a banana lie on the table; each object's top face is its drawn shape, at this height.
+CATEGORY_HEIGHTS: dict[str, float] = {
+    "cup": 0.09,
+    "plate": 0.02,
+    "bowl": 0.05,
+    "bottle": 0.04,
+    "block": 0.06,
+    "ball": 0.05,
+    "box": 0.07,
+    "banana": 0.035,
+}
+
 # Colour name → RGB.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (205, 38, 38),
@@ -59,8 +77,8 @@ TABLES: dict[str, tuple[int, int, int]] = {
     "slate": (72, 84, 98),
 }
 
-for _looks, _words in ((CATEGORY_EXTENTS, words.CATEGORIES), (COLOURS, words.COLOURS), (SIZES, words.SIZES),
-                       (TABLES, words.TABLES)):  # fmt: skip
+for _looks, _words in ((CATEGORY_EXTENTS, words.CATEGORIES), (CATEGORY_HEIGHTS, words.CATEGORIES),
+                       (COLOURS, words.COLOURS), (SIZES, words.SIZES), (TABLES, words.TABLES)):  # fmt: skip
     if tuple(_looks) != _words:
         raise ImportError(f"world/catalog.py gives looks to {tuple(_looks)}, the vocabulary names {_words}")
 

@@ -5,6 +5,10 @@ the 10 scenes of a 10-scene export, and the same arguments write byte-identical 
 
 Refs with no referent (gRefCOCO's no-target expressions, `WorldSample.absent`) follow every ref with one,
 marked `"no_target": true` with an empty `ann_id` list; readers ask `has_target(ref)`.
+
+Where things are in space (world/camera.py) came later as extra fields, which a format-2 reader ignores: each
+image's `camera` (K, camera_to_table, depth_scale), each annotation's `box3d` (table frame, metres) and the
+depth images `depth/<file_name>` (16-bit millimetres).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from echogen_ros.outputs import staged
 from echogen_ros.world import catalog
+from echogen_ros.world.camera import box3d, camera_record, depth_image, depth_units
 from echogen_ros.world.language import (
     Expression,
     Instruction,
@@ -51,6 +56,10 @@ class WorldSample:
 
     def image(self, width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT) -> np.ndarray:
         return render(self.scene, width, height)
+
+    def depth(self, width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT) -> np.ndarray:
+        """(height, width) float32 metres, exact to `image(width, height)` (world/camera.py)."""
+        return depth_image(self.scene, width, height)
 
     def boxes(
         self, width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT
@@ -95,21 +104,28 @@ def export(
     config: SceneConfig | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Write `out/images/*.png` and `out/annotations.json`; all or nothing (no partial directory).
+    """Write `out/images/*.png`, `out/depth/*.png` (uint16 millimetres) and `out/annotations.json`; all or
+    nothing (no partial directory).
     `overwrite` replaces only an earlier echogen output (see echogen_ros.outputs)."""
     with staged(Path(out), overwrite, kind="world export") as tmp:
         (tmp / "images").mkdir(parents=True)
+        (tmp / "depth").mkdir()
         return _write(tmp, seed, count, split, width, height, config)
 
 
 def _write(root: Path, seed: int, count: int, split: str, width: int, height: int, config: SceneConfig | None) -> dict:
-    def write_png(file_name: str, rgb: np.ndarray) -> None:
-        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"PNG encoding failed for {file_name}")
-        (root / "images" / file_name).write_bytes(png.tobytes())
+    def png_writer(folder: str, convert: Callable[[np.ndarray], np.ndarray]) -> Callable[[str, np.ndarray], None]:
+        def write(file_name: str, pixels: np.ndarray) -> None:
+            ok, png = cv2.imencode(".png", convert(pixels))
+            if not ok:
+                raise RuntimeError(f"PNG encoding failed for {folder}/{file_name}")
+            (root / folder / file_name).write_bytes(png.tobytes())
 
-    data = coco(world_samples(seed, count, split, config), seed, split, width, height, write_png)
+        return write
+
+    bgr = png_writer("images", lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    depth = png_writer("depth", depth_units)
+    data = coco(world_samples(seed, count, split, config), seed, split, width, height, bgr, depth)
     (root / "annotations.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return data
 
@@ -121,10 +137,11 @@ def coco(
     width: int = catalog.REF_WIDTH,
     height: int = catalog.REF_HEIGHT,
     image: Callable[[str, np.ndarray], None] | None = None,
+    depth: Callable[[str, np.ndarray], None] | None = None,
 ) -> dict:
     """What `annotations.json` holds for `samples` rendered at `width`×`height` (COCO images, annotations and
-    categories, RefCOCO refs, captions, instructions); `image(file_name, rgb)` is given each rendered image
-    (None: nothing is rendered)."""
+    categories, RefCOCO refs, captions, instructions, and where things are in space); `image(file_name, rgb)`
+    is given each rendered image and `depth(file_name, metres)` each depth image (None: not rendered)."""
     data: dict = {
         "info": {"description": "echogen_ros tabletop world", "version": FORMAT_VERSION, "seed": seed, "split": split},
         "images": [],
@@ -142,7 +159,10 @@ def coco(
         file_name = f"{image_id:06d}.png"
         if image is not None:
             image(file_name, sample.image(width, height))
-        data["images"].append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+        if depth is not None:
+            depth(file_name, sample.depth(width, height))
+        data["images"].append({"id": image_id, "file_name": file_name, "width": width, "height": height,
+                               "camera": camera_record(width, height)})  # fmt: skip
         data["captions"].append({"id": image_id, "image_id": image_id, "caption": sample.caption})
         ann_ids = _add_annotations(data, sample, image_id, width, height)
         place = {"image_id": image_id, "file_name": file_name, "split": split}
@@ -180,6 +200,7 @@ def _add_annotations(data: dict, sample: WorldSample, image_id: int, width: int,
                 "area": (x2 - x1) * (y2 - y1),
                 "iscrowd": 0,
                 "attributes": {"colour": obj.colour, "size": obj.size},
+                "box3d": {k: v for k, v in box3d(obj).as_dict(digits=6).items() if k != "frame"},
             }
         )
     return ann_ids
