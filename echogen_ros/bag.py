@@ -5,10 +5,11 @@ metadata versions 4 to 9, with or without stored message definitions and type ha
 
 Output: a new MCAP bag (metadata version 8, which Humble and Jazzy read) holding every input message
 unchanged, on its topic with its recorded QoS, plus this run's outputs under the namespace (`/echogen`):
-detections, debug images, status and, when an instruction asks for a move, the imagined goal scene and its
-goal layout. Every connection carries its complete message definition: the bag's own where it has one,
-else the one generated from the typestore of the chosen distribution; an input type found in neither stops
-the run with one line naming it, as ROS 2 tools could not read such an output.
+detections, debug images, status, the scene's objects (where the model lists scenes) and, when an instruction
+asks for a move or a pick-up, the imagined goal scene and its goal layout. Every connection carries its
+complete message definition: the bag's own where it has one, else the one generated from the typestore of the
+chosen distribution; an input type found in neither stops the run with one line naming it, as ROS 2 tools
+could not read such an output.
 
 Reprocessing: an input that already holds outputs on this run's output topics (an earlier `echogen bag`
 output, or a recording of the live node) gets them replaced, not copied, so each output topic holds one
@@ -46,6 +47,7 @@ OUTPUTS = {
     "imagined": "sensor_msgs/msg/Image",
     "goal_layout": "echogen_ros/msg/Layout",
     "status": "std_msgs/msg/String",
+    "scene": "vision_msgs/msg/Detection2DArray",
 }
 OUTPUT_VERSION = 8  # the newest rosbag2 metadata version that Humble's tools read as well as Jazzy's
 # What rosbags raises on a damaged or foreign file: its own errors, sqlite's, and a truncated record's.
@@ -276,7 +278,7 @@ class _BagState:
             command = parse_command(text)
         except PlanningError:
             return
-        if command.action == "put":
+        if command.action in ("put", "pick"):
             self.pending_goal = text  # imagined on the next frame
 
     def frame(self, message, msgtype: str, timestamp: int) -> None:
@@ -294,6 +296,8 @@ class _BagState:
                 self.write("detections", outputs.detections, timestamp)
             if outputs.debug_image is not None:
                 self.write("debug_image", outputs.debug_image, timestamp)
+            if outputs.scene is not None:
+                self.write("scene", outputs.scene, timestamp)
             self.write("status", conv.string(self.msgs, outputs.status), timestamp)
         if self.pending_goal:
             self._imagine(self.pending_goal, timestamp)

@@ -100,6 +100,8 @@ class EchoGenNode(LifecycleNode):
         self.debug = self.create_lifecycle_publisher(Image, "debug_image", reliable)
         self.status = self.create_lifecycle_publisher(String, "status", reliable)
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", reliable)
+        if self.runtime.lists_scenes:  # every object in the frame, with each grounding
+            self.scene = self.create_lifecycle_publisher(Detection2DArray, "scene", reliable)
         if self.p("instruction"):
             self.runtime.on_instruction(self.p("instruction"))
         self.get_logger().info("configured")
@@ -149,7 +151,7 @@ class EchoGenNode(LifecycleNode):
 
     def _release(self) -> None:
         self._teardown_io()
-        for name in ("detections", "debug", "status", "diagnostics"):
+        for name in ("detections", "debug", "status", "diagnostics", "scene"):
             if hasattr(self, name):
                 self.destroy_lifecycle_publisher(getattr(self, name))
                 delattr(self, name)
@@ -201,6 +203,8 @@ class EchoGenNode(LifecycleNode):
             self.detections.publish(out.detections)
         if out.debug_image is not None:
             self.debug.publish(out.debug_image)
+        if out.scene is not None:
+            self.scene.publish(out.scene)
         self._say(out.status)
 
     def _publish_diagnostics(self) -> None:

@@ -17,7 +17,7 @@ from echogen_ros.limits import text_problem
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
-from echogen_ros.planning.grounders import ModelGrounder
+from echogen_ros.planning.grounders import ModelGrounder, NotFound, lists_scenes
 from echogen_ros.planning.imagination import imagine_goal
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
@@ -44,6 +44,7 @@ class Outputs:
     debug_image: object | None  # sensor_msgs/Image
     status: str
     findings: tuple = ()  # model.finding.Finding per phrase: found or not, and why
+    scene: object | None = None  # vision_msgs/Detection2DArray of every object listed; None: the model lists none
 
 
 @dataclass
@@ -76,6 +77,11 @@ class Runtime:
     def grounder(self) -> ModelGrounder:
         """The planner's grounder at the live threshold."""
         return ModelGrounder(self.model, self.config.score_threshold)
+
+    @property
+    def lists_scenes(self) -> bool:
+        """Whether the model lists every object in a frame (then each grounding also gives `Outputs.scene`)."""
+        return lists_scenes(self.model)
 
     def reconfigure(self, **changes) -> None:
         """Change RuntimeConfig fields while running (e.g. a parameter set on the live node)."""
@@ -158,7 +164,20 @@ class Runtime:
             )
         self.counters.not_found = missing = not_found(findings)
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + (f"; {missing}" if missing else "")
-        return Outputs(detections, debug, self._status(said), tuple(findings))
+        return Outputs(detections, debug, self._status(said), tuple(findings), self._scene(frame))
+
+    def _scene(self, frame: Frame):
+        """The frame's objects at or above the threshold (class_id "red cup", id `object_N`), where the model
+        lists scenes; None where it does not, or the frame is out of its domain (the grounding says why)."""
+        if not self.lists_scenes:
+            return None
+        try:
+            with self._model_lock:
+                listed = self.grounder.scene(frame.rgb)
+        except NotFound:
+            return None
+        items = [(d.label, f"object_{i}", d) for i, d in enumerate(listed)]
+        return conv.detection_array(self.msgs, frame.header, items)
 
     # ---- services ---------------------------------------------------------------------------------
     def _frame_for(self, image_msg) -> Frame:
@@ -254,12 +273,14 @@ class Runtime:
                 grounder=self.grounder, progress=feedback, cancelled=cancelled, guard=self._model_lock,
             )  # fmt: skip
             layout, cycle = result.goal_layout, result.cycle
+            notes = "".join(f"; {note}" for note in (result.plan.notes if result.plan is not None else ()))
             return msgs.ImagineResult(
                 image=conv.image_message(msgs, cycle.image, header),
                 goal_layout=conv.layout_message(msgs, layout, header),
                 grounded_layout=conv.layout_message(msgs, cycle.grounded, header), cycle_iou=cycle.mean_iou,
                 object_iou=msgs.floats(cycle.ious), satisfied_now=result.satisfied_now, success=True,
-                message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}",
+                message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}"
+                + notes,
             )  # fmt: skip
         except (ValueError, ImageError, PlanningError, RuntimeError) as exc:
             return self._imagine_failure(header, str(exc))
