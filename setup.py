@@ -45,6 +45,7 @@ setup(
         "opencv-python-headless>=4.8",
         "rosbags>=0.10",
         "pyyaml>=6",
+        "transforms3d>=0.4",  # composing received transforms (the runtime's 3D)
         "torch>=2.4",  # `make` installs the CPU wheel first (TORCH_SPEC); pip alone may pick a CUDA build
         "transformers>=5.0,<6",
         "tokenizers>=0.20",

@@ -29,6 +29,18 @@ class ImageError(ValueError):
 
 def to_rgb(msg) -> np.ndarray:
     """A sensor_msgs/Image as an (H, W, 3) RGB uint8 array (a copy)."""
+    pixels, encoding = pixels_of(msg)
+    if pixels.dtype != np.uint8:
+        pixels = _to_uint8(pixels.astype(np.float32))
+    if encoding.startswith("bgr"):
+        return cv2.cvtColor(pixels[..., :3], cv2.COLOR_BGR2RGB)
+    if pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def pixels_of(msg) -> tuple[np.ndarray, str]:
+    """A sensor_msgs/Image's pixels as (H, W, channels) in its encoding's native dtype (a copy), and the encoding."""
     height, width, encoding = int(msg.height), int(msg.width), str(msg.encoding)
     if encoding not in ENCODINGS:
         raise ImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
@@ -47,14 +59,7 @@ def to_rgb(msg) -> np.ndarray:
     rows = np.lib.stride_tricks.as_strided(data, shape=(height, row), strides=(step, 1))
     order = ">" if int(msg.is_bigendian) else "<"
     pixels = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order) if dtype != np.uint8 else dtype)
-    pixels = pixels.reshape(height, width, channels)
-    if dtype != np.uint8:
-        pixels = _to_uint8(pixels.astype(np.float32))
-    if encoding.startswith("bgr"):
-        return cv2.cvtColor(pixels[..., :3], cv2.COLOR_BGR2RGB)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[..., :3])
+    return pixels.reshape(height, width, channels).astype(dtype, copy=False), encoding  # native byte order
 
 
 def _check_size(width: int, height: int) -> None:
