@@ -14,6 +14,7 @@ import numpy as np
 
 from echogen_ros import limits
 from echogen_ros.cli.args import bounded_int, probability
+from echogen_ros.cli.space import add_depth_args, measured
 from echogen_ros.domain import words
 from echogen_ros.limits import text_problem
 from echogen_ros.outputs import write_file
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--top-k", type=bounded_int(1, 32), default=1)
     add_threshold(g)
     g.add_argument("--json", action="store_true", help="print one JSON object (EchoGen.find's Finding)")
+    add_depth_args(g)
     add_backend(g)
     g.set_defaults(run=run_ground)
 
@@ -111,25 +113,39 @@ def run_ground(args: argparse.Namespace) -> int:
     if problem:
         raise ValueError(problem)
     image = read_image(args.image)
+    space = measured(args, image)  # before the model loads: a bad --depth or --camera is said at once
     model = load_model(args.model, args.backend)
     from echogen_ros.model.finding import DEFAULT_THRESHOLD  # torch: loaded with the model
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     finding = model.find(image, args.expr, threshold, args.top_k)
-    print(json.dumps(finding.to_json()) if args.json else describe(finding))
+    report = finding.to_json()
+    for detection in report["detections"] if space is not None else ():
+        detection["box3d"] = space.box3d(detection["box"])
+    print(json.dumps(report) if args.json else describe(finding, report))
     return 0
 
 
-def describe(finding: Finding) -> str:
-    """What `ground` prints for a person: each box and its probability, or not found and why."""
+def describe(finding: Finding, report: dict | None = None) -> str:
+    """What `ground` prints for a person: each box and its probability (and 3D box), or not found and why."""
     kind = "probability" if finding.calibrated else "score (uncalibrated)"
-    lines = [f"found {d.label!r}: box {d.to_json()['box']} {kind} {d.score:.2f}" for d in finding.detections]
+    shown = (report or finding.to_json())["detections"]
+    lines = [f"found {d.label!r}: box {s['box']} {kind} {d.score:.2f}" + _in_space(s.get("box3d"))
+             for d, s in zip(finding.detections, shown)]  # fmt: skip
     if not finding.found:
         lines.append(f"not found: {finding.reason}")
     note = words.read(finding.phrase).not_understood()
     if note and note not in finding.reason:
         lines.append(note)
     return "\n".join([*lines, f"({finding.latency_ms:.1f} ms)"])
+
+
+def _in_space(box3d: dict | None) -> str:
+    if box3d is None:
+        return ""
+    if "reason" in box3d:
+        return f"; no 3D box: {box3d['reason']}"
+    return f"; 3D centre {box3d['center']} size {box3d['size']} m in {box3d['frame']}"
 
 
 def run_imagine(args: argparse.Namespace) -> int:
