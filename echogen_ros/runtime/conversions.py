@@ -12,6 +12,7 @@ import numpy as np
 
 from echogen_ros.model.layout import Detection, Layout, LayoutObject
 from echogen_ros.runtime.messages import MessageTypes
+from echogen_ros.runtime.transforms import quaternion_xyzw
 
 IDENTITY_COVARIANCE = np.zeros(36, dtype=np.float64)
 
@@ -95,3 +96,54 @@ def layout_of(msg) -> Layout:
 
 def string(msgs: MessageTypes, text: str):
     return msgs.String(data=text)
+
+
+def depth_message(msgs: MessageTypes, metres: np.ndarray, source_header, encoding: str = "32FC1"):
+    """(H, W) metres → sensor_msgs/Image: 32FC1 metres (NaN: no reading) or 16UC1 millimetres (0: no reading)."""
+    if encoding == "32FC1":
+        pixels = np.ascontiguousarray(metres, dtype="<f4")
+    elif encoding == "16UC1":
+        finite = np.nan_to_num(metres, nan=0.0, posinf=0.0, neginf=0.0)
+        pixels = np.clip(np.rint(finite * 1000.0), 0, 65535).astype("<u2")
+    else:
+        raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding!r}")
+    height, width = pixels.shape
+    return msgs.Image(header=copy_header(msgs, source_header), height=height, width=width, encoding=encoding,
+                      is_bigendian=0, step=width * pixels.itemsize, data=msgs.payload(pixels.tobytes()))  # fmt: skip
+
+
+def pose(msgs: MessageTypes, position: Sequence[float], quaternion_xyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)):
+    x, y, z = (float(v) for v in position)
+    qx, qy, qz, qw = (float(v) for v in quaternion_xyzw)
+    return msgs.Pose(position=msgs.Point(x=x, y=y, z=z), orientation=msgs.Quaternion(x=qx, y=qy, z=qz, w=qw))
+
+
+def pose_stamped(msgs: MessageTypes, header, position: Sequence[float] | None):
+    """geometry_msgs/PoseStamped at `position` in `header`'s frame; None → frame_id "" (no pose)."""
+    if position is None:
+        return msgs.PoseStamped(header=msgs.Header(stamp=copy_header(msgs, header).stamp, frame_id=""),
+                                pose=pose(msgs, (0.0, 0.0, 0.0)))  # fmt: skip
+    return msgs.PoseStamped(header=copy_header(msgs, header), pose=pose(msgs, position))
+
+
+def detection_3d_array(msgs: MessageTypes, source_header, items: Sequence[tuple[str, str, float, object]]):
+    """Detection3DArray of (class_id, id, score, Box3D) with `source_header` (the frame the boxes are in)."""
+    detections = []
+    for class_id, track_id, score, box in items:
+        hypothesis = msgs.ObjectHypothesisWithPose(
+            hypothesis=msgs.ObjectHypothesis(class_id=class_id, score=float(score)), pose=_pose(msgs)
+        )
+        sx, sy, sz = (float(v) for v in box.size)
+        bbox = msgs.BoundingBox3D(center=pose(msgs, box.center), size=msgs.Vector3(x=sx, y=sy, z=sz))
+        detections.append(msgs.Detection3D(header=copy_header(msgs, source_header), results=[hypothesis], bbox=bbox,
+                                           id=track_id))  # fmt: skip
+    return msgs.Detection3DArray(header=copy_header(msgs, source_header), detections=detections)
+
+
+def transform_stamped(msgs: MessageTypes, header, child_frame_id: str, matrix: np.ndarray):
+    """geometry_msgs/TransformStamped: the 4×4 `matrix` takes `child_frame_id` points into `header.frame_id`."""
+    x, y, z = (float(v) for v in matrix[:3, 3])
+    qx, qy, qz, qw = quaternion_xyzw(matrix)
+    rotation = msgs.Quaternion(x=qx, y=qy, z=qz, w=qw)
+    transform = msgs.Transform(translation=msgs.Vector3(x=x, y=y, z=z), rotation=rotation)
+    return msgs.TransformStamped(header=copy_header(msgs, header), child_frame_id=child_frame_id, transform=transform)
