@@ -7,11 +7,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from echogen_ros.cli import main
+from echogen_ros.evaluation import cycle_check
+from echogen_ros.evaluation.cycle_check import failure_detection, scene_recall
 from echogen_ros.evaluation.detector import detect
 from echogen_ros.evaluation.fid import FID, load_inception
 from echogen_ros.evaluation.grounding_errors import composition, outcome, outcome_rates
@@ -23,7 +26,7 @@ from echogen_ros.model.metrics import grounding_accuracy
 from echogen_ros.planning.phrases import KnownObject, resolve
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import export, has_target, world_sample
-from echogen_ros.world.render import pixel_box, render
+from echogen_ros.world.render import render
 from echogen_ros.world.scene import Scene, SceneObject
 
 
@@ -54,16 +57,25 @@ class PerfectModel:
             out.append(Detection(objects[index].box, 1.0, text))
         return out
 
-    def cycle(self, layout: Layout, seed: int | None = None) -> CycleResult:
+    def imagine(self, layout: Layout, seed: int | None = None, decoder_map: bool = False) -> np.ndarray:
         objs = tuple(
             SceneObject(o.label.split()[1], o.label.split()[0], "small", o.box, (0, 0, 0)) for o in layout.objects
         )
-        scene = Scene(objs, world_sample(0, 0).scene.style)
-        image = render(scene, layout.width, layout.height)
-        grounded = tuple(
-            LayoutObject(o.label, pixel_box(obj, layout.width, layout.height)) for o, obj in zip(layout.objects, objs)
-        )
-        ious = [box_iou(a.box, b.box) for a, b in zip(layout.objects, grounded)]
+        return render(Scene(objs, world_sample(0, 0).scene.style), layout.width, layout.height)
+
+    def image_codes(self, image: np.ndarray) -> np.ndarray:  # a perfect tokenizer: the picture itself
+        return image
+
+    def draw(self, codes: np.ndarray, layout: Layout, decoder_map: bool = False) -> np.ndarray:
+        return cv2.resize(codes, (layout.width, layout.height), interpolation=cv2.INTER_NEAREST)
+
+    def check_cycle(self, image: np.ndarray, layout: Layout) -> CycleResult:
+        """Each object grounded back on the region the classical detector finds there (its best IoU): right
+        wherever the object is drawn."""
+        boxes = [f.box for f in detect(image)] or [(0.0, 0.0, 1.0, 1.0)]
+        found = [max(boxes, key=lambda b, o=o: box_iou(o.box, b)) for o in layout.objects]
+        ious = [box_iou(o.box, b) for o, b in zip(layout.objects, found)]
+        grounded = tuple(LayoutObject(o.label, b) for o, b in zip(layout.objects, found))
         return CycleResult(image, Layout(layout.width, layout.height, grounded), ious, float(np.mean(ious)))
 
 
@@ -77,8 +89,6 @@ def test_a_perfect_model_scores_one(tmp_path: Path) -> None:
             KnownObject(o.category, tuple(map(float, b)), o.colour, o.size)
             for o, b in zip(sample.scene.objects, sample.boxes())
         ]
-        import cv2
-
         png = cv2.imread(str(out / "images" / f"{index + 1:06d}.png"))
         scene_of[cv2.cvtColor(png, cv2.COLOR_BGR2RGB).tobytes()[:4096]] = objects
     report = evaluate(PerfectModel(scene_of), out)
@@ -86,9 +96,18 @@ def test_a_perfect_model_scores_one(tmp_path: Path) -> None:
     assert set(report["grounding"]["by_type"]) <= set(catalog.EXPRESSION_TYPES)
     assert report["grounding"]["outcomes"]["correct"] == 1.0
     assert all(g["outcomes"]["correct"] == 1.0 for g in report["grounding"]["by_composition"].values())
-    assert report["cycle"]["mean_iou"] == 1.0 and report["cycle"]["failure_rate"] == 0.0
+    assert report["cycle"]["mean_iou"] >= 0.95 and report["cycle"]["failure_rate"] == 0.0  # the detector's boxes
     assert report["layout_to_image"]["ap50"] >= 0.9
     assert report["layout_to_image"]["any_category"]["ap50"] >= 0.9
+    controls = report["controls"]  # the same grades of pictures that are not the generator's
+    assert controls["ceiling"]["layout_to_image"]["ap50"] >= 0.9 and controls["ceiling"]["cycle"]["mean_iou"] >= 0.9
+    assert (
+        controls["empty_table"]["layout_to_image"]["ap50"] == 0 and controls["empty_table"]["cycle"]["mean_iou"] < 0.1
+    )
+    assert controls["other_scene"]["cycle"]["mean_iou"] < 0.5
+    assert controls["painted"]["layout_to_image"]["any_category"]["ap50"] >= 0.9  # boxes placed, whatever they show
+    check = report["cycle_check"]  # nothing drawn wrong, nothing failed; every empty table failed
+    assert check["drawn_wrong"] == check["failed"] == 0 and check["controls_failed"]["empty_table"] == 1.0
 
 
 def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
@@ -96,7 +115,10 @@ def test_eval_cli_json_and_bad_data(tiny_model_dir: Path, tmp_path: Path, capsys
     export(data, seed=1, count=2, split="heldout", width=320, height=240)
     assert main(["eval", "--data", str(data), "--model", str(tiny_model_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {"grounding", "layout_to_image", "cycle", "fid"} <= set(report)
+    assert {"grounding", "layout_to_image", "cycle", "fid", "controls", "cycle_check"} <= set(report)
+    assert set(report["controls"]) == {"ceiling", "empty_table", "other_scene", "painted"}
+    assert all(c["cycle"]["objects"] == report["cycle"]["objects"] for c in report["controls"].values())
+    assert report["cycle"]["decoder_map"] is False and report["cycle_check"]["scenes"] == 2
     annotations = json.loads((data / "annotations.json").read_text())
     sentences = [(has_target(r), len(r["sentences"])) for r in annotations["refs"]]
     assert report["grounding"]["count"] == sum(n for present, n in sentences if present)
@@ -245,3 +267,21 @@ def test_grounding_outcomes_on_hand_made_cases() -> None:
     assert composition({"attributes": {"colour": "blue"}}, "cup") == "heldout_pair"
     assert composition({"attributes": {"colour": "red"}}, "cup") == "seen_pair"
     assert composition({}, "cup") == "seen_pair"
+
+
+def test_scene_recall_and_the_cycle_check_as_a_failure_detector_on_hand_made_cases() -> None:
+    truth = [("cup", (0, 0, 10, 10)), ("cup", (20, 0, 30, 10)), ("ball", (40, 0, 50, 10))]
+    assert scene_recall(truth, []) == 0 and scene_recall([], []) == 1
+    one_box_twice = [("cup", (0, 0, 10, 10), 0.9), ("cup", (0, 0, 10, 10), 0.8)]  # a detection counts once
+    assert scene_recall(truth, one_box_twice) == pytest.approx(1 / 3)
+    wrong_kind = [("ball", (20, 0, 30, 10), 0.9), ("ball", (40, 0, 50, 10), 0.5)]
+    assert scene_recall(truth, wrong_kind) == pytest.approx(1 / 3)
+    # (cycle mean IoU, detector recall): two drawn wrong (recall < 0.5), the check fails three at 0.6
+    scenes = [(0.2, 0.0), (0.5, 1.0), (0.55, 0.3), (0.9, 1.0), (0.95, 0.6)]
+    graded = failure_detection(scenes, 0.6)
+    assert (graded["drawn_wrong"], graded["failed"]) == (2, 3)
+    assert graded["precision"] == pytest.approx(2 / 3) and graded["recall"] == 1.0
+    assert failure_detection(scenes, 0.1)["precision"] is None and failure_detection(scenes, 0.1)["recall"] == 0
+    swept = cycle_check.report(scenes, 0.6)
+    assert swept["sweep"][0]["threshold"] == 0.4 and len(swept["per_scene"]) == 5
+    assert [s["recall"] for s in swept["sweep"]] == sorted(s["recall"] for s in swept["sweep"])  # rises with it

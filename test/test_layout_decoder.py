@@ -44,11 +44,14 @@ def test_the_map_feeds_each_cell_what_the_layout_puts_there(randomise) -> None:
     assert torch.count_nonzero(mapped[0, :, 2:]) == 0 and torch.count_nonzero(mapped[0, :, :, 2:]) == 0
 
 
-def test_a_trained_map_changes_imagined_scenes_and_only_through_the_layout(mapped_model) -> None:
+def test_a_trained_map_changes_imagined_scenes_only_when_asked_and_only_through_the_layout(mapped_model) -> None:
     plain = mapped_model(drawn=False).imagine(LAYOUT, seed=3)
     model = mapped_model()
-    drawn = model.imagine(LAYOUT, seed=3)  # the same tokens (the LM is unchanged), drawn with the map
+    drawn = model.imagine(LAYOUT, seed=3, decoder_map=True)  # the same tokens (the LM is unchanged), with the map
     assert drawn.shape == plain.shape and not np.array_equal(drawn, plain)
+    assert np.array_equal(model.imagine(LAYOUT, seed=3), plain)  # by default the codes alone are drawn
+    with pytest.raises(ValueError, match="no layout-reading decoder"):
+        EchoGen.create("tiny").imagine(LAYOUT, seed=3, decoder_map=True)
     tokens = torch.randint(model.model.config.vq_config.num_embeddings, (1, model.scheme.generation_tokens))
     with torch.no_grad():  # without a layout the decoder is Janus' (the map reads nothing)
         assert torch.equal(
@@ -64,7 +67,9 @@ def test_the_map_is_saved_and_loaded_with_the_model(mapped_model, tmp_path: Path
     assert again.model.config.decoder_map == model.model.config.decoder_map
     saved, loaded = model.model.model.vqmodel.decoder_map, again.model.model.vqmodel.decoder_map
     assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), loaded.state_dict().values()))
-    assert np.array_equal(again.imagine(LAYOUT, seed=5), model.imagine(LAYOUT, seed=5))
+    assert np.array_equal(
+        again.imagine(LAYOUT, seed=5, decoder_map=True), model.imagine(LAYOUT, seed=5, decoder_map=True)
+    )
     assert getattr(EchoGen.create("tiny").model.model.vqmodel, "decoder_map", None) is None  # off unless enabled
 
 
@@ -94,3 +99,28 @@ def test_the_decoder_reads_a_layout_only_when_it_has_a_map(mapped_model) -> None
     labels, boxes = generation.decoder_layout(model.model, layouts)
     expected = generation.label_boxes(model.model, layouts)
     assert torch.equal(labels, expected[0]) and torch.equal(boxes, expected[1]) and labels.shape[:2] == (1, 2)
+
+
+def test_a_separated_map_keeps_its_decoder_and_janus_draws_the_codes_alone(mapped_model, randomise, tmp_path) -> None:
+    """`separate`: the decoder trained with the map goes with the map, a decoder of the same codebook that reads
+    codes only becomes Janus' (what `imagine` draws with); both are saved and loaded."""
+    model, plain = mapped_model(), EchoGen.create("tiny", seed=0)  # the same codebook (the same seed)
+    randomise(plain.model.model.vqmodel.decoder.conv_out, seed=9)  # a decoder that draws otherwise
+    tokens = model.imagine_tokens(LAYOUT, seed=4)
+    mapped_before = model.draw(tokens, LAYOUT, decoder_map=True)
+    layout_decoder.separate(model.model, plain.model.model.vqmodel)
+    assert model.model.config.decoder_map["decoder"] is True
+    assert np.array_equal(model.draw(tokens, LAYOUT, decoder_map=True), mapped_before)
+    assert np.array_equal(model.draw(tokens, LAYOUT), plain.draw(tokens, LAYOUT))
+    assert not np.array_equal(model.draw(tokens, LAYOUT), mapped_before)
+    assert np.array_equal(model.imagine(LAYOUT, seed=4), plain.draw(tokens, LAYOUT))
+    again = EchoGen.load(model.save(tmp_path / "separated"))
+    assert np.array_equal(again.imagine(LAYOUT, seed=4, decoder_map=True), mapped_before)
+    assert np.array_equal(again.imagine(LAYOUT, seed=4), plain.draw(tokens, LAYOUT))
+    layout_decoder.enable(again.model)  # training the map again keeps it apart from Janus' decoder
+    assert again.model.config.decoder_map["decoder"] is True
+    with pytest.raises(ValueError, match="no decoder map sharing"):
+        layout_decoder.separate(again.model, plain.model.model.vqmodel)
+    other = mapped_model(seed=5)
+    with pytest.raises(ValueError, match="another codebook"):
+        layout_decoder.separate(other.model, plain.model.model.vqmodel)

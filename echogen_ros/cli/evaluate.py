@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="jitter the imagined layouts' box corners by this fraction of box size (noisy-layout cycle)",
     )
     e.add_argument("--seed", type=int, default=0, help="seed of image sampling and layout noise")
+    e.add_argument("--decoder-map", action="store_true",
+                   help="draw the imagined scenes and their controls with the layout-reading decoder (a "
+                        "model option that draws objects from the layout: not the generator's figures)")  # fmt: skip
+    e.add_argument("--cycle-threshold", type=float, default=None,
+                   help="grade the cycle check at this mean IoU (default: the node's cycle_threshold)")  # fmt: skip
     e.add_argument(
         "--inception",
         type=Path,
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from echogen_ros.cli.model import load_model
     from echogen_ros.evaluation.run import evaluate, load_export
     from echogen_ros.evaluation.world_sets import by_scale_band, measure_set
+    from echogen_ros.model.drawing import NO_MAP, has_decoder_map
     from echogen_ros.world.scene import SceneConfig
 
     scenes = _world_set(args)
@@ -101,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
         from echogen_ros.evaluation.fid import FID, load_inception
 
         fid = FID(load_inception(args.inception))
+    threshold = {} if args.cycle_threshold is None else {"cycle_threshold": args.cycle_threshold}
+    if args.cycle_threshold is not None and not 0 <= args.cycle_threshold <= 1:
+        raise UsageError("--cycle-threshold is a mean IoU between 0 and 1")
     model = load_model(args.model)
+    if args.decoder_map and not has_decoder_map(model):
+        raise UsageError(NO_MAP)
     with tqdm(total=0, unit="image", dynamic_ncols=True, disable=args.json) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -115,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
             bands = by_scale_band(model, scenes, args.scale_band, **options)
             report = {"scenes": scenes.describe(), "scale_bands": bands}
         else:
-            options.update(imagine_limit=args.imagine_limit, noise=args.noise, fid=fid, imagine=not args.grounding_only)
+            options.update(imagine_limit=args.imagine_limit, noise=args.noise, fid=fid, imagine=not args.grounding_only,
+                           decoder_map=args.decoder_map, **threshold)  # fmt: skip
             report = evaluate(model, args.data, **options) if scenes is None else measure_set(model, scenes, **options)
     if fid is None and not (args.scale_band or args.trust):
         report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"

@@ -63,7 +63,7 @@ def run_plan(args: argparse.Namespace) -> int:
         (partial / "imagined.png").write_bytes(encode_png(cycle.image))
         (partial / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"plan": str(args.out / "plan.json"), "satisfied_now": result.verdict.satisfied,
-                      "cycle_iou": document["cycle_iou"]}))  # fmt: skip
+                      "cycle_iou": document["cycle_iou"], "notes": result.notes}))  # fmt: skip
     return 0
 
 

@@ -5,10 +5,12 @@
   what the wrong boxes hit (another object, the referred one loosely, nothing: `grounding_errors`); refs
   with no referent (gRefCOCO's no-target expressions) have no box to score and are only counted;
 - layout-to-image fidelity: COCO AP / AP50 / AP75 of the classical detector on imagined scenes against the
-  layouts they were imagined from;
+  layouts they were imagined from, and the same for the controls (`controls`: the tokenizer's ceiling, an
+  empty table's codes, another scene's codes, painted boxes);
 - cycle consistency: mean IoU between the layouts and the layouts grounded back, and the failure rate
   (objects with IoU < 0.5); optionally with noisy input layouts (`noise`: box corners jittered by a
-  Gaussian of that fraction of the box's size), where the cycle is scored against the noisy layout;
+  Gaussian of that fraction of the box's size), where the cycle is scored against the noisy layout; the cycle
+  check's precision and recall as a detector of scenes drawn wrong (`cycle_check`);
 - FID (optional): torchmetrics on a user-supplied Inception network, frames against imagined scenes.
 """
 
@@ -22,11 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from echogen_ros.evaluation.detector import detect
+from echogen_ros.evaluation import cycle_check
+from echogen_ros.evaluation.controls import ROWS, Case, Graded, grade
 from echogen_ros.evaluation.grounding_errors import composition, outcome, outcome_rates
 from echogen_ros.evaluation.layout_ap import layout_ap
-from echogen_ros.model.layout import Layout, LayoutObject, box_iou, rescale_box
+from echogen_ros.model.drawing import NO_MAP, has_decoder_map
+from echogen_ros.model.layout import Layout, LayoutObject, box_iou
 from echogen_ros.model.metrics import grounding_accuracy
+from echogen_ros.planning.imagination import CYCLE_THRESHOLD
 from echogen_ros.world.dataset import FORMAT_VERSION, has_target
 
 FAILURE_IOU = 0.5
@@ -80,11 +85,16 @@ def measure(
     noise: float = 0.0,
     fid=None,
     imagine: bool = True,
+    decoder_map: bool = False,
+    cycle_threshold: float = CYCLE_THRESHOLD,
 ) -> dict:
     """Every metric of `model` on world data (`annotations.json`'s content, `world.dataset.coco`), whose
-    images `image(info)` gives as RGB: `evaluate` reads them from an export, training's periodic evaluation
-    renders them in memory. `limit` scenes (0: all), the first `imagine_limit` of them imagined (0: all; none
-    when not `imagine`), with `noise` on the imagined layouts; `fid` is an evaluation.fid.FID or None."""
+        images `image(info)` gives as RGB: `evaluate` reads them from an export, training's periodic evaluation
+        renders them in memory. `limit` scenes (0: all), the first `imagine_limit` of them imagined (0: all; none
+        when not `imagine`), with `noise` on the imagined layouts; `fid` is an evaluation.fid.FID or None. Every
+    imagined scene is also drawn by the controls (`evaluation.controls`), all by Janus' decoder from the codes
+    alone or, with `decoder_map`, by the layout-reading decoder; `cycle_threshold` is the cycle check's, graded
+    as a detector of scenes drawn wrong (`evaluation.cycle_check`)."""
     if noise < 0 or not np.isfinite(noise):
         raise ValueError(f"layout noise must be a finite fraction >= 0, got {noise}")
     names = {c["id"]: c["name"] for c in data["categories"]}
@@ -103,7 +113,9 @@ def measure(
     by_type: dict[str, list[float]] = defaultdict(list)
     by_composition: dict[str, list[tuple[float, str]]] = defaultdict(list)  # (IoU, outcome) per expression
     by_heldout_pair: dict[str, list[float]] = defaultdict(list)  # "white bowl" → IoUs
-    layouts, detections, cycle = [], [], []
+    if decoder_map and not has_decoder_map(model):
+        raise ValueError(NO_MAP)
+    graded = {name: Graded([], [], [], []) for name in ROWS}
     for step, info in enumerate(images):
         frame = image(info)
         by_id = {a["id"]: a for a in anns[info["id"]]}
@@ -120,28 +132,18 @@ def measure(
                 if pair == "heldout_pair":
                     by_heldout_pair[object_label(target, names)].append(iou)
         if step < imagine_count and by_id:
-            objects = [(object_label(a, names), xyxy(a["bbox"])) for a in by_id.values()]
-            objects = objects[: model.max_objects]
-            if noise:
-                rng = np.random.default_rng(seed + info["id"])
-                objects = [
-                    (label, jitter_box(box, noise, info["width"], info["height"], rng)) for label, box in objects
-                ]
-            layout = Layout(
-                info["width"],
-                info["height"],
-                tuple(LayoutObject(label, box) for label, box in objects),
-                captions.get(info["id"], ""),
-            )
-            result = model.cycle(layout, seed=seed + info["id"])
-            cycle += result.ious
-            categories = [names[a["category_id"]] for a in list(by_id.values())[: model.max_objects]]
-            layouts.append([(c, o.box) for c, o in zip(categories, layout.objects)])
-            if fid is not None:
-                fid.update(frame, real=True)
-                fid.update(result.image, real=False)
-            sx, sy = layout.width / result.image.shape[1], layout.height / result.image.shape[0]  # imagined size
-            detections.append([(f.category, rescale_box(f.box, sx, sy), f.score) for f in detect(result.image)])
+            chosen = list(by_id.values())[: model.max_objects]
+            other = image(images[(step + 1) % len(images)])  # the next scene's frame (this one's if it is alone)
+            layout = goal_layout(info, chosen, names, captions.get(info["id"], ""), noise, seed)
+            categories = [names[a["category_id"]] for a in chosen]
+            colours = [a.get("attributes", {}).get("colour", "") for a in chosen]
+            case = Case(layout, colours, categories, frame, other, seed + info["id"], info["id"])
+            for name, draw in ROWS.items():
+                picture = draw(model, case, decoder_map)
+                grade(model, picture, case, graded[name])
+                if name == "imagined" and fid is not None:
+                    fid.update(frame, real=True)
+                    fid.update(picture, real=False)
         if progress:
             progress(step + 1, len(images))
     overall = grounding_accuracy([v for values in by_type.values() for v in values])
@@ -154,21 +156,40 @@ def measure(
     }
     report["grounding"]["by_heldout_pair"] = {k: grounding_accuracy(v) for k, v in sorted(by_heldout_pair.items())}
     report["grounding"]["no_target_skipped"] = sum(no_target[info["id"]] for info in images)
-    if layouts:
-        report["layout_to_image"] = {
-            **layout_ap(layouts, detections),
-            "any_category": layout_ap(layouts, detections, by_category=False),  # placed, whatever its kind
-            "images": len(layouts),
-        }
-        report["cycle"] = {
-            "mean_iou": float(np.mean(cycle)),
-            "failure_rate": float(np.mean(np.array(cycle) < FAILURE_IOU)),
-            "objects": len(cycle),
-            "layout_noise": noise,
+    if graded["imagined"].layouts:
+        summaries = {name: summary(rows, noise) for name, rows in graded.items()}
+        report["layout_to_image"], report["cycle"] = summaries.pop("imagined")
+        report["cycle"]["decoder_map"] = decoder_map
+        report["controls"] = {name: {"layout_to_image": ap, "cycle": cycle} for name, (ap, cycle) in summaries.items()}
+        report["cycle_check"] = cycle_check.report(graded["imagined"].scenes, cycle_threshold)
+        report["cycle_check"]["controls_failed"] = {
+            name: cycle_check.failed_share(graded[name].scenes, cycle_threshold) for name in summaries
         }
     if fid is not None:
         report["fid"] = fid.compute()
     return report
+
+
+def goal_layout(info: dict, chosen: list[dict], names: dict[int, str], caption: str, noise: float, seed: int) -> Layout:
+    """The layout a scene's objects `chosen` are imagined from, corners jittered by `noise` (`jitter_box`)."""
+    objects = [(object_label(a, names), xyxy(a["bbox"])) for a in chosen]
+    if noise:
+        rng = np.random.default_rng(seed + info["id"])
+        objects = [(label, jitter_box(box, noise, info["width"], info["height"], rng)) for label, box in objects]
+    return Layout(info["width"], info["height"], tuple(LayoutObject(label, box) for label, box in objects), caption)
+
+
+def summary(graded: Graded, noise: float) -> tuple[dict, dict]:
+    """A row's layout-to-image and cycle figures."""
+    ap = {
+        **layout_ap(graded.layouts, graded.detections),
+        "any_category": layout_ap(graded.layouts, graded.detections, by_category=False),  # placed, any kind
+        "images": len(graded.layouts),
+    }
+    ious = np.array(graded.ious)
+    cycle = {"mean_iou": float(ious.mean()), "failure_rate": float(np.mean(ious < FAILURE_IOU)),
+             "objects": len(ious), "layout_noise": noise}  # fmt: skip
+    return ap, cycle
 
 
 def jitter_box(box, fraction: float, width: int, height: int, rng: np.random.Generator) -> tuple[float, ...]:

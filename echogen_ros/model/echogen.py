@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, finding, generation, grounding, layout_decoder
+from echogen_ros.model import checkpoint, drawing, finding, generation, grounding, layout_decoder
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.domain import DomainCheck, read_domain_check
 from echogen_ros.model.initialisation import structure_positions
@@ -306,7 +306,6 @@ class EchoGen:
         return Detection((x1, y1, x2, y2), score, label)
 
     # ---- layout → image ------------------------------------------------------------------------
-    @torch.inference_mode()
     def imagine(
         self,
         layout: Layout,
@@ -314,12 +313,31 @@ class EchoGen:
         seed: int | None = None,
         guidance: float | None = None,
         temperature: float | None = None,
+        decoder_map: bool = False,
     ) -> np.ndarray:
         """An RGB uint8 image of the layout, generated at model resolution (letterboxed) and scaled to the
         layout's size, or, for a layout over `max_imagined_side` (echogen_ros.limits), to the same shape with
-        that longer side: its memory does not grow with the size a layout declares."""
+        that longer side: its memory does not grow with the size a layout declares. The generated tokens
+        alone are drawn; `decoder_map`: the layout-reading decoder draws them with the layout (`drawing`)."""
+        if decoder_map and not drawing.has_decoder_map(self):
+            raise ValueError(drawing.NO_MAP)
+        return self.draw(self.imagine_tokens(layout, caption, seed, guidance, temperature), layout, decoder_map)
+
+    def draw(self, tokens: torch.Tensor, layout: Layout, decoder_map: bool = False) -> np.ndarray:
+        """Image tokens (1, N) → the picture of `layout` that `imagine` returns (`drawing.draw`)."""
+        return drawing.draw(self, tokens, layout, decoder_map)
+
+    def image_codes(self, image: np.ndarray) -> torch.Tensor:
+        """The tokens (1, N) that would draw `image` best (its VQ codes, `drawing.codes`)."""
+        return drawing.codes(self, image)
+
+    @torch.inference_mode()
+    def imagine_tokens(
+        self, layout: Layout, caption: str | None = None, seed: int | None = None, guidance: float | None = None,
+        temperature: float | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """The image tokens (1, N) the generator writes for the layout (`imagine` draws them)."""
         layout.validate(self.max_objects)
-        letterbox = Letterbox(layout.width, layout.height, self.image_size)
         text = caption if caption is not None else layout.caption
         objects = self.layout_objects(layout)
         cond, uncond = self.scheme.l2i_prompt(encode_text(self.tokenizer, text) if text else [], objects)
@@ -328,17 +346,10 @@ class EchoGen:
         if len(cond) + count > limit:
             raise ValueError(f"layout prompt has {len(cond)} tokens; with {count} image tokens it exceeds {limit}")
         generator = torch.Generator().manual_seed(seed if seed is not None else random.getrandbits(63))
-        tokens = generation.generate_image_tokens(
-            self.model,
-            torch.tensor([cond], device=self.device),
-            torch.tensor([uncond], device=self.device),
-            count,
-            self.guidance if guidance is None else guidance,
-            self.temperature if temperature is None else temperature,
-            generator,
-        )
-        frame = generation.decode_image(self.model, tokens, [objects])[0].cpu().numpy()
-        return letterbox.crop(frame, layout.imagined_size())
+        prompts = (torch.tensor([ids], device=self.device) for ids in (cond, uncond))
+        guidance = self.guidance if guidance is None else guidance
+        temperature = self.temperature if temperature is None else temperature
+        return generation.generate_image_tokens(self.model, *prompts, count, guidance, temperature, generator)
 
     def layout_objects(self, layout: Layout) -> TokenLayout:
         """A layout as the L2I prompt writes it (`scheme.token_layout`)."""

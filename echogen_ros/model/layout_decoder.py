@@ -15,10 +15,19 @@ The projections start at zero: a model given the map decodes exactly as before u
 (`vq.decoder_only=true`, codes fixed: a trained generator keeps its meaning) teaches it to use the map.
 The module lives at `model.model.vqmodel.decoder_map` and is saved with the weights; `config.decoder_map`
 ({"channels": [...]}) says that it exists, so `attach` rebuilds it when a model directory is loaded.
+
+A decoder trained with the map draws objects from the layout whatever the codes say (an empty table's codes
+get most of a layout's objects drawn: docs/benchmarks.md, issue 35), so what it draws is not the generator's
+work. Imagined scenes are therefore decoded by Janus' decoder, which reads codes only, and the map is an
+opt-in (`EchoGen.imagine(decoder_map=True)`). `separate` gives a model both: the map keeps the decoder it
+was trained with as its own (`{"channels": [...], "decoder": true}`: `decoder_map.post_quant_conv` and
+`decoder_map.decoder` in the weights), and Janus' decoder becomes one that reads codes only (the same
+codebook's decoder from before the map was trained).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,14 +55,21 @@ def box_cover(boxes: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 class DecoderMap(nn.Module):
-    """One linear map from label embeddings to decoder channels per conditioned decoder input."""
+    """One linear map from label embeddings to decoder channels per conditioned decoder input; with `owned`
+    (copies of a VQ's post_quant_conv and decoder), the decoder the map draws with, apart from Janus' own."""
 
-    def __init__(self, width: int, channels: Sequence[int]) -> None:
+    def __init__(self, width: int, channels: Sequence[int], owned: tuple[nn.Module, nn.Module] | None = None) -> None:
         super().__init__()
         self.levels = nn.ModuleList(nn.Linear(width, c) for c in channels)
         for level in self.levels:
             nn.init.zeros_(level.weight)
             nn.init.zeros_(level.bias)
+        if owned is not None:
+            self.post_quant_conv, self.decoder = owned
+
+    @property
+    def owns_decoder(self) -> bool:
+        return hasattr(self, "decoder")
 
     def forward(self, level: int, labels: torch.Tensor, boxes: torch.Tensor, grid: int) -> torch.Tensor:
         """Labels (B, O, D) and normalised boxes (B, O, 4) (padding objects: zero boxes) → (B, C, grid, grid)."""
@@ -81,8 +97,26 @@ def attach(model: JanusForConditionalGeneration) -> DecoderMap | None:
             raise ValueError(f"decoder_map channels {channels} do not fit this VQ decoder ({conditioned_inputs(vq)})")
         width = model.config.text_config.hidden_size
         weight = vq.post_quant_conv.weight
-        vq.decoder_map = DecoderMap(width, channels).to(weight.device, weight.dtype)
+        owned = (copy.deepcopy(vq.post_quant_conv), copy.deepcopy(vq.decoder)) if spec.get("decoder") else None
+        vq.decoder_map = DecoderMap(width, channels, owned).to(weight.device, weight.dtype)
     return vq.decoder_map
+
+
+def separate(model: JanusForConditionalGeneration, plain: JanusVQVAE) -> None:
+    """Give the decoder map the decoder it was trained with as its own, and Janus' decoder `plain`'s weights:
+    a decoder of the same codebook that reads codes only (ValueError when the model has no map, its map owns
+    a decoder already, or `plain` reads another codebook)."""
+    vq = model.model.vqmodel
+    condition = getattr(vq, "decoder_map", None)
+    if condition is None or condition.owns_decoder:
+        raise ValueError("the model has no decoder map sharing Janus' decoder to separate it from")
+    if not torch.equal(plain.quantize.embedding.weight.float(), vq.quantize.embedding.weight.float()):
+        raise ValueError("the plain decoder's VQ has another codebook: its decoder cannot read these codes")
+    condition.post_quant_conv, condition.decoder = vq.post_quant_conv, vq.decoder
+    weight = vq.post_quant_conv.weight
+    vq.post_quant_conv = copy.deepcopy(plain.post_quant_conv).to(weight.device, weight.dtype)
+    vq.decoder = copy.deepcopy(plain.decoder).to(weight.device, weight.dtype)
+    model.config.decoder_map = {**model.config.decoder_map, "decoder": True}
 
 
 @contextmanager
@@ -122,21 +156,28 @@ def load(model: JanusForConditionalGeneration, weights: Path) -> None:
 
 
 def enable(model: JanusForConditionalGeneration) -> DecoderMap:
-    """Switch the decoder map on (for a model about to be trained with it; saved in config.json and the weights)."""
-    model.config.decoder_map = {"channels": conditioned_inputs(model.model.vqmodel)}
+    """Switch the decoder map on (for a model about to be trained with it; saved in config.json and the weights);
+    a map already there keeps its own decoder if it has one."""
+    vq = model.model.vqmodel
+    owned = getattr(getattr(vq, "decoder_map", None), "owns_decoder", False)
+    model.config.decoder_map = {"channels": conditioned_inputs(vq), **({"decoder": True} if owned else {})}
     return attach(model)
 
 
 def decode(
     vq: JanusVQVAE, latent: torch.Tensor, labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Latents (B, C, h, w) → pixels (B, 3, S, S), the layout's objects (labels (B, O, D), boxes (B, O, 4))
-    fed to every decoder scale when the VQ has a decoder map; without one, or without objects, Janus' decoder."""
+    """Latents (B, C, h, w) → pixels (B, 3, S, S). Given the layout's objects (labels (B, O, D), boxes
+    (B, O, 4)) and a VQ with a decoder map, the map's decoder draws them, fed to every scale; without a map or
+    without `labels`, Janus' decoder draws the codes alone."""
     condition = getattr(vq, "decoder_map", None)
-    hidden = vq.post_quant_conv(latent)
-    if condition is None or labels is None or labels.shape[1] == 0:
-        return vq.decoder(hidden)
-    decoder = vq.decoder
+    if condition is None or labels is None:
+        return vq.decoder(vq.post_quant_conv(latent))
+    source = condition if condition.owns_decoder else vq
+    hidden = source.post_quant_conv(latent)
+    decoder = source.decoder
+    if labels.shape[1] == 0:
+        return decoder(hidden)
     labels = labels.to(hidden.dtype)
     hidden = decoder.conv_in(hidden)
     hidden = decoder.mid(hidden + condition(0, labels, boxes, hidden.shape[-1]))

@@ -114,10 +114,10 @@ def place_goal(
 
 
 def _search(relation, size, origin, anchors, obstacles, width: int, height: int) -> Box | None:
-    """Exhaustive fallback: every position on a grid of height/120 px, nearest to `origin` first."""
+    """Exhaustive fallback: every position on a grid of height/240 px (2 px at 480), nearest to `origin` first."""
     w, h = size
     clearance = MARGIN * height
-    step = max(1.0, height / 120)
+    step = max(1.0, height / 240)
     xs, ys = np.meshgrid(
         np.arange(clearance, width - clearance - w, step), np.arange(clearance, height - clearance - h, step)
     )

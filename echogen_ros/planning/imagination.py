@@ -2,7 +2,12 @@
 scene → its objects grounded back (the cycle check) → whether the live frame already satisfies the command.
 The node's Imagine action (and through it bag mode and the demo) and `echogen plan` all run this one.
 `progress(stage, fraction)` hears each stage; `cancelled()` is asked between stages; `guard` is held around
-each model call (the node's model lock), so other work can use the model in between."""
+each model call (the node's model lock), so other work can use the model in between.
+
+The cycle check grades the generator's own picture: its tokens drawn by the decoder that reads codes only.
+It passes when the mean IoU of the objects grounded back reaches `cycle_threshold` (CYCLE_THRESHOLD by
+default). With `decoder_map` the picture shown is the layout-reading decoder's drawing of the same tokens;
+the check never sees it (that decoder draws a layout's objects whatever the tokens say)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,9 @@ if TYPE_CHECKING:  # the model module imports torch; this one stays light
 
 STAGES = ("planning", "generating", "grounding", "verifying", "done")
 _PROGRESS = dict(zip(STAGES, (0.05, 0.2, 0.7, 0.9, 1.0)))
+# the mean cycle IoU under which the check says the picture is not the goal (provisional: to be chosen on the
+# test split as a detector of scenes the independent detector finds drawn wrong)
+CYCLE_THRESHOLD = 0.8
 
 
 class Cancelled(Exception):
@@ -33,9 +41,11 @@ class Cancelled(Exception):
 @dataclass
 class ImaginedGoal:
     goal_layout: Layout
-    cycle: CycleResult  # the imagined image, the objects grounded back, their IoUs with the goal
+    cycle: CycleResult  # the generator's picture, the objects grounded back, their IoUs with the goal
     plan: Plan | None  # for an instruction: target, anchors, goal box
     satisfied_now: bool  # does the live frame already satisfy the command? (False without one)
+    image: np.ndarray  # the picture to show: the cycle-checked one, or the decoder map's drawing of its tokens
+    cycle_passed: bool  # cycle.mean_iou reached the threshold: the picture shows the goal
 
 
 def imagine_goal(
@@ -48,6 +58,8 @@ def imagine_goal(
     progress: Callable[[str, float], None] = lambda stage, fraction: None,
     cancelled: Callable[[], bool] = lambda: False,
     guard: AbstractContextManager = nullcontext(),  # noqa: B008 - a stateless, reusable context
+    cycle_threshold: float = CYCLE_THRESHOLD,
+    decoder_map: bool = False,
 ) -> ImaginedGoal:
     """Imagine `goal` (a command needs `frame` to plan in); raises Cancelled between stages when asked, and
     PlanningError when a referent is not found (`grounder`, default the model at its default threshold)."""
@@ -68,7 +80,9 @@ def imagine_goal(
     layout = planned.goal_layout if planned is not None else goal
     stage("generating")
     with guard:
-        image = model.imagine(layout, seed=seed, guidance=guidance)
+        tokens = model.imagine_tokens(layout, seed=seed, guidance=guidance)
+        image = model.draw(tokens, layout)
+        shown = model.draw(tokens, layout, decoder_map=True) if decoder_map else image
     stage("grounding")
     with guard:
         cycle = model.check_cycle(image, layout)
@@ -78,4 +92,4 @@ def imagine_goal(
         with guard:
             satisfied = verify_command(grounder, frame, goal).satisfied
     progress("done", _PROGRESS["done"])
-    return ImaginedGoal(layout, cycle, planned, satisfied)
+    return ImaginedGoal(layout, cycle, planned, satisfied, shown, cycle.mean_iou >= cycle_threshold)

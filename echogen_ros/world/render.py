@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from echogen_ros.world import catalog
-from echogen_ros.world.scene import Scene, SceneObject
+from echogen_ros.world.scene import Scene, SceneObject, SceneStyle
 from echogen_ros.world.shapes import SHAPES
 
 PixelBox = tuple[int, int, int, int]  # x1, y1, x2, y2; x2/y2 exclusive
@@ -114,3 +114,11 @@ def _add_noise(image: np.ndarray, sigma: float, offset: tuple[int, int]) -> np.n
     noise = _noise_tile(width, height)[oy : oy + height, ox : ox + width]
     weight = sigma / 32.0
     return cv2.addWeighted(image, 1.0, np.ascontiguousarray(noise), weight, -128.0 * weight)
+
+
+def empty_table(index: int, width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT) -> np.ndarray:
+    """A table with nothing on it, as a scene renders it (texture, even light, sensor noise): the catalogue's
+    tables in turn by `index`, each index its own noise."""
+    tables = list(catalog.TABLES)
+    style = SceneStyle(tables[index % len(tables)], (1.0,) * 9, 3.0, (7 * index % 4096, 13 * index % 4096), (0.0, 0.1))
+    return render(Scene((), style), width, height)

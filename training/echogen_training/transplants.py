@@ -1,5 +1,6 @@
 """Provenance of transplanted models: a trained model given another run's part (`echogen-train
-transplant-vision`: an encoder; `echogen-train transplant-tokenizer`: an image tokenizer).
+transplant-vision`: an encoder; `echogen-train transplant-tokenizer`: an image tokenizer; `echogen-train
+separate-decoder`: a decoder that reads codes only).
 
 A transplant writes its record into the new model's manifest (`training.<stage>`) and into a file beside it.
 The file is what `echogen-train ship --continuation` recognises a transplant by: a run continued from the
@@ -16,7 +17,7 @@ from echogen_ros.outputs import OutputError, check_target, staged
 
 # stage name (the key in the manifest's training record; the record file beside the model is <stage>.json) →
 # the pipeline stage whose run the donor part comes from
-STAGES = {"vision_transplant": "vision", "tokenizer_transplant": "vq"}
+STAGES = {"vision_transplant": "vision", "tokenizer_transplant": "vq", "decoder_separation": "vq"}
 
 
 def check_out(out: Path, overwrite: bool, *inputs: Path) -> None:

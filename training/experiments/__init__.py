@@ -8,6 +8,7 @@ from the repository root with this directory's parent on the path,
 - ablation_table: the ablation table (markdown) from runs/ablation/<row>/ (training/scripts/ablation_eval.sh);
 - alike_objects: how the grounder tells alike objects apart, and how often the ambiguity flag is raised;
 - domain_check: how the domain check separates world renders (by split, size, JPEG) from photos and non-scenes;
+- plan_share: how many of the world's instructions plan (truth listing, no listing, the model), refusals checked;
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;

@@ -158,8 +158,10 @@ class CycleRLStage(Stage):
 
     def ground_back(self, tokens: torch.Tensor, layouts) -> list[list[tuple]]:
         """Every object of each layout grounded back in the image its row of `tokens` draws (normalised
-        boxes), as the cycle check grounds back (`grounding.ground_layouts`)."""
-        frames = unit_tensor(generation.decode_image(self.model, tokens, layouts).permute(0, 3, 1, 2))
+        boxes), as the cycle check grounds back (`grounding.ground_layouts`). The tokens are drawn by the
+        decoder that reads codes only: the reward is for what the generator drew, never for objects a
+        layout-reading decoder (`model.decoder_map`) adds from the layout."""
+        frames = unit_tensor(generation.decode_image(self.model, tokens).permute(0, 3, 1, 2))
         size = self.echogen.vision_size
         pixels = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
         features = generation.image_features(self.model, pixels.to(self.echogen.dtype))

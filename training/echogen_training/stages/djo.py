@@ -11,7 +11,7 @@ from torch import nn
 from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import vq
-from echogen_ros.model.generation import decoder_layout, image_features
+from echogen_ros.model.generation import image_features
 from echogen_training.config import DJOConfig
 from echogen_training.data.batches import I2LBatch, L2IBatch
 from echogen_training.data.device import batch_to
@@ -46,8 +46,9 @@ class DJOObjective(nn.Module):
         logits = l2i_logits(model, l2i.seq, tokens)
         l2i_ce, l2i_acc = l2i_loss(logits, tokens)
         soft = F.gumbel_softmax(logits, tau=tau, hard=self.config.hard, dim=-1)  # (B, N, V)
-        labels, boxes = decoder_layout(model, l2i.layouts)  # (None, None) without a decoder map
-        generated = vq.soft_decode(model.model.vqmodel, soft, labels, boxes).clamp(-1, 1)
+        # drawn from the codes alone: the grounding loss grades what the generator drew, never what a
+        # layout-reading decoder (`model.decoder_map`) adds from the layout
+        generated = vq.soft_decode(model.model.vqmodel, soft).clamp(-1, 1)
         size = model.config.vision_config.image_size
         generated = F.interpolate(generated, size=(size, size), mode="bilinear", align_corners=False)
         features = image_features(model, generated.to(model.dtype))
