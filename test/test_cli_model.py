@@ -114,6 +114,20 @@ def test_imagine_writes_an_image_of_the_layout_size(tiny_model_dir: Path, tmp_pa
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
 
 
+def test_imagine_draws_with_the_decoder_map_only_when_asked(mapped_model, tiny_model_dir, tmp_path, capsys) -> None:
+    model_dir = mapped_model().save(tmp_path / "mapped")
+    base = ["imagine", "--layout", str(_layout(tmp_path, GOOD_LAYOUT)), "--seed", "1", "--model"]
+    pictures = {}
+    for extra in ([], ["--decoder-map"]):
+        out = tmp_path / f"imagined{len(extra)}.png"
+        assert main([*base, str(model_dir), "--out", str(out), *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["decoder_map"] is bool(extra)
+        pictures[bool(extra)] = cv2.imread(str(out))
+    assert not np.array_equal(pictures[False], pictures[True])
+    assert main([*base, str(tiny_model_dir), "--out", str(tmp_path / "x.png"), "--decoder-map"]) == 2
+    assert "no layout-reading decoder" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
 def _bad_layouts():
     def with_objects(objects, **extra):
         return {**GOOD_LAYOUT, "objects": objects, **extra}

@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=None)
     i.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     i.add_argument("--temperature", type=float, default=None)
+    i.add_argument("--decoder-map", action="store_true",
+                   help="draw with the layout-reading decoder (a model option: it draws the layout's objects "
+                        "whatever the generated tokens show)")  # fmt: skip
     i.set_defaults(run=run_imagine)
 
     m = sub.add_parser("model-init", help="write a randomly initialised model directory (for tests and training)")
@@ -159,14 +162,12 @@ def run_imagine(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     layout.validate(model.max_objects)
     start = time.perf_counter()
-    image = model.imagine(layout, seed=args.seed, guidance=args.guidance, temperature=args.temperature)
+    image = model.imagine(layout, seed=args.seed, guidance=args.guidance, temperature=args.temperature,
+                          decoder_map=args.decoder_map)  # fmt: skip
     latency = (time.perf_counter() - start) * 1000
     write_file(args.out, encode_png(image))
-    print(
-        json.dumps(
-            {"out": str(args.out), "width": layout.width, "height": layout.height, "latency_ms": round(latency, 1)}
-        )
-    )
+    print(json.dumps({"out": str(args.out), "width": layout.width, "height": layout.height,
+                      "decoder_map": args.decoder_map, "latency_ms": round(latency, 1)}))  # fmt: skip
     return 0
 
 
