@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from echogen_ros.runtime.core import Runtime, RuntimeConfig
 from echogen_ros.runtime.images import encode_png, to_rgb
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
+from echogen_ros.world.dataset import WorldSample
 
 TOPICS = {
     "/image": "sensor_msgs/msg/Image",
@@ -32,6 +34,7 @@ TOPICS = {
     "/echogen/debug_image": "sensor_msgs/msg/Image",
     "/echogen/imagined": "sensor_msgs/msg/Image",
     "/echogen/goal_layout": "echogen_ros/msg/Layout",
+    "/echogen/scene": "vision_msgs/msg/Detection2DArray",
 }
 
 
@@ -39,7 +42,7 @@ TOPICS = {
 class Step:
     scene: int
     instruction: str
-    kind: str  # "ground" | "imagine"
+    kind: str  # "ground" | "goal"
     images: list[tuple[str, np.ndarray]] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)
 
@@ -81,59 +84,110 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
         clock = 1.0
         for scene in range(scenes):
             image, info, sample = camera.next(clock)
-            boxes = sample.boxes()
+            write("/image", image, clock)
+            write("/camera_info", info, clock)
+            demo = _Scene(runtime, msgs, write, image, sample, scene)
             script = [e for e in sample.expressions if e.kind == "relation"][:1] or sample.expressions[:1]
             script += [e for e in sample.absent if e.kind == "category"][:1]  # an object the scene lacks
             for expr in script:
-                write("/instruction", conv.string(msgs, expr.text), clock)
-                runtime.on_instruction(expr.text)
-                runtime.on_image(image, clock)
-                write("/image", image, clock)
-                write("/camera_info", info, clock)
-                start = time.perf_counter()
-                outputs = runtime.step(clock)
-                ms = (time.perf_counter() - start) * 1000
-                write("/echogen/detections", outputs.detections, clock)
-                write("/echogen/debug_image", outputs.debug_image, clock)
-                truth = boxes[expr.target] if expr.target is not None else None
-                shown = draw_boxes(sample.image(), [truth], ["ground truth"]) if truth else sample.image()
-                step = Step(scene, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)),
-                                                         ("ground truth" if truth else "not in the scene", shown)])
-                step.facts = [*_answer(outputs.findings[0], truth), ("latency", f"{ms:.1f} ms")]
-                steps.append(step)
+                steps.append(demo.ground(expr, clock))
                 clock += 0.5
-            for ins in [i for i in sample.instructions if i.action == "put"][:1]:
-                write("/instruction", conv.string(msgs, ins.text), clock)
-                runtime.on_instruction(ins.text)
-                goal = msgs.ImagineGoal(
-                    instruction=ins.text, layout=conv.empty_layout(msgs, image.header), seed=scene, guidance=0.0
-                )
-                start = time.perf_counter()
-                result = runtime.imagine(goal)
-                ms = (time.perf_counter() - start) * 1000
-                step = Step(scene, ins.text, "imagine")
-                if result.success:
-                    write("/echogen/imagined", result.image, clock)
-                    write("/echogen/goal_layout", result.goal_layout, clock)
-                    layout = conv.layout_of(result.goal_layout)
-                    planned = draw_boxes(
-                        sample.image(), [o.box for o in layout.objects], [o.label for o in layout.objects]
-                    )
-                    picture = to_rgb(result.image)
-                    shown = layout.resized(picture.shape[1], picture.shape[0])  # the imagined size may be smaller
-                    imagined = draw_boxes(picture, [o.box for o in shown.objects], [o.label for o in shown.objects])
-                    step.images = [("goal layout on the camera frame", planned), ("imagined goal scene", imagined)]
-                    step.facts = [
-                        ("cycle IoU", f"{result.cycle_iou:.2f}"),
-                        ("satisfied now", str(result.satisfied_now)),
-                        ("latency", f"{ms:.0f} ms"),
-                    ]
-                else:
-                    step.images = [("camera frame", sample.image())]
-                    step.facts = [("result", result.message)]
-                steps.append(step)
+            orders = [i for i in sample.instructions if i.action == "put"][:1]
+            orders += [i for i in sample.instructions if i.action == "pick"][:1]
+            for order in orders:
+                steps.append(demo.goal(order, clock))
                 clock += 0.5
     (out / "report.html").write_text(_html(steps, model_note, model_info), encoding="utf-8")
+
+
+@dataclass
+class _Scene:
+    """One sim-camera frame through the runtime: its groundings and its goals, each a step of the report."""
+
+    runtime: Runtime
+    msgs: MessageTypes
+    write: Callable[[str, object, float], None]
+    image: object  # sensor_msgs/Image
+    sample: WorldSample
+    index: int
+
+    def grounded(self, text: str, clock: float):
+        """Set `text` as the instruction and ground the frame as the node does: the stream's outputs."""
+        self.write("/instruction", conv.string(self.msgs, text), clock)
+        self.runtime.on_instruction(text)
+        self.runtime.on_image(self.image, clock)
+        outputs = self.runtime.step(clock)
+        self.write("/echogen/detections", outputs.detections, clock)
+        self.write("/echogen/debug_image", outputs.debug_image, clock)
+        if outputs.scene is not None:
+            self.write("/echogen/scene", outputs.scene, clock)
+        return outputs
+
+    def ground(self, expr, clock: float) -> Step:
+        """A referring expression grounded, beside the truth."""
+        start = time.perf_counter()
+        outputs = self.grounded(expr.text, clock)
+        ms = (time.perf_counter() - start) * 1000
+        truth = self.sample.boxes()[expr.target] if expr.target is not None else None
+        shown = draw_boxes(self.sample.image(), [truth], ["ground truth"]) if truth else self.sample.image()
+        step = Step(self.index, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)),
+                                                      ("ground truth" if truth else "not in the scene", shown)])
+        step.facts = [*_answer(outputs.findings[0], truth), ("latency", f"{ms:.1f} ms")]
+        return step
+
+    def goal(self, order, clock: float) -> Step:
+        """A command (a world `Instruction`): its referents grounded (only those found are acted on) against the
+        truth, the goal layout of the whole scene on the live frame beside its imagined picture, whether the goal
+        box is clear of every object the truth has, and the verdict on the live frame."""
+        text, boxes = order.text, self.sample.boxes()
+        outputs = self.grounded(text, clock)
+        step = Step(self.index, text, "goal", [("live frame: the referents grounded", to_rgb(outputs.debug_image))])
+        truths = [boxes[k] for k in (order.target, *order.anchors)]
+        step.facts = [("referents", "; ".join(_referent(f, t) for f, t in zip(outputs.findings, truths)))]
+        goal = self.msgs.ImagineGoal(instruction=text, layout=conv.empty_layout(self.msgs, self.image.header),
+                                     seed=self.index, guidance=0.0)  # fmt: skip
+        start = time.perf_counter()
+        result = self.runtime.imagine(goal)
+        ms = (time.perf_counter() - start) * 1000
+        if not result.success:
+            step.facts.append(("no goal", result.message))
+            return step
+        self.write("/echogen/imagined", result.image, clock)
+        self.write("/echogen/goal_layout", result.goal_layout, clock)
+        layout = conv.layout_of(result.goal_layout)
+        planned = draw_boxes(self.sample.image(), [o.box for o in layout.objects], [o.label for o in layout.objects])
+        picture = to_rgb(result.image)
+        shown = layout.resized(picture.shape[1], picture.shape[0])  # the imagined size may be smaller
+        imagined = draw_boxes(picture, [o.box for o in shown.objects], [o.label for o in shown.objects])
+        step.images += [("goal layout on the live frame", planned), ("imagined goal scene", imagined)]
+        if order.action == "put":
+            step.facts.append(("the goal box against the truth", _clear(layout.objects[0].box, order, self.sample)))
+        empty = conv.empty_layout(self.msgs, self.image.header)
+        verdict = self.runtime.verify(self.msgs.VerifyRequest(
+            instruction=text, goal_layout=empty, image=conv.empty_image(self.msgs, self.image.header)))  # fmt: skip
+        now = "satisfied" if verdict.satisfied else "not satisfied"
+        step.facts += [
+            ("goal", result.message),
+            ("cycle IoU (the imagined scene grounded back)", f"{result.cycle_iou:.2f}"),
+            ("verdict on the live frame", f"{now}: {verdict.message}"),
+            ("latency (plan, imagine, check)", f"{ms:.0f} ms"),
+        ]
+        return step
+
+
+def _referent(finding, truth) -> str:
+    if finding.found:
+        iou = box_iou(finding.detections[0].box, truth)
+        return f"{finding.phrase}: found, probability {finding.confidence:.3f}, IoU with the truth {iou:.2f}"
+    return f"{finding.phrase}: not found ({finding.reason}), so no goal is built on it"
+
+
+def _clear(goal_box, order, sample: WorldSample) -> str:
+    """Whether a goal box overlaps an object of the truth (the target itself and what it is put on aside)."""
+    under = order.anchors if order.relation == "on" else ()
+    hit = [o.label for k, (o, box) in enumerate(zip(sample.scene.objects, sample.boxes()))
+           if k != order.target and k not in under and box_iou(goal_box, box) > 0]  # fmt: skip
+    return f"overlaps the {', the '.join(hit)}, which the model did not list" if hit else "clear of every object"
 
 
 def _answer(finding, truth) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -150,6 +151,16 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     assert result.returncode == 0, result.stderr
     report = (out / "report.html").read_text()
     assert report.count("<section>") >= 3 and "data:image/png;base64," in report and "imagined goal scene" in report
+    frames = {}  # scene → the plain camera frame shown beside an answer "not in the scene"
+    for section in report.split("<section>")[1:]:
+        figures = dict(re.findall(r'base64,([^"]+)" width="320"><figcaption>([^<]+)<', section))
+        frames.update({re.search(r"<h2>scene (\d)", section)[1]: png for png, title in figures.items()
+                       if title == "not in the scene"})  # fmt: skip
+    assert sorted(frames) == ["0", "1", "2"] and len(set(frames.values())) == 3  # three different scenes
+    goals = [s for s in report.split("<section>") if ": goal " in s]
+    assert len(goals) >= 3 and all("goal layout on the live frame" in s and "live frame: the referents" in s
+                                   and "verdict on the live frame" in s and "IoU with the truth" in s
+                                   for s in goals if "no goal" not in s)  # fmt: skip
     with AnyReader([out / "bag"]) as reader:
         topics = {c.topic for c in reader.connections if c.msgcount}
     assert {"/image", "/instruction", "/echogen/detections", "/echogen/imagined", "/echogen/goal_layout"} <= topics

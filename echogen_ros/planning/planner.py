@@ -88,7 +88,7 @@ def plan(image: np.ndarray, instruction: str | Command, grounder: Grounder) -> P
     objects = [] if command.action == "pick" else [LayoutObject(named[0], goal_box or target.box)]
     objects += [LayoutObject(label, a.box) for label, a in zip(named[1:], anchors)] + list(others)
     if not objects:
-        what = "the only object in view" if scene is not None else f"the only known object ({NOT_LISTED})"
+        what = "the only object in view" if scene is not None else f"the only known object; {NOT_LISTED}"
         raise PlanningError(f"the goal scene is empty: nothing to imagine after picking up {what}")
     layout = Layout(width, height, tuple(objects), _caption([o.label for o in objects]))
     listed = tuple(scene) if scene is not None else None
