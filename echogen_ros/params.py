@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from echogen_ros import limits
+from echogen_ros.planning.imagination import CYCLE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
     ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),
+    ParamSpec("cycle_threshold", CYCLE_THRESHOLD, "the mean IoU of the objects grounded back in an imagined "
+              "scene under which the cycle check says it is not the goal", low=0.0, high=1.0),
+    ParamSpec("decoder_map", False, "show imagined scenes drawn by the layout-reading decoder (it draws the "
+              "layout's objects whatever the generator wrote; the cycle check never grades it)"),
 ) + tuple(  # the input limits (echogen_ros.limits); their defaults follow the ECHOGEN_* environment
     ParamSpec(f.name, getattr(limits.starting(), f.name), f"limit: {f.metadata['doc']}",
               low=f.metadata["low"], high=f.metadata["high"], read_only=True)
@@ -48,6 +53,8 @@ RUNTIME_FIELDS = {
     "score_threshold": "score_threshold",
     "debug_image": "debug_image",
     "guidance": "guidance",
+    "cycle_threshold": "cycle_threshold",
+    "decoder_map": "decoder_map",
 }
 
 

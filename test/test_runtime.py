@@ -200,6 +200,27 @@ def test_imagine_action_with_layout_and_instruction_and_cancel(runtime: Runtime)
         runtime.imagine(goal, cancelled=lambda: True)
 
 
+def test_the_imagine_action_says_whether_the_cycle_check_passed_at_the_nodes_threshold(tiny_model) -> None:
+    """`cycle_threshold` (a parameter, default planning's CYCLE_THRESHOLD) decides the verdict in the message;
+    `decoder_map` asks for the layout-reading decoder's drawing, which a model without one refuses."""
+    from echogen_ros.model.layout import Layout, LayoutObject
+    from echogen_ros.planning.imagination import CYCLE_THRESHOLD
+
+    assert RuntimeConfig().cycle_threshold == CYCLE_THRESHOLD and not RuntimeConfig().decoder_map
+    layout = Layout(160, 120, (LayoutObject("red cup", (10, 10, 50, 50)),), "a table")
+    goal = MSGS.ImagineGoal(
+        instruction="", layout=conv.layout_message(MSGS, layout, conv.header(MSGS, 0, "")), seed=3, guidance=0.0
+    )
+    said = {}
+    for threshold in (0.0, 1.0):  # a random model's box never matches exactly: IoU < 1
+        result = Runtime(tiny_model, MSGS, RuntimeConfig(cycle_threshold=threshold)).imagine(goal)
+        assert result.success and f"vs {threshold:.2f}" in result.message
+        said[threshold] = result.message
+    assert "cycle check passed" in said[0.0] and "cycle check failed" in said[1.0]
+    mapped = Runtime(tiny_model, MSGS, RuntimeConfig(decoder_map=True)).imagine(goal)
+    assert not mapped.success and "no layout-reading decoder" in mapped.message
+
+
 def _layout_msg(boxes, width=160, height=120):
     from echogen_ros.model.layout import Layout, LayoutObject
 

@@ -18,7 +18,7 @@ from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.grounders import ModelGrounder, NotFound, lists_scenes
-from echogen_ros.planning.imagination import imagine_goal
+from echogen_ros.planning.imagination import CYCLE_THRESHOLD, imagine_goal
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb
@@ -36,6 +36,8 @@ class RuntimeConfig:
     score_threshold: float = 0.5  # the probability a referent must reach to be published or acted on
     debug_image: bool = True
     guidance: float | None = None  # None: the model's default
+    cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
+    decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
 
 
 @dataclass
@@ -271,11 +273,14 @@ class Runtime:
             result = imagine_goal(
                 self.model, self._goal(goal), frame.rgb if frame is not None else None, seed=seed, guidance=guidance,
                 grounder=self.grounder, progress=feedback, cancelled=cancelled, guard=self._model_lock,
+                cycle_threshold=self.config.cycle_threshold, decoder_map=self.config.decoder_map,
             )  # fmt: skip
             layout, cycle = result.goal_layout, result.cycle
             notes = "".join(f"; {note}" for note in (result.plan.notes if result.plan is not None else ()))
+            check = "passed" if result.cycle_passed else "failed: the imagined scene is not the goal"
+            notes = f"; cycle check {check} (IoU {cycle.mean_iou:.2f} vs {self.config.cycle_threshold:.2f})" + notes
             return msgs.ImagineResult(
-                image=conv.image_message(msgs, cycle.image, header),
+                image=conv.image_message(msgs, result.image, header),
                 goal_layout=conv.layout_message(msgs, layout, header),
                 grounded_layout=conv.layout_message(msgs, cycle.grounded, header), cycle_iou=cycle.mean_iou,
                 object_iou=msgs.floats(cycle.ious), satisfied_now=result.satisfied_now, success=True,
