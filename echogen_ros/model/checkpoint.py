@@ -20,7 +20,9 @@ CONFIG = "config.json"
 PIPELINE_STAGES = ("vision", "vq", "pmtp", "djo", "cycle_rl")
 # the manifest fields the loader reads, with their JSON types
 REQUIRED = {"preset": (str,), "scheme": (dict,), "vision_size": (int,), "image_size": (int,), "files": (dict,)}
-OPTIONAL = {"max_objects": (int,), "guidance": (int, float), "temperature": (int, float)}
+OPTIONAL = {
+    "max_objects": (int,), "guidance": (int, float), "temperature": (int, float), "capabilities": (list,),
+}  # fmt: skip
 SCHEME_REQUIRED = {"bins": (int,), "image_tokens": (int,)}
 SCHEME_OPTIONAL = {"generation_tokens": (int,), "i2l_layout": (str,)}
 

@@ -17,6 +17,7 @@ a sure score or a clear margin is worth depends on how strongly the model also a
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,14 +36,14 @@ class Signals:
     absent: float
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     p = min(max(p, EPS), 1 - EPS)
     return math.log(p / (1 - p))
 
 
 def features(signals: Signals) -> list[float]:
     """The calibration's inputs for one grounding (`FEATURES`)."""
-    score, absent = _logit(signals.score), _logit(signals.absent)
+    score, absent = logit(signals.score), logit(signals.absent)
     return [score, signals.margin, absent, score * absent, signals.margin * absent, 1.0]
 
 
@@ -59,29 +60,38 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3, steps: int =
 
 @dataclass(frozen=True)
 class Calibration:
-    """P(the best box is the referent) from `Signals`: a logistic regression fitted on val."""
+    """P(the best box is the referent) from `Signals`: a logistic regression fitted on val. A subclass
+    calibrates other signals (`inventory.InventoryCalibration`) by its own SIGNALS, FEATURES and `inputs`."""
 
+    SIGNALS: typing.ClassVar[tuple[str, ...]] = SIGNALS
+    FEATURES: typing.ClassVar[tuple[str, ...]] = FEATURES
+    TOOL: typing.ClassVar[str] = "calibrate"  # the echogen-train tool that fits it
     weights: tuple[float, ...]
     fitted_on: dict = field(default_factory=dict, compare=False)  # split, seed, scenes, answers
     metrics: dict = field(default_factory=dict, compare=False)  # what the fit measured (ECE, AUROC, on which split)
 
     def __post_init__(self) -> None:
-        if len(self.weights) != len(FEATURES) or not all(math.isfinite(w) for w in self.weights):
-            raise ValueError(f"a calibration needs {len(FEATURES)} finite weights, got {list(self.weights)}")
+        if len(self.weights) != len(self.FEATURES) or not all(math.isfinite(w) for w in self.weights):
+            raise ValueError(f"a calibration needs {len(self.FEATURES)} finite weights, got {list(self.weights)}")
 
-    def probability(self, signals: Signals) -> float:
-        z = float(np.dot(self.weights, features(signals)))
+    @staticmethod
+    def inputs(signals) -> list[float]:
+        """The regression's inputs (FEATURES) for one answer's signals."""
+        return features(signals)
+
+    def probability(self, signals) -> float:
+        z = float(np.dot(self.weights, self.inputs(signals)))
         return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
 
     @classmethod
-    def fit(cls, signals: Sequence[Signals], right: Sequence[bool], **record) -> Calibration:
+    def fit(cls, signals: Sequence, right: Sequence[bool], **record) -> Calibration:
         """Fitted to answers whose best box was right (True) or not (no target, or IoU < 0.5)."""
-        x = np.array([features(s) for s in signals], dtype=np.float64)
+        x = np.array([cls.inputs(s) for s in signals], dtype=np.float64)
         w = fit_logistic(x, np.asarray(right, dtype=np.float64))
         return cls(tuple(round(float(v), 6) for v in w), **record)
 
     def to_manifest(self) -> dict:
-        return {"signals": list(SIGNALS), "features": list(FEATURES), "weights": list(self.weights),
+        return {"signals": list(self.SIGNALS), "features": list(self.FEATURES), "weights": list(self.weights),
                 "fitted_on": self.fitted_on, "metrics": self.metrics}  # fmt: skip
 
     @classmethod
@@ -92,10 +102,10 @@ class Calibration:
             return None
         fitted = entry.get("fitted_on", {}).get("weights")
         if weights is not None and fitted is not None and fitted != weights:
-            raise ValueError("it was fitted on other weights: calibrate again (echogen-train calibrate --model DIR)")
-        if list(entry.get("signals", [])) != list(SIGNALS) or list(entry.get("features", [])) != list(FEATURES):
+            raise ValueError(f"it was fitted on other weights: calibrate again (echogen-train {cls.TOOL} --model DIR)")
+        if list(entry.get("signals", [])) != list(cls.SIGNALS) or list(entry.get("features", [])) != list(cls.FEATURES):
             raise ValueError(
                 f"the calibration was fitted on {entry.get('features') or entry.get('signals')}, this echogen_ros "
-                f"reads {list(FEATURES)}: calibrate again (echogen-train calibrate --model DIR)"
+                f"reads {list(cls.FEATURES)}: calibrate again (echogen-train {cls.TOOL} --model DIR)"
             )
         return cls(tuple(float(w) for w in entry["weights"]), entry.get("fitted_on", {}), entry.get("metrics", {}))

@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, drawing, finding, generation, grounding, layout_decoder
+from echogen_ros.model import checkpoint, drawing, finding, generation, grounding, inventory, layout_decoder
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.domain import DomainCheck, read_domain_check
 from echogen_ros.model.initialisation import structure_positions
@@ -87,6 +87,9 @@ class EchoGen:
         try:
             weights = manifest.get("files", {}).get(checkpoint.WEIGHTS)
             self.calibration = Calibration.from_manifest(manifest.get("calibration"), weights)
+            self.inventory_calibration = inventory.InventoryCalibration.from_manifest(
+                manifest.get(inventory.MANIFEST_KEY), weights
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"the manifest's calibration is unusable: {exc}") from None
         self.domain: DomainCheck | None = None  # `load` reads the directory's (echogen_ros.model.domain)
@@ -160,6 +163,7 @@ class EchoGen:
             manifest["metrics"] = metrics
         manifest.pop("domain", None)  # fitted on the weights it came with: refit with `echogen-train fit-domain`
         manifest.pop("calibration", None)  # the same: calibrate again with `echogen-train calibrate`
+        manifest.pop(inventory.MANIFEST_KEY, None)  # and `echogen-train calibrate-inventory`
         self.manifest = checkpoint.write_manifest(directory, manifest)
         return directory
 
@@ -228,6 +232,13 @@ class EchoGen:
     ) -> list[finding.Finding]:
         """`find` for several phrases in one frame (encoded once)."""
         return finding.find_all(self, image, phrases, threshold)
+
+    def parse_scene(self, image: np.ndarray, threshold: float = 0.0) -> inventory.SceneInventory:
+        """Every object in `image` (the scene inventory, `inventory.SceneInventory`): label ("red cup"), box in
+        input pixels and score (the probability that it is there, when `calibrated`), top to bottom, then left
+        to right; those below `threshold` are left out (0: every one listed). One greedy pass; a model not
+        trained for it raises `inventory.InventoryUnsupported`."""
+        return inventory.parse_scene(self, image, threshold)
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
         """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is

@@ -70,6 +70,17 @@ def signals(found: Sequence[Detection], absent: float) -> list[Signals]:
     return out
 
 
+def outside_domain(model, features: torch.Tensor) -> str:
+    """Why the frame of image `features` (1, N, D) is unlike the scenes the model was trained on (its domain
+    check, `model.domain`), or "" when it is not (or the model has no domain check)."""
+    domain = model.domain
+    distance = domain.distance(features) if domain is not None else None
+    if distance is None or distance <= domain.threshold:
+        return ""
+    return (f"the frame does not look like the scenes this model was trained on (domain distance "
+            f"{distance:.1f} > {domain.threshold:.1f})")  # fmt: skip
+
+
 def probability(calibration: Calibration | None, s: Signals) -> float:
     return calibration.probability(s) if calibration is not None else s.score
 
@@ -87,9 +98,7 @@ def find_all(
     readings = [words.read(p) for p in phrases]
     pixels, letterbox = model.pixels(image)
     features = generation.image_features(model.model, pixels)
-    domain = model.domain
-    distance = domain.distance(features) if domain is not None else None
-    outside = distance is not None and distance > domain.threshold
+    outside = outside_domain(model, features)
     calibration = model.calibration
     out = []
     for phrase, reading in zip(phrases, readings):
@@ -98,9 +107,7 @@ def find_all(
             out.append(Finding(phrase, False, 0.0, reason=reading.problem, **heard))
             continue
         if outside:
-            why = (f"the frame does not look like the scenes this model was trained on (domain distance "
-                   f"{distance:.1f} > {domain.threshold:.1f})")  # fmt: skip
-            out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=why, **heard))
+            out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=outside, **heard))
             continue
         found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
         scores = [probability(calibration, s) for s in signals(found, absent)]

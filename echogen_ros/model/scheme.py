@@ -12,6 +12,10 @@ One source of truth for how layouts and boxes become tokens:
   each patch can tell whether it is the referred object in one layer, and `<box>` only has to read out the
   patch that says so (with the image first, a small model from scratch has to learn a two-hop circuit and
   stalls on size priors).
+- the inventory (image → every object; I2L without an expression): `<bos> <i2l> <image>×N`, then every object
+  as L2I writes it, `<ref> colour category </ref> <box> x1 y1 x2 y2 </box>`, in `inventory_order` (top to
+  bottom by the box's top bin, then left to right), at most `max_objects`, ended by `<eos>`. No token is
+  new: an I2L prompt is told apart by the `<ref>` its expression opens before the image.
 """
 
 from __future__ import annotations
@@ -116,7 +120,50 @@ class TokenScheme:
         coordinates = self.box_tokens(box) if box is not None else []
         return [*coordinates, self.special[BOX_END], self.special[EOS]]
 
+    def inventory_prompt(self) -> list[int]:
+        """The inventory's prompt: the image alone after `<i2l>`; the answer starts at its last token."""
+        return [self.special[BOS], self.special[I2L], *([self.special[IMAGE]] * self.image_tokens)]
+
+    def inventory_target(self, objects: Sequence[tuple[Sequence[int], Sequence[float]]], max_objects: int) -> list[int]:
+        """What the model should produce after the inventory prompt (for training): the (label ids, normalised
+        box) objects in `inventory_order`, the first `max_objects` of them, then `<eos>`."""
+        tokens = []
+        for label_ids, box in inventory_order(self, objects)[:max_objects]:
+            tokens += self.object_tokens(label_ids, box)
+        return [*tokens, self.special[EOS]]
+
+    def parse_inventory(self, tokens: Sequence[int]) -> list[tuple[list[int], tuple[float, float, float, float]]]:
+        """An inventory answer's tokens → its (label ids, normalised box at bin centres) objects, in the order
+        written; reading stops at `<eos>` or the end. ValueError at the first token out of the grammar."""
+        s, objects, i = self.special, [], 0
+        while i < len(tokens) and tokens[i] != s[EOS]:
+            if tokens[i] != s[REF] or s[REF_END] not in tokens[i + 1 :]:
+                raise ValueError(f"an inventory object must open with <ref> and close its label (token {i})")
+            close = list(tokens).index(s[REF_END], i + 1)
+            label, box = list(tokens[i + 1 : close]), list(tokens[close + 1 : close + 7])
+            if not label or any(t in self.special.values() or self.is_bin(t) for t in label):
+                raise ValueError(f"the label of the object at token {i} must be words")
+            if len(box) != 6 or box[0] != s[BOX] or box[5] != s[BOX_END]:
+                raise ValueError(f"the object at token {i} needs <box> x1 y1 x2 y2 </box> after its label")
+            objects.append((label, self.box_from_tokens(box[1:5])))
+            i = close + 7
+        return objects
+
     @property
     def no_target(self) -> int:
         """The token id that answers "nothing here" in place of the first box bin (`NO_TARGET`)."""
         return self.special[NO_TARGET]
+
+
+def inventory_order(
+    scheme: TokenScheme, objects: Sequence[tuple[Sequence[int], Sequence[float]]]
+) -> list[tuple[Sequence[int], Sequence[float]]]:
+    """(label ids, normalised box) objects in the order an inventory lists them: by the bins the box is written
+    with, top (y1) first, then left (x1), then bottom and right, then label ids (a deterministic order of what
+    the model sees: two tops in one bin are one top to it)."""
+
+    def key(item: tuple[Sequence[int], Sequence[float]]) -> tuple:
+        x1, y1, x2, y2 = scheme.box_tokens(item[1])
+        return y1, x1, y2, x2, tuple(item[0])
+
+    return sorted(objects, key=key)

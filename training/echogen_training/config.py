@@ -96,12 +96,19 @@ class VisionConfig:
     recolour: float = 0.0
 
 
+# layout → image, image → box of an expression, image → every object (the scene inventory; a model trained
+# with it records the capability in its manifest: echogen_ros.model.inventory)
+PMTP_TASKS = ("l2i", "i2l", "inventory")
+
+
 @dataclass
 class PMTPConfig:
     l2i_weight: float = 1.0
     i2l_weight: float = 1.0
     condition_dropout: float = 0.1  # replace the L2I condition by <pad> (classifier-free guidance)
-    tasks: tuple[str, ...] = ("l2i", "i2l")  # ablations: ("i2l",) grounding-only, ("l2i",) generation-only
+    # of PMTP_TASKS; ablations: ("i2l",) grounding-only, ("l2i",) generation-only
+    tasks: tuple[str, ...] = ("l2i", "i2l")
+    inventory_weight: float = 1.0  # the inventory task's (every object of a frame listed: scheme.inventory_prompt)
     pointer_weight: float = 0.0  # > 0: auxiliary pointer loss (which image token holds the referred object)
     schedule: str = "parallel"  # parallel: both tasks every step (PMTP); alternate: one task per step (naive joint)
     # probability that an I2L frame whose expression names no colour has its hues turned by a random angle

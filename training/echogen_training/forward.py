@@ -65,16 +65,9 @@ def i2l_loss(
     seq = batch.seq
     if features is None:
         features = image_features(model, batch.pixels)
-    embeds = embed(model, seq.ids, features[batch.image_index])
-    hidden = hidden_states(model, embeds, seq.mask, seq.positions)
-    logits = model.lm_head(hidden[:, :-1]).float()
-    labels = seq.labels[:, 1:]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
-    predicted = logits.argmax(-1)
-    scored = labels != IGNORE
-    accuracy = (predicted[scored] == labels[scored]).float().mean()
+    loss, accuracy, hidden = token_loss(model, seq, features[batch.image_index])
     if pointer is None:
-        return loss, accuracy.detach()
+        return loss, accuracy
     rows = hidden.shape[0]
     image = hidden[seq.ids == model.config.image_token_id].view(rows, -1, hidden.shape[-1])
     scores = pointer(image).squeeze(-1).float()  # (B, N)
@@ -84,6 +77,21 @@ def i2l_loss(
     pointer_loss = F.cross_entropy(scores[aimed], batch.patch[aimed])
     pointer_acc = (scores[aimed].argmax(-1) == batch.patch[aimed]).float().mean()
     return loss, accuracy.detach(), pointer_loss, pointer_acc.detach()
+
+
+def token_loss(
+    model: JanusForConditionalGeneration, seq: Sequences, features: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cross-entropy (through the LM head) of the labelled tokens of left-padded rows that read image
+    `features` (B, N, D) at their `<image>` tokens, the exact-token accuracy, and the final hidden states
+    (B, T, D): the grounding and inventory losses both."""
+    hidden = hidden_states(model, embed(model, seq.ids, features), seq.mask, seq.positions)
+    logits = model.lm_head(hidden[:, :-1]).float()
+    labels = seq.labels[:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+    scored = labels != IGNORE
+    accuracy = (logits.argmax(-1)[scored] == labels[scored]).float().mean()
+    return loss, accuracy.detach(), hidden
 
 
 def l2i_logits(model: JanusForConditionalGeneration, prompts: Sequences, tokens: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,18 @@ class I2LBatch:
     patch: torch.Tensor | None = None  # (B,) the patch holding the target box's centre; IGNORE: no target
     tokenized: torch.Tensor | None = None  # (I,) bool: frames the objective sends through the image tokenizer
     layouts: list[list[tuple[list[int], tuple[float, float, float, float]]]] | None = None  # per frame, as `layout`
+    # record index → its frame, for the frames shown as recorded (colours kept, not marked `tokenized`): the
+    # frames an inventory batch may share (`Batcher.inventory`)
+    as_recorded: dict[int, int] | None = None
+
+
+@dataclass
+class InventoryBatch:
+    """Scene inventories (`scheme.inventory_prompt` + `inventory_target`) of records' frames."""
+
+    seq: Sequences
+    pixels: torch.Tensor  # (J, 3, Sv, Sv) in [-1, 1]: its own frames (those the shared I2L batch lacks)
+    image_index: torch.Tensor  # (B,) the frame each row lists: i < I is the shared I2L batch's, I + j its own j
 
 
 @dataclass
@@ -69,6 +81,12 @@ def left_pad(rows: list[list[int]], pad: int, targets: list[int] | None = None) 
             labels[i, ids.shape[1] - targets[i] :] = torch.tensor(row[-targets[i] :])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return Sequences(ids, mask, positions, labels)
+
+
+def listed_label(label: str) -> str:
+    """A layout label as an inventory lists it, without a leading article: "the red cup" → "red cup"."""
+    first, _, rest = label.strip().partition(" ")
+    return rest if first.lower() in ("the", "a", "an") and rest else label.strip()
 
 
 def centre_patch(box: tuple[float, ...], grid: int) -> int:
@@ -164,8 +182,8 @@ class Batcher:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
             raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
-        rows, frames, marked, layouts = [], [], [], []
-        for record in records:
+        rows, frames, marked, layouts, as_recorded = [], [], [], [], {}
+        for index, record in enumerate(records):
             if not record.refs:
                 continue
             if tokenized > 0:
@@ -176,7 +194,7 @@ class Batcher:
                 text, box = record.absent[int(self.absent_rng.integers(len(record.absent)))], None
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             rows.append((self.text(text), letterbox.normalised(box) if box is not None else None))
-            frame = letterbox.apply(record.load_image())
+            frame = shown = letterbox.apply(record.load_image())
             # Its own generator, drawn for every row: the expressions drawn do not depend on these draws, and
             # a run without desaturate draws exactly what it drew before desaturate existed.
             if recolour > 0 or desaturate > 0:
@@ -188,12 +206,15 @@ class Batcher:
                     frame = fade(frame, scale)
             if tokenized > 0:  # drawn after the colours' draws, so runs without it draw what they drew before
                 marked.append(bool(self.colour_rng.random() < tokenized))
+            if frame is shown and not (marked and marked[-1]):
+                as_recorded[index] = len(frames)
             frames.append(frame)
         if not rows:
             return None
         batch = self.i2l_rows(rows, to_pixels(frames), list(range(len(rows))))
         batch.tokenized = torch.tensor(marked, dtype=torch.bool) if marked else None
         batch.layouts = layouts or None
+        batch.as_recorded = as_recorded
         return batch
 
     def i2l_rows(
@@ -210,6 +231,31 @@ class Batcher:
         grid = round(self.scheme.image_tokens**0.5)
         patch = [centre_patch(box, grid) if box is not None else IGNORE for _, box in rows]
         return I2LBatch(seq, pixels, torch.tensor(image_index, dtype=torch.long), torch.tensor(patch))
+
+    def inventory(self, records: list[Record], shared: I2LBatch | None = None) -> InventoryBatch | None:
+        """The inventory of each record with objects (`listed_label`s, at most the model's `max_objects`), in
+        the frame `shared` (an I2L batch of the same records) shows as recorded, else in a frame of its own."""
+        rows, targets, frames, index = [], [], [], []
+        offset, recorded = (len(shared.pixels), shared.as_recorded or {}) if shared is not None else (0, {})
+        for i, record in enumerate(records):
+            if not record.objects:
+                continue
+            objects = ((listed_label(label), box) for label, box in record.objects)
+            target = self.scheme.inventory_target(
+                token_layout(self.text, record.width, record.height, self.vision_size, objects), self.max_objects
+            )
+            rows.append(self.scheme.inventory_prompt() + target)
+            targets.append(len(target))
+            if i in recorded:
+                index.append(recorded[i])
+            else:
+                index.append(offset + len(frames))
+                frames.append(Letterbox(record.width, record.height, self.vision_size).apply(record.load_image()))
+        if not rows:
+            return None
+        size = self.vision_size
+        pixels = to_pixels(frames) if frames else torch.zeros(0, 3, size, size)
+        return InventoryBatch(left_pad(rows, self.scheme.pad, targets), pixels, torch.tensor(index, dtype=torch.long))
 
     def patches(
         self, records: list[Record], grid: int, vocab: int, decolour: float = 0.0, recolour: float = 0.0
