@@ -13,6 +13,7 @@ import pytest
 from bombs import png_claiming
 
 from echogen_ros.cli import main
+from echogen_ros.planning.imagination import CYCLE_THRESHOLD
 from echogen_ros.world.dataset import world_sample
 
 
@@ -250,6 +251,7 @@ def test_plan_writes_plan_json_and_imagined_png(tiny_model_dir: Path, image_path
     assert set(plan["target"]) >= {"phrase", "box", "goal_box"} and plan["anchors"][0]["phrase"] == "the plate"
     assert cv2.imread(str(out / "imagined.png")).shape == (480, 640, 3)
     assert 0.0 <= plan["cycle_iou"] <= 1.0
+    assert plan["cycle_passed"] is (plan["cycle_iou"] >= CYCLE_THRESHOLD)
 
 
 def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, tmp_path: Path, capsys) -> None:

@@ -57,13 +57,15 @@ def run_plan(args: argparse.Namespace) -> int:
     imagined = imagine_goal(model, command, image, seed=args.seed, grounder=grounder)
     result, cycle = imagined.plan, imagined.cycle
     document = {**result.to_json(), "imagined": "imagined.png", "cycle_iou": round(cycle.mean_iou, 4),
-                "cycle_object_iou": [round(v, 4) for v in cycle.ious]}  # fmt: skip
+                "cycle_object_iou": [round(v, 4) for v in cycle.ious],
+                "cycle_passed": imagined.cycle_passed}  # fmt: skip
     with staged(args.out, overwrite=True, kind="plan") as partial:  # replaces an earlier plan, nothing else
         partial.mkdir(parents=True)
         (partial / "imagined.png").write_bytes(encode_png(cycle.image))
         (partial / "plan.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"plan": str(args.out / "plan.json"), "satisfied_now": result.verdict.satisfied,
-                      "cycle_iou": document["cycle_iou"], "notes": result.notes}))  # fmt: skip
+                      "cycle_iou": document["cycle_iou"], "cycle_passed": imagined.cycle_passed,
+                      "notes": result.notes}))  # fmt: skip
     return 0
 
 
