@@ -50,9 +50,11 @@ class Grounder(Protocol):
 
 
 def lists_scenes(model) -> bool:
-    """Whether `model` can list a frame's objects (`EchoGen.parse_scene` on a model trained for it)."""
-    able = getattr(model, "lists_scenes", False)
-    return bool(able() if callable(able) else able) and callable(getattr(model, "parse_scene", None))
+    """Whether `model` lists a frame's objects (`EchoGen.parse_scene`: a model trained for it says so in its
+    manifest)."""
+    from echogen_ros.model import inventory  # torch; the model has loaded it already
+
+    return inventory.capable(getattr(model, "manifest", {}))
 
 
 class ModelGrounder:
@@ -80,10 +82,10 @@ class ModelGrounder:
         threshold; None when the model cannot list a scene; NotFound when the frame is out of its domain."""
         if not lists_scenes(self.model):
             return None
-        inventory = self.model.parse_scene(image)
+        inventory = self.model.parse_scene(image, self.threshold)
         if inventory.out_of_domain:
             raise NotFound(inventory.reason, observed=False)
-        return [d for d in inventory.objects if d.score >= self.threshold]
+        return list(inventory.objects)
 
 
 class KnownObjectsGrounder:
