@@ -1,5 +1,6 @@
 """`echogen eval (--data DIR | --world SPLIT | --fresh-heldout) [--model DIR] [--json]`: grounding, layout-to-image
-AP and cycle consistency; `--scale-band LO-HI` (repeatable): grounding by band of object scale."""
+AP and cycle consistency; `--scale-band LO-HI` (repeatable): grounding by band of object scale; `--trust`: how far
+answers can be trusted; `--inventory`: the scene inventory's AP."""
 
 from __future__ import annotations
 
@@ -35,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --world or --fresh-heldout: how far the answers can be trusted, on every expression "
                         "with a referent and every no-target one: calibration (ECE, AUROC), no-target accuracy, "
                         "boxes acted on but wrong, at --threshold; by band with --scale-band")  # fmt: skip
-    e.add_argument("--threshold", type=float, default=0.5, help="with --trust: the probability a box must reach")
+    e.add_argument("--inventory", action="store_true",
+                   help="with --world or --fresh-heldout: the scene inventory (EchoGen.parse_scene): COCO AP50 of the "
+                        "listed objects against the truth, a label its class, beside two controls (another scene's "
+                        "listing, the true labels grounded); precision and recall at --threshold; by band with "
+                        "--scale-band")  # fmt: skip
+    e.add_argument("--threshold", type=float, default=0.5,
+                   help="with --trust or --inventory: the probability a box (object) must reach")  # fmt: skip
     e.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     e.add_argument("--limit", type=bounded_int(0, 10_000_000), default=0, help="evaluate the first N images (0: all)")
     e.add_argument("--imagine-limit", type=bounded_int(0, 10_000_000), default=0,
@@ -74,8 +81,11 @@ def scale_band(text: str) -> tuple[float, float]:
 def _world_set(args: argparse.Namespace) -> WorldSet | None:
     """The scenes to draw, or None for --data; bad combinations are a UsageError."""
     drawing = [f for f, v in (("--world-seed", args.world_seed), ("--count", args.count)) if v is not None]
-    if args.trust and (args.data is not None or not 0 <= args.threshold <= 1):
-        raise UsageError("--trust draws scenes (use --world or --fresh-heldout) and --threshold is a probability")
+    if args.trust and args.inventory:
+        raise UsageError("--trust and --inventory are two evaluations: run them one at a time")
+    if (args.trust or args.inventory) and (args.data is not None or not 0 <= args.threshold <= 1):
+        mode = "--trust" if args.trust else "--inventory"
+        raise UsageError(f"{mode} draws scenes (use --world or --fresh-heldout) and --threshold is a probability")
     if args.data is not None:
         if drawing or args.scale_band:
             raise UsageError(f"{' and '.join(drawing) or '--scale-band'} draw scenes: use --world or --fresh-heldout")
@@ -122,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         options = dict(limit=args.limit, seed=args.seed, progress=progress)
         if args.trust:
             report = trust_report(model, scenes, args.scale_band, args.threshold, args.limit)
+        elif args.inventory:
+            report = inventory_report(model, scenes, args.scale_band, args.threshold, args.limit, progress)
         elif args.scale_band:
             bands = by_scale_band(model, scenes, args.scale_band, **options)
             report = {"scenes": scenes.describe(), "scale_bands": bands}
@@ -129,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             options.update(imagine_limit=args.imagine_limit, noise=args.noise, fid=fid, imagine=not args.grounding_only,
                            decoder_map=args.decoder_map, **threshold)  # fmt: skip
             report = evaluate(model, args.data, **options) if scenes is None else measure_set(model, scenes, **options)
-    if fid is None and not (args.scale_band or args.trust):
+    if fid is None and not (args.scale_band or args.trust or args.inventory):
         report["fid"] = "skipped: pass --inception PATH (a TorchScript Inception network) to compute FID"
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0
@@ -150,3 +162,24 @@ def trust_report(model, scenes: WorldSet, bands, threshold: float, limit: int) -
         return {"scenes": scenes.describe(), "trust": measured(scenes.config)}
     by_band = {f"{lo:g}-{hi:g}": measured(replace(scenes.config, scale_range=(lo, hi))) for lo, hi in bands}
     return {"scenes": scenes.describe(), "trust_by_scale_band": by_band}
+
+
+def inventory_report(model, scenes: WorldSet, bands, threshold: float, limit: int, progress) -> dict:
+    """`evaluation.inventory` on `scenes` (the first `limit`, 0: all) with its controls; by band of object scale
+    when `bands` are given."""
+    from dataclasses import replace
+
+    from echogen_ros.evaluation import inventory
+    from echogen_ros.model.inventory import require
+
+    require(model.manifest)  # before a scene is drawn
+
+    def measured(drawn: WorldSet) -> dict:
+        data, image = drawn.data()
+        return inventory.measure(model, data, image, limit, threshold, progress)
+
+    if not bands:
+        return {"scenes": scenes.describe(), **measured(scenes)}
+    by_band = {f"{lo:g}-{hi:g}": measured(replace(scenes, config=replace(scenes.config, scale_range=(lo, hi))))
+               for lo, hi in bands}  # fmt: skip
+    return {"scenes": scenes.describe(), "inventory_by_scale_band": by_band}

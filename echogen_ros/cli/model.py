@@ -1,4 +1,4 @@
-"""`echogen ground`, `echogen imagine` and `echogen model-init`: the model from the command line."""
+"""`echogen ground`, `echogen scene`, `echogen imagine` and `echogen model-init`: the model from the command line."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from echogen_ros.runtime.images import encode_png
 
 if TYPE_CHECKING:  # the model imports torch; the command line loads it only when a command needs it
     from echogen_ros.model.finding import Finding
+    from echogen_ros.model.inventory import SceneInventory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_depth_args(g)
     add_backend(g)
     g.set_defaults(run=run_ground)
+
+    s = sub.add_parser("scene", help="list every object in an image (the scene inventory)")
+    s.add_argument("--image", type=Path, required=True)
+    s.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
+    s.add_argument("--threshold", type=probability, default=0.0,
+                   help="leave out objects scored below this probability (default 0: every one listed)")  # fmt: skip
+    s.add_argument("--json", action="store_true", help="print one JSON object (EchoGen.parse_scene's listing)")
+    s.set_defaults(run=run_scene)
 
     i = sub.add_parser("imagine", help="generate an image of a layout JSON")
     i.add_argument("--layout", type=Path, required=True, help='{"caption", "width", "height", "objects": [...]}')
@@ -149,6 +158,22 @@ def _in_space(box3d: dict | None) -> str:
     if "reason" in box3d:
         return f"; no 3D box: {box3d['reason']}"
     return f"; 3D centre {box3d['center']} size {box3d['size']} m in {box3d['frame']}"
+
+
+def run_scene(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    listing = load_model(args.model).parse_scene(image, args.threshold)  # a model not trained for it: exit 2
+    print(json.dumps(listing.to_json()) if args.json else describe_scene(listing))
+    return 0
+
+
+def describe_scene(listing: SceneInventory) -> str:
+    """What `scene` prints for a person: each object, its box and score, or why nothing is listed."""
+    kind = "probability" if listing.calibrated else "score (uncalibrated)"
+    lines = [f"{d.label}: box {d.to_json()['box']} {kind} {d.score:.2f}" for d in listing.objects]
+    if not listing.objects:
+        lines.append(f"nothing listed: {listing.reason}")
+    return "\n".join([*lines, f"({listing.latency_ms:.1f} ms)"])
 
 
 def run_imagine(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from echogen_ros.world import catalog
 
@@ -15,15 +15,18 @@ def layout_ap(
     layouts: Sequence[Sequence[tuple[str, Box]]],
     detections: Sequence[Sequence[tuple[str, Box, float]]],
     by_category: bool = True,
+    classes: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
     """AP (0.5:0.95), AP50, AP75 of per-image detections (category, box, score) against per-image
     layouts (category, box); boxes are (x1, y1, x2, y2) pixels. `by_category=False` matches a detection
     to a layout box whatever either's category (COCO's `useCats = 0`): whether an object stands where the
-    layout puts one, not whether it is of the right kind."""
+    layout puts one, not whether it is of the right kind. `classes`: the id of every category name (default:
+    the world's categories; the inventory's are whole labels, "red cup")."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    categories = [{"id": cid, "name": name} for name, cid in catalog.CATEGORY_IDS.items()]
+    ids = catalog.CATEGORY_IDS if classes is None else classes
+    categories = [{"id": cid, "name": name} for name, cid in ids.items()]
     images, annotations, results = [], [], []
     for image_id, (layout, found) in enumerate(zip(layouts, detections), start=1):
         images.append({"id": image_id, "width": 1, "height": 1})
@@ -32,7 +35,7 @@ def layout_ap(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
-                    "category_id": catalog.CATEGORY_IDS[category],
+                    "category_id": ids[category],
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": (x2 - x1) * (y2 - y1),
                     "iscrowd": 0,
@@ -42,7 +45,7 @@ def layout_ap(
             results.append(
                 {
                     "image_id": image_id,
-                    "category_id": catalog.CATEGORY_IDS[category],
+                    "category_id": ids[category],
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": float(score),
                 }
