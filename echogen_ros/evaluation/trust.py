@@ -8,6 +8,7 @@ Acc@0.5 (the box, whatever its confidence) and the share of them found and right
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,13 +33,18 @@ class Row:
 
 @torch.inference_mode()
 def collect(
-    model, split: str, scenes: int, seed: int = 0, first: int = 0, config: SceneConfig | None = None
+    model,
+    split: str,
+    scenes: int,
+    seed: int = 0,
+    first: int = 0,
+    config: SceneConfig | Callable[[int], SceneConfig] | None = None,
 ) -> list[Row]:
     """Rows for every expression, present and no-target, of scenes first..first+scenes-1 of `split` (drawn
-    with `config`: object scales, clutter)."""
+    with `config`: object scales, clutter; or with `config(index)` per scene)."""
     rows = []
     for index in range(first, first + scenes):
-        sample = world_sample(seed, index, split, config)
+        sample = world_sample(seed, index, split, config(index) if callable(config) else config)
         image, boxes = sample.image(), sample.boxes()
         pixels, letterbox = model.pixels(image)
         features = generation.image_features(model.model, pixels)

@@ -85,6 +85,20 @@ class SceneConfig:
             raise ValueError(f"border_cut must be in [0, {MAX_BORDER_CUT}], got {self.border_cut}")
 
 
+# The widest world a frame may show: objects at any size from × 0.5 to × 1.6 of the catalogue's, cut by the
+# border up to 30 %, up to 12 of them. The tools that fit what a model reports (its calibration,
+# its domain check) draw half their scenes from it, half from the default world.
+ANY_SIZE = SceneConfig(max_objects=12, scale_range=(0.5, 1.6), border_cut=0.3)
+
+
+FITTING_WORLD = "half default, half any size (world.scene.scene_config)"  # how fitting tools record the draw
+
+
+def scene_config(index: int) -> SceneConfig:
+    """The default world for even scene indices, ANY_SIZE for odd ones: the fitting tools' draw."""
+    return ANY_SIZE if index % 2 else SceneConfig()
+
+
 def allowed_pairs(heldout: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(pairs any object may use, pairs of which a held-out scene must contain one)."""
     every = [(c, k) for k in catalog.CATEGORIES for c in catalog.COLOURS]

@@ -1,6 +1,7 @@
 """Calibrate a model's confidence (echogen_ros.model.confidence): for every referring expression and every
-no-target expression of val-split world scenes, the best box's signals and whether it is right; a logistic
-regression of right on the signals, fitted there, becomes the probability every grounding reports. The fit is
+no-target expression of val-split world scenes (half of them drawn at any object size: `scene_config`), the
+best box's signals and whether it is right; a logistic regression of right on the signals, fitted there,
+becomes the probability every grounding reports. The fit is
 then scored on the test split (ECE, AUROC, no-target accuracy, Acc@0.5) and recorded with it. The held-out
 split is never read: report it with `echogen eval`.
 
@@ -25,6 +26,7 @@ from echogen_ros.model import checkpoint
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.outputs import swapped_in, write_file
+from echogen_ros.world.scene import FITTING_WORLD, scene_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,12 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int) -> tuple[Calibration, dict]:
     """The calibration fitted on val and what it and the raw score measure on test."""
-    fit_rows = trust.collect(model, "val", scenes, seed)
+    fit_rows = trust.collect(model, "val", scenes, seed, config=scene_config)
     calibration = Calibration.fit([r.signals for r in fit_rows], [r.right for r in fit_rows])
-    test_rows = trust.collect(model, "test", test_scenes, seed)
+    test_rows = trust.collect(model, "test", test_scenes, seed, config=scene_config)
     test = trust.compared(test_rows, calibration)
     metrics = {"split": "test", "scenes": test_scenes, **{k: v for k, v in test.items() if k != "reliability"}}
-    fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "answers": len(fit_rows),
+    fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "world": FITTING_WORLD, "answers": len(fit_rows),
                  "no_target": sum(not r.present for r in fit_rows),
                  "weights": model.manifest["files"][checkpoint.WEIGHTS]}  # fmt: skip
     return Calibration(calibration.weights, fitted_on, metrics), test

@@ -1,6 +1,7 @@
 """Fit a model's domain check (echogen_ros.model.domain): a Gaussian over its image features of train-split world
-renders, at the sizes frames come in (the training's render scales, 1280×960, 800×600, 16:9 up to 1080p) and,
-for half of them, through a JPEG round trip (quality 80-95) as a compressing camera sends them; its threshold
+renders (half of them with objects at any size, cut by the border, up to 12: `scene_config`), at the sizes
+frames come in (the training's render scales, 1280×960, 800×600, 16:9 up to 1080p) and, for half of them,
+through a JPEG round trip (quality 80-95) as a compressing camera sends them; its threshold
 is set on val renders drawn the same way. The held-out split is never read.
 
     echogen-train fit-domain --model DIR [--out NEW [--overwrite]] [--scenes 2000] [--val-scenes 500] [--seed 0]
@@ -27,6 +28,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.outputs import staged, swapped_in
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.scene import FITTING_WORLD, scene_config
 
 RENDER_SCALES = (0.5, 0.75, 1.0)  # the training's (DataConfig.render_scales) × 640×480
 # larger cameras, another 4:3, and 16:9 (another letterbox); without 1920×1080, 3 % of test renders at that
@@ -51,7 +53,7 @@ def world_frame(seed: int, index: int, split: str) -> np.ndarray:
     draw depends only on (seed, split, index)."""
     rng = np.random.default_rng([seed, catalog.SPLITS.index(split), index])
     width, height = SIZES[rng.integers(len(SIZES))]
-    image = world_sample(seed, index, split).image(width, height)
+    image = world_sample(seed, index, split, scene_config(index)).image(width, height)
     if rng.random() < JPEG_SHARE:
         image = jpeg(image, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
     return image
@@ -80,6 +82,7 @@ def fit_check(model: EchoGen, seed: int, scenes: int, val_scenes: int) -> Domain
         "seed": seed,
         "scenes": scenes,
         "sizes": [list(s) for s in SIZES],
+        "world": FITTING_WORLD,
         "jpeg_share": JPEG_SHARE,
         "jpeg_quality": list(JPEG_QUALITY),
         "dtype": str(model.dtype).removeprefix("torch."),
