@@ -16,6 +16,7 @@ TOOLS = {
     "ship": "echogen_training.tools.ship",
     "fit-domain": "echogen_training.tools.fit_domain",
     "calibrate": "echogen_training.tools.calibrate",
+    "calibrate-inventory": "echogen_training.tools.calibrate_inventory",
 }  # imported only when run: `echogen-train STAGE --print-config` stays quick
 
 
