@@ -171,7 +171,7 @@ def test_the_generator_alone_draws_scenes_it_can_ground_back_and_an_empty_table_
                     "ship what `echogen-train separate-decoder` writes (docs/benchmarks.md, 2026-12-06)")  # fmt: skip
     for scenes, passes in ((imagine_scenes(default), True), (imagine_scenes(default, codes_of=empty_table), False)):
         ious = [iou for _, _, result in scenes for iou in result.ious]
-        assert (np.mean(ious) >= FLOOR_GENERATOR_CYCLE_IOU) is passes
+        assert bool(np.mean(ious) >= FLOOR_GENERATOR_CYCLE_IOU) is passes
         assert (imagined_ap50(scenes) >= FLOOR_GENERATOR_AP50) is passes
 
 
