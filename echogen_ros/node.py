@@ -9,19 +9,21 @@ Needs ROS 2 (rclpy); everything it calls is tested without ROS.
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
-from vision_msgs.msg import Detection2DArray
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from echogen_ros import limits
 from echogen_ros.action import Imagine
-from echogen_ros.params import BY_NAME, PARAMS, limit_settings, runtime_settings, validate
+from echogen_ros.params import BY_NAME, PARAMS, limit_settings, runtime_settings, validate_all
 from echogen_ros.ros_main import run
 from echogen_ros.srv import Ground, Verify
 
@@ -53,10 +55,10 @@ class EchoGenNode(LifecycleNode):
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         ours = [p for p in parameters if p.name in BY_NAME]  # use_sim_time and friends are rclpy's
-        for parameter in ours:
-            reason = validate(parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
+        current = {spec.name: self.p(spec.name) for spec in PARAMS}
+        reason = validate_all(current | {p.name: p.value for p in ours})
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         if self.runtime is not None:
             self._apply_live({p.name: p.value for p in ours})
         return SetParametersResult(successful=True)
@@ -68,12 +70,11 @@ class EchoGenNode(LifecycleNode):
             self._wake_inference()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for spec in PARAMS:
-            reason = validate(spec.name, self.p(spec.name))
-            if reason:
-                self.get_logger().error(reason)
-                return TransitionCallbackReturn.FAILURE
         values = {spec.name: self.p(spec.name) for spec in PARAMS}
+        reason = validate_all(values)
+        if reason:
+            self.get_logger().error(reason)
+            return TransitionCallbackReturn.FAILURE
         try:
             limits.apply(limit_settings(values))  # one policy for the whole process (read-only parameters)
         except ValueError as exc:
@@ -93,13 +94,15 @@ class EchoGenNode(LifecycleNode):
         except (ValueError, OSError, RuntimeError) as exc:
             self.get_logger().error(f"cannot load the model: {exc}")
             return TransitionCallbackReturn.FAILURE
-        config = RuntimeConfig(**runtime_settings(values))
+        config = RuntimeConfig().changed(**runtime_settings(values))
         self.runtime = Runtime(model, MessageTypes.from_rclpy(), config)
         reliable = QoSProfile(depth=10)
         self.detections = self.create_lifecycle_publisher(Detection2DArray, "detections", reliable)
         self.debug = self.create_lifecycle_publisher(Image, "debug_image", reliable)
         self.status = self.create_lifecycle_publisher(String, "status", reliable)
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", reliable)
+        self.detections_3d = self.create_lifecycle_publisher(Detection3DArray, "detections_3d", reliable)
+        self.goal_pose = self.create_lifecycle_publisher(PoseStamped, "goal_pose", reliable)
         if self.runtime.lists_scenes:  # every object in the frame, with each grounding
             self.scene = self.create_lifecycle_publisher(Detection2DArray, "scene", reliable)
         if self.p("instruction"):
@@ -119,8 +122,13 @@ class EchoGenNode(LifecycleNode):
         # grounding runs when a frame or an instruction arrives (never on a polling timer, which would add up
         # to its period to every frame's latency); in its own group, so a frame that arrives meanwhile waits
         self._wake = self.create_guard_condition(self._ground_due, callback_group=self._inference_group)
+        tf_static = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # as tf2's static listener
         self._io = [
             image_sub,
+            self.create_subscription(Image, "depth", self._on_depth, camera),  # registered to the colour frame
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, camera),
+            self.create_subscription(TFMessage, "/tf", self._on_transforms, 100),
+            self.create_subscription(TFMessage, "/tf_static", self._on_transforms, tf_static),
             self.create_subscription(String, "instruction", self._on_instruction, 10),
             self.create_service(Ground, "ground", self._ground, callback_group=self._request_group),
             self.create_service(Verify, "verify", self._verify, callback_group=self._request_group),
@@ -151,7 +159,7 @@ class EchoGenNode(LifecycleNode):
 
     def _release(self) -> None:
         self._teardown_io()
-        for name in ("detections", "debug", "status", "diagnostics", "scene"):
+        for name in ("detections", "debug", "status", "diagnostics", "scene", "detections_3d", "goal_pose"):
             if hasattr(self, name):
                 self.destroy_lifecycle_publisher(getattr(self, name))
                 delattr(self, name)
@@ -191,6 +199,15 @@ class EchoGenNode(LifecycleNode):
         self._say(self.runtime.on_compressed(msg, self._now()))
         self._wake_inference()
 
+    def _on_depth(self, msg: Image) -> None:
+        self._say(self.runtime.on_depth(msg))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._say(self.runtime.on_camera_info(msg))
+
+    def _on_transforms(self, msg: TFMessage) -> None:
+        self._say(self.runtime.on_transforms(msg))
+
     def _on_instruction(self, msg: String) -> None:
         self._say(self.runtime.on_instruction(msg.data))
         self._wake_inference()
@@ -205,6 +222,10 @@ class EchoGenNode(LifecycleNode):
             self.debug.publish(out.debug_image)
         if out.scene is not None:
             self.scene.publish(out.scene)
+        if out.detections_3d is not None:
+            self.detections_3d.publish(out.detections_3d)
+        if out.goal_pose is not None:
+            self.goal_pose.publish(out.goal_pose)
         self._say(out.status)
 
     def _publish_diagnostics(self) -> None:

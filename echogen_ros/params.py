@@ -40,6 +40,14 @@ PARAMS: tuple[ParamSpec, ...] = (
               "scene under which the cycle check says it is not the goal", low=0.0, high=1.0),
     ParamSpec("decoder_map", False, "show imagined scenes drawn by the layout-reading decoder (it draws the "
               "layout's objects whatever the generator wrote; the cycle check never grades it)"),
+    ParamSpec("target_frame", "", "the frame of 'detections_3d' and 'goal_pose' (e.g. base_link), reached through "
+              "/tf and /tf_static; empty: the camera's optical frame (the colour frame's frame_id)"),
+    ParamSpec("sync_tolerance", 0.05, "seconds between a colour frame's stamp and the depth frame paired with "
+              "it (the nearest); none that near: 2D only", low=0.0, high=1.0),
+    ParamSpec("depth_near", 0.1, "metres: nearer depth readings are no readings (the sensor's blind zone)",
+              low=0.0, high=100.0),
+    ParamSpec("depth_far", 10.0, "metres: farther depth readings are no readings (its noisy far end)",
+              low=0.0, high=1000.0),
 ) + tuple(  # the input limits (echogen_ros.limits); their defaults follow the ECHOGEN_* environment
     ParamSpec(f.name, getattr(limits.starting(), f.name), f"limit: {f.metadata['doc']}",
               low=f.metadata["low"], high=f.metadata["high"], read_only=True)
@@ -55,6 +63,10 @@ RUNTIME_FIELDS = {
     "guidance": "guidance",
     "cycle_threshold": "cycle_threshold",
     "decoder_map": "decoder_map",
+    "target_frame": "target_frame",  # these four: the runtime's SpaceConfig (depth and frames)
+    "sync_tolerance": "sync_tolerance",
+    "depth_near": "depth_near",
+    "depth_far": "depth_far",
 }
 
 
@@ -88,4 +100,18 @@ def validate(name: str, value) -> str | None:
         return f"{name}={value!r}; choose from {', '.join(spec.choices)}"
     if name == "device" and not (value == "cpu" or value == "cuda" or value.startswith("cuda:")):
         return f"device={value!r}; use cpu, cuda or cuda:N"
+    if name == "target_frame" and (value.startswith("/") or any(c.isspace() for c in value)):
+        return f"target_frame={value!r}: a tf2 frame id has no leading '/' and no spaces, e.g. base_link"
+    return None
+
+
+def validate_all(values: dict[str, object]) -> str | None:
+    """None if every parameter of `values` (name → value) is acceptable and they agree, else the first reason."""
+    for name, value in values.items():
+        reason = validate(name, value)
+        if reason:
+            return reason
+    near, far = (values.get(name, BY_NAME[name].default) for name in ("depth_near", "depth_far"))
+    if near >= far:
+        return f"depth_near={near} must be below depth_far={far}"
     return None

@@ -20,6 +20,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "camera_topic", default_value="image", description="sensor_msgs/Image topic to ground in"
         ),
+        DeclareLaunchArgument("depth_topic", default_value="depth",
+                              description="depth Image registered to the colour frame (32FC1 m, 16UC1 mm)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="camera_info", description="the camera's CameraInfo"),
         DeclareLaunchArgument("model", default_value="", description="model directory (empty: embedded default)"),
         DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),
         DeclareLaunchArgument("use_sim_camera", default_value="false", description="start the tabletop sim camera"),
@@ -27,6 +30,8 @@ def generate_launch_description() -> LaunchDescription:
     ]
     namespace = LaunchConfiguration("namespace")
     camera_topic = LaunchConfiguration("camera_topic")
+    camera_remaps = [("image", camera_topic), ("depth", LaunchConfiguration("depth_topic")),
+                     ("camera_info", LaunchConfiguration("camera_info_topic"))]  # fmt: skip
     echogen = LifecycleNode(
         package="echogen_ros",
         executable="echogen_node",
@@ -34,7 +39,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace=namespace,
         parameters=[LaunchConfiguration("params_file"),
                     {"model_path": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend")}],
-        remappings=[("image", camera_topic), ("image/compressed", [camera_topic, "/compressed"])],
+        remappings=[*camera_remaps, ("image/compressed", [camera_topic, "/compressed"])],
         output="screen",
     )  # fmt: skip
     sim_camera = Node(
@@ -43,7 +48,7 @@ def generate_launch_description() -> LaunchDescription:
         name="sim_camera",
         namespace=namespace,
         parameters=[{"fps": ParameterValue(LaunchConfiguration("sim_fps"), value_type=float)}],
-        remappings=[("image", camera_topic)],
+        remappings=camera_remaps,
         condition=IfCondition(LaunchConfiguration("use_sim_camera")),
         output="screen",
     )

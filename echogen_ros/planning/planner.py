@@ -81,10 +81,7 @@ def plan(image: np.ndarray, instruction: str | Command, grounder: Grounder) -> P
     verdict = judge(command, target, anchors, height)
     scene = grounder.scene(image)
     named, others, notes = _in_scene(command, grounded, scene)
-    goal_box = None
-    if command.action == "put":
-        goal_box = place_goal(command.relation, target.box, [a.box for a in anchors], [o.box for o in others],
-                              width, height)  # fmt: skip
+    goal_box = place_target(command, grounded, others, width, height) if command.action == "put" else None
     objects = [] if command.action == "pick" else [LayoutObject(named[0], goal_box or target.box)]
     objects += [LayoutObject(label, a.box) for label, a in zip(named[1:], anchors)] + list(others)
     if not objects:
@@ -93,6 +90,20 @@ def plan(image: np.ndarray, instruction: str | Command, grounder: Grounder) -> P
     layout = Layout(width, height, tuple(objects), _caption([o.label for o in objects]))
     listed = tuple(scene) if scene is not None else None
     return Plan(command, width, height, target, anchors, goal_box, layout, verdict, ambiguities, listed, notes)
+
+
+def place_target(
+    command: Command, grounded: Sequence[Detection], others: Sequence[LayoutObject], width: int, height: int
+) -> Box:
+    """A put-command's goal box for its grounded target and anchors (`grounded`, in the command's order), clear
+    of the scene's `others`; PlanningError when no free place satisfies the relation."""
+    target, anchors = grounded[0], grounded[1:]
+    return place_goal(command.relation, target.box, [a.box for a in anchors], [o.box for o in others], width, height)
+
+
+def others_in_scene(command: Command, grounded: Sequence[Detection], scene: Sequence[Detection] | None):
+    """The listed objects of `scene` that are not the command's referents (none when the scene was not listed)."""
+    return _in_scene(command, grounded, scene)[1]
 
 
 def _in_scene(

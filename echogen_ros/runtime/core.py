@@ -19,9 +19,11 @@ from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
 from echogen_ros.planning.grounders import ModelGrounder, NotFound, lists_scenes
 from echogen_ros.planning.imagination import CYCLE_THRESHOLD, imagine_goal
+from echogen_ros.planning.planner import plan
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb
+from echogen_ros.runtime.locator import Locator, SpaceConfig
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.schedule import Frame, GroundingSchedule, LatestFrame
 
@@ -38,6 +40,15 @@ class RuntimeConfig:
     guidance: float | None = None  # None: the model's default
     cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
     decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
+    space: SpaceConfig = SpaceConfig()  # depth and frames: the 3D outputs
+
+    def changed(self, **changes) -> RuntimeConfig:
+        """A copy with fields changed: this config's, and its SpaceConfig's by their own names (target_frame...)."""
+        space = {name: changes.pop(name) for name in SPACE_FIELDS & changes.keys()}
+        return dataclasses.replace(self, **changes, space=dataclasses.replace(self.space, **space))
+
+
+SPACE_FIELDS = frozenset(f.name for f in dataclasses.fields(SpaceConfig))
 
 
 @dataclass
@@ -47,6 +58,8 @@ class Outputs:
     status: str
     findings: tuple = ()  # model.finding.Finding per phrase: found or not, and why
     scene: object | None = None  # vision_msgs/Detection2DArray of every object listed; None: the model lists none
+    detections_3d: object | None = None  # vision_msgs/Detection3DArray of the referents depth places; None: 2D only
+    goal_pose: object | None = None  # geometry_msgs/PoseStamped where a put-command's target goes; None: no pose
 
 
 @dataclass
@@ -72,7 +85,9 @@ class Runtime:
         self.schedule = GroundingSchedule(self.config.every_frames, self.config.every_seconds)
         self.counters = Counters()
         self.instruction: str | None = None
+        self.command: Command | None = None  # the instruction's, when it is a command
         self.phrases: list[tuple[str, str]] = []  # (phrase as given, id = role)
+        self.locator = Locator(msgs, self.config.space)  # camera_info, depth frames, transforms
         self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
 
     @property
@@ -87,9 +102,9 @@ class Runtime:
 
     def reconfigure(self, **changes) -> None:
         """Change RuntimeConfig fields while running (e.g. a parameter set on the live node)."""
-        config = dataclasses.replace(self.config, **changes)
+        config = self.config.changed(**changes)
         self.schedule.set_period(config.every_frames, config.every_seconds)
-        self.config = config
+        self.config, self.locator.config = config, config.space
 
     # ---- intake ------------------------------------------------------------------------------
     def on_image(self, msg, now: float) -> str | None:
@@ -121,11 +136,12 @@ class Runtime:
             command = parse_command(text)
             phrases = [(command.target, "target")] + [(a, f"anchor_{i}") for i, a in enumerate(command.anchors)]
         except PlanningError:
-            phrases = [(text, "target")]  # a referring expression: "the red cup left of the plate"
+            command, phrases = None, [(text, "target")]  # a referring expression: "the red cup left of the plate"
         readings = [(words.read(phrase), role) for phrase, role in phrases]
         problems = [r.problem for r, _ in readings if r.problem]
         notes = [f"in {r.phrase!r}: {r.not_understood()}" for r, _ in readings if r.unknown and not r.problem]
         groundable = [r.text for r, _ in readings if not r.problem]  # in the vocabulary's words
+        self.command = command  # before the phrases: a grounding that sees new phrases publishes nothing old
         self.phrases = phrases if groundable else []
         self.instruction = text
         self.schedule.instruction_arrived()
@@ -137,6 +153,7 @@ class Runtime:
     def step(self, now: float) -> Outputs | None:
         """Ground the latest frame when the schedule says so; None when there is nothing to do."""
         phrases = self.phrases  # this grounding's: an instruction arriving meanwhile puts a new list in its place
+        command = self.command
         if not phrases or not self.schedule.due(now):
             return None
         frame = self.latest.take()
@@ -165,21 +182,38 @@ class Runtime:
                 self.msgs, draw_boxes(frame.rgb, [d.box for _, _, d in kept], labels), frame.header
             )
         self.counters.not_found = missing = not_found(findings)
-        said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + (f"; {missing}" if missing else "")
-        return Outputs(detections, debug, self._status(said), tuple(findings), self._scene(frame))
+        listed = self._listed(frame)
+        scene = None if listed is None else conv.detection_array(
+            self.msgs, frame.header, [(d.label, f"object_{i}", d) for i, d in enumerate(listed)])  # fmt: skip
+        located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed)
+        said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
+            f"; {note}" for note in (missing, where) if note)  # fmt: skip
+        return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
 
-    def _scene(self, frame: Frame):
-        """The frame's objects at or above the threshold (class_id "red cup", id `object_N`), where the model
-        lists scenes; None where it does not, or the frame is out of its domain (the grounding says why)."""
+    def _listed(self, frame: Frame):
+        """The frame's objects at or above the threshold, where the model lists scenes; None where it does not,
+        or the frame is out of its domain (the grounding says why)."""
         if not self.lists_scenes:
             return None
         try:
             with self._model_lock:
-                listed = self.grounder.scene(frame.rgb)
+                return self.grounder.scene(frame.rgb)
         except NotFound:
             return None
-        items = [(d.label, f"object_{i}", d) for i, d in enumerate(listed)]
-        return conv.detection_array(self.msgs, frame.header, items)
+
+    # ---- space: depth, camera model and transforms --------------------------------------------------------
+    def on_camera_info(self, msg) -> str | None:
+        return self._said(self.locator.on_camera_info(msg))
+
+    def on_depth(self, msg) -> str | None:
+        return self._said(self.locator.on_depth(msg))
+
+    def on_transforms(self, msg) -> str | None:
+        """A tf2_msgs/TFMessage from /tf or /tf_static."""
+        return self._said(self.locator.on_transforms(msg))
+
+    def _said(self, problem: str | None) -> str | None:
+        return self._status(problem, error=True) if problem else None
 
     # ---- services ---------------------------------------------------------------------------------
     def _frame_for(self, image_msg) -> Frame:
@@ -225,6 +259,7 @@ class Runtime:
         msgs = self.msgs
         try:
             frame = self._frame_for(request.image)
+            pose, note = conv.pose_stamped(msgs, frame.header, None), ""
             with self._model_lock:
                 if request.instruction.strip():
                     error = text_problem(request.instruction, "instruction")
@@ -233,14 +268,29 @@ class Runtime:
                     command = parse_command(request.instruction)
                     verdict = verify_command(self.grounder, frame.rgb, command)
                     checks = [self._check(verdict)]
+                    if command.action == "put":
+                        pose, note = self._goal_pose_in(frame, command)
                 else:
                     layout = conv.layout_of(request.goal_layout).validate(self.model.max_objects)
                     verdict, ious = verify_layout(self.grounder, frame.rgb, layout)
                     checks = [self._object_check(o, iou) for o, iou in zip(layout.objects, ious)]
             return msgs.VerifyResponse(satisfied=verdict.satisfied, score=float(verdict.score), relations=checks,
-                                       success=True, message=verdict.reason)  # fmt: skip
+                                       goal_pose=pose, success=True,
+                                       message="; ".join(filter(None, [verdict.reason, note])))  # fmt: skip
         except (ValueError, ImageError, RuntimeError) as exc:
-            return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc))
+            return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc),
+                                       goal_pose=conv.pose_stamped(msgs, request.image.header, None))  # fmt: skip
+
+    def _goal_pose_in(self, frame: Frame, command: Command) -> tuple[object, str]:
+        """Where a put-command's target goes in `frame` (PoseStamped; frame_id "": none) and why there is none;
+        planned only where depth can place it (planning grounds the referents again)."""
+        if not self.locator.active:
+            return conv.pose_stamped(self.msgs, frame.header, None), "no goal pose: no depth frame received"
+        try:
+            planned = plan(frame.rgb, command, self.grounder)
+        except PlanningError as exc:
+            return conv.pose_stamped(self.msgs, frame.header, None), f"no goal pose: {exc}"
+        return self.locator.plan_pose(frame.header, planned)
 
     def _check(self, verdict: Verdict):
         return self.msgs.RelationCheck(
@@ -276,14 +326,16 @@ class Runtime:
                 cycle_threshold=self.config.cycle_threshold, decoder_map=self.config.decoder_map,
             )  # fmt: skip
             layout, cycle = result.goal_layout, result.cycle
-            notes = "".join(f"; {note}" for note in (result.plan.notes if result.plan is not None else ()))
+            pose, where = self.locator.plan_pose(header, result.plan)
+            notes = "".join(f"; {note}" for note in (*(result.plan.notes if result.plan is not None else ()), where)
+                            if note)  # fmt: skip
             check = "passed" if result.cycle_passed else "failed: the imagined scene is not the goal"
             notes = f"; cycle check {check} (IoU {cycle.mean_iou:.2f} vs {self.config.cycle_threshold:.2f})" + notes
             return msgs.ImagineResult(
                 image=conv.image_message(msgs, result.image, header),
                 goal_layout=conv.layout_message(msgs, layout, header),
                 grounded_layout=conv.layout_message(msgs, cycle.grounded, header), cycle_iou=cycle.mean_iou,
-                object_iou=msgs.floats(cycle.ious), satisfied_now=result.satisfied_now, success=True,
+                object_iou=msgs.floats(cycle.ious), satisfied_now=result.satisfied_now, goal_pose=pose, success=True,
                 message=f"imagined {len(layout.objects)} object(s) with seed {seed}, guidance {_guidance(guidance)}"
                 + notes,
             )  # fmt: skip
@@ -299,7 +351,8 @@ class Runtime:
         empty = conv.empty_layout(msgs, header)
         return msgs.ImagineResult(
             image=conv.empty_image(msgs, header), goal_layout=empty, grounded_layout=empty, cycle_iou=0.0,
-            object_iou=msgs.floats([]), satisfied_now=False, success=False, message=message,
+            object_iou=msgs.floats([]), satisfied_now=False, goal_pose=conv.pose_stamped(msgs, header, None),
+            success=False, message=message,
         )  # fmt: skip
 
     def _goal(self, goal) -> Command | Layout:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from echogen_ros.domain.camera import Pinhole
+from echogen_ros.planning.commands import Command, PlanningError
+from echogen_ros.planning.planner import Plan, others_in_scene, place_target
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.depth import DepthFrame, DepthFrames, seconds, to_metres
 from echogen_ros.runtime.images import ImageError
@@ -26,6 +28,11 @@ class SpaceConfig:
     sync_tolerance: float = 0.05  # seconds between a colour frame and the depth frame paired with it
     depth_near: float = 0.1  # metres: nearer readings are none
     depth_far: float = 10.0  # metres: farther readings are none
+
+    def __post_init__(self) -> None:
+        if not (self.sync_tolerance >= 0 and 0 <= self.depth_near < self.depth_far):
+            raise ValueError(f"space settings need sync_tolerance >= 0 and 0 <= depth_near < depth_far, got "
+                             f"{self.sync_tolerance}, {self.depth_near}, {self.depth_far}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,29 @@ class Locator:
         if view.to_target is not None:
             point = (view.to_target @ np.append(point, 1.0))[:3]
         return conv.pose_stamped(self.msgs, view.header, point), note
+
+    def grounding(self, header, size: tuple[int, int], command: Command | None, kept, listed):
+        """(detections_3d, goal_pose, why depth placed less than asked) for a grounding of a (height, width)
+        frame: `kept` its (class_id, role, Detection) found, `listed` the scene's objects (None: not listed).
+        The goal pose is a put-command's whose referents were all found. Nothing and no note before any depth
+        frame arrives: a camera without depth stays 2D and quiet."""
+        if not self.active:
+            return None, None, ""
+        located, note = self.locate(header, kept)
+        roles = {role: d for _, role, d in kept}
+        if command is None or command.action != "put" or len(roles) < 1 + len(command.anchors):
+            return located, None, note  # a referent not found: the grounding says why
+        grounded = [roles["target"], *(roles[f"anchor_{i}"] for i in range(len(command.anchors)))]
+        height, width = size
+        try:
+            goal = place_target(command, grounded, others_in_scene(command, grounded, listed), width, height)
+        except PlanningError as exc:
+            return located, None, "; ".join(filter(None, [note, f"no goal pose: {exc}"]))
+        pose, why = self.goal_pose(header, goal, grounded[0].box)
+        return located, pose if pose.header.frame_id else None, "; ".join(filter(None, [note, why]))
+
+    def plan_pose(self, header, planned: Plan | None):
+        """(the goal pose of a plan made in the frame of `header`, frame_id "" for none; why there is none)."""
+        if planned is None or planned.goal_box is None:
+            return conv.pose_stamped(self.msgs, header, None), ""
+        return self.goal_pose(header, planned.goal_box, planned.target.box)
