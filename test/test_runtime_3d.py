@@ -5,6 +5,9 @@ without depth the stream stays 2D (quiet when no depth ever came, with the reaso
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -13,6 +16,7 @@ from echogen_ros.model.layout import box_iou
 from echogen_ros.params import validate_all
 from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.core import Runtime, RuntimeConfig
+from echogen_ros.runtime.depth import DepthFrame, DepthFrames
 from echogen_ros.runtime.messages import TYPES, MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
 from echogen_ros.world.camera import box3d
@@ -133,3 +137,18 @@ def test_space_parameters_are_checked_together() -> None:
     assert "no leading '/'" in validate_all({"target_frame": "/base_link"})
     assert validate_all({"target_frame": "base_link", "sync_tolerance": 0.1, "depth_far": 4.0}) is None
     assert RuntimeConfig().changed(target_frame="table", guidance=2.0).space.target_frame == "table"
+
+
+def test_a_colour_frame_waits_briefly_for_its_depth_on_the_way() -> None:
+    """A driver publishes a frame's depth just after its colour image: the pairing waits up to `wait` for one
+    within the tolerance (only once depth has come at all), else says how near the nearest was."""
+    frames, metres = DepthFrames(), np.ones((2, 2), np.float32)
+    assert frames.nearest(10.0, 0.05, wait=5.0) == (None, "no depth frame received")  # no depth: no wait
+    frames.put(DepthFrame(metres, conv.header(MSGS, 9.9, "cam")))  # the previous frame's
+    late = threading.Timer(0.2, frames.put, [DepthFrame(metres, conv.header(MSGS, 10.0, "cam"))])
+    start = time.monotonic()
+    late.start()
+    paired, why = frames.nearest(10.0, 0.05, wait=5.0)
+    assert why == "" and paired.header.stamp.sec == 10 and time.monotonic() - start < 4.0
+    paired, why = frames.nearest(20.0, 0.05, wait=0.1)
+    assert paired is None and why == "no depth frame within 0.05 s of the colour frame (nearest 10.000 s)"

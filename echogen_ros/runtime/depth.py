@@ -42,15 +42,23 @@ class DepthFrames:
 
     def __init__(self, keep: int = 10) -> None:
         self._frames: deque[DepthFrame] = deque(maxlen=keep)
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
 
     def put(self, frame: DepthFrame) -> None:
-        with self._lock:
+        with self._arrived:
             self._frames.append(frame)
+            self._arrived.notify_all()
 
-    def nearest(self, stamp: float, tolerance: float) -> tuple[DepthFrame | None, str]:
-        """(the depth frame nearest `stamp` within `tolerance` seconds, "") or (None, why there is none)."""
-        with self._lock:
+    def nearest(self, stamp: float, tolerance: float, wait: float = 0.0) -> tuple[DepthFrame | None, str]:
+        """(the depth frame nearest `stamp` within `tolerance` seconds, "") or (None, why there is none). With
+        `wait`, up to that many seconds for one within the tolerance to arrive (a driver publishes a frame's
+        depth just after its colour image), but only once some depth has arrived."""
+        def within() -> bool:
+            return any(abs(seconds(f.header) - stamp) <= tolerance for f in self._frames)
+
+        with self._arrived:
+            if wait > 0 and self._frames:
+                self._arrived.wait_for(within, timeout=wait)
             frames = list(self._frames)
         if not frames:
             return None, "no depth frame received"

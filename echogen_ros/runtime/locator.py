@@ -81,7 +81,8 @@ class Locator:
         """The depth paired with the colour frame `header`, the camera, and the way to the target frame."""
         if self.camera is None:
             return None, "no camera_info received"
-        paired, why = self.depths.nearest(seconds(header), self.config.sync_tolerance)
+        tolerance = self.config.sync_tolerance
+        paired, why = self.depths.nearest(seconds(header), tolerance, wait=tolerance)  # its depth may be on its way
         if paired is None:
             return None, why
         frame, target = str(header.frame_id), self.config.target_frame
