@@ -6,7 +6,10 @@ metadata versions 4 to 9, with or without stored message definitions and type ha
 Output: a new MCAP bag (metadata version 8, which Humble and Jazzy read) holding every input message
 unchanged, on its topic with its recorded QoS, plus this run's outputs under the namespace (`/echogen`):
 detections, debug images, status, the scene's objects (where the model lists scenes) and, when an instruction
-asks for a move or a pick-up, the imagined goal scene and its goal layout. Every connection carries its
+asks for a move or a pick-up, the imagined goal scene and its goal layout. With a depth topic (registered to
+the colour frames), the bag's CameraInfo and its /tf and /tf_static, also detections_3d and, for a put-command,
+goal_pose, as the node publishes them; a frame is then grounded once its depth had time to arrive (the bag's
+time past the frame's by sync_tolerance, or the next frame). Every connection carries its
 complete message definition: the bag's own where it has one, else the one generated from the typestore of the
 chosen distribution; an input type found in neither stops the run with one line naming it, as ROS 2 tools
 could not read such an output.
@@ -41,6 +44,7 @@ from echogen_ros.runtime.core import Runtime, RuntimeConfig
 from echogen_ros.runtime.messages import MessageTypes
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO, TRANSFORMS = "sensor_msgs/msg/CameraInfo", "tf2_msgs/msg/TFMessage"
 OUTPUTS = {
     "detections": "vision_msgs/msg/Detection2DArray",
     "debug_image": "sensor_msgs/msg/Image",
@@ -48,6 +52,8 @@ OUTPUTS = {
     "goal_layout": "echogen_ros/msg/Layout",
     "status": "std_msgs/msg/String",
     "scene": "vision_msgs/msg/Detection2DArray",
+    "detections_3d": "vision_msgs/msg/Detection3DArray",
+    "goal_pose": "geometry_msgs/msg/PoseStamped",
 }
 OUTPUT_VERSION = 8  # the newest rosbag2 metadata version that Humble's tools read as well as Jazzy's
 # What rosbags raises on a damaged or foreign file: its own errors, sqlite's, and a truncated record's.
@@ -95,9 +101,11 @@ def process_bag(
     config: RuntimeConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
     distro: str = "humble",
+    depth_topic: str | None = None,
 ) -> BagSummary:
     """Read `source`, write `target` (a new MCAP bag) all at once: it is written to a hidden sibling and
-    renamed into place when complete, so a failure or a signal never leaves a partial `target`."""
+    renamed into place when complete, so a failure or a signal never leaves a partial `target`. `depth_topic`:
+    default, the first sensor_msgs/Image topic whose name says depth (none: 2D only)."""
     source, target = Path(source), Path(target)
     if not source.exists():
         raise FileNotFoundError(f"input bag {source} does not exist")
@@ -106,7 +114,7 @@ def process_bag(
     topics = output_topics(namespace)
     with staged(target, kind="echogen bag") as partial:
         return _process(source, partial, model, image_topic, instruction_topic, instruction, topics, config,
-                        progress, distro)  # fmt: skip
+                        progress, distro, depth_topic)  # fmt: skip
 
 
 @contextmanager
@@ -200,11 +208,14 @@ def _pick_topic(
             raise ValueError(f"{what} topic {given!r} is one this run writes; choose another namespace (--namespace)")
         return given
     matches = sorted(t for t, kind in topics.items() if kind in types and t not in outputs)
-    preferred = [t for t in matches if what == "instruction" and "instruction" in t] or matches
+    named = {"instruction": lambda t: "instruction" in t, "depth": lambda t: "depth" in t,
+             "image": lambda t: "depth" not in t}.get(what, lambda t: True)  # fmt: skip
+    preferred = [t for t in matches if named(t)] or ([] if what == "depth" else matches)
     return preferred[0] if preferred else None
 
 
-def _process(source, target, model, image_topic, instruction_topic, instruction, topics, config, progress, distro):
+def _process(source, target, model, image_topic, instruction_topic, instruction, topics, config, progress, distro,
+             depth_topic):  # fmt: skip
     outputs = {topic: OUTPUTS[name] for name, topic in topics.items()}  # output topic → type
     store = typestore(distro)
     msgs = MessageTypes.from_typestore(store)
@@ -215,24 +226,30 @@ def _process(source, target, model, image_topic, instruction_topic, instruction,
         if image is None:
             raise ValueError("the bag has no sensor_msgs/Image or CompressedImage topic")
         instructions = _pick_topic(reader, instruction_topic, ("std_msgs/msg/String",), "instruction", outputs)
+        if depth_topic is not None and depth_topic == image:
+            raise ValueError(f"depth topic {depth_topic!r} is the image topic; give the depth registered to it")
+        depth = _pick_topic(reader, depth_topic, ("sensor_msgs/msg/Image",), "depth", {**outputs, image: ""})
+        space = {c.topic for c in reader.connections if c.msgtype in (CAMERA_INFO, TRANSFORMS)} if depth else set()
         copies = _plan_copies(reader, store, outputs)
         with Writer(target, version=OUTPUT_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
             written = _add_copies(writer, copies)
             out = {name: writer.add_connection(topic, OUTPUTS[name], typestore=store) for name, topic in topics.items()}
-            state = _BagState(runtime, msgs, store, writer, out, summary)
+            state = _BagState(runtime, msgs, store, writer, out, summary, depth is not None)
             total = reader.message_count
             for k, (connection, timestamp, raw) in enumerate(_read_messages(reader, source)):
                 if k == 0 and instruction:
                     state.instruct(instruction, timestamp)  # in force from the bag's first message
+                state.ground_waiting(timestamp, connection.topic == image)
                 if connection.id not in written:
                     summary.replaced += 1  # an old output on an output topic: this run writes its own
                 else:
                     writer.write(written[connection.id], timestamp, raw)
                     summary.messages += 1
-                if connection.topic in (image, instructions):
-                    state.handle(reader, connection, timestamp, raw, image)
+                if connection.topic in (image, instructions, depth) or connection.topic in space:
+                    state.handle(reader, connection, timestamp, raw, image, depth)
                 if progress:
                     progress(k + 1, total)
+            state.ground_waiting(None, False)
     summary.groundings = runtime.counters.groundings
     return summary
 
@@ -247,13 +264,16 @@ class _BagState:
     writer: Writer
     out: dict[str, Connection]  # output name ('detections') → connection
     summary: BagSummary
+    with_depth: bool = False  # a frame waits for its depth before it is grounded
     pending_goal: str | None = None
+    waiting: int | None = None  # the bag time of a frame taken in but not grounded yet (its depth may follow)
 
     def write(self, name: str, message, timestamp: int) -> None:
         self.writer.write(self.out[name], timestamp, self.store.serialize_cdr(message, OUTPUTS[name]))
 
-    def handle(self, reader: AnyReader, connection: Connection, timestamp: int, raw: bytes, image: str) -> None:
-        """Decode one image or instruction message and hand it to the runtime."""
+    def handle(self, reader: AnyReader, connection: Connection, timestamp: int, raw: bytes, image: str,
+               depth: str | None) -> None:  # fmt: skip
+        """Decode one image, instruction, depth, camera_info or transforms message and hand it to the runtime."""
         try:
             message = self.decode(reader, connection, raw)
         except Exception as exc:  # noqa: BLE001 - any decoding failure of one message is reported and skipped
@@ -263,8 +283,19 @@ class _BagState:
             return
         if connection.topic == image:
             self.frame(message, connection.msgtype, timestamp)
+        elif connection.topic == depth:
+            self.said(self.runtime.on_depth(message), timestamp)
+        elif connection.msgtype == CAMERA_INFO:
+            self.said(self.runtime.on_camera_info(message), timestamp)
+        elif connection.msgtype == TRANSFORMS:
+            self.said(self.runtime.on_transforms(message), timestamp)
         else:
             self.instruct(message.data, timestamp)
+
+    def said(self, problem: str | None, timestamp: int) -> None:
+        if problem:
+            self.summary.skipped.append(problem)
+            self.write("status", conv.string(self.msgs, problem), timestamp)
 
     def decode(self, reader: AnyReader, connection: Connection, raw: bytes):
         """With the bag's own definition where it has one, else with the typestore's."""
@@ -286,18 +317,33 @@ class _BagState:
         intake = self.runtime.on_compressed if msgtype.endswith("CompressedImage") else self.runtime.on_image
         problem = intake(message, now)
         if problem:
-            self.summary.skipped.append(problem)
-            self.write("status", conv.string(self.msgs, problem), timestamp)
+            self.said(problem, timestamp)
             return
         self.summary.frames += 1
-        outputs = self.runtime.step(now)
+        if self.with_depth:
+            self.waiting = timestamp
+        else:
+            self.ground(timestamp)
+
+    def ground_waiting(self, now: int | None, next_frame: bool) -> None:
+        """Ground the frame waiting for its depth once the bag's time `now` is sync_tolerance past it, a next
+        frame comes, or the bag ends (None)."""
+        if self.waiting is None:
+            return
+        tolerance = int(self.runtime.config.space.sync_tolerance * 1e9)
+        if now is None or next_frame or now > self.waiting + tolerance:
+            timestamp, self.waiting = self.waiting, None
+            self.ground(timestamp)
+
+    def ground(self, timestamp: int) -> None:
+        """Ground the latest frame (taken in at bag time `timestamp`); write the outputs at that time."""
+        outputs = self.runtime.step(timestamp / 1e9)
         if outputs is not None:
-            if outputs.detections is not None:  # None: the model could not take this frame (see status)
-                self.write("detections", outputs.detections, timestamp)
-            if outputs.debug_image is not None:
-                self.write("debug_image", outputs.debug_image, timestamp)
-            if outputs.scene is not None:
-                self.write("scene", outputs.scene, timestamp)
+            named = {"detections": outputs.detections, "debug_image": outputs.debug_image, "scene": outputs.scene,
+                     "detections_3d": outputs.detections_3d, "goal_pose": outputs.goal_pose}  # fmt: skip
+            for name, message in named.items():
+                if message is not None:  # detections None: the model could not take this frame (see status)
+                    self.write(name, message, timestamp)
             self.write("status", conv.string(self.msgs, outputs.status), timestamp)
         if self.pending_goal:
             self._imagine(self.pending_goal, timestamp)

@@ -5,6 +5,7 @@ without depth the stream stays 2D (quiet when no depth ever came, with the reaso
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -88,6 +89,33 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     assert p.z == pytest.approx(0.0, abs=0.002)  # on the table plane
     assert p.x > plate.center[0] + plate.size[0] / 2  # right of the plate in 3D: past its right edge
     assert abs(p.y - plate.center[1]) < plate.size[1] / 2 + 0.1  # beside it, not far above or below
+
+
+class _SlowCamera:
+    """The model, grounding while a 30 fps depth camera sends 15 newer depth frames (a slow CPU grounding)."""
+
+    def __init__(self, model, runtime: Runtime, depth) -> None:
+        self.model, self.runtime, self.depth = model, runtime, depth
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def find_many(self, *args, **kwargs):
+        found = self.model.find_many(*args, **kwargs)
+        for k in range(1, 16):
+            later = conv.header(MSGS, 10.0 + k / 30, self.depth.header.frame_id)
+            self.runtime.on_depth(dataclasses.replace(self.depth, header=later))
+        return found
+
+
+def test_the_frames_depth_is_kept_for_it_while_newer_depth_arrives(model, shot) -> None:
+    camera, image, _ = shot
+    runtime = _runtime(model, shot, target_frame="table")
+    runtime.model = _SlowCamera(model, runtime, camera.depth(image.header, "16UC1"))
+    runtime.on_instruction(PUT)
+    out = runtime.step(now=0.0)
+    assert "2D only" not in out.status and "no goal pose" not in out.status, out.status
+    assert len(out.detections_3d.detections) == 2 and out.goal_pose.header.frame_id == "table"
 
 
 def test_verify_carries_the_goal_pose_and_a_find_command_none(model, shot) -> None:

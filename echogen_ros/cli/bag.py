@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from echogen_ros.cli.args import bounded_int, probability
 from echogen_ros.cli.model import add_backend
-from echogen_ros.params import BY_NAME
+from echogen_ros.params import BY_NAME, validate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--every-frames", type=bounded_int(1, 100000), default=1, help="ground every N frames")
     b.add_argument("--score-threshold", type=probability, default=BY_NAME["score_threshold"].default,
                    help="probability a referent must reach to be published (the node's score_threshold)")  # fmt: skip
+    b.add_argument("--depth-topic", default=None,
+                   help="depth Image registered to the frames (default: the first Image topic named *depth*); with "
+                        "the bag's CameraInfo and /tf, /tf_static: detections_3d and goal_pose")  # fmt: skip
+    b.add_argument("--target-frame", default="", help="frame of the 3D outputs (default: the camera's optical)")
     b.add_argument("--distro", choices=("humble", "jazzy"), default="humble")
     add_backend(b)
     b.set_defaults(run=run)
@@ -36,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from echogen_ros.cli.model import load_model
     from echogen_ros.runtime.core import RuntimeConfig
 
+    problem = validate("target_frame", args.target_frame)
+    if problem:
+        raise ValueError(problem)
     model = load_model(args.model, args.backend)
     config = RuntimeConfig(every_frames=args.every_frames, every_seconds=0.0, score_threshold=args.score_threshold)
+    config = config.changed(target_frame=args.target_frame)
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
@@ -48,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = process_bag(args.source, args.target, model, args.image_topic, args.instruction_topic,
-                              args.instruction, args.namespace, config, progress, args.distro)  # fmt: skip
+                              args.instruction, args.namespace, config, progress, args.distro,
+                              args.depth_topic)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()

@@ -160,6 +160,7 @@ class Runtime:
         if frame is None:
             return None
         start = time.perf_counter()
+        seen = self.locator.view(frame.header) if self.locator.active else None  # its depth, before it is dropped
         try:
             with self._model_lock:
                 findings = self.model.find_many(frame.rgb, [p for p, _ in phrases], self.config.score_threshold)
@@ -185,7 +186,7 @@ class Runtime:
         listed = self._listed(frame)
         scene = None if listed is None else conv.detection_array(
             self.msgs, frame.header, [(d.label, f"object_{i}", d) for i, d in enumerate(listed)])  # fmt: skip
-        located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed)
+        located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed, seen)
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
             f"; {note}" for note in (missing, where) if note)  # fmt: skip
         return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
@@ -260,6 +261,7 @@ class Runtime:
         try:
             frame = self._frame_for(request.image)
             pose, note = conv.pose_stamped(msgs, frame.header, None), ""
+            seen = self.locator.view(frame.header) if self.locator.active else None  # its depth, before it is dropped
             with self._model_lock:
                 if request.instruction.strip():
                     error = text_problem(request.instruction, "instruction")
@@ -269,7 +271,7 @@ class Runtime:
                     verdict = verify_command(self.grounder, frame.rgb, command)
                     checks = [self._check(verdict)]
                     if command.action == "put":
-                        pose, note = self._goal_pose_in(frame, command)
+                        pose, note = self._goal_pose_in(frame, command, seen)
                 else:
                     layout = conv.layout_of(request.goal_layout).validate(self.model.max_objects)
                     verdict, ious = verify_layout(self.grounder, frame.rgb, layout)
@@ -281,16 +283,16 @@ class Runtime:
             return msgs.VerifyResponse(satisfied=False, score=0.0, relations=[], success=False, message=str(exc),
                                        goal_pose=conv.pose_stamped(msgs, request.image.header, None))  # fmt: skip
 
-    def _goal_pose_in(self, frame: Frame, command: Command) -> tuple[object, str]:
+    def _goal_pose_in(self, frame: Frame, command: Command, seen) -> tuple[object, str]:
         """Where a put-command's target goes in `frame` (PoseStamped; frame_id "": none) and why there is none;
         planned only where depth can place it (planning grounds the referents again)."""
-        if not self.locator.active:
+        if seen is None:
             return conv.pose_stamped(self.msgs, frame.header, None), "no goal pose: no depth frame received"
         try:
             planned = plan(frame.rgb, command, self.grounder)
         except PlanningError as exc:
             return conv.pose_stamped(self.msgs, frame.header, None), f"no goal pose: {exc}"
-        return self.locator.plan_pose(frame.header, planned)
+        return self.locator.plan_pose(frame.header, planned, seen)
 
     def _check(self, verdict: Verdict):
         return self.msgs.RelationCheck(
@@ -319,6 +321,7 @@ class Runtime:
             if not math.isfinite(float(goal.guidance)):
                 raise ValueError("guidance must be a finite number")
             seed = int(goal.seed) if int(goal.seed) >= 0 else random.getrandbits(62)
+            seen = self.locator.view(header) if frame is not None else None  # its depth, kept for the goal pose
             guidance = float(goal.guidance) if float(goal.guidance) > 0 else self.config.guidance
             result = imagine_goal(
                 self.model, self._goal(goal), frame.rgb if frame is not None else None, seed=seed, guidance=guidance,
@@ -326,7 +329,7 @@ class Runtime:
                 cycle_threshold=self.config.cycle_threshold, decoder_map=self.config.decoder_map,
             )  # fmt: skip
             layout, cycle = result.goal_layout, result.cycle
-            pose, where = self.locator.plan_pose(header, result.plan)
+            pose, where = self.locator.plan_pose(header, result.plan, seen)
             notes = "".join(f"; {note}" for note in (*(result.plan.notes if result.plan is not None else ()), where)
                             if note)  # fmt: skip
             check = "passed" if result.cycle_passed else "failed: the imagined scene is not the goal"

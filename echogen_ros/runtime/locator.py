@@ -92,9 +92,10 @@ class Locator:
         used = self.msgs.Header(stamp=stamp, frame_id=target if to_target is not None else frame)
         return View(paired.metres, self.camera, to_target, used), note
 
-    def locate(self, header, items: Sequence[tuple[str, str, object]]):
-        """(Detection3DArray of the (class_id, id, Detection) that depth places, or None, the note)."""
-        view, note = self.view(header)
+    def locate(self, header, items: Sequence[tuple[str, str, object]], seen=None):
+        """(Detection3DArray of the (class_id, id, Detection) that depth places, or None, the note); `seen` as
+        for `goal_pose`."""
+        view, note = seen or self.view(header)
         if view is None:
             return None, f"2D only: {note}"
         limits = DepthRange(self.config.depth_near, self.config.depth_far)
@@ -110,10 +111,11 @@ class Locator:
             placed.append((class_id, track_id, float(found.score), box))
         return conv.detection_3d_array(self.msgs, view.header, placed), "; ".join(notes)
 
-    def goal_pose(self, header, goal_box: Sequence[float], target_box: Sequence[float]):
+    def goal_pose(self, header, goal_box: Sequence[float], target_box: Sequence[float], seen=None):
         """(PoseStamped where the target, now at `target_box`, stands when moved to image box `goal_box`: on the
-        surface there, in the target frame; frame_id "" when depth cannot say, the note)."""
-        view, note = self.view(header)
+        surface there, in the target frame; frame_id "" when depth cannot say, the note). `seen`: the frame's
+        `view(header)` taken before (a long job outlives the depth frames kept)."""
+        view, note = seen or self.view(header)
         if view is None:
             return conv.pose_stamped(self.msgs, header, None), f"no goal pose: {note}"
         limits = DepthRange(self.config.depth_near, self.config.depth_far)
@@ -127,14 +129,15 @@ class Locator:
             point = (view.to_target @ np.append(point, 1.0))[:3]
         return conv.pose_stamped(self.msgs, view.header, point), note
 
-    def grounding(self, header, size: tuple[int, int], command: Command | None, kept, listed):
+    def grounding(self, header, size: tuple[int, int], command: Command | None, kept, listed, seen=None):
         """(detections_3d, goal_pose, why depth placed less than asked) for a grounding of a (height, width)
-        frame: `kept` its (class_id, role, Detection) found, `listed` the scene's objects (None: not listed).
-        The goal pose is a put-command's whose referents were all found. Nothing and no note before any depth
-        frame arrives: a camera without depth stays 2D and quiet."""
+        frame: `kept` its (class_id, role, Detection) found, `listed` the scene's objects (None: not listed),
+        `seen` as for `goal_pose`. The goal pose is a put-command's whose referents were all found. Nothing and
+        no note before any depth frame arrives: a camera without depth stays 2D and quiet."""
         if not self.active:
             return None, None, ""
-        located, note = self.locate(header, kept)
+        seen = seen or self.view(header)
+        located, note = self.locate(header, kept, seen)
         roles = {role: d for _, role, d in kept}
         if command is None or command.action != "put" or len(roles) < 1 + len(command.anchors):
             return located, None, note  # a referent not found: the grounding says why
@@ -144,11 +147,12 @@ class Locator:
             goal = place_target(command, grounded, others_in_scene(command, grounded, listed), width, height)
         except PlanningError as exc:
             return located, None, "; ".join(filter(None, [note, f"no goal pose: {exc}"]))
-        pose, why = self.goal_pose(header, goal, grounded[0].box)
+        pose, why = self.goal_pose(header, goal, grounded[0].box, seen)
         return located, pose if pose.header.frame_id else None, "; ".join(filter(None, [note, why]))
 
-    def plan_pose(self, header, planned: Plan | None):
-        """(the goal pose of a plan made in the frame of `header`, frame_id "" for none; why there is none)."""
+    def plan_pose(self, header, planned: Plan | None, seen=None):
+        """(the goal pose of a plan made in the frame of `header`, frame_id "" for none; why there is none);
+        `seen` as for `goal_pose`."""
         if planned is None or planned.goal_box is None:
             return conv.pose_stamped(self.msgs, header, None), ""
-        return self.goal_pose(header, planned.goal_box, planned.target.box)
+        return self.goal_pose(header, planned.goal_box, planned.target.box, seen)
