@@ -107,6 +107,16 @@ class Probe:
         transition_id = SHUTDOWN[self.lifecycle_state(node)] if name == "shutdown" else TRANSITIONS[name]
         return self.call(client, ChangeState.Request(transition=Transition(id=transition_id))).success
 
+    def imagine_result(self, goal, timeout: float):
+        """The Imagine action's answer (status, result) to `goal`, waiting at most `timeout` s for the result."""
+        assert self.imagine.wait_for_server(timeout_sec=30), "no imagine action server in 30 s"
+        future = self.imagine.send_goal_async(goal)
+        handle = self.spin_until(lambda: future.done() and future.result(), 60)
+        assert handle and handle.accepted, "the imagine goal was not accepted in 60 s"
+        result = handle.get_result_async()
+        assert self.spin_until(result.done, timeout), f"no imagine result in {timeout} s"
+        return result.result()
+
     def latest_truth(self, timeout: float = 30.0):
         found = self.spin_until(lambda: self.truth, timeout)
         assert found, "no ground truth from the sim camera"

@@ -67,14 +67,7 @@ class TestGoalScene(unittest.TestCase):
         rclpy.shutdown()
 
     def imagine(self, instruction: str):
-        client = self.probe.imagine
-        self.assertTrue(client.wait_for_server(timeout_sec=30))
-        future = client.send_goal_async(Imagine.Goal(instruction=instruction, seed=0))
-        handle = self.probe.spin_until(lambda: future.done() and future.result(), 30)
-        self.assertTrue(handle and handle.accepted)
-        result = handle.get_result_async()
-        self.assertTrue(self.probe.spin_until(result.done, 400), f"no result for {instruction!r} in 400 s")
-        return result.result()
+        return self.probe.imagine_result(Imagine.Goal(instruction=instruction, seed=0), 400)
 
     def listed(self) -> Counter:
         arrays = self.probe.spin_until(lambda: self.scenes, 30)
