@@ -6,6 +6,9 @@
 #      scale      then tabletop_scale.yaml from that: objects drawn at × 0.5–1.6, cut by the border, up to 12
 #                 (each run resumes if interrupted, and is skipped when its runs/<name>/final exists)
 #   2. ship       16-bit, into the package, its run recorded under training.continuations
+#      separate   the VQ decoder trained with the decoder map moves into the map (drawn with only when asked);
+#                 Janus' decoder, which imagined scenes and the cycle check draw with, becomes the one that read
+#                 codes alone (the embedded model's at be41d29, before the map; issue 35), then shipped again
 #   3. domain     fit the out-of-domain check on train renders, its threshold on val (echogen-train fit-domain)
 #   4. calibrate  fit the confidence calibration on val, scored on test (echogen-train calibrate)
 #
@@ -23,6 +26,16 @@ done
 echo "== ship: $(date -u +%FT%TZ)"
 $train ship runs/scale/final --into-package --continuation runs/no_target --continuation runs/no_target_2 \
   --continuation runs/scale
+echo "== separate: $(date -u +%FT%TZ)"
+plain=runs/premap_be41d29
+if [ ! -f "${plain}/echogen.json" ]; then
+  mkdir -p "${plain}"
+  for f in config.json echogen.json generation_config.json model.safetensors tokenizer.json; do
+    git show "be41d29:echogen_ros/model/default/${f}" > "${plain}/${f}"
+  done
+fi
+$train separate-decoder echogen_ros/model/default "${plain}" --out runs/separated --overwrite
+$train ship runs/separated --into-package
 echo "== domain: $(date -u +%FT%TZ)"
 $train fit-domain --model echogen_ros/model/default
 echo "== calibrate: $(date -u +%FT%TZ)"
