@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readme_blocks import ROOT, ROS_BLOCKS, ci_form, entry, readme_blocks  # noqa: E402
+from readme_blocks import ROOT, ROS_BLOCKS, RUN_LANGUAGES, ci_form, entry, readme_blocks  # noqa: E402
 
 DOMAIN_ID = 64
 TIMEOUT_S = 600
@@ -35,7 +35,7 @@ def _script() -> str:
     parts = []
     for block in readme_blocks():
         swaps = entry(ROS_BLOCKS, block)
-        if swaps is None:
+        if swaps is None or block.language not in RUN_LANGUAGES:  # a `text` block is shown, not run
             continue
         if block.name.startswith("ros2 bag info"):
             parts.append(f"cd {{work}}\n{MAKE_BAG}")
