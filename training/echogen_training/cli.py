@@ -1,6 +1,6 @@
 """`echogen-train STAGE --config FILE.yaml [key=value ...]` (also `python -m echogen_training`), and the tools
-for trained models: `echogen-train TOOL ...` (echogen_training.tools: transplant-tokenizer, transplant-vision,
-ship, fit-domain)."""
+for trained models: `echogen-train TOOL ...` (echogen_training.tools.TOOLS lists them; `echogen-train --help`
+prints the list)."""
 
 from __future__ import annotations
 
