@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from echogen_ros.domain.relations import Truth, relation_truth
+
 Vector3 = tuple[float, float, float]
 
 
@@ -76,6 +78,17 @@ class Box3D:
         size = np.abs(rotation) @ np.asarray(self.size)
         return Box3D(_floats(center), _floats(size), frame)
 
+    def standing_at(self, point: Sequence[float]) -> Box3D:
+        """The box moved so that its bottom face's centre is at `point` (a frame whose z is up: a table's)."""
+        x, y, z = (float(v) for v in point)
+        return Box3D((x, y, z + self.size[2] / 2), self.size, self.frame)
+
+    def top_view(self) -> tuple[float, float, float, float]:
+        """The box seen from above in a frame whose z is up and y points up the view (the world's table frame):
+        an image-like box (x right, y down, so -y), in metres."""
+        (x, y, _), (dx, dy, _) = self.center, self.size
+        return (x - dx / 2, -(y + dy / 2), x + dx / 2, -(y - dy / 2))
+
     def as_dict(self, digits: int = 4) -> dict:
         """{center, size, frame} rounded to `digits` decimals of a metre (JSON outputs)."""
         rounded = [[round(float(v), digits) + 0.0 for v in vs] for vs in (self.center, self.size)]  # no -0.0
@@ -85,3 +98,10 @@ class Box3D:
 def _floats(values: np.ndarray) -> Vector3:
     x, y, z = (float(v) for v in values)
     return (x, y, z)
+
+
+def relation_in_space(relation: str, target: Box3D, anchors: Sequence[Box3D], extent: float) -> Truth:
+    """Whether `relation` ("left of", ..., "on") holds of boxes on a table seen from above (`top_view`): the
+    relations' one meaning (domain.relations) on the table plane, `extent` metres standing for the image height
+    (the table's extent in view: 0.6 m for the world's camera)."""
+    return relation_truth(relation, target.top_view(), [a.top_view() for a in anchors], extent)

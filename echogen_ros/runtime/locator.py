@@ -122,7 +122,7 @@ class Locator:
         standing = measure(target_box, view.depth, view.camera, limits)
         if standing.box is None:
             return conv.pose_stamped(self.msgs, header, None), f"no goal pose: the target: {standing.reason}"
-        point, why = surface_point(goal_box, standing.box.size[2], view.depth, view.camera, limits)
+        point, why = surface_point(goal_box, standing.box.size[2], view.depth, view.camera, limits, target_box)
         if point is None:
             return conv.pose_stamped(self.msgs, header, None), f"no goal pose: {why}"
         if view.to_target is not None:

@@ -6,7 +6,9 @@ the box nearer than that. Its 3D box is the image box back-projected at the top'
 the surface below (`Pinhole.box_at_depth`): exact for an object seen from straight above, whose outline is
 its top's; seen obliquely, the box's far face is where the top's outline meets the surface below. A median
 per surface keeps noise, edges and flying pixels out. Too few readings, no surface around the box or nothing
-standing out of it give no box and the reason: never a 3D box that the depth does not support.
+standing out of it give no box and the reason: never a 3D box that the depth does not support. A goal box
+stands on the nearest surface in it (the table, or the top of what the object is put on), the moving object's
+own pixels left out.
 """
 
 from __future__ import annotations
@@ -66,12 +68,15 @@ def measure(box: Sequence[float], depth: np.ndarray, camera: Pinhole, limits: De
 
 
 def surface_point(
-    box: Sequence[float], height: float, depth: np.ndarray, camera: Pinhole, limits: DepthRange
-) -> tuple[np.ndarray | None, str]:
-    """Where an object `height` metres tall, shown at image box `box`, would stand on the surface there: the
-    optical-frame point on that surface under its top's centre (along the optical axis), or None and why."""
+    box: Sequence[float], height: float, depth: np.ndarray, camera: Pinhole, limits: DepthRange,
+    leaving: Sequence[float] | None = None,
+) -> tuple[np.ndarray | None, str]:  # fmt: skip
+    """Where an object `height` metres tall, shown at image box `box`, would stand: on the nearest surface in
+    the box (the highest thing under it: the table, or the top of what it is put on), the optical-frame point
+    there under its top's centre (along the optical axis); or None and why. `leaving`: the image box of the
+    object now, whose pixels are not what it will stand on (it moves away)."""
     problem = _mismatch(depth, camera)
-    below = None if problem else _surface_below(box, depth, limits, with_box=True)
+    below = None if problem else _nearest_surface(box, depth, limits, leaving)
     if below is None:
         return None, problem or "no surface at the goal to stand on"
     u, v = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -106,17 +111,34 @@ def _surfaces(values: np.ndarray) -> list[np.ndarray]:
     return np.split(ordered, cuts)
 
 
-def _surface_below(box: Sequence[float], depth: np.ndarray, limits: DepthRange, with_box: bool = False) -> float | None:
-    """The median depth of the farthest surface in a ring around the box (and in the box, `with_box`) that
-    holds at least MIN_SURFACE of the readings there; None when there is none."""
+def _surface_below(box: Sequence[float], depth: np.ndarray, limits: DepthRange) -> float | None:
+    """The median depth of the farthest surface in a ring around the box holding at least MIN_SURFACE of the
+    readings there (what the object stands on); None when there is none."""
     x1, y1, x2, y2 = (float(b) for b in box)
     pad = max(3.0, RING * min(x2 - x1, y2 - y1))
     rows, cols = _pixels(box, depth.shape, pad)
     region = depth[rows, cols].copy()
-    if not with_box:
-        inner_rows, inner_cols = _pixels(box, depth.shape, pad=0)
-        region[inner_rows.start - rows.start : inner_rows.stop - rows.start,
-               inner_cols.start - cols.start : inner_cols.stop - cols.start] = np.nan  # fmt: skip
-    values = _readings(region.ravel(), limits)
-    held = [s for s in _surfaces(values) if s.size >= MIN_SURFACE * values.size] if values.size else []
+    inner_rows, inner_cols = _pixels(box, depth.shape, pad=0)
+    region[inner_rows.start - rows.start : inner_rows.stop - rows.start,
+           inner_cols.start - cols.start : inner_cols.stop - cols.start] = np.nan  # fmt: skip
+    held = _held_surfaces(region.ravel(), limits)
     return float(np.median(held[-1])) if held else None
+
+
+def _nearest_surface(
+    box: Sequence[float], depth: np.ndarray, limits: DepthRange, leaving: Sequence[float] | None
+) -> float | None:
+    """The median depth of the nearest surface in the box (the pixels of `leaving` left out) holding at least
+    MIN_SURFACE of its readings; None when there is none."""
+    region = depth.copy()
+    if leaving is not None:
+        region[_pixels(leaving, depth.shape, pad=0)] = np.nan
+    rows, cols = _pixels(box, depth.shape, pad=0)
+    held = _held_surfaces(region[rows, cols].ravel(), limits)
+    return float(np.median(held[0])) if held else None
+
+
+def _held_surfaces(region: np.ndarray, limits: DepthRange) -> list[np.ndarray]:
+    """The surfaces of a region's readings that hold at least MIN_SURFACE of them, nearest first."""
+    values = _readings(region, limits)
+    return [s for s in _surfaces(values) if s.size >= MIN_SURFACE * values.size] if values.size else []

@@ -31,6 +31,7 @@ CAMERA_TO_TABLE = np.array(
     [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, catalog.CAMERA_HEIGHT_M], [0.0, 0.0, 0.0, 1.0]]
 )
 CAMERA_TO_TABLE.setflags(write=False)
+VIEW_EXTENT_M = catalog.REF_HEIGHT * catalog.CAMERA_HEIGHT_M / catalog.REF_FOCAL  # the table in view, top to bottom
 
 
 def pinhole(width: int = catalog.REF_WIDTH, height: int = catalog.REF_HEIGHT) -> Pinhole:

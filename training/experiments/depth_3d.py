@@ -8,8 +8,8 @@ annotation's box3d: the export's contract, read as a user would):
   (what 2D boxes and a table plane give without depth), which must be worse;
 - goal poses: every put instruction, goal box from the planner's `place_goal` on the truth boxes, the target's
   height measured from depth, `runtime.space.surface_point` → table frame; the target's 3D footprint there
-  against its anchors' box3d, seen from above, must satisfy the relation (`domain.relations`, scale the
-  table's extent in view); control: the target where it stands now.
+  against its anchors' box3d, seen from above, must satisfy the relation (`domain.camera.relation_in_space`,
+  scale the table's extent in view); control: the target where it stands now.
 
     echogen world --split heldout --seed 7 --count 100 --out /tmp/heldout3d
     PYTHONPATH=training .venv/bin/python -m experiments.depth_3d /tmp/heldout3d [--no-model]
@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from echogen_ros.domain.camera import Pinhole
-from echogen_ros.domain.relations import Truth, relation_truth
+from echogen_ros.domain.camera import Box3D, Pinhole, relation_in_space
+from echogen_ros.domain.relations import Truth
 from echogen_ros.model.layout import box_iou
 from echogen_ros.planning.commands import PlanningError
 from echogen_ros.planning.goal import place_goal
@@ -44,11 +44,6 @@ def _stats(errors: list[float]) -> dict:
     e = np.asarray(errors) * 100
     return {"count": len(errors), "median_cm": round(float(np.median(e)), 3),
             "p95_cm": round(float(np.percentile(e, 95)), 3), "max_cm": round(float(e.max()), 3)}  # fmt: skip
-
-
-def _top_view(center: np.ndarray, size: np.ndarray) -> tuple[float, float, float, float]:
-    """A table-frame box seen from above as an image-like box: x right, -y down (metres)."""
-    return (center[0] - size[0] / 2, -(center[1] + size[1] / 2), center[0] + size[0] / 2, -(center[1] - size[1] / 2))
 
 
 class Scene:
@@ -90,16 +85,15 @@ class Scene:
         standing = measure(target, self.depth, self.camera, DepthRange()).box
         if standing is None:
             return None
-        point, _ = surface_point(goal_box, standing.size[2], self.depth, self.camera, DepthRange())
+        point, _ = surface_point(goal_box, standing.size[2], self.depth, self.camera, DepthRange(), target)
         if point is None:
             return None
         at_goal = (self.to_table @ np.append(point, 1.0))[:3]
-        _, size = self.truth(instruction["target_ann_id"])
-        now, _ = self.truth(instruction["target_ann_id"])
-        anchor_boxes = [_top_view(*self.truth(a)) for a in instruction["anchor_ann_ids"]]
+        now = Box3D(*self.truth(instruction["target_ann_id"]))
+        anchor_boxes = [Box3D(*self.truth(a)) for a in instruction["anchor_ann_ids"]]
         scale = self.camera.height * self.table_depth / self.camera.fy  # the table's extent in view, metres
-        return tuple(relation_truth(instruction["relation"], _top_view(c, size), anchor_boxes, scale)
-                     for c in (at_goal, now))  # fmt: skip
+        return tuple(relation_in_space(instruction["relation"], box, anchor_boxes, scale)
+                     for box in (now.standing_at(at_goal), now))  # fmt: skip
 
 
 def run(root: Path, use_model: bool, limit: int) -> dict:
