@@ -73,6 +73,7 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     runtime.on_instruction(PUT)
     out = runtime.step(now=0.0)
     assert out.status.startswith("grounded 2/2") and "2D only" not in out.status, out.status
+    assert "; 3D in 'table'" in out.status and _diagnosed(runtime) == ("paired", "table")
     located, pose = _wire(out.detections_3d, "Detection3DArray"), _wire(out.goal_pose, "PoseStamped")
     assert (located.header.frame_id, located.header.stamp) == ("table", image.header.stamp)
     boxes2d = {d.id: conv.box_of(d.bbox) for d in out.detections.detections}
@@ -89,6 +90,12 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     assert p.z == pytest.approx(0.0, abs=0.002)  # on the table plane
     assert p.x > plate.center[0] + plate.size[0] / 2  # right of the plate in 3D: past its right edge
     assert abs(p.y - plate.center[1]) < plate.size[1] / 2 + 0.1  # beside it, not far above or below
+
+
+def _diagnosed(runtime: Runtime) -> tuple[str, str]:
+    """(depth, frame_3d) as /diagnostics says them."""
+    values = {kv.key: kv.value for kv in _wire(runtime.diagnostics(0.0), "DiagnosticArray").status[0].values}
+    return values["depth"], values["frame_3d"]
 
 
 class _SlowCamera:
@@ -143,6 +150,7 @@ def test_a_target_frame_set_live_moves_the_outputs_and_one_out_of_reach_says_so(
     out = runtime.step(now=1.0)
     assert out.detections_3d.header.frame_id == "sim_camera_optical"
     assert "no transform from 'sim_camera_optical' to 'base_link' yet" in out.status
+    assert _diagnosed(runtime)[1].startswith("sim_camera_optical; no transform from 'sim_camera_optical'")
     with pytest.raises(ValueError, match="depth_near < depth_far"):
         runtime.reconfigure(depth_near=2.0, depth_far=1.0)
 
@@ -153,11 +161,14 @@ def test_without_usable_depth_the_stream_stays_2d(model, shot) -> None:
     out = runtime.step(now=0.0)
     assert out.detections is not None and out.detections_3d is None and out.goal_pose is None
     assert "2D only" not in out.status and "goal pose" not in out.status  # quiet: there is no depth topic
+    assert _diagnosed(runtime) == ("none received: 2D only", "")
     runtime = _runtime(model, shot, depth_stamp=11.0, target_frame="table")  # depth 1 s from the frame
     runtime.on_instruction(PUT)
     out = runtime.step(now=0.0)
     assert out.detections_3d is None and out.goal_pose is None
-    assert "2D only: no depth frame within 0.05 s of the colour frame" in out.status
+    assert "2D only: no depth frame within 0.05 s of the colour frame" in out.status and "3D in" not in out.status
+    depth, frame = _diagnosed(runtime)
+    assert depth.startswith("not paired: no depth frame within 0.05 s of the colour frame") and frame == ""
 
 
 def test_space_parameters_are_checked_together() -> None:

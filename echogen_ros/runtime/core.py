@@ -187,8 +187,9 @@ class Runtime:
         scene = None if listed is None else conv.detection_array(
             self.msgs, frame.header, [(d.label, f"object_{i}", d) for i, d in enumerate(listed)])  # fmt: skip
         located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed, seen)
+        space = f"3D in {located.header.frame_id!r}" if located is not None else ""
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
-            f"; {note}" for note in (missing, where) if note)  # fmt: skip
+            f"; {note}" for note in (missing, space, where) if note)  # fmt: skip
         return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
 
     def _listed(self, frame: Frame):
@@ -381,7 +382,8 @@ class Runtime:
         level = msgs.byte(1 if c.errors and c.errors[-1] == c.last_status else 0)  # WARN after a bad input
         values = {"frames": c.frames, "skipped_frames": c.skipped, "replaced_frames": self.latest.replaced,
                   "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
-                  "instruction": self.instruction or "", "not_found": c.not_found}  # fmt: skip
+                  "instruction": self.instruction or "", "not_found": c.not_found,
+                  "depth": self.locator.state.depth, "frame_3d": self.locator.state.frame}  # fmt: skip
         pairs = [msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()]
         status = msgs.DiagnosticStatus(level=level, name=name, message=c.last_status, hardware_id="echogen",
                                        values=pairs)  # fmt: skip

@@ -43,11 +43,20 @@ class View:
     header: object  # the colour frame's stamp, the frame the outputs are in
 
 
+@dataclass(frozen=True)
+class SpaceState:
+    """The last grounding's 3D state, for status and /diagnostics."""
+
+    depth: str = "none received: 2D only"  # "paired", or why not ("not paired: ...")
+    frame: str = ""  # the frame of the 3D outputs ("" none), and why it is not the target frame
+
+
 class Locator:
     def __init__(self, msgs: MessageTypes, config: SpaceConfig | None = None) -> None:
         self.msgs, self.config = msgs, config or SpaceConfig()
         self.depths, self.tree = DepthFrames(), TransformTree()
         self.camera: Pinhole | None = None
+        self.state = SpaceState()
 
     @property
     def active(self) -> bool:
@@ -97,7 +106,9 @@ class Locator:
         for `goal_pose`."""
         view, note = seen or self.view(header)
         if view is None:
+            self.state = SpaceState(f"not paired: {note}: 2D only")
             return None, f"2D only: {note}"
+        self.state = SpaceState("paired", "; ".join(filter(None, [str(view.header.frame_id), note])))
         limits = DepthRange(self.config.depth_near, self.config.depth_far)
         placed, notes = [], [note] if note else []
         for class_id, track_id, found in items:
