@@ -71,8 +71,9 @@ class Scene:
         center = np.asarray(placed.transformed(self.to_table, "table").center)
         return float(np.linalg.norm(center - self.truth(ann_id)[0]))
 
-    def goal(self, instruction: dict) -> tuple[Truth, Truth] | None:
-        """(the relation at the goal pose, the relation where the target stands now), in 3D; None: no goal."""
+    def goal(self, instruction: dict) -> tuple[Truth, Truth, bool] | None:
+        """(the relation at the goal pose, the relation where the target stands now, whether the pose is on the
+        surface it should stand on: the table, or the anchor's top for "on"), in 3D; None: no goal."""
         target = _xyxy(self.annotations[instruction["target_ann_id"]]["bbox"])
         anchors = [_xyxy(self.annotations[a]["bbox"]) for a in instruction["anchor_ann_ids"]]
         others = [_xyxy(a["bbox"]) for k, a in self.annotations.items()
@@ -92,8 +93,10 @@ class Scene:
         now = Box3D(*self.truth(instruction["target_ann_id"]))
         anchor_boxes = [Box3D(*self.truth(a)) for a in instruction["anchor_ann_ids"]]
         scale = self.camera.height * self.table_depth / self.camera.fy  # the table's extent in view, metres
-        return tuple(relation_in_space(instruction["relation"], box, anchor_boxes, scale)
-                     for box in (now.standing_at(at_goal), now))  # fmt: skip
+        under = anchor_boxes[0].center[2] + anchor_boxes[0].size[2] / 2 if instruction["relation"] == "on" else 0.0
+        at, was = (relation_in_space(instruction["relation"], box, anchor_boxes, scale)
+                   for box in (now.standing_at(at_goal), now))  # fmt: skip
+        return at, was, abs(at_goal[2] - under) <= 0.002
 
 
 def run(root: Path, use_model: bool, limit: int) -> dict:
@@ -108,7 +111,7 @@ def run(root: Path, use_model: bool, limit: int) -> dict:
         model = EchoGen.load()
     errors = {"truth": [], "truth_control": [], "model_found": [], "model_right": [], "model_control": []}
     unplaced = {"truth": 0, "model": 0}
-    goals = {"at_goal": [], "now": [], "no_goal": 0}
+    goals = {"at_goal": [], "now": [], "on_surface": [], "no_goal": 0, "fails": []}
     images = data["images"][:limit] if limit else data["images"]
     scenes = {info["id"]: Scene(root, info, by_image[info["id"]]) for info in images}
     for ref in data["refs"]:
@@ -145,13 +148,17 @@ def run(root: Path, use_model: bool, limit: int) -> dict:
             continue
         goals["at_goal"].append(outcome[0] == Truth.TRUE)
         goals["now"].append(outcome[1] == Truth.TRUE)
+        goals["on_surface"].append(outcome[2])
+        if outcome[0] != Truth.TRUE or not outcome[2]:
+            goals["fails"].append(f"image {ins['image_id']}: {ins['instruction']}")
     return {
         "scenes": len(scenes),
         "centre_error": {k: _stats(v) for k, v in errors.items()},
         "no_3d_box": unplaced,
         "goal_poses": {"count": len(goals["at_goal"]), "relation_holds": round(float(np.mean(goals["at_goal"])), 4),
                        "control_target_where_it_stands": round(float(np.mean(goals["now"])), 4),
-                       "no_goal": goals["no_goal"]},
+                       "on_its_surface": round(float(np.mean(goals["on_surface"])), 4),
+                       "no_goal": goals["no_goal"], "fails": goals["fails"]},
     }  # fmt: skip
 
 
