@@ -125,6 +125,10 @@ class PMTPConfig:
     # probability that a grounding row asks for one of its frame's no-target expressions ("the ball" on a
     # table without one), whose answer is the empty box (`scheme.NO_TARGET`); 0 draws what runs drew before
     no_target: float = 0.0
+    # probability that such a no-target row asks for the frame's relation no object satisfies ("the cup left of
+    # the plate" when every cup is right of it), when it has one; otherwise its kinds are drawn alike. Those are
+    # the no-target expressions the model missed most (docs/benchmarks.md, 2026-12-06); 0 draws as before
+    no_target_relation: float = 0.0
 
 
 @dataclass
@@ -276,8 +280,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
                           f"{config.data.prefetch}")  # fmt: skip
     if config.run.time_budget_s < 0:
         raise ConfigError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
-    for section, names in (("vision", ("decolour", "recolour")),
-                           ("pmtp", ("recolour", "desaturate", "tokenized", "no_target"))):  # fmt: skip
+    chances = ("recolour", "desaturate", "tokenized", "no_target", "no_target_relation")
+    for section, names in (("vision", ("decolour", "recolour")), ("pmtp", chances)):
         for name in names:
             if not 0 <= (chance := getattr(getattr(config, section), name)) <= 1:
                 raise ConfigError(f"{section}.{name} must be a probability in [0, 1], got {chance}")

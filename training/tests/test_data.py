@@ -309,6 +309,26 @@ def test_no_target_rows_answer_with_the_empty_box_and_point_nowhere() -> None:
     assert torch.equal(before.seq.ids, after.seq.ids) and torch.equal(before.patch, after.patch)
 
 
+def test_no_target_relation_asks_for_the_relation_no_object_satisfies() -> None:
+    """pmtp.no_target_relation = 1: every no-target row of a frame with a relation no object satisfies asks for
+    that one; frames without one still get a no-target row; 0 draws exactly what was drawn before."""
+    model = EchoGen.create("tiny")
+    records = [r for r in build_stream(DataConfig(source="world", count=24, render_scales=(0.25,))).take(24)
+               if r.refs]  # fmt: skip
+    assert all(len(r.absent) == len(r.absent_kinds) for r in records)
+    relations = [r.absent[r.absent_kinds.index("relation")] for r in records if "relation" in r.absent_kinds]
+    assert relations and len(relations) < len(records)  # some frames have one, some do not
+    batch = Batcher(model, seed=0).i2l(records, no_target=1.0, no_target_relation=1.0)
+    asked = [model.tokenizer.decode(batch.seq.ids[row][batch.seq.mask[row] > 0].tolist())
+             for row in range(len(records))]  # fmt: skip
+    for record, text in zip(records, asked):
+        wanted = [a for a, k in zip(record.absent, record.absent_kinds) if k == "relation"] or record.absent
+        assert any(w in text for w in wanted), (text, wanted)
+    before = Batcher(model, seed=0).i2l(records, no_target=0.5)
+    after = Batcher(model, seed=0).i2l(records, no_target=0.5, no_target_relation=0.0)
+    assert torch.equal(before.seq.ids, after.seq.ids)
+
+
 def test_the_pointer_loss_skips_rows_without_a_target() -> None:
     from echogen_training.forward import i2l_loss
 

@@ -158,6 +158,13 @@ class Batcher:
     def text(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
 
+    def absent_expression(self, record: Record, relation: float) -> str:
+        """One of the record's no-target expressions: with probability `relation` (drawn only when > 0) its
+        relation one, when it has one; otherwise any, alike."""
+        if relation > 0 and "relation" in record.absent_kinds and self.absent_rng.random() < relation:
+            return record.absent[record.absent_kinds.index("relation")]
+        return record.absent[int(self.absent_rng.integers(len(record.absent)))]
+
     def i2l(
         self,
         records: list[Record],
@@ -165,10 +172,12 @@ class Batcher:
         desaturate: float = 0.0,
         tokenized: float = 0.0,
         no_target: float = 0.0,
+        no_target_relation: float = 0.0,
     ) -> I2LBatch | None:
         """One random referring expression per record (records without any are skipped); with probability
         `no_target` one of the record's no-target expressions instead (when it has any), answered by the
-        empty box.
+        empty box; of those, with probability `no_target_relation` its relation no object satisfies (when it
+        has one).
 
         With probability `recolour` the frame of an expression that names no colour has its hues turned by
         a random angle: which object it refers to does not change, and the grounding learns categories in
@@ -177,7 +186,8 @@ class Batcher:
         a colour keep their colours. With probability `tokenized` a frame (any expression) is marked for the
         objective to show as the image tokenizer writes it (`forward.through_tokenizer`); the batch then
         carries every frame's layout, which a decoder map reads there as it does for imagined scenes."""
-        for name, value in (("tokenized", tokenized), ("no_target", no_target)):
+        for name, value in (("tokenized", tokenized), ("no_target", no_target),
+                            ("no_target_relation", no_target_relation)):  # fmt: skip
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
@@ -191,7 +201,7 @@ class Batcher:
             text, box = record.refs[int(self.rng.integers(len(record.refs)))]
             # its own generator, drawn only when asked: a run without no-target rows draws what it drew before
             if no_target > 0 and record.absent and self.absent_rng.random() < no_target:
-                text, box = record.absent[int(self.absent_rng.integers(len(record.absent)))], None
+                text, box = self.absent_expression(record, no_target_relation), None
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             rows.append((self.text(text), letterbox.normalised(box) if box is not None else None))
             frame = shown = letterbox.apply(record.load_image())

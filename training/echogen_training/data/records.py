@@ -25,6 +25,7 @@ class Record:
     objects: list[tuple[str, Box]]  # layout: label ("red cup") and box, for L2I
     refs: list[tuple[str, Box]]  # referring expressions and their boxes, for I2L
     absent: list[str] = field(default_factory=list)  # expressions that name no object of the image (no-target)
+    absent_kinds: list[str] = field(default_factory=list)  # their kinds (world.language.ABSENT_KINDS), when known
 
 
 class RecordStream:
@@ -77,6 +78,7 @@ def world_record(seed: int, index: int, split: str, config: SceneConfig, scales:
         objects=[(layout_label(o.colour, o.category, rng), b) for o, b in zip(objs, boxes)],
         refs=[(e.text, boxes[e.target]) for e in sample.expressions],
         absent=[e.text for e in sample.absent],
+        absent_kinds=[e.kind for e in sample.absent],
     )
 
 

@@ -100,7 +100,7 @@ class PMTPStage(Stage):
     def cpu_inputs(self, records, step: int) -> dict:
         c = self.config.pmtp
         l2i = self.batcher.l2i(records, c.condition_dropout)
-        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized, c.no_target)
+        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized, c.no_target, c.no_target_relation)
         listing = None
         if "inventory" in c.tasks:
             listing = self.batcher.inventory(records, i2l if "i2l" in c.tasks else None)
