@@ -6,7 +6,8 @@
   readings, not one box shifted by a bin). Both also give each coordinate below bin
   resolution (`refine`).
 - `generate_image_tokens`: L2I sampling of image tokens through the generation head with
-  classifier-free guidance (conditional and unconditional prompts in one batch of two).
+  classifier-free guidance (conditional and unconditional prompts in one batch of two), on
+  `draw_image_tokens`, the free-running loop that DJO also draws its differentiable samples with.
 
 Image-token positions (an EchoGen option, off in Janus): when the model config carries
 `image_positions` ({grid, bin_offset, bins}), the input that predicts image token k also gets the
@@ -24,7 +25,7 @@ embeddings; the map hands every cell what the layout puts there.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -299,6 +300,16 @@ def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> 
     return uncond + guidance * (cond - uncond)
 
 
+def code_embeddings(model: JanusForConditionalGeneration, tokens: torch.Tensor) -> torch.Tensor:
+    """Image tokens (B, n) → their generation inputs (B, n, D); weights over the codebook (B, n, V) → the
+    inputs of the weighted mix of code embeddings (DJO's straight-through one-hots: a token's input in value,
+    differentiable in the weights)."""
+    if not tokens.is_floating_point():
+        return model.prepare_embeddings_for_image_generation(tokens)
+    table = model.model.generation_embeddings.weight
+    return model.model.generation_aligner(tokens.to(table.dtype) @ table)
+
+
 def image_token_inputs(
     model: JanusForConditionalGeneration,
     tokens: torch.Tensor,
@@ -309,8 +320,9 @@ def image_token_inputs(
     """The inputs (B, n, D) that follow image tokens (B, n), the first of them image token `first - 1`: each
     token's embedding (cast to `dtype`), plus, where the model has them, the position (`image_positions`) and
     the layout's share (`maps`, from `layout_map`) of the token it predicts (`first`, `first + 1`, ...). One
-    definition for sampling (`generate_image_tokens`, a token at a time) and teacher forcing (training)."""
-    embeds = model.prepare_embeddings_for_image_generation(tokens)
+    definition for sampling (`generate_image_tokens`, a token at a time) and teacher forcing (training).
+    `tokens` may also be weights over the codebook (B, n, V) (`code_embeddings`)."""
+    embeds = code_embeddings(model, tokens)
     embeds = embeds.to(dtype) if dtype is not None else embeds
     cells, span = image_positions(model), slice(first, first + tokens.shape[1])
     if cells is not None:
@@ -335,33 +347,53 @@ def generate_image_tokens(
     `cond` and `uncond` are (B, T) and share the left-padding `mask` (an unconditional prompt has its
     conditional twin's length); None means no padding.
     """
+
+    def sample(logits: torch.Tensor) -> torch.Tensor:
+        if temperature <= 0:
+            return logits.argmax(-1, keepdim=True)
+        probs = (logits / temperature).softmax(-1)
+        return torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)
+
+    return torch.cat(draw_image_tokens(model, cond, uncond, count, guidance, sample, mask), dim=1)
+
+
+def draw_image_tokens(
+    model: JanusForConditionalGeneration,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    count: int,
+    guidance: float,
+    draw: Callable[[torch.Tensor], torch.Tensor],
+    mask: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """The image-token loop, free-running: `draw` turns each step's guided logits (B, V) into the token drawn,
+    ids (B, 1) or weights over the codebook (B, 1, V), which is the next step's input; the `count` draws, in
+    order. `uncond` None: the conditional prompts alone (their logits, `guidance` unused). Differentiable
+    when called with gradients on (DJO draws straight-through one-hots)."""
     batch = cond.shape[0]
     cache = DynamicCache(config=model.config.text_config)
-    ids = torch.cat([cond, uncond])
+    halves = 1 if uncond is None else 2
+    ids = cond if uncond is None else torch.cat([cond, uncond])
     positions = None
     if mask is not None:
-        mask = torch.cat([mask, mask])
+        mask = mask.repeat(halves, 1)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = hidden_states(model, embed(model, ids), mask, positions, cache)[:, -1]
-    maps = layout_map(model, ids)  # (2B, N, D): the unconditional half's prompts have no objects
+    maps = layout_map(model, ids)  # (halves·B, N, D): the unconditional half's prompts have no objects
     tokens = []
     for _ in range(count):
-        logits = model.model.generation_head(hidden).float()  # (2B, codebook)
-        logits = guided_logits(logits[:batch], logits[batch:], guidance)
-        if temperature > 0:
-            probs = (logits / temperature).softmax(-1)
-            token = torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)
-        else:
-            token = logits.argmax(-1, keepdim=True)
-        tokens.append(token)  # (B, 1)
+        logits = model.model.generation_head(hidden).float()  # (halves·B, codebook)
+        if uncond is not None:
+            logits = guided_logits(logits[:batch], logits[batch:], guidance)
+        tokens.append(draw(logits))  # (B, 1) or (B, 1, V)
         if len(tokens) == count:
             break
-        step = image_token_inputs(model, torch.cat([token, token]), len(tokens), maps)
+        step = image_token_inputs(model, torch.cat([tokens[-1]] * halves), len(tokens), maps)
         if mask is not None:
-            mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], dim=1)
+            mask = torch.cat([mask, mask.new_ones(halves * batch, 1)], dim=1)
             positions = positions[:, -1:] + 1
         hidden = hidden_states(model, step, mask, positions, cache)[:, -1]
-    return torch.cat(tokens, dim=1)
+    return tokens
 
 
 def decoder_layout(

@@ -140,6 +140,12 @@ class DJOConfig:
     tau_end: float = 0.3
     tau_schedule: str = "cosine"  # cosine | linear | exponential
     hard: bool = True  # straight-through Gumbel-softmax
+    # free_running: the generator draws the image tokens itself, each step's straight-through Gumbel sample its
+    # next input (the paper's DJO); teacher_forced: the logits of the real frame's tokens (the ablation)
+    mode: str = "free_running"
+    # classifier-free guidance of the drawn tokens, u + g·(c − u) as inference samples; 1: the conditional
+    # logits alone (no unconditional pass)
+    guidance: float = 1.0
 
 
 @dataclass
