@@ -64,11 +64,17 @@ def other_scene(model, case: Case, decoder_map: bool) -> np.ndarray:
 
 
 def painted(model, case: Case, decoder_map: bool) -> np.ndarray:
+    return paint(case, lambda category: "ellipse" if category in ROUND else "rectangle")
+
+
+def paint(case: Case, shape_of: Callable[[str], str]) -> np.ndarray:
+    """Each object of `case` painted flat in its colour into its box on an empty table, as the shape
+    ("ellipse" or "rectangle") `shape_of(category)` names."""
     image = empty_table(case.index, case.layout.width, case.layout.height).copy()
     for obj, colour, category in zip(case.layout.objects, case.colours, case.categories):
         x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
         rgb = catalog.COLOURS.get(colour, catalog.COLOURS["white"])
-        if category in ROUND:
+        if shape_of(category) == "ellipse":
             centre, axes = ((x1 + x2) // 2, (y1 + y2) // 2), (max(1, (x2 - x1) // 2), max(1, (y2 - y1) // 2))
             cv2.ellipse(image, centre, axes, 0, 0, 360, rgb, thickness=-1)
         else:

@@ -4,8 +4,10 @@ shape rules), used to grade imagined images — never the model grading itself.
 Foreground: pixels whose chroma differs from the table's (the image's median colour, which the table
 dominates), that are much brighter than it (white objects), or brighter than the table around them (the
 shaded faces of white objects); shadows only darken, so they stay out.
-Each connected region is one object; its category comes from box aspect ratio, fill ratio and the
-position of its mass; its colour from the median hue of its saturated pixels.
+Each connected region is one object; its colour is the catalogue's nearest to its median chroma, its
+category the one whose outline and interior tones, drawn by the world's renderer into the region's box, it
+matches best (`shapes`): a region no category's shape fits (a flat painted rectangle, an ellipse where a cup
+should be) is not detected. The score is that match's (`shapes.Match.score`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from echogen_ros.evaluation.shapes import best_match
 from echogen_ros.world import catalog
 
 MIN_AREA_FRACTION = 0.0008  # regions smaller than this share of the image are noise
@@ -44,30 +47,6 @@ def foreground(image: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
 
 
-def _category(region: np.ndarray) -> tuple[str, float]:
-    """Category and a confidence from a binary region cropped to its box."""
-    h, w = region.shape
-    aspect = w / max(h, 1)
-    fill = float(region.mean() / 255)
-    rows = region.sum(axis=1)
-    widest = float(np.flatnonzero(rows >= 0.97 * rows.max()).mean() + 0.5) / h  # plate 0.5, bowl 0.3
-    right = float(region[:, int(0.8 * w) :].mean() / 255)  # a cup's handle leaves its right edge sparse
-    rules = [
-        ("bottle", aspect < 0.6),
-        ("banana", aspect > 1.95 or fill < 0.58),
-        ("box", 1.15 < aspect < 1.6 and fill > 0.88),
-        ("block", 0.8 < aspect < 1.25 and fill > 0.86),
-        ("cup", 0.7 < aspect < 1.1 and right < 0.45),
-        ("ball", 0.8 < aspect < 1.25),
-        ("bowl", 1.4 < aspect < 1.95 and widest < 0.42),
-        ("plate", 1.4 < aspect < 1.95),
-    ]
-    for name, matched in rules:
-        if matched:
-            return name, 0.9
-    return "box" if fill > 0.85 else "ball", 0.3
-
-
 def _colour(image: np.ndarray, region: np.ndarray) -> str:
     pixels = image[region > 0].astype(np.float32)
     if len(pixels) == 0:
@@ -90,7 +69,13 @@ def detect(image: np.ndarray) -> list[Found]:
         x, y, w, h, area = (int(v) for v in stats[k])
         if area < min_area:
             continue
-        region = (labels[y : y + h, x : x + w] == k).astype(np.uint8) * 255
-        category, score = _category(region)
-        found.append(Found(category, _colour(image[y : y + h, x : x + w], region), (x, y, x + w, y + h), score))
+        region = labels[y : y + h, x : x + w] == k
+        pixels = image[y : y + h, x : x + w]
+        colour = _colour(pixels, region)
+        matched = best_match(pixels, region, colour)
+        if matched is None:
+            continue
+        x1, y1, x2, y2 = matched.box  # the whole object: past the region where its near-black parts were missed
+        box = (max(0, x + x1), max(0, y + y1), min(image.shape[1], x + x2), min(image.shape[0], y + y2))
+        found.append(Found(matched.category, colour, box, matched.score))
     return found
