@@ -144,7 +144,7 @@ def test_a_decoder_map_learns_from_the_frames_layouts_with_every_code_kept(tiny_
 
 @pytest.mark.parametrize("stage", ["djo", "cycle_rl"])
 def test_stages_that_decode_imagined_scenes_run_with_a_decoder_map(tiny_config, stage: str) -> None:
-    """DJO decodes its soft tokens and Cycle RL its sampled ones with the layout they were asked for."""
+    """DJO and Cycle RL run on a model with a decoder map (and never decode through it: test_djo)."""
     config = tiny_config(stage, "model.decoder_map=true", "model.layout_map=true")
     assert Trainer(config).run() == 0
     assert EchoGen.load(Path(config.run.out) / "final").model.model.vqmodel.decoder_map is not None
@@ -203,8 +203,10 @@ def test_vision_only_is_refused_where_it_cannot_mean_what_it_says(
         tiny_config(stage, "model.vision_only=true", *extra)
 
 
-def test_djo_grounding_loss_reaches_the_generator(tiny_config) -> None:
-    config = tiny_config("djo", "djo.l2i_weight=0", "djo.i2l_weight=0", "djo.grounding_weight=1")
+@pytest.mark.parametrize("mode", ["free_running", "teacher_forced"])
+def test_djo_grounding_loss_reaches_the_generator(tiny_config, mode: str) -> None:
+    weights = ("djo.l2i_weight=0", "djo.i2l_weight=0", "djo.grounding_weight=1")
+    config = tiny_config("djo", f"djo.mode={mode}", *weights)
     trainer = Trainer(config)
     inputs = trainer.next_inputs()
     loss, metrics = trainer.wrapped(**inputs)
@@ -278,8 +280,9 @@ def test_bad_worker_and_budget_settings_are_refused(tiny_config, override: str) 
 
 def test_cycle_rl_trains_each_sampled_group_for_its_epochs(tiny_config) -> None:
     """cycle_rl.epochs=2: the second step trains on the group the first sampled (same tokens, frozen old
-    log-probs) and its ratio is no longer 1; the third samples a new group."""
-    trainer = Trainer(tiny_config("cycle_rl", "cycle_rl.epochs=2", "optim.lr=1e-2"))
+    log-probs), its ratio is no longer 1 and the clip (ε 0.01 here) binds on some tokens; the third samples a
+    new group, where nothing is clipped."""
+    trainer = Trainer(tiny_config("cycle_rl", "cycle_rl.epochs=2", "optim.lr=1e-2", "cycle_rl.clip=0.01"))
     groups, draw = [], trainer.device_inputs
     trainer.device_inputs = lambda cpu: groups.append(draw(cpu)) or groups[-1]
     steps = [trainer.train_step() for _ in range(3)]
@@ -287,6 +290,7 @@ def test_cycle_rl_trains_each_sampled_group_for_its_epochs(tiny_config) -> None:
     assert not torch.equal(groups[2]["tokens"], groups[0]["tokens"])
     assert steps[0]["ratio"] == pytest.approx(1.0, abs=1e-4) and steps[2]["ratio"] == pytest.approx(1.0, abs=1e-4)
     assert abs(steps[1]["ratio"] - 1.0) > 1e-3
+    assert steps[0]["clipped"] == steps[2]["clipped"] == 0 < steps[1]["clipped"]
     assert all({"clipped", "ratio", "reward"} <= set(s) for s in steps)
 
 
