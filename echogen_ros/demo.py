@@ -1,7 +1,10 @@
 """The main job without ROS: the sim camera and a scripted sequence of instructions through the
 runtime; an MCAP bag and a self-contained HTML report (grounded boxes, imagined goal scenes, verdicts,
 timings) as output. Each scene is asked for an object it has and for a category it lacks, so the report shows
-what the model answers when the honest answer is "not found"."""
+what the model answers when the honest answer is "not found". The sim camera's depth (16UC1), CameraInfo and
+/tf_static go into the bag and the runtime, as a depth camera's would: the bag holds detections_3d and
+goal_pose in the table frame, and the report each grounding's 3D centre and the goal pose beside the world's
+truth."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from echogen_ros.domain.camera import Box3D, relation_in_space
+from echogen_ros.domain.relations import Truth
 from echogen_ros.interfaces import typestore
 from echogen_ros.model.layout import box_iou
 from echogen_ros.outputs import staged
@@ -24,17 +29,22 @@ from echogen_ros.runtime.core import Runtime, RuntimeConfig
 from echogen_ros.runtime.images import encode_png, to_rgb
 from echogen_ros.runtime.messages import MessageTypes
 from echogen_ros.runtime.sim_camera import SimCamera
+from echogen_ros.world.camera import VIEW_EXTENT_M, box3d
 from echogen_ros.world.dataset import WorldSample
 
 TOPICS = {
     "/image": "sensor_msgs/msg/Image",
     "/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/depth": "sensor_msgs/msg/Image",  # 16UC1 millimetres, registered to /image (RealSense's aligned depth)
+    "/tf_static": "tf2_msgs/msg/TFMessage",
     "/instruction": "std_msgs/msg/String",
     "/echogen/detections": "vision_msgs/msg/Detection2DArray",
     "/echogen/debug_image": "sensor_msgs/msg/Image",
     "/echogen/imagined": "sensor_msgs/msg/Image",
     "/echogen/goal_layout": "echogen_ros/msg/Layout",
     "/echogen/scene": "vision_msgs/msg/Detection2DArray",
+    "/echogen/detections_3d": "vision_msgs/msg/Detection3DArray",
+    "/echogen/goal_pose": "geometry_msgs/msg/PoseStamped",
 }
 
 
@@ -62,7 +72,7 @@ def run_demo(
 ) -> Path:
     """Write `out/bag` (MCAP) and `out/report.html` all at once; return the report's path. `out` must be new,
     empty or an earlier demo's output (which is replaced). `threshold`: as the node's `score_threshold`."""
-    config = RuntimeConfig(every_frames=1, every_seconds=0.0, score_threshold=threshold)
+    config = RuntimeConfig(every_frames=1, every_seconds=0.0, score_threshold=threshold).changed(target_frame="table")
     with staged(Path(out), overwrite=True, kind="demo") as tmp:
         tmp.mkdir(parents=True)
         _write_demo(tmp, model, scenes, seed, model_note, model_info, config)
@@ -81,11 +91,18 @@ def _write_demo(out: Path, model, scenes: int, seed: int, model_note: str, model
         def write(topic: str, message, seconds: float) -> None:
             writer.write(conns[topic], int(seconds * 1e9), store.serialize_cdr(message, TOPICS[topic]))
 
+        static = camera.camera_to_table(0.5)
+        write("/tf_static", static, 0.5)
+        runtime.on_transforms(static)
         clock = 1.0
         for scene in range(scenes):
             image, info, sample = camera.next(clock)
-            write("/image", image, clock)
-            write("/camera_info", info, clock)
+            depth = camera.depth(image.header, "16UC1")
+            for topic, message, feed in (("/image", image, None), ("/camera_info", info, runtime.on_camera_info),
+                                         ("/depth", depth, runtime.on_depth)):  # fmt: skip
+                write(topic, message, clock)
+                if feed is not None:
+                    feed(message)
             demo = _Scene(runtime, msgs, write, image, sample, scene)
             script = [e for e in sample.expressions if e.kind == "relation"][:1] or sample.expressions[:1]
             script += [e for e in sample.absent if e.kind == "category"][:1]  # an object the scene lacks
@@ -119,8 +136,11 @@ class _Scene:
         outputs = self.runtime.step(clock)
         self.write("/echogen/detections", outputs.detections, clock)
         self.write("/echogen/debug_image", outputs.debug_image, clock)
-        if outputs.scene is not None:
-            self.write("/echogen/scene", outputs.scene, clock)
+        named = {"/echogen/scene": outputs.scene, "/echogen/detections_3d": outputs.detections_3d,
+                 "/echogen/goal_pose": outputs.goal_pose}  # fmt: skip
+        for topic, message in named.items():
+            if message is not None:
+                self.write(topic, message, clock)
         return outputs
 
     def ground(self, expr, clock: float) -> Step:
@@ -132,8 +152,32 @@ class _Scene:
         shown = draw_boxes(self.sample.image(), [truth], ["ground truth"]) if truth else self.sample.image()
         step = Step(self.index, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)),
                                                       ("ground truth" if truth else "not in the scene", shown)])
-        step.facts = [*_answer(outputs.findings[0], truth), ("latency", f"{ms:.1f} ms")]
+        step.facts = [*_answer(outputs.findings[0], truth), *self.placed(outputs, {"target": expr.target}),
+                      ("latency", f"{ms:.1f} ms")]  # fmt: skip
         return step
+
+    def placed(self, outputs, roles: dict[str, int | None]) -> list[tuple[str, str]]:
+        """The report's lines for where depth put each grounded referent (role → the truth's object index, None:
+        not in the scene): its 3D centre in the table frame beside the world's."""
+        if outputs.detections_3d is None:
+            return [("3D", _clause(outputs.status, "2D only"))]
+        located = {d.id: d for d in outputs.detections_3d.detections}
+        frame = outputs.detections_3d.header.frame_id
+        lines = []
+        for role in (r for r in roles if any(d.id == r for d in outputs.detections.detections)):
+            name = f"3D centre of the {role.replace('_', ' ')} ({frame} frame)"
+            if role not in located:
+                lines.append((name, _clause(outputs.status, "2D only")))
+                continue
+            c = located[role].bbox.center.position
+            at = f"({c.x:.3f}, {c.y:.3f}, {c.z:.3f}) m"
+            if roles[role] is None:
+                lines.append((name, f"{at}; the truth: not in the scene"))
+                continue
+            truth = box3d(self.sample.scene.objects[roles[role]]).center
+            off = np.linalg.norm(np.subtract((c.x, c.y, c.z), truth)) * 100
+            lines.append((name, f"{at}; the truth ({', '.join(f'{v:.3f}' for v in truth)}) m, {off:.1f} cm away"))
+        return lines
 
     def goal(self, order, clock: float) -> Step:
         """A command (a world `Instruction`): its referents grounded (only those found are acted on) against the
@@ -144,6 +188,10 @@ class _Scene:
         step = Step(self.index, text, "goal", [("live frame: the referents grounded", to_rgb(outputs.debug_image))])
         truths = [boxes[k] for k in (order.target, *order.anchors)]
         step.facts = [("referents", "; ".join(_referent(f, t) for f, t in zip(outputs.findings, truths)))]
+        roles = {"target": order.target, **{f"anchor_{i}": k for i, k in enumerate(order.anchors)}}
+        step.facts += self.placed(outputs, roles)
+        if order.action == "put":
+            step.facts.append(("goal pose", self.pose(outputs, order)))
         goal = self.msgs.ImagineGoal(instruction=text, layout=conv.empty_layout(self.msgs, self.image.header),
                                      seed=self.index, guidance=0.0)  # fmt: skip
         start = time.perf_counter()
@@ -173,6 +221,28 @@ class _Scene:
             ("latency (plan, imagine, check)", f"{ms:.0f} ms"),
         ]
         return step
+
+
+    def pose(self, outputs, order) -> str:
+        """The goal pose published for a put-command, and whether the target's true 3D box standing there
+        satisfies the relation against its anchors' true ones, seen from above."""
+        if outputs.goal_pose is None:
+            return f"none: {_clause(outputs.status, 'no goal pose')}"
+        p, frame = outputs.goal_pose.pose.position, outputs.goal_pose.header.frame_id
+        at = f"({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) m in the {frame} frame"
+        if frame != "table":
+            return at
+        objects = self.sample.scene.objects
+        moved = box3d(objects[order.target]).standing_at((p.x, p.y, p.z))
+        anchors: list[Box3D] = [box3d(objects[k]) for k in order.anchors]
+        holds = relation_in_space(order.relation, moved, anchors, VIEW_EXTENT_M) == Truth.TRUE
+        verdict = "holds" if holds else "does not hold"
+        return f"{at}; the target's true box set there: {order.relation} the truth's anchor(s) {verdict} in 3D"
+
+
+def _clause(status: str, key: str) -> str:
+    """The first clause of a status line that holds `key` (why depth placed nothing), else the line."""
+    return next((c for c in status.split("; ") if key in c), status)
 
 
 def _referent(finding, truth) -> str:

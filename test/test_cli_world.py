@@ -161,9 +161,19 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     assert len(goals) >= 3 and all("goal layout on the live frame" in s and "live frame: the referents" in s
                                    and "verdict on the live frame" in s and "IoU with the truth" in s
                                    for s in goals if "no goal" not in s)  # fmt: skip
+    space = ("/camera_info", "/depth", "/tf_static", "/echogen/detections_3d")
     with AnyReader([out / "bag"]) as reader:
         topics = {c.topic for c in reader.connections if c.msgcount}
+        read = {c.topic: [reader.deserialize(raw, c.msgtype) for _, _, raw in reader.messages(connections=[c])]
+                for c in reader.connections if c.topic in space}  # fmt: skip
     assert {"/image", "/instruction", "/echogen/detections", "/echogen/imagined", "/echogen/goal_layout"} <= topics
+    assert set(space) <= topics  # the sim camera's depth, K and TF in, the 3D results out (as the node's)
+    assert len(read["/depth"]) == len(read["/camera_info"]) == 3 and read["/depth"][0].encoding == "16UC1"
+    assert read["/camera_info"][0].k[0] > 0 and read["/camera_info"][0].p[0] == read["/camera_info"][0].k[0]
+    assert read["/tf_static"][0].transforms[0].header.frame_id == "table"
+    assert {m.header.frame_id for m in read["/echogen/detections_3d"]} == {"table"}
+    assert report.count("3D centre of the target (table frame)") >= 3  # beside the truth, or why depth placed none
+    _bag_mode_reads_the_demos_depth(out / "bag", tmp_path / "rerun", tiny_model_dir)
     assert str(out / "report.html") in result.stdout
     rerun = _run("demo", "--out", str(out), "--scenes", "1", "--model", str(tiny_model_dir))
     shown = (out / "report.html").read_text().count("<section>")
@@ -175,6 +185,24 @@ def test_demo_writes_a_report_and_a_readable_bag(tiny_model_dir: Path, tmp_path:
     refused = _run("demo", "--out", str(foreign), "--scenes", "1", "--model", str(tiny_model_dir))
     assert refused.returncode == 2 and "echogen did not write it" in refused.stderr
     assert (foreign / "bag" / "thesis.tex").read_text() == "keep"
+
+
+def _bag_mode_reads_the_demos_depth(bag: Path, out: Path, model_dir: Path) -> None:
+    """`echogen bag` over the demo's bag finds its depth, CameraInfo and /tf_static by itself and writes the same
+    3D topic, in the table frame, once for each colour frame."""
+    from rosbags.highlevel import AnyReader
+
+    from echogen_ros.bag import process_bag
+    from echogen_ros.model.echogen import EchoGen
+    from echogen_ros.runtime.core import RuntimeConfig
+
+    config = RuntimeConfig(every_frames=1, every_seconds=0.0, score_threshold=0.0).changed(target_frame="table")
+    summary = process_bag(bag, out, EchoGen.load(model_dir), config=config)
+    assert summary.frames == 3 and summary.replaced > 0  # the demo's own outputs, replaced by this run's
+    with AnyReader([out]) as reader:
+        (located,) = [c for c in reader.connections if c.topic == "/echogen/detections_3d"]
+        frames = [reader.deserialize(raw, located.msgtype) for _, _, raw in reader.messages(connections=[located])]
+    assert len(frames) == 3 and {m.header.frame_id for m in frames} == {"table"}
 
 
 @pytest.mark.skipif(
