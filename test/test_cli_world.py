@@ -215,6 +215,7 @@ def test_demo_without_a_model_uses_the_embedded_one(tmp_path: Path) -> None:
     report = (tmp_path / "d" / "report.html").read_text()
     assert "randomly initialised" not in result.stderr + report
     assert "the embedded default model" in report and "trained through cycle_rl" in report
+    assert "cm away" in report and "m in the table frame; the target&#x27;s true box set there" in report  # 3D
 
 
 def test_demo_without_any_model_says_it_runs_a_random_one(tmp_path: Path, monkeypatch, capsys) -> None:
