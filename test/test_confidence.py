@@ -93,6 +93,18 @@ def test_trust_rows_cover_present_and_no_target_expressions(tiny_model) -> None:
     assert sum(b["count"] for b in report["reliability"]) == len(rows)
 
 
+def test_trust_by_kind_counts_hand_made_rows() -> None:
+    """By kind, on hand-made rows scored by the raw score at 0.5: relation has one right and found, one wrong
+    and found, one no-target found; category one no-target not found."""
+    sure, unsure = Signals(0.9, 1.0, 0.0), Signals(0.1, 1.0, 0.9)
+    rows = [trust.Row(sure, True, True, "relation"), trust.Row(sure, True, False, "relation"),
+            trust.Row(sure, False, False, "relation"), trust.Row(unsure, False, False, "category")]  # fmt: skip
+    kinds = trust.report(rows, None, threshold=0.5)["by_kind"]
+    assert kinds["relation"] == {"present": 2, "acc50": 0.5, "found_and_right": 0.5, "found_but_wrong": 0.5,
+                                 "no_target": 1, "not_found": 0.0}  # fmt: skip
+    assert kinds["category"] == {"no_target": 1, "not_found": 1.0}
+
+
 def test_eval_trust_reports_calibration_and_no_target_answers(tiny_model_dir, capsys) -> None:
     from echogen_ros.cli import main
 

@@ -4,7 +4,8 @@ box (`finding.signals`) and whether that box is right (IoU ≥ 0.5 with the refe
 
 `report` turns rows and a calibration into what issue 34 asks of it: expected calibration error, the AUROC
 of right against wrong, the reliability table, no-target accuracy (not found), the present referents'
-Acc@0.5 (the box, whatever its confidence) and the share of them found and right at the threshold."""
+Acc@0.5 (the box, whatever its confidence) and the share of them found and right at the threshold, each also
+by expression kind."""
 
 from __future__ import annotations
 
@@ -81,4 +82,23 @@ def report(rows: list[Row], calibration: Calibration | None, threshold: float = 
         "found_but_wrong": float((found & ~right).mean()),  # acted on, and wrong: what a planner must not get
         "no_target_accuracy": float((~found[~present]).mean()),
         "reliability": reliability(p, right),
+        "by_kind": by_kind(rows, found),
     }
+
+
+def by_kind(rows: list[Row], found: np.ndarray) -> dict:
+    """Per expression kind: with a referent, Acc@0.5 and the shares found and right / acted on but wrong;
+    without one, the share not found (where the no-target misses are: relations no object satisfies, ...)."""
+    out: dict[str, dict] = {}
+    for kind in sorted({r.kind for r in rows}):
+        with_one = [(f, r.right) for r, f in zip(rows, found) if r.kind == kind and r.present]
+        without = [f for r, f in zip(rows, found) if r.kind == kind and not r.present]
+        entry = {}
+        if with_one:
+            f, right = np.array(with_one).T
+            entry.update(present=len(with_one), acc50=float(right.mean()), found_and_right=float((f & right).mean()),
+                         found_but_wrong=float((f & ~right).mean()))  # fmt: skip
+        if without:
+            entry.update(no_target=len(without), not_found=float(1 - np.mean(without)))
+        out[kind] = entry
+    return out
