@@ -2,7 +2,8 @@
 0, held still) publishes colour, 16UC1 depth, CameraInfo and the camera → table transform on /tf_static; the
 node (target_frame table, the embedded model or ECHOGEN_TEST_MODEL) is told "put the white cup right of the
 blue plate". Checked: the transform through tf2_ros (a Buffer and TransformListener here); detections_3d with
-the colour frame's stamp, in the table frame, centres within 3 cm of the world's truth; goal_pose on the table
+the colour frame's stamp, in the table frame, centres within 3 cm of the world's truth (/diagnostics: depth
+paired, frame_3d table); goal_pose on the table
 right of the plate; the Verify service's and the Imagine action's goal_pose the same; a clean exit."""
 
 import os
@@ -35,6 +36,10 @@ from echogen_ros.world.dataset import world_sample  # noqa: E402
 PUT = "put the white cup right of the blue plate"
 SAMPLE = world_sample(0, 0, "test")  # what the sim camera shows: one white cup, one blue plate
 TRUTH = {label: box3d(obj) for label, obj in zip(SAMPLE.labels(), SAMPLE.scene.objects)}
+
+
+def _values(diagnostics) -> dict:
+    return {kv.key: kv.value for kv in diagnostics.status[0].values}
 
 
 @pytest.mark.launch_test
@@ -104,6 +109,10 @@ class TestSpace(unittest.TestCase):
             c, truth = phrases[role].bbox.center.position, TRUTH[label]
             self.assertEqual(phrases[role].header.stamp, located.header.stamp)
             self.assertLess(np.linalg.norm(np.subtract([c.x, c.y, c.z], truth.center)), 0.03, label)
+        said = self.probe.spin_until(lambda: next((v for v in map(_values, reversed(self.probe.diagnostics))
+                                                   if v.get("depth") == "paired"), None), 10)  # fmt: skip
+        self.assertIsNotNone(said, "/diagnostics never said the depth was paired")
+        self.assertEqual(said["frame_3d"], "table")
 
     def test_3_goal_pose_for_the_put_command(self):
         self.assert_goal_on_the_table_right_of_the_plate(self.stamped_as_a_frame(self.poses))
