@@ -59,7 +59,8 @@ def collect(
 def compared(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """`report` with `calibration`, and under "raw_score" what the uncalibrated score gives (no reliability)."""
     raw = report(rows, None, threshold)
-    return {**report(rows, calibration, threshold), "raw_score": {k: v for k, v in raw.items() if k != "reliability"}}
+    plain = {k: v for k, v in raw.items() if k not in ("reliability", "by_kind")}
+    return {**report(rows, calibration, threshold), "raw_score": plain}
 
 
 def report(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:

@@ -10,9 +10,11 @@
 #                 Janus' decoder, which imagined scenes and the cycle check draw with, becomes the one that read
 #                 codes alone (the embedded model's at be41d29, before the map; issue 35), then shipped again
 #   3. domain     fit the out-of-domain check on train renders, its threshold on val (echogen-train fit-domain)
-#   4. calibrate  fit the confidence calibration on val, scored on test (echogen-train calibrate)
+#   4. calibrate  fit the confidence calibration on val and on seed 7's held-out split (new compositions; this
+#                 project's validation split for them), scored on test and on more of seed 7 (echogen-train calibrate)
 #
-# The held-out split is read by none of them: report it afterwards with `echogen eval` (README, results).
+# The fresh held-out set (seed 20261205) is read by none of them: report it afterwards with `echogen eval`
+# (README, results).
 #   training/scripts/trust_tabletop.sh [key=value overrides for the training run]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,5 +41,5 @@ $train ship runs/separated --into-package
 echo "== domain: $(date -u +%FT%TZ)"
 $train fit-domain --model echogen_ros/model/default
 echo "== calibrate: $(date -u +%FT%TZ)"
-$train calibrate --model echogen_ros/model/default
+$train calibrate --model echogen_ros/model/default --compositions 100
 echo "== finished: $(date -u +%FT%TZ); the embedded model is echogen_ros/model/default"

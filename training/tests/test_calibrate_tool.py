@@ -39,6 +39,22 @@ def test_calibrate_records_a_fit_on_val_scored_on_test(tiny_model_dir: Path, tmp
     assert "calibration" not in json.loads((tmp_path / "trained_on" / "echogen.json").read_text())
 
 
+def test_calibrate_can_also_fit_on_held_out_compositions(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """--compositions N: the fit also reads the first N held-out scenes of seed 7 and is scored on the next N;
+    the manifest says so. Fewer than 10 is refused."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    common = ["--model", str(model_dir), "--scenes", "10", "--test-scenes", "10"]
+    assert tools.main("calibrate", [*common, "--compositions", "10"]) == 0
+    capsys.readouterr()
+    entry = json.loads((model_dir / "echogen.json").read_text())["calibration"]
+    assert entry["fitted_on"]["compositions"]["split"] == "heldout"
+    assert entry["fitted_on"]["compositions"]["seed"] == 7 and entry["fitted_on"]["compositions"]["answers"] > 0
+    assert entry["metrics"]["compositions"]["scenes"] == [10, 19] and 0 <= entry["metrics"]["compositions"]["ece"] <= 1
+    assert tools.main("calibrate", [*common, "--compositions", "5"]) == 2
+    assert "--compositions" in capsys.readouterr().err
+
+
 def test_calibrate_refuses_too_few_scenes_and_leaves_the_model(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
