@@ -14,6 +14,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.guard_condition import GuardCondition
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -264,9 +265,16 @@ def _start(node: EchoGenNode) -> None:
 
 
 def _stop(node: EchoGenNode) -> None:
-    """The shutdown transition on Ctrl-C / SIGTERM, so on_shutdown frees the model."""
-    if not node.finalized:
+    """The shutdown transition on Ctrl-C / SIGTERM, so on_shutdown frees the model. Stopped in the middle of a
+    transition (Ctrl-C while the model loads), the state machine has no shutdown to take: free it directly."""
+    if node.finalized:
+        return
+    try:
         node.trigger_shutdown()
+    except _rclpy.RCLError as error:  # rclpy: "Shutdown transtion not possible" from a transition's middle state
+        node.get_logger().warning(f"stopped during a transition ({error}): the model is freed without it")
+        node._release()
+        node.finalized = True
 
 
 def main(args: list[str] | None = None) -> None:
