@@ -51,8 +51,9 @@ def test_calibrate_can_also_fit_on_held_out_compositions(tiny_model_dir: Path, t
     assert entry["fitted_on"]["compositions"]["split"] == "heldout"
     assert entry["fitted_on"]["compositions"]["seed"] == 7 and entry["fitted_on"]["compositions"]["answers"] > 0
     assert entry["metrics"]["compositions"]["scenes"] == [10, 19] and 0 <= entry["metrics"]["compositions"]["ece"] <= 1
-    assert tools.main("calibrate", [*common, "--compositions", "5"]) == 2
-    assert "--compositions" in capsys.readouterr().err
+    for few in ("5", "-3"):
+        assert tools.main("calibrate", [*common, "--compositions", few]) == 2
+        assert "--compositions" in capsys.readouterr().err
 
 
 def test_calibrate_refuses_too_few_scenes_and_leaves_the_model(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:

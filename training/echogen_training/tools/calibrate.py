@@ -71,7 +71,7 @@ def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int, composit
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scenes < 10 or args.test_scenes < 10 or 0 < args.compositions < 10:
+    if args.scenes < 10 or args.test_scenes < 10 or args.compositions < 0 or 0 < args.compositions < 10:
         raise ValueError("--scenes, --test-scenes and --compositions (unless 0) must be ≥ 10 (about 150 answers each)")
     start = time.monotonic()
     checkpoint.read_manifest(args.model)  # every file as its manifest says, before anything is copied
