@@ -8,7 +8,8 @@ With `--condition shuffled` every frame is scored under another scene's layout, 
 empty (classifier-free) prompt: a CE no lower with the right layout than with a shuffled one means the
 generator ignores where the layout puts things.
 
-    python -m experiments.l2i_nll MODEL [--scenes 64] [--seed 7] [--condition right|shuffled|none]
+    python -m experiments.l2i_nll MODEL [--scenes 64] [--seed 7] [--split heldout] [--condition right|shuffled|none]
+        [--min-objects 2 --max-objects 8 --scale-range 1 1]   (the world drawn: SceneConfig's fields)
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=64)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--split", default="heldout")
+    parser.add_argument("--min-objects", type=int, default=SceneConfig.min_objects)
+    parser.add_argument("--max-objects", type=int, default=SceneConfig.max_objects)
+    parser.add_argument("--scale-range", type=float, nargs=2, default=SceneConfig.scale_range, metavar=("LO", "HI"))
     parser.add_argument("--condition", choices=("right", "shuffled", "none"), default="right")
     args = parser.parse_args(argv)
     model = EchoGen.load(args.model)
     batcher = Batcher(model, seed=0)
     batcher.rng = np.random.default_rng(0)
-    records = [world_record(args.seed, i, args.split, SceneConfig(), (1.0,)) for i in range(args.scenes)]
+    world = SceneConfig(min_objects=args.min_objects, max_objects=args.max_objects, scale_range=tuple(args.scale_range))
+    records = [world_record(args.seed, i, args.split, world, (1.0,)) for i in range(args.scenes)]
     ces, accs = [], []
     for start in range(0, len(records), 16):
         chunk = records[start : start + 16]

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Evaluate every ablation row (and the embedded model) on one freshly generated held-out set, clean and with
-# noisy input layouts, then print the markdown table of docs/benchmarks.md.
+# Evaluate every row of training/scripts/ablation.sh on the ablation world's test split (seen compositions, new
+# scenes; nothing is chosen by it), clean and with noisy input layouts, then print the markdown table of
+# docs/benchmarks.md.
 #   training/scripts/ablation_eval.sh [scenes] [imagined scenes] [noise]     (defaults: 200 60 0.15)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ROOT=${ABLATION_ROOT:-runs/ablation}
 SCENES=${1:-200}; IMAGINE=${2:-60}; NOISE=${3:-0.15}
-data=runs/ablation/heldout
-.venv/bin/echogen world --split heldout --seed 7 --count "${SCENES}" --out "${data}" --overwrite
-for dir in runs/ablation/*/final; do
-  row=$(basename "$(dirname "${dir}")")
-  echo "== ${row}"
-  .venv/bin/echogen eval --data "${data}" --model "${dir}" --imagine-limit "${IMAGINE}" --json > "runs/ablation/${row}/eval.json"
+world=(--min-objects 1 --max-objects 4 --scale-range 1.3 2.0)
+data=${ROOT}/test_world
+.venv/bin/echogen world --split test --seed 7 --count "${SCENES}" "${world[@]}" --out "${data}" --overwrite
+for dir in "${ROOT}"/seed*/*/final; do
+  run=$(dirname "${dir}")
+  [ "$(basename "${run}")" = djo_for_rl ] && continue  # a step inside the Cycle RL row, not a row
+  [ -f "${run}/l2i.json" ] && { echo "== ${run}: evaluated already"; continue; }
+  echo "== ${run}"
+  .venv/bin/echogen eval --data "${data}" --model "${dir}" --imagine-limit "${IMAGINE}" --json > "${run}/eval.json.part"
   .venv/bin/echogen eval --data "${data}" --model "${dir}" --imagine-limit "${IMAGINE}" --noise "${NOISE}" --json \
-    > "runs/ablation/${row}/eval_noisy.json"
+    > "${run}/eval_noisy.json.part"
+  PYTHONPATH=training .venv/bin/python -m experiments.l2i_nll "${dir}" --split test --scenes 64 "${world[@]}" \
+    > "${run}/l2i.json.part"
+  for f in eval eval_noisy l2i; do mv "${run}/${f}.json.part" "${run}/${f}.json"; done
 done
-PYTHONPATH=training .venv/bin/python -m experiments.ablation_table runs/ablation
+PYTHONPATH=training .venv/bin/python -m experiments.ablation_table "${ROOT}"

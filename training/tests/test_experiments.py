@@ -26,14 +26,26 @@ def test_each_experiment_imports_and_has_a_main(name: str) -> None:
     assert callable(module.main) and f"python -m experiments.{name}" in module.__doc__
 
 
-def test_the_ablation_table_has_a_row_per_run(tmp_path: Path, capsys) -> None:
-    row = tmp_path / "pmtp"
-    row.mkdir()
-    (row / "row.json").write_text(json.dumps({"title": "PMTP", "i2l_batches": 600, "l2i_batches": 600}))
-    (row / "l2i.json").write_text(json.dumps({"l2i_ce": 4.25}))
-    (tmp_path / "extra").mkdir()
-    (tmp_path / "extra" / "row.json").write_text("{}")
-    assert ablation_table.main(tmp_path) == 0
+def _eval(acc: float, ap50: float, cycle: float) -> dict:
+    cycle_report = {"mean_iou": cycle, "failure_rate": 1 - cycle}
+    return {
+        "grounding": {"acc@0.5": acc, "macc": acc / 2},
+        "layout_to_image": {"ap50": ap50},
+        "cycle": cycle_report,
+        "controls": {"empty_table": {"layout_to_image": {"ap50": 0.01}, "cycle": cycle_report}},
+    }
+
+
+def test_the_ablation_table_has_a_row_per_run_with_the_seeds_spread(tmp_path: Path, capsys) -> None:
+    for seed, acc in ((0, 0.5), (1, 0.7)):
+        run = tmp_path / f"seed{seed}" / "pmtp"
+        run.mkdir(parents=True)
+        (run / "eval.json").write_text(json.dumps(_eval(acc, 0.3, 0.6)))
+        (run / "l2i.json").write_text(json.dumps({"l2i_ce": 4.25}))
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 600, "split": "train", "time_s": 120.0}) + "\n")
+    assert ablation_table.main([str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| PMTP | 600 / 600 | — |") and "4.25" in lines[2]
-    assert lines[3].startswith("| extra | 0 / 0 |")
+    assert len(lines) == 4  # header, rule, the PMTP row, one control
+    assert lines[2].startswith("| PMTP (both tasks every step) | 600 PMTP steps (I2L + L2I) | 2 ± 0 | 0.600 ± 0.141 |")
+    assert "4.25 ± 0.00" in lines[2] and lines[2].endswith("| 2 |")
+    assert lines[3].startswith("| control: empty table") and "0.010 ± 0.000" in lines[3]
