@@ -4,7 +4,7 @@ l2i.json (experiments.l2i_nll) and the runs' metrics.jsonl (wall time). A cell i
 standard deviation (n seeds in the last column); a control line follows (what a trivial image gives the same
 detector and grounder: the tokenizer's ceiling, an empty table's codes, another scene's codes, painted boxes).
 
-    python -m experiments.ablation_table runs/ablation [--steps 1200 --djo 25 --rl 20 --djo-cost 4 --rl-cost 5]
+    python -m experiments.ablation_table runs/ablation [--steps 1400 --djo 25 --rl 20 --djo-cost 4 --rl-cost 5]
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 TITLES = {
+    "grounding_only_half": "grounding-only (I2L), PMTP's I2L batches",
     "grounding_only": "grounding-only (I2L)",
+    "generation_only_half": "generation-only (L2I), PMTP's L2I batches",
     "generation_only": "generation-only (L2I)",
     "naive_joint": "naive joint (tasks alternate)",
     "pmtp": "PMTP (both tasks every step)",
@@ -46,7 +48,9 @@ def _budget(args: argparse.Namespace) -> dict[str, tuple[str, list[tuple[str, in
     djo_from = half - args.djo * args.djo_cost
     rl_from = djo_from - args.rl * args.rl_cost // 2
     return {
+        "grounding_only_half": (f"{half} I2L (its step {half})", [("grounding_only", half)]),
         "grounding_only": (f"{args.steps} I2L", [("grounding_only", None)]),
+        "generation_only_half": (f"{half} L2I (its step {half})", [("generation_only", half)]),
         "generation_only": (f"{args.steps} L2I", [("generation_only", None)]),
         "naive_joint": (f"{half} I2L + {half} L2I, alternating", [("naive_joint", None)]),
         "pmtp": (f"{half} PMTP steps (I2L + L2I)", [("pmtp", None)]),
@@ -82,7 +86,7 @@ def _metrics(clean: dict, noisy: dict, l2i: dict) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, nargs="?", default=Path("runs/ablation"))
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--djo", type=int, default=25)
     parser.add_argument("--rl", type=int, default=20)
     parser.add_argument("--djo-cost", type=int, default=4)

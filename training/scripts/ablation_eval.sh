@@ -3,14 +3,16 @@
 # scenes; nothing is chosen by it), clean and with noisy input layouts, then print the markdown table of
 # docs/benchmarks.md.
 #   training/scripts/ablation_eval.sh [scenes] [imagined scenes] [noise]     (defaults: 200 60 0.15)
+# SEEDS=seed0 evaluates one seed's rows (two such calls share the CPU); rows evaluated already are kept, and
+# so is the drawn test world (${ROOT}/test_world: remove it to draw another size).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${ABLATION_ROOT:-runs/ablation}
 SCENES=${1:-200}; IMAGINE=${2:-60}; NOISE=${3:-0.15}
 world=(--min-objects 1 --max-objects 4 --scale-range 1.3 2.0)
 data=${ROOT}/test_world
-.venv/bin/echogen world --split test --seed 7 --count "${SCENES}" "${world[@]}" --out "${data}" --overwrite
-for dir in "${ROOT}"/seed*/*/final; do
+[ -f "${data}/annotations.json" ] || .venv/bin/echogen world --split test --seed 7 --count "${SCENES}" "${world[@]}" --out "${data}" --overwrite
+for dir in "${ROOT}"/${SEEDS:-seed*}/*/final; do
   run=$(dirname "${dir}")
   [ "$(basename "${run}")" = djo_for_rl ] && continue  # a step inside the Cycle RL row, not a row
   [ -f "${run}/l2i.json" ] && { echo "== ${run}: evaluated already"; continue; }

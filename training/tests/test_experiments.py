@@ -43,7 +43,7 @@ def test_the_ablation_table_has_a_row_per_run_with_the_seeds_spread(tmp_path: Pa
         (run / "eval.json").write_text(json.dumps(_eval(acc, 0.3, 0.6)))
         (run / "l2i.json").write_text(json.dumps({"l2i_ce": 4.25}))
         (run / "metrics.jsonl").write_text(json.dumps({"step": 600, "split": "train", "time_s": 120.0}) + "\n")
-    assert ablation_table.main([str(tmp_path)]) == 0
+    assert ablation_table.main([str(tmp_path), "--steps", "1200"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4  # header, rule, the PMTP row, one control
     assert lines[2].startswith("| PMTP (both tasks every step) | 600 PMTP steps (I2L + L2I) | 2 ± 0 | 0.600 ± 0.141 |")
