@@ -15,7 +15,7 @@
 # (optim.min_lr_ratio=1) in every row, so a checkpoint of the PMTP run is the same as a shorter PMTP run. Every
 # row's generator reads the shipped model's inputs (image-token positions and the layout map, `model.*`).
 # The single-task runs' step T/2 checkpoints are two rows more (`*_half`: the same batches of their task as PMTP had).
-# Rows resume when rerun; finished rows are skipped. OMP_NUM_THREADS=1 per seed lets two seeds share the CPU.
+# ROWS="pmtp pmtp_djo" trains only the rows named (e.g. another seed of some rows). Rows resume when rerun; finished rows are skipped. OMP_NUM_THREADS=1 per seed lets two seeds share the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${ABLATION_ROOT:-runs/ablation}
@@ -25,6 +25,7 @@ world=(data.min_objects=1 data.max_objects=4 "data.scale_range=[1.3,2.0]")
 
 train() {  # out stage config overrides...
   local out=$1 stage=$2 config=$3; shift 3
+  if [ -n "${ROWS:-}" ] && [[ " ${ROWS} " != *" $(basename "${out}") "* ]]; then return; fi
   if [ -f "${out}/final/echogen.json" ]; then echo "== ${out}: done already"; return; fi
   echo "== ${out}: $(date -u +%FT%TZ)"
   .venv/bin/echogen-train "${stage}" --config "${configs}/${config}" run.progress=false "run.out=${out}" \
@@ -60,8 +61,10 @@ case ${1:-} in
     train "${out}/naive_joint" pmtp tabletop_pmtp.yaml "model.init=${init}" "${row[@]}" pmtp.schedule=alternate \
       "optim.max_steps=${T}"
     for task in grounding_only generation_only; do  # the single-task rows at the batches of that task PMTP had
+      model=$(printf '%s/checkpoints/step_%08d/model' "${task}" "${half}")
+      [ -d "${out}/${model}" ] || continue  # not trained (ROWS)
       mkdir -p "${out}/${task}_half"
-      ln -sfn "$(printf '../%s/checkpoints/step_%08d/model' "${task}" "${half}")" "${out}/${task}_half/final"
+      ln -sfn "../${model}" "${out}/${task}_half/final"
     done
     echo "== seed ${SEED} trained: $(date -u +%FT%TZ)"
     ;;
