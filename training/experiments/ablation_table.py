@@ -1,10 +1,11 @@
 """Print the ablation table (markdown) of docs/benchmarks.md from the runs of training/scripts/ablation.sh:
 ROOT/seed<N>/<row>/ with eval.json and eval_noisy.json (`echogen eval --json`, clean and with --noise),
-l2i.json (experiments.l2i_nll) and the runs' metrics.jsonl (wall time). A cell is the seeds' mean ± their
+l2i.json (experiments.l2i_nll), the runs' metrics.jsonl (wall time) and the seed's plan.json (its steps, as
+ablation.sh chose them; every seed's must agree). A cell is the seeds' mean ± their
 standard deviation (n seeds in the last column); a control line follows (what a trivial image gives the same
 detector and grounder: the tokenizer's ceiling, an empty table's codes, another scene's codes, painted boxes).
 
-    python -m experiments.ablation_table runs/ablation [--steps 1400 --djo 25 --rl 20 --djo-cost 4 --rl-cost 5]
+    python -m experiments.ablation_table runs/ablation
 """
 
 from __future__ import annotations
@@ -42,20 +43,19 @@ def _time_at(run: Path, step: int | None) -> float | None:
     return lines[-1]["time_s"] if lines else None
 
 
-def _budget(args: argparse.Namespace) -> dict[str, tuple[str, list[tuple[str, int | None]]]]:
+def _budget(plan: dict) -> dict[str, tuple[str, list[tuple[str, int | None]]]]:
     """Each row's compute in words and the runs (with the step used) its wall time adds up."""
-    half = args.steps // 2
-    djo_from = half - args.djo * args.djo_cost
-    rl_from = djo_from - args.rl * args.rl_cost // 2
+    steps, djo, rl, djo_from, rl_from = (plan[k] for k in ("steps", "djo", "rl", "djo_from", "rl_from"))
+    half = steps // 2
     return {
         "grounding_only_half": (f"{half} I2L (its step {half})", [("grounding_only", half)]),
-        "grounding_only": (f"{args.steps} I2L", [("grounding_only", None)]),
+        "grounding_only": (f"{steps} I2L", [("grounding_only", None)]),
         "generation_only_half": (f"{half} L2I (its step {half})", [("generation_only", half)]),
-        "generation_only": (f"{args.steps} L2I", [("generation_only", None)]),
+        "generation_only": (f"{steps} L2I", [("generation_only", None)]),
         "naive_joint": (f"{half} I2L + {half} L2I, alternating", [("naive_joint", None)]),
         "pmtp": (f"{half} PMTP steps (I2L + L2I)", [("pmtp", None)]),
-        "pmtp_djo": (f"{djo_from} PMTP + {args.djo} DJO", [("pmtp", djo_from), ("pmtp_djo", None)]),
-        "pmtp_djo_cycle_rl": (f"{rl_from} PMTP + {args.djo} DJO + {args.rl} RL",
+        "pmtp_djo": (f"{djo_from} PMTP + {djo} DJO", [("pmtp", djo_from), ("pmtp_djo", None)]),
+        "pmtp_djo_cycle_rl": (f"{rl_from} PMTP + {djo} DJO + {rl} RL",
                               [("pmtp", rl_from), ("djo_for_rl", None), ("pmtp_djo_cycle_rl", None)]),
     }  # fmt: skip
 
@@ -86,19 +86,20 @@ def _metrics(clean: dict, noisy: dict, l2i: dict) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, nargs="?", default=Path("runs/ablation"))
-    parser.add_argument("--steps", type=int, default=1400)
-    parser.add_argument("--djo", type=int, default=25)
-    parser.add_argument("--rl", type=int, default=20)
-    parser.add_argument("--djo-cost", type=int, default=4)
-    parser.add_argument("--rl-cost", type=int, default=5)
     args = parser.parse_args(argv)
     seeds = sorted(p for p in args.root.glob("seed*") if p.is_dir())
+    plans = [_load(seed / "plan.json") for seed in seeds]
+    if not plans or any(plan != plans[0] for plan in plans) or not plans[0]:
+        print(
+            f"{args.root}: every seed* folder needs the same plan.json (written by ablation.sh rows)", file=sys.stderr
+        )
+        return 2
     columns = ("acc", "macc", "l2i", "ap50", "cycle", "fail", "noisy_cycle", "noisy_fail")
     print("| row | compute (task-batches of 32; DJO batch 16) | train min | Acc@0.5 | mAcc | L2I token CE "
           "| layout AP50 | cycle IoU | cycle failures | noisy cycle IoU | noisy failures | seeds |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    controls: dict[str, dict[str, list[float]]] = {name: {} for name in CONTROLS}
-    for name, (budget, parts) in _budget(args).items():
+    controls: dict[str, dict[str, list[float]]] = {}
+    for name, (budget, parts) in _budget(plans[0]).items():
         values: dict[str, list[float]] = {c: [] for c in columns}
         minutes, found = [], 0
         for seed in seeds:
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [TITLES[name], budget, _cell(minutes, 0)] + [_cell(values[c], 2 if c == "l2i" else 3) for c in columns]
         print("| " + " | ".join(cells + [str(found)]) + " |")
     for control in CONTROLS:
-        entry = controls.get(control) or {}
+        entry = controls.get(control)
         if entry:
             cells = [f"control: {control.replace('_', ' ')} (PMTP row's model)", "—", "—", "—", "—", "—",
                      _cell(entry["ap50"]), _cell(entry["cycle"]), _cell(entry["fail"]), "—", "—",

@@ -18,10 +18,10 @@
 # ROWS="pmtp pmtp_djo" trains only the rows named (e.g. another seed of some rows). Rows resume when rerun; finished rows are skipped. OMP_NUM_THREADS=1 per seed lets two seeds share the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=${ABLATION_ROOT:-runs/ablation}
+source training/scripts/ablation_common.sh
 DJO_COST=${DJO_COST:-4}; RL_COST=${RL_COST:-5}
 configs=training/echogen_training/configs
-world=(data.min_objects=1 data.max_objects=4 "data.scale_range=[1.3,2.0]")
+world=("data.min_objects=${MIN_OBJECTS}" "data.max_objects=${MAX_OBJECTS}" "data.scale_range=[${SCALE_LO},${SCALE_HI}]")
 
 train() {  # out stage config overrides...
   local out=$1 stage=$2 config=$3; shift 3
@@ -45,6 +45,9 @@ case ${1:-} in
     SEED=${2:?rows SEED [T] [DJO] [RL]}; T=${3:-1400}; DJO=${4:-25}; RL=${5:-20}
     half=$((T / 2)); djo_from=$((half - DJO * DJO_COST)); rl_from=$((djo_from - RL * RL_COST / 2))
     out=${ROOT}/seed${SEED}; init=${ROOT}/vq/final
+    mkdir -p "${out}"  # the plan is what the table's compute column says
+    printf '{"steps": %d, "djo": %d, "rl": %d, "djo_from": %d, "rl_from": %d}\n' \
+      "${T}" "${DJO}" "${RL}" "${djo_from}" "${rl_from}" > "${out}/plan.json"
     row=(optim.min_lr_ratio=1.0 "run.seed=${SEED}" "data.seed=$((100 + SEED))" run.save_every=50 run.keep_every=50
          model.image_positions=true model.layout_map=true)
     train "${out}/pmtp" pmtp tabletop_pmtp.yaml "model.init=${init}" "${row[@]}" "optim.max_steps=${half}"
@@ -61,7 +64,7 @@ case ${1:-} in
     train "${out}/naive_joint" pmtp tabletop_pmtp.yaml "model.init=${init}" "${row[@]}" pmtp.schedule=alternate \
       "optim.max_steps=${T}"
     for task in grounding_only generation_only; do  # the single-task rows at the batches of that task PMTP had
-      model=$(printf '%s/checkpoints/step_%08d/model' "${task}" "${half}")
+      model=$(step_dir "${task}" "${half}")
       [ -d "${out}/${model}" ] || continue  # not trained (ROWS)
       mkdir -p "${out}/${task}_half"
       ln -sfn "../${model}" "${out}/${task}_half/final"

@@ -7,9 +7,9 @@
 # so is the drawn test world (${ROOT}/test_world: remove it to draw another size).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=${ABLATION_ROOT:-runs/ablation}
+source training/scripts/ablation_common.sh
 SCENES=${1:-200}; IMAGINE=${2:-60}; NOISE=${3:-0.15}
-world=(--min-objects 1 --max-objects 4 --scale-range 1.3 2.0)
+world=(--min-objects "${MIN_OBJECTS}" --max-objects "${MAX_OBJECTS}" --scale-range "${SCALE_LO}" "${SCALE_HI}")
 data=${ROOT}/test_world
 [ -f "${data}/annotations.json" ] || .venv/bin/echogen world --split test --seed 7 --count "${SCENES}" "${world[@]}" --out "${data}" --overwrite
 for dir in "${ROOT}"/${SEEDS:-seed*}/*/final; do

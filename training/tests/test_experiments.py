@@ -37,15 +37,20 @@ def _eval(acc: float, ap50: float, cycle: float) -> dict:
 
 
 def test_the_ablation_table_has_a_row_per_run_with_the_seeds_spread(tmp_path: Path, capsys) -> None:
+    plan = {"steps": 1200, "djo": 25, "rl": 20, "djo_from": 500, "rl_from": 450}
     for seed, acc in ((0, 0.5), (1, 0.7)):
         run = tmp_path / f"seed{seed}" / "pmtp"
         run.mkdir(parents=True)
+        (run.parent / "plan.json").write_text(json.dumps(plan))
         (run / "eval.json").write_text(json.dumps(_eval(acc, 0.3, 0.6)))
         (run / "l2i.json").write_text(json.dumps({"l2i_ce": 4.25}))
         (run / "metrics.jsonl").write_text(json.dumps({"step": 600, "split": "train", "time_s": 120.0}) + "\n")
-    assert ablation_table.main([str(tmp_path), "--steps", "1200"]) == 0
+    assert ablation_table.main([str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4  # header, rule, the PMTP row, one control
     assert lines[2].startswith("| PMTP (both tasks every step) | 600 PMTP steps (I2L + L2I) | 2 ± 0 | 0.600 ± 0.141 |")
     assert "4.25 ± 0.00" in lines[2] and lines[2].endswith("| 2 |")
     assert lines[3].startswith("| control: empty table") and "0.010 ± 0.000" in lines[3]
+    (tmp_path / "seed1" / "plan.json").write_text(json.dumps({**plan, "steps": 1400}))  # seeds that disagree
+    assert ablation_table.main([str(tmp_path)]) == 2
+    assert "plan.json" in capsys.readouterr().err
