@@ -104,7 +104,7 @@ class EchoGenNode(LifecycleNode):
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", reliable)
         self.detections_3d = self.create_lifecycle_publisher(Detection3DArray, "detections_3d", reliable)
         self.goal_pose = self.create_lifecycle_publisher(PoseStamped, "goal_pose", reliable)
-        if self.runtime.lists_scenes:  # every object in the frame, with each grounding
+        if self.runtime.lists_scenes:  # every object in the frame, with a grounding every scene_every_seconds
             self.scene = self.create_lifecycle_publisher(Detection2DArray, "scene", reliable)
         if self.p("instruction"):
             self.runtime.on_instruction(self.p("instruction"))

@@ -81,3 +81,19 @@ def test_the_imagine_action_plans_on_the_listing_or_says_there_is_none(listing_m
     runtime.on_image(_frame(4, 8.0)[1], now=0.0)
     picked = _imagine(runtime, "pick up the cup")
     assert not picked.success and "the goal scene is empty" in picked.message and NOT_LISTED in picked.message
+
+
+def test_the_scene_is_listed_at_most_every_scene_every_seconds(listing_model) -> None:
+    runtime = _runtime(listing_model)  # scene_every_seconds: the default, 1 s
+    runtime.on_instruction("the cup")
+    listed = []
+    for now in (0.0, 0.4, 0.9, 1.0, 1.5, 2.2):
+        runtime.on_image(_frame(1, now)[1], now=now)
+        out = runtime.step(now=now)
+        assert out is not None and out.detections is not None  # every frame is grounded
+        listed.append(out.scene is not None)
+    assert listed == [True, False, False, True, False, True]
+    runtime.reconfigure(scene_every_seconds=0.0)  # 0: with every grounding
+    for now in (2.3, 2.4):
+        runtime.on_image(_frame(1, now)[1], now=now)
+        assert runtime.step(now=now).scene is not None

@@ -40,6 +40,7 @@ class RuntimeConfig:
     guidance: float | None = None  # None: the model's default
     cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
     decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
+    scene_every_seconds: float = 1.0  # list the whole scene with a grounding at most this often (0: every grounding)
     space: SpaceConfig = SpaceConfig()  # depth and frames: the 3D outputs
 
     def changed(self, **changes) -> RuntimeConfig:
@@ -89,6 +90,7 @@ class Runtime:
         self.phrases: list[tuple[str, str]] = []  # (phrase as given, id = role)
         self.locator = Locator(msgs, self.config.space)  # camera_info, depth frames, transforms
         self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
+        self._listing: tuple[float, list] | None = None  # (when, the objects) of the last scene listed
 
     @property
     def grounder(self) -> ModelGrounder:
@@ -183,8 +185,8 @@ class Runtime:
                 self.msgs, draw_boxes(frame.rgb, [d.box for _, _, d in kept], labels), frame.header
             )
         self.counters.not_found = missing = not_found(findings)
-        listed = self._listed(frame)
-        scene = None if listed is None else conv.detection_array(
+        listed, fresh = self._listed(frame, now)
+        scene = None if not fresh else conv.detection_array(
             self.msgs, frame.header, [(d.label, f"object_{i}", d) for i, d in enumerate(listed)])  # fmt: skip
         located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed, seen)
         space = f"3D in {located.header.frame_id!r}" if located is not None else ""
@@ -192,16 +194,24 @@ class Runtime:
             f"; {note}" for note in (missing, space, where) if note)  # fmt: skip
         return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
 
-    def _listed(self, frame: Frame):
-        """The frame's objects at or above the threshold, where the model lists scenes; None where it does not,
-        or the frame is out of its domain (the grounding says why)."""
+    def _listed(self, frame: Frame, now: float) -> tuple[list | None, bool]:
+        """The frame's objects at or above the threshold, where the model lists scenes, and whether they were
+        listed on this frame: a listing costs several groundings' time, so it is made at most every
+        `scene_every_seconds` and the last one stands in between (for the goal pose's obstacles). None where
+        the model lists no scene, or the frame is out of its domain (the grounding says why)."""
         if not self.lists_scenes:
-            return None
+            return None, False
+        last = self._listing
+        if last is not None and now - last[0] < self.config.scene_every_seconds:
+            return last[1], False
         try:
             with self._model_lock:
-                return self.grounder.scene(frame.rgb)
+                listed = self.grounder.scene(frame.rgb)
         except NotFound:
-            return None
+            self._listing = None
+            return None, False
+        self._listing = (now, listed)
+        return listed, True
 
     # ---- space: depth, camera model and transforms --------------------------------------------------------
     def on_camera_info(self, msg) -> str | None:
