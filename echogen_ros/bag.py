@@ -5,14 +5,14 @@ metadata versions 4 to 9, with or without stored message definitions and type ha
 
 Output: a new MCAP bag (metadata version 8, which Humble and Jazzy read) holding every input message
 unchanged, on its topic with its recorded QoS, plus this run's outputs under the namespace (`/echogen`):
-detections, debug images, status, the scene's objects (where the model lists scenes) and, when an instruction
-asks for a move or a pick-up, the imagined goal scene and its goal layout. With a depth topic (registered to
-the colour frames), the bag's CameraInfo and its /tf and /tf_static, also detections_3d and, for a put-command,
-goal_pose, as the node publishes them; a frame is then grounded once its depth had time to arrive (the bag's
-time past the frame's by sync_tolerance, or the next frame). Every connection carries its
-complete message definition: the bag's own where it has one, else the one generated from the typestore of the
-chosen distribution; an input type found in neither stops the run with one line naming it, as ROS 2 tools
-could not read such an output.
+detections, debug images, status, the scene's objects (every label grounded, at most every `scene_every_seconds`
+of bag time) and, when an instruction asks for a move or a pick-up, the imagined goal scene and its goal layout.
+With a depth topic (registered to the colour frames), the bag's CameraInfo and its /tf and /tf_static, also
+detections_3d and, for a put-command, goal_pose, as the node publishes them; a frame is then grounded once its
+depth had time to arrive (the bag's time past the frame's by sync_tolerance, or the next frame). Every
+connection carries its complete message definition: the bag's own where it has one, else the one generated from
+the typestore of the chosen distribution; an input type found in neither stops the run with one line naming it,
+as ROS 2 tools could not read such an output.
 
 Reprocessing: an input that already holds outputs on this run's output topics (an earlier `echogen bag`
 output, or a recording of the live node) gets them replaced, not copied, so each output topic holds one

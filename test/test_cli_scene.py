@@ -1,5 +1,5 @@
-"""`echogen scene`: the listing as JSON and as text, and one line with exit code 2 for a bad image or a model
-not trained to list scenes."""
+"""`echogen scene`: the listing (by label, or the trained one-pass one) as JSON and as text, and one line with
+exit code 2 for a bad image, a bad listing or a model not trained to list scenes in one pass."""
 
 from __future__ import annotations
 
@@ -32,12 +32,16 @@ def capable_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_scene_prints_the_listing_as_json_and_as_text(image_path: Path, capable_dir: Path, capsys) -> None:
-    assert main(["scene", "--image", str(image_path), "--model", str(capable_dir), "--json"]) == 0
+    one_pass = ["scene", "--image", str(image_path), "--model", str(capable_dir), "--listing", "sequence"]
+    assert main([*one_pass, "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert set(listing) == {"objects", "out_of_domain", "calibrated", "reason", "latency_ms"}
     assert listing["objects"] == [] and listing["reason"] == "the model lists nothing"
-    assert main(["scene", "--image", str(image_path), "--model", str(capable_dir), "--threshold", "0.5"]) == 0
+    assert main([*one_pass, "--threshold", "0.5"]) == 0
     assert capsys.readouterr().out.startswith("nothing listed: the model lists nothing\n")
+    assert main(["scene", "--image", str(image_path), "--model", str(capable_dir), "--json"]) == 0
+    by_label = json.loads(capsys.readouterr().out)  # the default: every label grounded, by any model
+    assert by_label["objects"] and {"label", "box", "score"} <= set(by_label["objects"][0])
 
 
 @pytest.mark.parametrize(
@@ -46,7 +50,8 @@ def test_scene_prints_the_listing_as_json_and_as_text(image_path: Path, capable_
         (["--image", "missing.png"], "image missing.png does not exist"),
         (["--image", "{bad}"], "cannot decode"),
         (["--image", "{image}", "--threshold", "2"], "outside [0, 1]"),
-        (["--image", "{image}", "--model", "{plain}"], "not trained to list a scene"),
+        (["--image", "{image}", "--model", "{plain}", "--listing", "sequence"], "not trained to list a scene"),
+        (["--image", "{image}", "--listing", "guess"], "invalid choice: 'guess'"),
     ],
 )
 def test_scene_bad_input_is_one_line_and_exit_2(

@@ -79,7 +79,7 @@ def test_find_keeps_the_scene_as_it_is() -> None:
 
 
 class _Listing:
-    """The truth's grounding with a listing of the scene that lacks some objects (as a model's may)."""
+    """The truth's grounding with a listing of the scene that lacks some objects (as a model's may), or none."""
 
     def __init__(self, truth: KnownObjectsGrounder, keep) -> None:
         self.truth, self.keep = truth, keep
@@ -87,7 +87,9 @@ class _Listing:
     def ground(self, image: np.ndarray, phrase: str, top_k: int = 2) -> list[Detection]:
         return self.truth.ground(image, phrase, top_k)
 
-    def scene(self, image: np.ndarray) -> list[Detection]:
+    def scene(self, image: np.ndarray) -> list[Detection] | None:
+        if self.keep is None:
+            return None  # no listing at all
         return [d for k, d in enumerate(self.truth.scene(image)) if self.keep(k)]
 
 
@@ -108,16 +110,25 @@ def test_the_only_object_picked_up_leaves_an_empty_scene_said_plainly() -> None:
         plan(sample.image(), ins.text, alone)
 
 
-def test_a_model_that_cannot_list_a_scene_plans_as_before_and_says_so(tiny_model) -> None:
-    from echogen_ros.planning.grounders import ModelGrounder, lists_scenes
-
-    assert not lists_scenes(tiny_model)  # a random model is not trained to list scenes
-    grounder = ModelGrounder(tiny_model, 0.0)
-    image = world_sample(0, 0, "val").image(320, 240)
-    assert grounder.scene(image) is None
-    result = plan(image, "put the red mug above the plate", grounder)
-    assert [o.label for o in result.goal_layout.objects] == ["the red mug", "the plate"]
+def test_a_grounder_that_cannot_list_a_scene_plans_as_before_and_says_so() -> None:
+    sample = SCENES[0]
+    unlisted = _Listing(_truth(sample), keep=None)  # the truth's grounding, no listing (a grounder may have none)
+    image = sample.image()
+    ins = next(i for i in sample.instructions if i.action == "put")
+    result = plan(image, ins.text, unlisted)
+    assert [o.label for o in result.goal_layout.objects] == [result.command.target, *result.command.anchors]
     assert result.notes == [NOT_LISTED] and result.scene is None
     assert result.to_json()["scene"] == {"listed": False, "objects": []} and result.to_json()["notes"] == [NOT_LISTED]
+    pick = next((i for s in SCENES for i in s.instructions if i.action == "pick" and s is sample), None)
+    phrase = pick.text if pick is not None else f"pick up {result.command.target}"
     with pytest.raises(PlanningError, match="goal scene is empty: .*the rest of the scene was not listed"):
-        plan(image, "pick up the red cup", grounder)
+        plan(image, phrase, unlisted)
+
+
+def test_every_model_lists_the_scene_by_label(tiny_model) -> None:
+    from echogen_ros.planning.grounders import ModelGrounder, lists_scenes
+
+    assert lists_scenes(tiny_model)  # by label: any grounding model, trained for a listing or not
+    listed = ModelGrounder(tiny_model, 0.0).scene(world_sample(0, 0, "val").image(320, 240))
+    assert listed and all(d.label.count(" ") == 1 for d in listed)  # "colour category", as observed
+    assert ModelGrounder(tiny_model, 1.0).scene(world_sample(0, 0, "val").image(320, 240)) == []

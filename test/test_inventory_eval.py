@@ -11,7 +11,7 @@ import pytest
 
 from echogen_ros.cli import main
 from echogen_ros.evaluation.inventory import matches, scores
-from echogen_ros.model import checkpoint, inventory
+from echogen_ros.model import checkpoint, inventory, label_listing
 
 TRUTH = [("red cup", (10, 10, 50, 50)), ("red cup", (100, 10, 140, 50)), ("blue plate", (10, 100, 110, 160))]
 
@@ -44,12 +44,18 @@ def test_eval_inventory_reports_the_listing_beside_its_controls(tiny_model_dir: 
     model = tmp_path / "capable"
     shutil.copytree(tiny_model_dir, model)
     checkpoint.write_manifest(model, inventory.with_capability(checkpoint.read_manifest(model)))
-    assert main(["eval", "--inventory", "--world", "test", "--count", "2", "--model", str(model), "--json"]) == 0
+    argv = ["eval", "--inventory", "--world", "test", "--count", "2", "--model", str(model), "--json"]
+    assert main([*argv, "--listing", "sequence"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scenes"]["count"] == 2 and report["inventory"]["listed"] == 0  # a random model lists nothing
     assert report["inventory"]["objects"] > 0 and report["inventory"]["ap50"] == 0.0
+    assert report["inventory"]["method"] == "sequence" and report["inventory"]["auroc"] is None
     grounded = report["controls"]["grounded_true_labels"]
     assert grounded["listed"] == report["inventory"]["objects"] and "another_scene" in report["controls"]
+    assert main(argv) == 0  # by label, the default: every label's best box, one label per object
+    by_label = json.loads(capsys.readouterr().out)["inventory"]
+    assert by_label["method"] == "labels" and 0 < by_label["listed"] <= 2 * len(label_listing.LABELS)
+    assert 0.0 <= by_label["ece"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -58,7 +64,7 @@ def test_eval_inventory_reports_the_listing_beside_its_controls(tiny_model_dir: 
         (["--data", "somewhere"], "--inventory draws scenes"),
         (["--world", "test", "--trust"], "one at a time"),
         (["--world", "test", "--threshold", "1.5"], "--threshold is a probability"),
-        (["--world", "test", "--count", "1", "--model", "{plain}"], "not trained to list a scene"),
+        (["--world", "test", "--count", "1", "--model", "{plain}", "--listing", "sequence"], "not trained to list"),
     ],
 )
 def test_eval_inventory_bad_combinations_exit_2(argv: list[str], message: str, tiny_model_dir: Path, capsys) -> None:

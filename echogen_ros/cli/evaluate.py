@@ -13,6 +13,7 @@ from tqdm import tqdm
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.evaluation.world_sets import FRESH_HELDOUT, USED_HELDOUT, WorldSet
 from echogen_ros.exits import UsageError
+from echogen_ros.model.listing import DEFAULT_LISTING, LISTING_METHODS
 from echogen_ros.world import catalog
 
 
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "listed objects against the truth, a label its class, beside two controls (another scene's "
                         "listing, the true labels grounded); precision and recall at --threshold; by band with "
                         "--scale-band")  # fmt: skip
+    e.add_argument("--listing", choices=LISTING_METHODS, default=DEFAULT_LISTING,
+                   help="with --inventory: how the scene is listed: every label grounded (labels, any model) or the "
+                        "trained one-pass listing (sequence)")  # fmt: skip
     e.add_argument("--threshold", type=float, default=0.5,
                    help="with --trust or --inventory: the probability a box (object) must reach")  # fmt: skip
     e.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
@@ -133,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         if args.trust:
             report = trust_report(model, scenes, args.scale_band, args.threshold, args.limit)
         elif args.inventory:
-            report = inventory_report(model, scenes, args.scale_band, args.threshold, args.limit, progress)
+            report = inventory_report(model, scenes, args.scale_band, args.threshold, args.limit, progress,
+                                      args.listing)  # fmt: skip
         elif args.scale_band:
             bands = by_scale_band(model, scenes, args.scale_band, **options)
             report = {"scenes": scenes.describe(), "scale_bands": bands}
@@ -164,19 +169,20 @@ def trust_report(model, scenes: WorldSet, bands, threshold: float, limit: int) -
     return {"scenes": scenes.describe(), "trust_by_scale_band": by_band}
 
 
-def inventory_report(model, scenes: WorldSet, bands, threshold: float, limit: int, progress) -> dict:
-    """`evaluation.inventory` on `scenes` (the first `limit`, 0: all) with its controls; by band of object scale
-    when `bands` are given."""
+def inventory_report(model, scenes: WorldSet, bands, threshold: float, limit: int, progress, method: str) -> dict:
+    """`evaluation.inventory` of the scene listed by `method` on `scenes` (the first `limit`, 0: all) with its
+    controls; by band of object scale when `bands` are given."""
     from dataclasses import replace
 
     from echogen_ros.evaluation import inventory
     from echogen_ros.model.inventory import require
 
-    require(model.manifest)  # before a scene is drawn
+    if method == "sequence":
+        require(model.manifest)  # before a scene is drawn
 
     def measured(drawn: WorldSet) -> dict:
         data, image = drawn.data()
-        return inventory.measure(model, data, image, limit, threshold, progress)
+        return inventory.measure(model, data, image, limit, threshold, progress, method)
 
     if not bands:
         return {"scenes": scenes.describe(), **measured(scenes)}

@@ -17,6 +17,7 @@ from echogen_ros.cli.args import bounded_int, probability
 from echogen_ros.cli.space import add_depth_args, measured
 from echogen_ros.domain import words
 from echogen_ros.limits import text_problem
+from echogen_ros.model.listing import DEFAULT_LISTING, LISTING_METHODS
 from echogen_ros.outputs import write_file
 from echogen_ros.runtime.images import encode_png
 
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--model", type=Path, default=None, help="model directory (default: the embedded model)")
     s.add_argument("--threshold", type=probability, default=0.0,
                    help="leave out objects scored below this probability (default 0: every one listed)")  # fmt: skip
+    s.add_argument("--listing", choices=LISTING_METHODS, default=DEFAULT_LISTING,
+                   help="every label of the vocabulary grounded (labels: any model) or the trained one-pass listing "
+                        "(sequence: a model trained with the pmtp task inventory)")  # fmt: skip
     s.add_argument("--json", action="store_true", help="print one JSON object (EchoGen.parse_scene's listing)")
     s.set_defaults(run=run_scene)
 
@@ -162,7 +166,7 @@ def _in_space(box3d: dict | None) -> str:
 
 def run_scene(args: argparse.Namespace) -> int:
     image = read_image(args.image)
-    listing = load_model(args.model).parse_scene(image, args.threshold)  # a model not trained for it: exit 2
+    listing = load_model(args.model).parse_scene(image, args.threshold, args.listing)  # sequence, untrained: exit 2
     print(json.dumps(listing.to_json()) if args.json else describe_scene(listing))
     return 0
 

@@ -26,6 +26,7 @@ from echogen_ros.evaluation.layout_ap import layout_ap
 from echogen_ros.evaluation.run import object_label, xyxy
 from echogen_ros.model.inventory import InventoryCalibration, ObjectSignals
 from echogen_ros.model.layout import Layout, LayoutObject, box_iou, rescale_box
+from echogen_ros.model.listing import DEFAULT_LISTING
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig
 
@@ -58,12 +59,13 @@ class Row:
 def collect(
     model, split: str, scenes: int, seed: int = 0, config: SceneConfig | Callable[[int], SceneConfig] | None = None
 ) -> list[Row]:
-    """A row for every object `model` lists in scenes 0..scenes-1 of `split` (drawn with `config`, or
-    `config(index)` per scene): what an inventory calibration is fitted on and scored by."""
+    """A row for every object `model` lists in one pass (`parse_scene`'s "sequence") in scenes 0..scenes-1 of
+    `split` (drawn with `config`, or `config(index)` per scene): what an inventory calibration is fitted on and
+    scored by."""
     rows = []
     for index in range(scenes):
         sample = world_sample(seed, index, split, config(index) if callable(config) else config)
-        listing = model.parse_scene(sample.image())
+        listing = model.parse_scene(sample.image(), method="sequence")
         found = [(d.label, d.box, d.score) for d in listing.objects]
         truth = list(zip(sample.labels(), sample.boxes()))
         rows += [Row(signals, right) for signals, right in zip(listing.signals, matches(truth, found))]
@@ -85,9 +87,11 @@ def measure(
     limit: int = 0,
     threshold: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
+    method: str = DEFAULT_LISTING,
 ) -> dict:
-    """The inventory of `model` on world data (`world.dataset.coco`'s content, frames from `image(info)`), the
-    first `limit` scenes (0: all), and the controls (module doc)."""
+    """The inventory of `model` listed by `method` (`listing.LISTING_METHODS`) on world data
+    (`world.dataset.coco`'s content, frames from `image(info)`), the first `limit` scenes (0: all), and the
+    controls (module doc)."""
     names = {c["id"]: c["name"] for c in data["categories"]}
     images = data["images"][:limit] if limit else data["images"]
     truths, listings, grounded, sizes, latency = [], [], [], [], []
@@ -95,7 +99,7 @@ def measure(
         frame = image(info)
         truth = [(object_label(a, names), xyxy(a["bbox"])) for a in data["annotations"] if a["image_id"] == info["id"]]
         start = time.perf_counter()
-        inventory = model.parse_scene(frame)
+        inventory = model.parse_scene(frame, method=method)
         latency.append((time.perf_counter() - start) * 1000)
         listings.append([(d.label, d.box, d.score) for d in inventory.objects])
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(label, box) for label, box in truth))
@@ -111,7 +115,8 @@ def measure(
     return {
         "inventory": {
             **scores(truths, listings, threshold),
-            "calibrated": model.inventory_calibration is not None,
+            "method": method,
+            "calibrated": inventory.calibrated if images else False,
             "latency_ms_p50": float(np.median(latency)) if latency else 0.0,
         },
         "controls": {
@@ -122,8 +127,8 @@ def measure(
 
 
 def scores(truths: list, listings: list[Listing], threshold: float) -> dict:
-    """AP figures of `listings` against `truths` (per scene), and precision, recall and exact scenes at
-    `threshold`."""
+    """AP figures of `listings` against `truths` (per scene); ECE and AUROC of every listed object's score as
+    the probability that it is right (`matches`); precision, recall and exact scenes at `threshold`."""
     labels = sorted({label for scene in (*truths, *listings) for label, *_ in scene})
     classes = {label: k for k, label in enumerate(labels, start=1)}
     ap = layout_ap(truths, listings, classes=classes)
@@ -134,9 +139,14 @@ def scores(truths: list, listings: list[Listing], threshold: float) -> dict:
         hits = sum(matches(truth, sure))
         right, kept, exact = right + hits, kept + len(sure), exact + (hits == len(sure) == len(truth))
     objects = sum(len(t) for t in truths)
+    judged = [(item[2], right_one) for truth, listed in zip(truths, listings)
+              for item, right_one in zip(listed, matches(truth, listed))]  # fmt: skip
+    p, right_or_not = [s for s, _ in judged], [r for _, r in judged]
     return {
         **ap,
         "any_label_ap50": anywhere["ap50"],
+        "ece": ece(p, right_or_not) if judged else 0.0,  # of every listed object's score: is it right?
+        "auroc": _number(auroc(p, right_or_not)),  # None where every listed object is right, or none is
         "threshold": threshold,
         "precision": right / kept if kept else 0.0,
         "recall": right / objects if objects else 0.0,
@@ -145,6 +155,10 @@ def scores(truths: list, listings: list[Listing], threshold: float) -> dict:
         "objects": objects,
         "listed": sum(len(listed) for listed in listings),
     }
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else value
 
 
 def _resized(listing: Listing, size: tuple[int, int], to: tuple[int, int]) -> Listing:

@@ -15,7 +15,16 @@ from tokenizers import Tokenizer
 from transformers import JanusForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from echogen_ros.model import checkpoint, drawing, finding, generation, grounding, inventory, layout_decoder
+from echogen_ros.model import (
+    checkpoint,
+    drawing,
+    finding,
+    generation,
+    grounding,
+    inventory,
+    label_listing,
+    layout_decoder,
+)
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.domain import DomainCheck, read_domain_check
 from echogen_ros.model.initialisation import structure_positions
@@ -29,6 +38,7 @@ from echogen_ros.model.layout import (
     rescale_box,
 )  # fmt: skip
 from echogen_ros.model.letterbox import Letterbox, check_image
+from echogen_ros.model.listing import DEFAULT_LISTING, LISTING_METHODS
 from echogen_ros.model.pixels import unit_array
 from echogen_ros.model.presets import PRESETS, downsampling, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD, TokenLayout, token_layout
@@ -233,12 +243,22 @@ class EchoGen:
         """`find` for several phrases in one frame (encoded once)."""
         return finding.find_all(self, image, phrases, threshold)
 
-    def parse_scene(self, image: np.ndarray, threshold: float = 0.0) -> inventory.SceneInventory:
+    def parse_scene(
+        self, image: np.ndarray, threshold: float = 0.0, method: str = DEFAULT_LISTING
+    ) -> inventory.SceneInventory:
         """Every object in `image` (the scene inventory, `inventory.SceneInventory`): label ("red cup"), box in
         input pixels and score (the probability that it is there, when `calibrated`), top to bottom, then left
-        to right; those below `threshold` are left out (0: every one listed). One greedy pass; a model not
-        trained for it raises `inventory.InventoryUnsupported`."""
-        return inventory.parse_scene(self, image, threshold)
+        to right; those below `threshold` are left out (0: every one listed). `method` (`listing.LISTING_METHODS`):
+        "labels", the grounder asked for every label of the vocabulary (`label_listing`; any model), or
+        "sequence", the trained one-pass listing (`inventory`; a model not trained for it raises
+        `inventory.InventoryUnsupported`)."""
+        if method == "sequence":
+            return inventory.parse_scene(self, image, threshold)
+        if method != "labels":
+            raise ValueError(f"method must be one of {', '.join(LISTING_METHODS)}, got {method!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+        return label_listing.list_by_label(self, image, threshold)
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
         """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is

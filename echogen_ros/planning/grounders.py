@@ -4,7 +4,7 @@ Both give `Detection`s best first; two close candidates mean the phrase is ambig
 grounder gives only boxes a planner may act on (probability at or above its threshold) and raises `NotFound`,
 with the model's reason, when there is none. Both also list the whole scene (`scene`: every object as
 "colour category" and box), which the planner keeps in the goal layout and keeps the goal box clear of; a
-grounder that cannot list a scene (a model not trained for it) says so with None.
+grounder that cannot list a scene says so with None.
 """
 
 from __future__ import annotations
@@ -50,11 +50,8 @@ class Grounder(Protocol):
 
 
 def lists_scenes(model) -> bool:
-    """Whether `model` lists a frame's objects (`EchoGen.parse_scene`: a model trained for it says so in its
-    manifest)."""
-    from echogen_ros.model import inventory  # torch; the model has loaded it already
-
-    return inventory.capable(getattr(model, "manifest", {}))
+    """Whether `model` lists a frame's objects (`EchoGen.parse_scene`: every EchoGen does, by label)."""
+    return callable(getattr(model, "parse_scene", None))
 
 
 class ModelGrounder:
@@ -79,7 +76,8 @@ class ModelGrounder:
 
     def scene(self, image: np.ndarray) -> list[Detection] | None:
         """The model's inventory of the frame (`parse_scene`): the objects whose probability reaches the
-        threshold; None when the model cannot list a scene; NotFound when the frame is out of its domain."""
+        threshold (by label, `label_listing`); None when the model cannot list a scene; NotFound when the frame
+        is out of its domain."""
         if not lists_scenes(self.model):
             return None
         inventory = self.model.parse_scene(image, self.threshold)

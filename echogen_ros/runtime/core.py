@@ -40,7 +40,7 @@ class RuntimeConfig:
     guidance: float | None = None  # None: the model's default
     cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
     decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
-    scene_every_seconds: float = 1.0  # list the whole scene with a grounding at most this often (0: every grounding)
+    scene_every_seconds: float = 5.0  # list the whole scene with a grounding at most this often (0: every grounding)
     space: SpaceConfig = SpaceConfig()  # depth and frames: the 3D outputs
 
     def changed(self, **changes) -> RuntimeConfig:
@@ -195,7 +195,7 @@ class Runtime:
         return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
 
     def _listed(self, frame: Frame, now: float) -> tuple[list | None, bool]:
-        """The frame's objects at or above the threshold, where the model lists scenes, and whether they were
+        """The frame's objects at or above the threshold (every label grounded), and whether they were
         listed on this frame: a listing costs several groundings' time, so it is made at most every
         `scene_every_seconds` and the last one stands in between (for the goal pose's obstacles). None where
         the model lists no scene, or the frame is out of its domain (the grounding says why)."""
