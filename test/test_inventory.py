@@ -15,7 +15,7 @@ from echogen_ros.model import checkpoint, inventory, label_listing
 from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.inventory import InventoryCalibration, ObjectSignals
-from echogen_ros.model.layout import box_iou
+from echogen_ros.model.layout import Detection, box_iou
 from echogen_ros.world.dataset import world_sample
 
 FRAME = world_sample(0, 0, "test").image(160, 120)
@@ -86,3 +86,12 @@ def test_a_calibrated_model_reports_it_and_new_weights_drop_it(tiny_model_dir: P
     model.save(tmp_path / "trained_on")
     saved = json.loads((tmp_path / "trained_on" / checkpoint.MANIFEST).read_text())
     assert inventory.MANIFEST_KEY not in saved and saved["capabilities"] == ["inventory"]
+
+
+def test_one_label_per_object_keeps_the_better_scored_of_overlapping_boxes() -> None:
+    cup = Detection((0, 0, 10, 10), 0.9, "red cup")
+    recoloured = Detection((1, 0, 10, 10), 0.6, "orange cup")  # the same object at IoU 0.9, another colour
+    beside = Detection((5, 0, 15, 10), 0.5, "red ball")  # IoU 1/3 with the cup: another object
+    kept = label_listing.one_label_per_object([recoloured, beside, cup])
+    assert [d.label for d in kept] == ["red cup", "red ball"]
+    assert label_listing.one_label_per_object([recoloured, cup], overlap=0.95) == [cup, recoloured]
