@@ -3,7 +3,9 @@ probability, `confidence`), the boxes it may act on, and when it was not found, 
 understand, a frame unlike any it was trained on, nothing there that the phrase names, or not sure enough.
 
 A box is returned only when its probability reaches the threshold: a box nobody should act on is worse
-than no box."""
+than no box. A box for a phrase with a relation ("the cup left of the plate") must also pass the relation
+check (`relation_check`): where the relation is clearly false with every box its anchor may be, its
+probability is 0 and the check says why."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import numpy as np
 import torch
 
 from echogen_ros.domain import words
-from echogen_ros.model import generation, grounding
+from echogen_ros.domain.clauses import relation_clause
+from echogen_ros.model import generation, grounding, relation_check
 from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.layout import Detection, distinct
 
@@ -85,6 +88,21 @@ def probability(calibration: Calibration | None, s: Signals) -> float:
     return calibration.probability(s) if calibration is not None else s.score
 
 
+def relation_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[str]:
+    """`relation_check.failures` of `boxes` found for `text` (the vocabulary's words) in image `features`: its
+    anchors grounded there (up to ANCHOR_CANDIDATES boxes each, those reaching ANCHOR_MIN); all "" when `text`
+    has no relation clause."""
+    clause = relation_clause(text)
+    if clause is None or not boxes:
+        return [""] * len(boxes)
+    anchors = []
+    for phrase in clause.anchors:
+        found, absent = candidates(model, features, letterbox, phrase, relation_check.ANCHOR_CANDIDATES)
+        scores = [probability(model.calibration, s) for s in signals(found, absent)]
+        anchors.append([d.box for d, p in zip(found, scores) if p >= relation_check.ANCHOR_MIN] or [found[0].box])
+    return relation_check.failures(clause, boxes, anchors, height)
+
+
 @torch.inference_mode()
 def find_all(
     model, image: np.ndarray, phrases: Sequence[str], threshold: float = DEFAULT_THRESHOLD, top_k: int = 1
@@ -110,12 +128,16 @@ def find_all(
             out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=outside, **heard))
             continue
         found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
-        scores = [probability(calibration, s) for s in signals(found, absent)]
-        kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found[:top_k], scores) if p >= threshold)
+        scores = [probability(calibration, s) for s in signals(found, absent)][:top_k]
+        failed = relation_failures(model, features, letterbox, reading.text, [d.box for d in found[:top_k]],
+                                   image.shape[0])  # fmt: skip
+        scores = [0.0 if why else p for p, why in zip(scores, failed)]
+        kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
         confidence = scores[0]
         reason = ""
         if not kept:
             reason = (f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
+                      else failed[0] if failed[0]
                       else f"not sure enough: probability {confidence:.2f} < {threshold:g}")  # fmt: skip
         out.append(Finding(phrase, bool(kept), confidence, kept, reason=reason, **heard))
     latency = (time.perf_counter() - start) * 1000

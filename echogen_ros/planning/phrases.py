@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from echogen_ros.domain import vocabulary
+from echogen_ros.domain.clauses import CLAUSE
 from echogen_ros.domain.relations import relation_margin
 
 Box = tuple[float, float, float, float]
@@ -19,7 +20,6 @@ SUPERLATIVES = {"largest": 1, "larger": 1, "biggest": 1, "bigger": 1, "smallest"
 EXTREMES = {"leftmost": (0, 1), "rightmost": (0, -1), "topmost": (1, 1), "bottommost": (1, -1)}
 SIZE_WORDS = {"big": "large", "large": "large", "small": "small", "little": "small"}
 ORDINALS = {w: i for i, w in enumerate(vocabulary.ORDINAL_WORDS)}
-CLAUSE = re.compile(r"\s+(?:that is |which is |that's )?(left of|right of|above|below|next to|on|between)\s+(.+)$")
 
 
 @dataclass(frozen=True)
