@@ -13,6 +13,7 @@ from the repository root with this directory's parent on the path,
 - plan_share: how many of the world's instructions plan (truth listing, no listing, the model), refusals checked;
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
+- relation_check: trust figures of the same answers with and without the relation check;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;
 - sampling_sweep: imagined-scene metrics by classifier-free guidance and temperature;
 - vision_probe: linear probes of the vision features on seen and held-out colour × category pairs;
