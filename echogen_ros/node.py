@@ -8,6 +8,8 @@ Needs ROS 2 (rclpy); everything it calls is tested without ROS.
 
 from __future__ import annotations
 
+import threading
+
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -49,6 +51,9 @@ class EchoGenNode(LifecycleNode):
         self._io: list = []
         self._wake = None
         self._inference_group = MutuallyExclusiveCallbackGroup()
+        # held by a grounding from its step to its last publish, and by the transitions that take the I/O and
+        # publishers down: a grounding in flight (a scene listing takes about a second) finishes first
+        self._grounding = threading.RLock()
         self._request_group = ReentrantCallbackGroup()  # never `_services`: rclpy's Node owns that name
 
     def p(self, name: str):
@@ -159,14 +164,19 @@ class EchoGenNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        self._teardown_io()
-        for name in ("detections", "debug", "status", "diagnostics", "scene", "detections_3d", "goal_pose"):
-            if hasattr(self, name):
-                self.destroy_lifecycle_publisher(getattr(self, name))
-                delattr(self, name)
-        self.runtime = None  # frees the model
+        with self._grounding:
+            self._teardown_io()
+            for name in ("detections", "debug", "status", "diagnostics", "scene", "detections_3d", "goal_pose"):
+                if hasattr(self, name):
+                    self.destroy_lifecycle_publisher(getattr(self, name))
+                    delattr(self, name)
+            self.runtime = None  # frees the model
 
     def _teardown_io(self) -> None:
+        with self._grounding:
+            self._teardown_io_now()
+
+    def _teardown_io_now(self) -> None:
         for item in self._io:
             if isinstance(item, ActionServer):
                 item.destroy()
@@ -214,20 +224,23 @@ class EchoGenNode(LifecycleNode):
         self._wake_inference()
 
     def _ground_due(self) -> None:
-        out = self.runtime.step(self._now())
-        if out is None:
-            return
-        if out.detections is not None:
-            self.detections.publish(out.detections)
-        if out.debug_image is not None:
-            self.debug.publish(out.debug_image)
-        if out.scene is not None:
-            self.scene.publish(out.scene)
-        if out.detections_3d is not None:
-            self.detections_3d.publish(out.detections_3d)
-        if out.goal_pose is not None:
-            self.goal_pose.publish(out.goal_pose)
-        self._say(out.status)
+        with self._grounding:
+            if self._wake is None:  # deactivated after this wake-up was queued: nothing to ground or publish
+                return
+            out = self.runtime.step(self._now())
+            if out is None:
+                return
+            if out.detections is not None:
+                self.detections.publish(out.detections)
+            if out.debug_image is not None:
+                self.debug.publish(out.debug_image)
+            if out.scene is not None:
+                self.scene.publish(out.scene)
+            if out.detections_3d is not None:
+                self.detections_3d.publish(out.detections_3d)
+            if out.goal_pose is not None:
+                self.goal_pose.publish(out.goal_pose)
+            self._say(out.status)
 
     def _publish_diagnostics(self) -> None:
         self.diagnostics.publish(self.runtime.diagnostics(self._now()))
