@@ -103,8 +103,8 @@ def test_a_tiny_model_trained_on_one_scene_lists_it(trained: tuple[Path, Record]
     before = EchoGen.create("tiny", seed=0)
     before.manifest = inventory.with_capability(before.manifest)
     truth = sorted((listed_label(label), box) for label, box in record.objects)
-    for listing, expect_right in ((model.parse_scene(record.load_image()), True),
-                                  (before.parse_scene(record.load_image()), False)):  # fmt: skip
+    for listing, expect_right in ((model.parse_scene(record.load_image(), method="sequence"), True),
+                                  (before.parse_scene(record.load_image(), method="sequence"), False)):  # fmt: skip
         found = sorted((d.label, d.box) for d in listing.objects)
         right = [t == f and box_iou(tb, fb) >= 0.5 for (t, tb), (f, fb) in zip(truth, found)]
         assert (len(found) == len(truth) and all(right)) == expect_right, (truth, found)
@@ -121,7 +121,8 @@ def test_calibrate_inventory_fits_on_val_and_scores_on_test(trained, tmp_path: P
     assert entry["fitted_on"]["split"] == "val" and entry["metrics"]["split"] == "test"
     assert 0 < entry["fitted_on"]["right"] < entry["fitted_on"]["listed"]  # val scene 0 right, the others not
     model = EchoGen.load(model_dir)
-    listings = [model.parse_scene(world_sample(9, i, "val", scene_config(i)).image()) for i in range(10)]
+    frames = [world_sample(9, i, "val", scene_config(i)).image() for i in range(10)]
+    listings = [model.parse_scene(frame, method="sequence") for frame in frames]
     scores = [d.score for listing in listings for d in listing.objects]
     assert all(listing.calibrated for listing in listings) and len(scores) == entry["fitted_on"]["listed"]
     # the fit's probabilities average to the share right where it was fitted (it lists its one scene everywhere,

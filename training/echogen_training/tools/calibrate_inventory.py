@@ -1,9 +1,9 @@
 """Calibrate a model's scene inventory (echogen_ros.model.inventory): for every object it lists in val-split world
 scenes (half of them drawn at any object size, 2-12 objects: `scene_config`), its signals and whether it is
 right (a true object of its label at IoU ≥ 0.5, `evaluation.inventory.matches`); a logistic regression of right
-on the signals, fitted there, becomes the score `parse_scene` reports. The fit is then scored on the test split
-(ECE, AUROC, beside the raw score) and recorded with it. The held-out split is never read: report it with
-`echogen eval --inventory`.
+on the signals, fitted there, becomes the score the one-pass listing reports (`parse_scene(method="sequence")`).
+The fit is then scored on the test split (ECE, AUROC, beside the raw score) and recorded with it. The held-out
+split is never read: report it with `echogen eval --inventory --listing sequence`.
 
     echogen-train calibrate-inventory --model DIR [--scenes 150] [--test-scenes 100] [--seed 0]
 
