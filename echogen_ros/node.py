@@ -174,21 +174,18 @@ class EchoGenNode(LifecycleNode):
 
     def _teardown_io(self) -> None:
         with self._grounding:
-            self._teardown_io_now()
-
-    def _teardown_io_now(self) -> None:
-        for item in self._io:
-            if isinstance(item, ActionServer):
-                item.destroy()
-            elif isinstance(item, GuardCondition):
-                self.destroy_guard_condition(item)
-            elif hasattr(item, "timer_period_ns"):
-                self.destroy_timer(item)
-            elif hasattr(item, "topic_name"):
-                self.destroy_subscription(item)
-            else:
-                self.destroy_service(item)
-        self._io, self._wake = [], None
+            for item in self._io:
+                if isinstance(item, ActionServer):
+                    item.destroy()
+                elif isinstance(item, GuardCondition):
+                    self.destroy_guard_condition(item)
+                elif hasattr(item, "timer_period_ns"):
+                    self.destroy_timer(item)
+                elif hasattr(item, "topic_name"):
+                    self.destroy_subscription(item)
+                else:
+                    self.destroy_service(item)
+            self._io, self._wake = [], None
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -228,19 +225,22 @@ class EchoGenNode(LifecycleNode):
             if self._wake is None:  # deactivated after this wake-up was queued: nothing to ground or publish
                 return
             out = self.runtime.step(self._now())
-            if out is None:
-                return
-            if out.detections is not None:
-                self.detections.publish(out.detections)
-            if out.debug_image is not None:
-                self.debug.publish(out.debug_image)
-            if out.scene is not None:
-                self.scene.publish(out.scene)
-            if out.detections_3d is not None:
-                self.detections_3d.publish(out.detections_3d)
-            if out.goal_pose is not None:
-                self.goal_pose.publish(out.goal_pose)
-            self._say(out.status)
+            if out is not None:
+                self._publish(out)
+
+    def _publish(self, out) -> None:
+        """A grounding's outputs (runtime.core.Outputs) on their topics."""
+        if out.detections is not None:
+            self.detections.publish(out.detections)
+        if out.debug_image is not None:
+            self.debug.publish(out.debug_image)
+        if out.scene is not None:
+            self.scene.publish(out.scene)
+        if out.detections_3d is not None:
+            self.detections_3d.publish(out.detections_3d)
+        if out.goal_pose is not None:
+            self.goal_pose.publish(out.goal_pose)
+        self._say(out.status)
 
     def _publish_diagnostics(self) -> None:
         self.diagnostics.publish(self.runtime.diagnostics(self._now()))

@@ -95,6 +95,7 @@ def measure(
     names = {c["id"]: c["name"] for c in data["categories"]}
     images = data["images"][:limit] if limit else data["images"]
     truths, listings, grounded, sizes, latency = [], [], [], [], []
+    calibrated = False
     for step, info in enumerate(images):
         frame = image(info)
         truth = [(object_label(a, names), xyxy(a["bbox"])) for a in data["annotations"] if a["image_id"] == info["id"]]
@@ -102,6 +103,7 @@ def measure(
         inventory = model.parse_scene(frame, method=method)
         latency.append((time.perf_counter() - start) * 1000)
         listings.append([(d.label, d.box, d.score) for d in inventory.objects])
+        calibrated = inventory.calibrated
         layout = Layout(info["width"], info["height"], tuple(LayoutObject(label, box) for label, box in truth))
         found = model.ground_layout(frame, layout) if truth else []
         grounded.append([(label, d.box, d.score) for (label, _), d in zip(truth, found)])
@@ -116,7 +118,7 @@ def measure(
         "inventory": {
             **scores(truths, listings, threshold),
             "method": method,
-            "calibrated": inventory.calibrated if images else False,
+            "calibrated": calibrated,
             "latency_ms_p50": float(np.median(latency)) if latency else 0.0,
         },
         "controls": {

@@ -256,8 +256,6 @@ class EchoGen:
             return inventory.parse_scene(self, image, threshold)
         if method != "labels":
             raise ValueError(f"method must be one of {', '.join(LISTING_METHODS)}, got {method!r}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
         return label_listing.list_by_label(self, image, threshold)
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:

@@ -44,6 +44,8 @@ def one_label_per_object(detections: list[Detection], overlap: float = OVERLAP) 
 def list_by_label(model, image: np.ndarray, threshold: float = 0.0) -> SceneInventory:
     """Every object `model` (an EchoGen) grounds in `image` by label, at or above `threshold` (0: every label's
     best box, one label per object), top to bottom, then left to right."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     start = time.perf_counter()
     findings = find_all(model, image, [f"the {label}" for label in LABELS], 0.0)
     calibrated = model.calibration is not None
