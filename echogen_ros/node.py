@@ -232,7 +232,7 @@ class EchoGenNode(LifecycleNode):
         """A grounding's outputs (runtime.core.Outputs) on their topics."""
         if out.detections is not None:
             self.detections.publish(out.detections)
-        if out.debug_image is not None:
+        if out.debug_image is not None and self.runtime.config.debug_image:  # turned off mid-grounding: not sent
             self.debug.publish(out.debug_image)
         if out.scene is not None:
             self.scene.publish(out.scene)

@@ -105,6 +105,16 @@ def test_trust_by_kind_counts_hand_made_rows() -> None:
     assert kinds["category"] == {"no_target": 1, "not_found": 1.0}
 
 
+def test_an_answer_that_fails_a_check_is_not_found_whatever_its_score() -> None:
+    sure = Signals(0.9, 1.0, 0.0)
+    rows = [trust.Row(sure, False, False, "ordinal", "ordinal"), trust.Row(sure, True, True, "ordinal", "ordinal"),
+            trust.Row(sure, False, False, "relation", "relation"), trust.Row(sure, True, True, "category")]  # fmt: skip
+    report = trust.report(rows, None, threshold=0.5)
+    assert report["checks_failed"] == {"relation": 1, "ordinal": 1 + 1}
+    assert report["no_target_accuracy"] == 1.0  # both no-target answers failed their check: probability 0
+    assert report["found_and_right"] == 0.5 and report["acc@0.5"] == 1.0  # the right box the check failed: not found
+
+
 def test_eval_trust_reports_calibration_and_no_target_answers(tiny_model_dir, capsys) -> None:
     from echogen_ros.cli import main
 

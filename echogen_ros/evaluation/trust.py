@@ -1,6 +1,6 @@
 """Whether what the grounder says can be trusted, measured on world scenes: for every referring expression (its
 referent is there) and every no-target expression (nothing there is what it names), the signals of the best
-box (`finding.signals`), whether it passes the relation check (`finding.relation_failures`: a box that fails
+box (`finding.signals`), whether it passes the answer checks (`finding.check_failures`: a box that fails one
 gets probability 0, as `find` gives it) and whether that box is right (IoU ≥ 0.5 with the referent; never,
 without one).
 
@@ -20,7 +20,7 @@ import torch
 from echogen_ros.evaluation.calibration import auroc, ece, reliability
 from echogen_ros.model import generation
 from echogen_ros.model.confidence import Calibration, Signals
-from echogen_ros.model.finding import DEFAULT_THRESHOLD, candidates, probability, relation_failures, signals
+from echogen_ros.model.finding import CHECKS, DEFAULT_THRESHOLD, candidates, check_failures, probability, signals
 from echogen_ros.model.layout import box_iou
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig
@@ -32,7 +32,7 @@ class Row:
     present: bool  # the expression has a referent
     right: bool  # the best box is the referent (IoU ≥ 0.5); False for every no-target expression
     kind: str  # the expression's kind (category, attribute, ordinal, relation, size)
-    relation_failed: bool = False  # the best box failed the relation check (`finding.relation_failures`): p = 0
+    failed_check: str = ""  # the answer check the best box failed ("relation", "ordinal"; `finding`): p = 0
 
 
 @torch.inference_mode()
@@ -55,8 +55,8 @@ def collect(
         for e in [*sample.expressions, *sample.absent]:
             found, absent = candidates(model, features, letterbox, e.text, 2)
             right = e.target is not None and box_iou(found[0].box, boxes[e.target]) >= 0.5
-            failed = relation_failures(model, features, letterbox, e.text, [found[0].box], image.shape[0])[0]
-            rows.append(Row(signals(found, absent)[0], e.target is not None, right, e.kind, bool(failed)))
+            failed = check_failures(model, features, letterbox, e.text, [found[0].box], image.shape[0])[0][0]
+            rows.append(Row(signals(found, absent)[0], e.target is not None, right, e.kind, failed))
     return rows
 
 
@@ -68,7 +68,7 @@ def compared(rows: list[Row], calibration: Calibration | None, threshold: float 
 
 
 def report(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
-    p = np.array([0.0 if r.relation_failed else probability(calibration, r.signals) for r in rows])
+    p = np.array([0.0 if r.failed_check else probability(calibration, r.signals) for r in rows])
     right = np.array([r.right for r in rows])
     present = np.array([r.present for r in rows])
     found = p >= threshold
@@ -85,7 +85,7 @@ def report(rows: list[Row], calibration: Calibration | None, threshold: float = 
         "acc@0.5": float(right[present].mean()),  # the box, whatever its confidence
         "found_and_right": float((found & right)[present].mean()),  # acted on, and right
         "found_but_wrong": float((found & ~right).mean()),  # acted on, and wrong: what a planner must not get
-        "relation_check_failed": int(sum(r.relation_failed for r in rows)),  # probability 0 by the check
+        "checks_failed": {check: int(sum(r.failed_check == check for r in rows)) for check in CHECKS},  # p = 0
         "no_target_accuracy": float((~found[~present]).mean()),
         "reliability": reliability(p, right),
         "by_kind": by_kind(rows, found),

@@ -3,9 +3,11 @@ probability, `confidence`), the boxes it may act on, and when it was not found, 
 understand, a frame unlike any it was trained on, nothing there that the phrase names, or not sure enough.
 
 A box is returned only when its probability reaches the threshold: a box nobody should act on is worse
-than no box. A box for a phrase with a relation ("the cup left of the plate") must also pass the relation
-check (`relation_check`): where the relation is clearly false with every box its anchor may be, its
-probability is 0 and the check says why."""
+than no box. A box must also pass the answer checks (`check_failures`): for a phrase with a relation ("the cup
+left of the plate"), the relation check (`relation_check`: the relation is not clearly false with every box its
+anchor may be); for an ordinal counted from a side ("the third cup from the left"), the ordinal check
+(`ordinal_check`: two cups are found left of it). A box that fails one gets probability 0 and the check says
+why."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import numpy as np
 import torch
 
 from echogen_ros.domain import words
-from echogen_ros.domain.clauses import relation_clause
-from echogen_ros.model import generation, grounding, relation_check
+from echogen_ros.domain.clauses import ordinal_clause, relation_clause
+from echogen_ros.model import generation, grounding, ordinal_check, relation_check
 from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.layout import Detection, distinct
 
@@ -103,6 +105,35 @@ def relation_failures(model, features: torch.Tensor, letterbox, text: str, boxes
     return relation_check.failures(clause, boxes, anchors, height)
 
 
+def ordinal_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[str]:
+    """`ordinal_check.failures` of `boxes` found for `text` (the vocabulary's words) in image `features`: the
+    category's objects counted there (each colour's best box reaching COUNT_MIN); all "" when `text` has no
+    ordinal counted from a side, or one the check does not count. (`height`: unused, as in every check.)"""
+    ordinal = ordinal_clause(text)
+    phrases = ordinal_check.counted_phrases(ordinal) if ordinal is not None and boxes else []
+    if not phrases:
+        return [""] * len(boxes)
+    counted = []
+    for phrase in phrases:
+        found, absent = candidates(model, features, letterbox, phrase, 2)
+        if probability(model.calibration, signals(found, absent)[0]) >= ordinal_check.COUNT_MIN:
+            counted.append(found[0].box)
+    return ordinal_check.failures(text, ordinal, boxes, counted)
+
+
+CHECKS = {"relation": relation_failures, "ordinal": ordinal_failures}  # the answer checks, in the order asked
+
+
+def check_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[tuple[str, str]]:
+    """For each of `boxes` found for `text` in image `features` (a frame `height` pixels high), the first answer
+    check of CHECKS it fails and why, or ("", "") where it passes them all."""
+    out = [("", "")] * len(boxes)
+    for name, check in CHECKS.items():
+        said = check(model, features, letterbox, text, boxes, height)
+        out = [was if was[0] or not why else (name, why) for was, why in zip(out, said)]
+    return out
+
+
 @torch.inference_mode()
 def find_all(
     model, image: np.ndarray, phrases: Sequence[str], threshold: float = DEFAULT_THRESHOLD, top_k: int = 1
@@ -129,8 +160,8 @@ def find_all(
             continue
         found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
         scores = [probability(calibration, s) for s in signals(found, absent)][:top_k]
-        failed = relation_failures(model, features, letterbox, reading.text, [d.box for d in found[:top_k]],
-                                   image.shape[0])  # fmt: skip
+        failed = [why for _, why in check_failures(model, features, letterbox, reading.text,
+                                                   [d.box for d in found[:top_k]], image.shape[0])]  # fmt: skip
         scores = [0.0 if why else p for p, why in zip(scores, failed)]
         kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
         confidence = scores[0]

@@ -7,13 +7,13 @@ from the repository root with this directory's parent on the path,
 
 - ablation_table: the ablation table (markdown) from runs/ablation/<row>/ (training/scripts/ablation_eval.sh);
 - alike_objects: how the grounder tells alike objects apart, and how often the ambiguity flag is raised;
+- answer_checks: trust figures of the same answers with the relation and ordinal checks, the first, none;
 - detector_controls: what the classical detector gives world renders and flat shapes painted into their boxes;
 - depth_3d: how far grounded referents' 3D centres (and goal poses) land from the truth, from depth and K;
 - domain_check: how the domain check separates world renders (by split, size, JPEG) from photos and non-scenes;
 - plan_share: how many of the world's instructions plan (truth listing, no listing, the model), refusals checked;
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
-- relation_check: trust figures of the same answers with and without the relation check;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;
 - sampling_sweep: imagined-scene metrics by classifier-free guidance and temperature;
 - vision_probe: linear probes of the vision features on seen and held-out colour × category pairs;

@@ -12,7 +12,8 @@
 #   3. domain     fit the out-of-domain check on train renders, its threshold on val (echogen-train fit-domain)
 #   4. calibrate  fit the confidence calibration on val and on seed 7's held-out split (new compositions; this
 #                 project's validation split for them), scored on test and on more of seed 7 (echogen-train calibrate);
-#                 fitted on the answers that pass the relation check (model/relation_check.py; the rest get 0)
+#                 fitted on the answers that pass the answer checks (model/relation_check.py, ordinal_check.py;
+#                 the rest get 0)
 #
 # The scene inventory's run (configs/tabletop_inventory.yaml, issue 35) continues runs/scale/final; it is not
 # part of this recipe until a model from it is chosen (docs/benchmarks.md).

@@ -1,9 +1,9 @@
-"""What the relation check (echogen_ros.model.relation_check) changes, on the same answers: every expression of
-world scenes (with a referent, and no-target) scored by `evaluation.trust` with the model's calibration, once as
-`find` answers (a box failing the check gets probability 0) and once as if there were no check. Run from the
-repository root:
+"""What the answer checks (echogen_ros.model.relation_check, ordinal_check) change, on the same answers: every
+expression of world scenes (with a referent, and no-target) scored by `evaluation.trust` with the model's
+calibration, as `find` answers them (a box failing a check gets probability 0: "both"), with the relation check
+alone ("relation"), and with no check ("none"). Run from the repository root:
 
-    PYTHONPATH=training .venv/bin/python -m experiments.relation_check [--model DIR] [--split test]
+    PYTHONPATH=training .venv/bin/python -m experiments.answer_checks [--model DIR] [--split test]
         [--seed 0] [--scenes 60] [--fresh-heldout] [--json]
 """
 
@@ -19,13 +19,17 @@ from echogen_ros.evaluation.world_sets import FRESH_HELDOUT
 from echogen_ros.model.echogen import EchoGen
 
 SHOWN = ("no_target_accuracy", "found_and_right", "found_but_wrong", "ece", "auroc", "acc@0.5")
+WAYS = {"none": (), "relation": ("relation",), "both": ("relation", "ordinal")}  # the checks each way keeps
 
 
-def both_ways(model: EchoGen, split: str, seed: int, scenes: int, config=None) -> dict:
-    """`trust.report` of the same rows with the check ("with") and without it ("without")."""
+def each_way(model: EchoGen, split: str, seed: int, scenes: int, config=None) -> dict:
+    """`trust.report` of the same rows for each of WAYS."""
     rows = trust.collect(model, split, scenes, seed, config=config)
-    unchecked = [dataclasses.replace(r, relation_failed=False) for r in rows]
-    return {"with": trust.report(rows, model.calibration), "without": trust.report(unchecked, model.calibration)}
+    out = {}
+    for way, kept in WAYS.items():
+        these = [r if r.failed_check in kept else dataclasses.replace(r, failed_check="") for r in rows]
+        out[way] = trust.report(these, model.calibration)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,16 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     model = EchoGen.load(args.model)
     if args.fresh_heldout:
         s = FRESH_HELDOUT
-        report = both_ways(model, s.split, s.seed, s.count, s.config)
+        report = each_way(model, s.split, s.seed, s.count, s.config)
     else:
-        report = both_ways(model, args.split, args.seed, args.scenes)
+        report = each_way(model, args.split, args.seed, args.scenes)
     if args.json:
         print(json.dumps(report))
         return 0
     for way, r in report.items():
         shown = ", ".join(f"{k} {r[k]:.3f}" for k in SHOWN)
         kinds = "; ".join(f"{kind} {v['not_found']:.3f}" for kind, v in r["by_kind"].items() if "not_found" in v)
-        print(f"{way} the check: {shown}; no-target not found by kind: {kinds}")
+        print(f"checks {way}: {shown}; no-target not found by kind: {kinds}")
     return 0
 
 
