@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int, compositions: int = 0
               ) -> tuple[Calibration, dict]:  # fmt: skip
     """The calibration fitted on val (and `compositions` held-out scenes of COMPOSITIONS_SEED), on the answers
-    that pass the answer checks (`finding.CHECKS`; the rest are given probability 0), and what it and the raw score measure on
-    test (and the next `compositions` of those scenes)."""
+    that pass the answer checks (`finding.CHECKS`; the rest are given probability 0), and what it and the raw
+    score measure on test (and the next `compositions` of those scenes)."""
     fit_rows = trust.collect(model, "val", scenes, seed, config=scene_config)
     new = trust.collect(model, "heldout", compositions, COMPOSITIONS_SEED) if compositions else []
     usable = [r for r in fit_rows + new if not r.failed_check]  # the checks' failures are given probability 0
