@@ -13,6 +13,9 @@ import numpy as np
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.perf import matmul_peak, percentile
 
+# phrases whose `find` runs an answer check (`model.finding.CHECKS`), timed against `find` of a phrase without one
+CHECKED_PHRASES = {"the cup left of the plate": "relation", "the second cup from the left": "ordinal"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="measure grounding and imagining speed on this machine")
@@ -69,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
         model.imagine(layout, caption=sample.caption, seed=seed)
         imagine_ms.append((time.perf_counter() - start) * 1000)
     top2_ms, find_ms = [], []  # a rival on another object (verification); the calibrated answer (the node, CLI)
+    checked = {phrase: [] for phrase in CHECKED_PHRASES}  # `find` of phrases its answer checks read
     for _ in range(max(5, args.iterations // 5)):
         for calls, call in ((top2_ms, lambda: model.ground(image, expression, top_k=2)),
-                            (find_ms, lambda: model.find(image, expression))):  # fmt: skip
+                            (find_ms, lambda: model.find(image, expression)),
+                            *((checked[p], lambda p=p: model.find(image, p)) for p in CHECKED_PHRASES)):  # fmt: skip
             start = time.perf_counter()
             call()
             calls.append((time.perf_counter() - start) * 1000)
@@ -87,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         "ground_top2_p50_ms": round(percentile(top2_ms, 50), 2),
         "find_p50_ms": round(percentile(find_ms, 50), 2),  # torch whatever the backend: its beams give the margin
         "find_vs_ground": round(percentile(find_ms, 50) / p50, 2),
+        **{
+            f"find_{check}_check_vs_find": round(percentile(checked[phrase], 50) / percentile(find_ms, 50), 2)
+            for phrase, check in CHECKED_PHRASES.items()
+        },
         "imagine_p50_ms": round(percentile(imagine_ms, 50), 1) if imagine_ms else None,
         "ground_gflop": round(flops / 1e9, 4),
         "matmul_peak_fp32_gflops": round(peak, 1),

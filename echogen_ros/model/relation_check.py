@@ -2,17 +2,21 @@
 against that relation, its anchors grounded in the same frame (`finding.relation_failures` grounds them; this
 module is the geometry).
 
-Each anchor phrase gives up to ANCHOR_CANDIDATES boxes; those whose calibrated probability reaches ANCHOR_MIN
-(at least the best one) may be the anchor, and none that is the checked box itself (IoU ≥ 0.5). The box fails
-the check when the relation is clearly false (`domain.relations`: margin ≤ −1, the band the world's expressions
-stay clear of) with every possible anchor: no cup is left of any plate there, so "the cup left of the plate"
-is not this cup. A box that fails gets probability 0 and the reason.
+Each anchor phrase gives up to ANCHOR_CANDIDATES boxes; the best and those whose raw score reaches ANCHOR_RATIO of
+the best's may be the anchor (a rival, as `planning.grounders.AMBIGUITY_RATIO` calls one), and none that is the
+checked box itself (IoU ≥ 0.5). The box fails the check when the relation is clearly false (`domain.relations`:
+margin ≤ −1, the band the world's expressions stay clear of) with every possible anchor: no cup is left of any
+plate there, so "the cup left of the plate" is not this cup. A box that fails gets probability 0 and the reason.
 
 Why: the grounder's probability barely tells a relation nobody satisfies from one that holds (it answers the
 cup either way). Measured with the model shipped on 2026-12-06 (the world's test split, seed 0, scenes 0–39;
 docs/benchmarks.md, "the relation check"): relation no-target expressions not found 0.60 → 0.95 (40), and of
 the answers to relation expressions with a referent none of the 274 right boxes failed the check, 10 of the 11
-wrong ones did.
+wrong ones did. Anchors were first chosen by calibrated probability (≥ 0.05); raw scores replaced it so that the
+check decides the same whatever the calibration (`finding.CHECKS`): on test (seed 0, scenes 0–149, 1,201
+relational expressions) a raw-score ratio of 0.5 fails exactly the answers the probability did (relations nobody
+satisfies not found 0.960 of 149; 0 of 1,014 right answers failed, 32 of 38 wrong ones), 0.3 gives 0.946 / 0 / 31
+and 0.1 gives 0.919 / 0 / 22.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ Box = Sequence[float]
 
 CLEARLY_FALSE = -1.0  # `domain.relations`: a margin at or below it is clearly false
 ANCHOR_CANDIDATES = 3  # boxes asked of each anchor phrase (`finding.relation_failures`)
-ANCHOR_MIN = 0.05  # an anchor candidate below this probability is not taken for the anchor (the best always is)
+ANCHOR_RATIO = 0.5  # an anchor candidate whose raw score is below this fraction of the best's is not the anchor
 SAME_OBJECT = 0.5  # IoU at which an anchor candidate is the checked box itself
 
 
