@@ -5,10 +5,16 @@ embedded model: test_default_model.py (ordinals beyond the count are not found).
 from __future__ import annotations
 
 from echogen_ros.domain.clauses import Ordinal, ordinal_clause, relation_clause
+from echogen_ros.model.layout import Detection
 from echogen_ros.model.ordinal_check import counted_phrases, failures
 
 THIRD_LEFT = Ordinal("the cup", 2, "left")
 CUPS = [(0, 100, 40, 140), (100, 100, 140, 140), (200, 100, 240, 140)]  # left to right
+
+
+def found(*boxes) -> list[Detection]:
+    """Boxes as the colours' best detections."""
+    return [Detection(box, 0.9, "cup") for box in boxes]
 
 
 def test_a_phrase_gives_what_is_counted_how_many_and_from_where() -> None:
@@ -27,18 +33,20 @@ def test_a_bare_category_is_counted_in_every_colour_and_anything_more_is_not() -
 
 
 def test_a_box_fails_only_with_too_few_of_its_category_on_the_named_side() -> None:
-    said = failures("the third cup from the left", THIRD_LEFT, [CUPS[2], CUPS[1], CUPS[0]], CUPS)
+    said = failures("the third cup from the left", THIRD_LEFT, [CUPS[2], CUPS[1], CUPS[0]], found(*CUPS))
     assert said[0] == ""  # two cups left of the third
     assert said[1] == "'the third cup from the left' found has 1 of 'the cup' on its left, not 2 (ordinal check)"
     assert said[2].endswith("has 0 of 'the cup' on its left, not 2 (ordinal check)")
     second_right = Ordinal("the cup", 1, "right")
-    assert failures("the second cup from the right", second_right, [CUPS[1], CUPS[2]], CUPS)[0] == ""
-    assert failures("the second cup from the right", second_right, [CUPS[2]], CUPS)[0].endswith("not 1 (ordinal check)")
+    assert failures("the second cup from the right", second_right, [CUPS[1], CUPS[2]], found(*CUPS))[0] == ""
+    assert failures("the second cup from the right", second_right, [CUPS[2]], found(*CUPS))[0].endswith(
+        "not 1 (ordinal check)"
+    )
 
 
 def test_each_object_counts_once_and_the_box_never_counts_itself() -> None:
     def third(counted):
-        return failures("the third cup from the left", THIRD_LEFT, [CUPS[2]], counted)[0]
+        return failures("the third cup from the left", THIRD_LEFT, [CUPS[2]], found(*counted))[0]
 
     twice = [CUPS[0], (2, 101, 41, 140)]  # two colours' best boxes on one cup: one cup
     assert third(twice).endswith("has 1 of 'the cup' on its left, not 2 (ordinal check)")

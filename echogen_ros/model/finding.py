@@ -113,7 +113,7 @@ def ordinal_failures(model, features: torch.Tensor, letterbox, text: str, boxes,
     if not phrases:
         return [""] * len(boxes)
     best = [candidates(model, features, letterbox, phrase, 1)[0][0] for phrase in phrases]
-    counted = [d.box for d in best if d.score >= ordinal_check.COUNT_SCORE]
+    counted = [d for d in best if d.score >= ordinal_check.COUNT_SCORE]
     return ordinal_check.failures(text, ordinal, boxes, counted)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from echogen_ros.domain.clauses import Ordinal
 from echogen_ros.domain.vocabulary import CATEGORIES, COLOURS
-from echogen_ros.model.layout import box_iou
+from echogen_ros.model.layout import Detection, box_iou, distinct
 
 Box = Sequence[float]
 
@@ -44,19 +44,17 @@ def counted_phrases(ordinal: Ordinal) -> list[str]:
     return [f"the {colour} {category}" for colour in COLOURS] if category in CATEGORIES else []
 
 
-def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Box]) -> list[str]:
+def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Detection]) -> list[str]:
     """For each of `boxes` (found for `phrase`, whose ordinal is `ordinal`), "" where at least `ordinal.before`
-    of the `counted` boxes (the category's objects found in the frame) lie on its side, else why not.
+    of the `counted` detections (the category's objects found in the frame; overlapping ones are one, the first
+    stands) lie on its side, else why not.
 
     >>> ordinal = Ordinal("the cup", 2, "left")
     >>> cups = [(0, 0, 10, 10), (20, 0, 30, 10), (40, 0, 50, 10)]
-    >>> failures("the third cup from the left", ordinal, [cups[2], cups[1]], cups)
+    >>> failures("the third cup from the left", ordinal, [cups[2], cups[1]], [Detection(c, 1.0, "") for c in cups])
     ['', "'the third cup from the left' found has 1 of 'the cup' on its left, not 2 (ordinal check)"]
     """
-    objects: list[Box] = []
-    for box in counted:
-        if all(box_iou(box, other) < SAME_OBJECT for other in objects):
-            objects.append(box)
+    objects = [d.box for d in distinct(counted, SAME_OBJECT)]
     sign = -1 if ordinal.side == "left" else 1  # the side's direction along x
     out = []
     for box in boxes:
