@@ -23,39 +23,55 @@ def test_a_logistic_fit_recovers_known_weights() -> None:
     assert fit_logistic(x, y) == pytest.approx([2.0, -1.0], abs=0.2)
 
 
+def fitted(rates: dict[Signals, float], answers: int, seed: int) -> Calibration:
+    """A calibration fitted to `answers` answers of each signals, drawn right at its rate."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, rng.random() < rate) for s, rate in rates.items() for _ in range(answers)]
+    return Calibration.fit([s for s, _ in rows], [r for _, r in rows])
+
+
 def test_a_calibration_turns_signals_into_the_rate_they_are_right_at() -> None:
     """Answers drawn so that a sure, unrivalled, present-looking box is right 90 % of the time and a doubtful
     one 10 %: the fit says about 0.9 and 0.1, and a higher absent probability lowers it."""
-    rng = np.random.default_rng(1)
-    sure, doubtful = Signals(0.8, 0.9, 0.01), Signals(0.3, 0.05, 0.6)
-    rows = [(sure, rng.random() < 0.9) for _ in range(500)] + [(doubtful, rng.random() < 0.1) for _ in range(500)]
-    calibration = Calibration.fit([s for s, _ in rows], [r for _, r in rows])
+    sure, doubtful = Signals(0.8, 0.9, 0.01, 0.2), Signals(0.3, 0.05, 0.6, 0.2)
+    calibration = fitted({sure: 0.9, doubtful: 0.1}, 500, seed=1)
     assert calibration.probability(sure) == pytest.approx(0.9, abs=0.04)
     assert calibration.probability(doubtful) == pytest.approx(0.1, abs=0.04)
-    assert calibration.probability(Signals(0.8, 0.9, 0.9)) < calibration.probability(sure)
+    assert calibration.probability(Signals(0.8, 0.9, 0.9, 0.2)) < calibration.probability(sure)
+
+
+def test_a_calibration_trusts_small_boxes_less_when_they_are_less_often_right() -> None:
+    """The same score, margin and no-target probability, right 90 % of the time on boxes a tenth of the
+    frame's side and 60 % on boxes three hundredths: the fit tells them apart, and the size alone is why."""
+    large, small = Signals(0.8, 0.9, 0.05, 0.1), Signals(0.8, 0.9, 0.05, 0.03)
+    calibration = fitted({large: 0.9, small: 0.6}, 600, seed=2)
+    assert calibration.probability(large) == pytest.approx(0.9, abs=0.04)
+    assert calibration.probability(small) == pytest.approx(0.6, abs=0.05)
+    held = [calibration.probability(Signals(0.8, 0.9, 0.05, size)) for size in (0.0, 0.01, 0.1, 0.5)]
+    assert held[0] == held[1] and held[2] == held[3]  # sizes are read within [SMALLEST, LARGEST]
 
 
 def test_a_calibration_round_trips_through_a_manifest_and_refuses_other_signals() -> None:
-    calibration = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.5), {"split": "val"}, {"ece": 0.01})
+    calibration = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.3, 0.5), {"split": "val"}, {"ece": 0.01})
     again = Calibration.from_manifest(json.loads(json.dumps(calibration.to_manifest())))
     assert again == calibration and again.fitted_on == {"split": "val"}
     assert Calibration.from_manifest(None) is None
     with pytest.raises(ValueError, match="calibrate again"):
         Calibration.from_manifest({**calibration.to_manifest(), "signals": ["score"]})
-    signed = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.5), {"weights": "abc"})
+    signed = Calibration((1.0, 2.0, -1.0, 0.1, 0.2, 0.3, 0.5), {"weights": "abc"})
     assert Calibration.from_manifest(signed.to_manifest(), "abc") == signed
     with pytest.raises(ValueError, match="other weights"):
         Calibration.from_manifest(signed.to_manifest(), "def")
     with pytest.raises(ValueError, match="finite"):
-        Calibration((1.0, float("nan"), 0.0, 0.0, 0.0, 0.0))
-    assert len(features(Signals(0.5, 0.5, 0.5))) == len(FEATURES) and len(SIGNALS) == 3
+        Calibration((1.0, float("nan"), 0.0, 0.0, 0.0, 0.0, 0.0))
+    assert len(features(Signals(0.5, 0.5, 0.5, 0.5))) == len(FEATURES) and len(SIGNALS) == 4
 
 
 def test_each_candidate_s_margin_is_over_the_best_other_one() -> None:
     found = [Detection((0, 0, 9, 9), 0.8, "cup"), Detection((20, 0, 29, 9), 0.4, "cup")]
-    best, runner = signals(found, 0.05)
-    assert best == Signals(0.8, 0.5, 0.05) and runner == Signals(0.4, -1.0, 0.05)
-    assert signals(found[:1], 0.2) == [Signals(0.8, 1.0, 0.2)]
+    best, runner = signals(found, 0.05, (90, 40))  # a 9×9 box in a 40×90 frame: side share √(81 / 3600)
+    assert best == Signals(0.8, 0.5, 0.05, 0.15) and runner == Signals(0.4, -1.0, 0.05, 0.15)
+    assert signals(found[:1], 0.2, (9, 9)) == [Signals(0.8, 1.0, 0.2, 1.0)]
 
 
 def test_a_phrase_naming_no_known_object_is_not_grounded(tiny_model) -> None:
@@ -96,7 +112,7 @@ def test_trust_rows_cover_present_and_no_target_expressions(tiny_model) -> None:
 def test_trust_by_kind_counts_hand_made_rows() -> None:
     """By kind, on hand-made rows scored by the raw score at 0.5: relation has one right and found, one wrong
     and found, one no-target found; category one no-target not found."""
-    sure, unsure = Signals(0.9, 1.0, 0.0), Signals(0.1, 1.0, 0.9)
+    sure, unsure = Signals(0.9, 1.0, 0.0, 0.2), Signals(0.1, 1.0, 0.9, 0.2)
     rows = [trust.Row(sure, True, True, "relation"), trust.Row(sure, True, False, "relation"),
             trust.Row(sure, False, False, "relation"), trust.Row(unsure, False, False, "category")]  # fmt: skip
     kinds = trust.report(rows, None, threshold=0.5)["by_kind"]
@@ -106,12 +122,13 @@ def test_trust_by_kind_counts_hand_made_rows() -> None:
 
 
 def test_an_answer_that_fails_a_check_is_not_found_whatever_its_score() -> None:
-    sure = Signals(0.9, 1.0, 0.0)
+    sure = Signals(0.9, 1.0, 0.0, 0.2)
     rows = [trust.Row(sure, False, False, "ordinal", "ordinal"), trust.Row(sure, True, True, "ordinal", "ordinal"),
-            trust.Row(sure, False, False, "relation", "relation"), trust.Row(sure, True, True, "category")]  # fmt: skip
+            trust.Row(sure, False, False, "relation", "relation"), trust.Row(sure, True, True, "category"),
+            trust.Row(sure, False, False, "category", "closer_look")]  # fmt: skip
     report = trust.report(rows, None, threshold=0.5)
-    assert report["checks_failed"] == {"relation": 1, "ordinal": 1 + 1}
-    assert report["no_target_accuracy"] == 1.0  # both no-target answers failed their check: probability 0
+    assert report["checks_failed"] == {"relation": 1, "ordinal": 1 + 1, "closer_look": 1}
+    assert report["no_target_accuracy"] == 1.0  # the no-target answers all failed their check: probability 0
     assert report["found_and_right"] == 0.5 and report["acc@0.5"] == 1.0  # the right box the check failed: not found
 
 

@@ -74,7 +74,7 @@ def test_the_calibration_turns_signals_into_the_probability_of_a_right_object() 
     assert fitted.probability(sure) == pytest.approx(40 / 42, abs=0.02)
     assert fitted.probability(unsure) == pytest.approx(2 / 42, abs=0.02)
     assert InventoryCalibration.from_manifest(fitted.to_manifest()) == fitted
-    grounding = Calibration.fit([Signals(0.9, 0.5, 0.1), Signals(0.2, 0.1, 0.8)] * 5, [True, False] * 5)
+    grounding = Calibration.fit([Signals(0.9, 0.5, 0.1, 0.2), Signals(0.2, 0.1, 0.8, 0.2)] * 5, [True, False] * 5)
     with pytest.raises(ValueError, match="calibrate-inventory"):  # a grounding calibration is not the inventory's
         InventoryCalibration.from_manifest(grounding.to_manifest())
 

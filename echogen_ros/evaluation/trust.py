@@ -32,7 +32,7 @@ class Row:
     present: bool  # the expression has a referent
     right: bool  # the best box is the referent (IoU ≥ 0.5); False for every no-target expression
     kind: str  # the expression's kind (category, attribute, ordinal, relation, size)
-    failed_check: str = ""  # the answer check the best box failed ("relation", "ordinal"; `finding`): p = 0
+    failed_check: str = ""  # the answer check the best box failed (a name of `finding.CHECKS`): p = 0
 
 
 @torch.inference_mode()
@@ -55,8 +55,8 @@ def collect(
         for e in [*sample.expressions, *sample.absent]:
             found, absent = candidates(model, features, letterbox, e.text, 2)
             right = e.target is not None and box_iou(found[0].box, boxes[e.target]) >= 0.5
-            failed = check_failures(model, features, letterbox, e.text, [found[0].box], image.shape[0])[0][0]
-            rows.append(Row(signals(found, absent)[0], e.target is not None, right, e.kind, failed))
+            failed = check_failures(model, image, features, letterbox, e.text, [found[0].box])[0][0]
+            rows.append(Row(signals(found, absent, image.shape[:2])[0], e.target is not None, right, e.kind, failed))
     return rows
 
 

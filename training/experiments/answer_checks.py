@@ -1,7 +1,7 @@
-"""What the answer checks (echogen_ros.model.relation_check, ordinal_check) change, on the same answers: every
-expression of world scenes (with a referent, and no-target) scored by `evaluation.trust` with the model's
-calibration, as `find` answers them (a box failing a check gets probability 0: "both"), with the relation check
-alone ("relation"), and with no check ("none"). Run from the repository root:
+"""What the answer checks (echogen_ros.model.relation_check, ordinal_check, closer_look) change, on the same
+answers: every expression of world scenes (with a referent, and no-target) scored by `evaluation.trust` with the
+model's calibration, as `find` answers them (a box failing a check gets probability 0: "all"), with the checks
+added one at a time ("relation", "+ordinal"), and with no check ("none"). Run from the repository root:
 
     PYTHONPATH=training .venv/bin/python -m experiments.answer_checks [--model DIR] [--split test]
         [--seed 0] [--scenes 60] [--fresh-heldout] [--json]
@@ -17,9 +17,10 @@ import sys
 from echogen_ros.evaluation import trust
 from echogen_ros.evaluation.world_sets import FRESH_HELDOUT
 from echogen_ros.model.echogen import EchoGen
+from echogen_ros.model.finding import CHECKS
 
 SHOWN = ("no_target_accuracy", "found_and_right", "found_but_wrong", "ece", "auroc", "acc@0.5")
-WAYS = {"none": (), "relation": ("relation",), "both": ("relation", "ordinal")}  # the checks each way keeps
+WAYS = {"none": (), "relation": ("relation",), "+ordinal": ("relation", "ordinal"), "all": tuple(CHECKS)}  # kept
 
 
 def each_way(model: EchoGen, split: str, seed: int, scenes: int, config=None) -> dict:
