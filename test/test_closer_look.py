@@ -80,3 +80,33 @@ def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, monk
     asked.clear()
     default_model.find(small, "the cup left of the plate", threshold=0.0)
     assert asked == ["the cup left of the plate", "the plate"]
+
+
+def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model, monkeypatch) -> None:
+    """The scene listed by label on a frame of small objects: the same labels, boxes and probabilities (those a
+    listing checks, from LOOKED_AT) as when every label's box is checked first, for fewer closer looks."""
+    from echogen_ros.model import finding, label_listing
+    from echogen_ros.model.layout import Detection
+    from echogen_ros.world.dataset import world_sample
+    from echogen_ros.world.scene import SceneConfig
+
+    asked = []
+    grounded = finding.candidates
+
+    def counted(model, features, letterbox, text, k):
+        asked.append(text)
+        return grounded(model, features, letterbox, text, k)
+
+    monkeypatch.setattr(finding, "candidates", counted)
+    small = world_sample(0, 1, "test", SceneConfig(scale_range=(0.5, 0.6))).image(640, 480)
+    phrases = [f"the {label}" for label in label_listing.LABELS]
+    every = finding.find_all(default_model, small, phrases, 0.0)
+    looks_every = len(asked) - len(phrases)
+    first = [Detection(f.detections[0].box, f.detections[0].score, label)
+             for label, f in zip(label_listing.LABELS, every) if f.detections]  # fmt: skip
+    expected = [d for d in label_listing.one_label_per_object(first) if d.score >= label_listing.LOOKED_AT]
+    asked.clear()
+    listed = [d for d in default_model.parse_scene(small).objects if d.score >= label_listing.LOOKED_AT]
+    looks_standing = len(asked) - len(phrases)
+    assert sorted(listed, key=lambda d: d.label) == sorted(expected, key=lambda d: d.label) and expected
+    assert 0 < looks_standing < looks_every

@@ -166,9 +166,15 @@ def check_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, 
 
 @torch.inference_mode()
 def find_all(
-    model, image: np.ndarray, phrases: Sequence[str], threshold: float = DEFAULT_THRESHOLD, top_k: int = 1
+    model,
+    image: np.ndarray,
+    phrases: Sequence[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int = 1,
+    checked: bool = True,
 ) -> list[Finding]:
-    """A `Finding` for each phrase in one frame (encoded once, checked against the training domain once)."""
+    """A `Finding` for each phrase in one frame (encoded once, checked against the training domain once); with
+    `checked` False, the answer checks are left to the caller (`label_listing` checks only the labels that stand)."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     if top_k < 1:
@@ -190,8 +196,9 @@ def find_all(
             continue
         found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
         scores = [probability(calibration, s) for s in signals(found, absent, image.shape[:2])][:top_k]
-        failed = [why for _, why in check_failures(model, image, features, letterbox, reading.text,
-                                                   [d.box for d in found[:top_k]])]  # fmt: skip
+        boxes = [d.box for d in found[:top_k]]
+        failed = ([why for _, why in check_failures(model, image, features, letterbox, reading.text, boxes)]
+                  if checked else [""] * len(boxes))  # fmt: skip
         scores = [0.0 if why else p for p, why in zip(scores, failed)]
         kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
         confidence = scores[0]
