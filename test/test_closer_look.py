@@ -59,21 +59,28 @@ def default_model():
     return EchoGen.load()
 
 
-def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, monkeypatch) -> None:
+@pytest.fixture
+def asked(monkeypatch) -> list[str]:
+    """The phrases grounded (`finding.candidates`: the real one, each call's phrase noted) while a test runs."""
+    from echogen_ros.model import finding
+
+    phrases: list[str] = []
+    grounded = finding.candidates
+
+    def noted(model, features, letterbox, text, k):
+        phrases.append(text)
+        return grounded(model, features, letterbox, text, k)
+
+    monkeypatch.setattr(finding, "candidates", noted)
+    return phrases
+
+
+def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, asked) -> None:
     """On a frame of small objects (× 0.5–0.6) the box for "the cup" is small and is looked at closer: the phrase
     is grounded twice (the frame, then the crop); a phrase with a relation is grounded once (and its anchor)."""
-    from echogen_ros.model import finding
     from echogen_ros.world.dataset import world_sample
     from echogen_ros.world.scene import SceneConfig
 
-    asked = []
-    grounded = finding.candidates
-
-    def counted(model, features, letterbox, text, k):
-        asked.append(text)
-        return grounded(model, features, letterbox, text, k)
-
-    monkeypatch.setattr(finding, "candidates", counted)
     small = world_sample(0, 0, "test", SceneConfig(scale_range=(0.5, 0.6))).image(640, 480)
     answer = default_model.find(small, "the cup", threshold=0.0, top_k=1)
     assert side_share(answer.detections[0].box, FRAME) < closer_look.SMALL and asked == ["the cup", "the cup"]
@@ -82,7 +89,7 @@ def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, monk
     assert asked == ["the cup left of the plate", "the plate"]
 
 
-def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model, monkeypatch) -> None:
+def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model, asked) -> None:
     """The scene listed by label on a frame of small objects: the same labels, boxes and probabilities (those a
     listing checks, from LOOKED_AT) as when every label's box is checked first, for fewer closer looks."""
     from echogen_ros.model import finding, label_listing
@@ -90,14 +97,6 @@ def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model,
     from echogen_ros.world.dataset import world_sample
     from echogen_ros.world.scene import SceneConfig
 
-    asked = []
-    grounded = finding.candidates
-
-    def counted(model, features, letterbox, text, k):
-        asked.append(text)
-        return grounded(model, features, letterbox, text, k)
-
-    monkeypatch.setattr(finding, "candidates", counted)
     small = world_sample(0, 1, "test", SceneConfig(scale_range=(0.5, 0.6))).image(640, 480)
     phrases = [f"the {label}" for label in label_listing.LABELS]
     every = finding.find_all(default_model, small, phrases, 0.0)
