@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from echogen_ros.model import closer_look
@@ -109,3 +110,11 @@ def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model,
     looks_standing = len(asked) - len(phrases)
     assert sorted(listed, key=lambda d: d.label) == sorted(expected, key=lambda d: d.label) and expected
     assert 0 < looks_standing < looks_every
+
+
+def test_a_frame_of_a_few_pixels_is_not_looked_at_closer(default_model) -> None:
+    """A crop of a 6 × 6 frame would be a pixel or two: the check passes the box rather than fail on the crop."""
+    from echogen_ros.model.finding import closer_look_failures
+
+    tiny = np.full((6, 6, 3), 128, dtype=np.uint8)
+    assert closer_look_failures(default_model, tiny, None, None, "the cup", [(2.0, 2.0, 2.5, 2.5)]) == [""]

@@ -30,6 +30,7 @@ MOST_ZOOM = 4.0  # the crop is at least a quarter of the frame's side
 MARGIN = 1.2  # a crop holds at least this many times the box's width and height (a long, thin box)
 ABSENT = 0.7  # a closer look whose no-target probability is above this says nothing there is what is named
 AGREE = 0.3  # a closer look whose best box overlaps the answer below this IoU puts the phrase elsewhere
+SMALLEST_CROP = 8  # pixels: a crop narrower than this (a frame of a few dozen pixels) is not looked at
 
 
 def looked_at(text: str) -> bool:

@@ -7,8 +7,8 @@ than no box. A box must also pass the answer checks (`check_failures`): for a ph
 left of the plate"), the relation check (`relation_check`: the relation is not clearly false with every box its
 anchor may be); for an ordinal counted from a side ("the third cup from the left"), the ordinal check
 (`ordinal_check`: two cups are found left of it); for a small box found for a phrase that names only an object
-("the red cup"), the closer-look check (`closer_look`: grounded again in a crop around it, the phrase is there
-and there). A box that fails one gets probability 0 and the check says why."""
+("the red cup"), the closer-look check (`closer_look`: grounded again in a crop around it, the phrase is found
+there, on that box). A box that fails one gets probability 0 and the check says why."""
 
 from __future__ import annotations
 
@@ -139,6 +139,8 @@ def closer_look_failures(model, image: np.ndarray, features: torch.Tensor, lette
         if share >= closer_look.SMALL:
             continue
         x0, y0, x1, y1 = closer_look.window(box, share, image.shape[:2])
+        if min(x1 - x0, y1 - y0) < closer_look.SMALLEST_CROP:  # a frame of a few pixels: nothing to look closer at
+            continue
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         pixels, crop_box = model.pixels(crop)
         found, absent = candidates(model, generation.image_features(model.model, pixels), crop_box, text, 1)
