@@ -230,8 +230,10 @@ class TestBringup(unittest.TestCase):
         self.assertTrue(set_("grounding_every_frames", 1).successful)
         self.assertTrue(set_("debug_image", False).successful)
         self.count_detections(0.5)
-        debug_before = len(self.probe.debug)
-        self.assertGreater(self.count_detections(2.0), 3)
+        debug_before, start = len(self.probe.debug), len(self.probe.detections)
+        # groundings go on (waited for, not timed: a scene listing holds the model for seconds on a loaded CPU)
+        self.assertTrue(self.probe.spin_until(lambda: len(self.probe.detections) > start + 3, 20),
+                        "fewer than 4 groundings in 20 s after debug_image:=false")  # fmt: skip
         self.assertEqual(len(self.probe.debug), debug_before, "debug images after debug_image:=false")
         self.assertTrue(set_("debug_image", True).successful)
         self.assertTrue(set_("guidance", 5.5).successful)
