@@ -225,7 +225,9 @@ class TestBringup(unittest.TestCase):
         self.assertTrue(set_("grounding_every_seconds", 2.0).successful)
         self.count_detections(1.0)
         slow = self.count_detections(4.0)
-        self.assertGreaterEqual(fast, 16, f"{fast} groundings in 4 s at every frame")
+        # every frame, not a throughput: the schedule before (every 10 frames or 1 s) grounds at most 5 in 4 s, and a
+        # scene listing holds the model for seconds on a loaded CPU (CI counted 15 of the sim camera's 40 frames)
+        self.assertGreaterEqual(fast, 8, f"{fast} groundings in 4 s at every frame")
         self.assertLessEqual(slow, 3, f"{slow} groundings in 4 s at one per 2 s")
         self.assertTrue(set_("grounding_every_frames", 1).successful)
         self.assertTrue(set_("debug_image", False).successful)
