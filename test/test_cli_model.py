@@ -262,7 +262,8 @@ def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, t
     # a random model's scores are far below the default threshold: the target is "not found", and why
     assert main(["plan", *base, "--instruction", "put the cup left of the plate", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot find 'the cup' in the image: " in err and "< 0.5" in err, err
+    unsure = ("< 0.5", "closer-look check")  # its box is tiny: a closer look may fail it before its probability
+    assert err.count("\n") == 1 and "cannot find 'the cup' in the image: " in err and any(w in err for w in unsure), err
     assert not (tmp_path / "p").exists()
     # a word it does not know: refused with the word, before anything is planned
     plan = ["plan", *base, "--instruction", "put the scissors left of the plate", "--out", str(tmp_path / "p")]
@@ -274,7 +275,7 @@ def test_plan_and_verify_errors_exit_2(tiny_model_dir: Path, image_path: Path, t
     assert main(["verify", *base, "--instruction", "put the cup left of the plate"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["status"] == "cannot_tell" and verdict["reason"].startswith("cannot find the cup, the plate in")
-    assert "(the cup: " in verdict["reason"] and "< 0.5" in verdict["reason"]
+    assert "(the cup: " in verdict["reason"] and any(w in verdict["reason"] for w in unsure)
     assert main(["verify", *base, "--instruction", "put the cup left of the plate", "--min-score", "0"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["status"] in ("satisfied", "not_satisfied", "cannot_tell") and "reason" in verdict
