@@ -77,13 +77,15 @@ def list_by_label(model, image: np.ndarray, threshold: float = 0.0) -> SceneInve
         return SceneInventory((), True, calibrated, findings[0].reason, (time.perf_counter() - start) * 1000)
     best = [Detection(f.detections[0].box, f.detections[0].score, label)
             for label, f in zip(LABELS, findings) if f.detections]  # fmt: skip
-    pixels, letterbox = model.pixels(image)
-    features = generation.image_features(model.model, pixels)
+    encoded: list = []  # the frame encoded again for the checks, only once one is needed (find_all keeps its own)
 
     def fails(d: Detection) -> bool:
         if d.score < max(threshold, LOOKED_AT):  # not listed, or listed where nobody acts on it: as it is
             return False
-        return bool(check_failures(model, image, features, letterbox, f"the {d.label}", [d.box])[0][0])
+        if not encoded:
+            pixels, letterbox = model.pixels(image)
+            encoded.extend((generation.image_features(model.model, pixels), letterbox))
+        return bool(check_failures(model, image, *encoded, f"the {d.label}", [d.box])[0][0])
 
     kept = [d for d in one_label_per_object(best, fails=fails) if d.score >= threshold]
     kept.sort(key=lambda d: (d.box[1], d.box[0]))
