@@ -202,15 +202,20 @@ class TestBringup(unittest.TestCase):
             self.restore, score_threshold=0.0, grounding_every_frames=10, grounding_every_seconds=1.0, debug_image=True
         )  # what the later tests ground with, even where this one fails midway
         phrase, _ = self.fresh_target()
+        said_before = len(self.probe.status)
         self.assertTrue(set_("instruction", phrase).successful)
-        self.assertTrue(self.probe.spin_until(lambda: any(f"instruction: {phrase!r}" in s for s in self.probe.status),
-                                              10))  # fmt: skip
+        confirmed = self.probe.spin_until(
+            lambda: any(f"instruction: {phrase!r}" in s for s in self.probe.status[said_before:]), 10
+        )
+        self.assertTrue(confirmed, f"the node never confirmed the instruction {phrase!r}")
         self.assertTrue(set_("score_threshold", 1.0).successful)
         start = len(self.probe.detections)
         self.assertTrue(self.probe.spin_until(lambda: len(self.probe.detections) > start + 1, 20))
         self.assertEqual(self.probe.detections[-1].detections, [])  # no referent reaches probability 1.0
         said = f"not found {phrase!r}: "
-        self.assertTrue(any(said in s for s in self.probe.status[-5:]), self.probe.status[-5:])
+        # waited for: the node publishes a grounding's status just after its detections
+        told = self.probe.spin_until(lambda: any(said in s for s in self.probe.status[-5:]), 10)
+        self.assertTrue(told, self.probe.status[-5:])
 
         def diagnosed():
             values = {kv.key: kv.value for kv in self.probe.diagnostics[-1].status[0].values}
