@@ -4,6 +4,7 @@ run (latency percentiles, CPU use, RSS growth after warm-up, whether latency gre
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,18 +15,35 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def find_process(needle: str, exclude: int | None = None) -> int | None:
-    """The pid of the newest process whose command line contains `needle` (Linux /proc), or None."""
+    """The pid of the newest process (the latest start time: pids wrap around) whose command line contains
+    `needle` (Linux /proc), or None. A process caught between exec and setting up its arguments has an empty
+    command line for that instant: callers that just started one wait for it (`wait_for_process`)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in (os.getpid(), exclude):
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            if needle in cmdline:
+                found.append((start_ticks(int(entry.name)), int(entry.name)))
+        except OSError:  # gone meanwhile
             continue
-        if needle in cmdline:
-            found.append(int(entry.name))
-    return max(found) if found else None
+    return max(found)[1] if found else None
+
+
+def wait_for_process(needle: str, timeout: float, exclude: int | None = None) -> int | None:
+    """`find_process`, asked again every 50 ms for up to `timeout` seconds until it finds one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = find_process(needle, exclude)
+        if pid is not None or time.monotonic() >= deadline:
+            return pid
+        time.sleep(0.05)
+
+
+def start_ticks(pid: int) -> int:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
 def process_sample(pid: int) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from echogen_ros.live_stats import LiveRun, find_process, process_sample
+from echogen_ros.live_stats import LiveRun, find_process, process_sample, start_ticks, wait_for_process
 
 
 def test_process_sample_reads_rss_and_cpu_of_a_real_process() -> None:
@@ -27,11 +27,31 @@ def test_find_process_by_command_line() -> None:
     marker = "echogen_live_stats_marker_417"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
-        assert find_process(marker) == child.pid
+        # waited for: Popen returns at exec, a moment before the child's command line is set (CI read it empty)
+        assert wait_for_process(marker, 10.0) == child.pid
         assert find_process("no_such_process_marker_98765") is None
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_newest_process_is_the_one_started_last() -> None:
+    marker = "echogen_live_stats_marker_418"
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        assert wait_for_process(marker, 10.0) == first.pid
+        time.sleep(0.05)  # a clock tick (1/100 s) apart at least
+        second = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+        try:
+            assert 0 < start_ticks(os.getpid()) <= start_ticks(first.pid) < start_ticks(second.pid)
+            assert wait_for_process(marker, 10.0, exclude=first.pid) == second.pid
+            assert find_process(marker) == second.pid  # by start time, not by pid (pids wrap around)
+        finally:
+            second.kill()
+            second.wait()
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_summary_of_a_known_run() -> None:
