@@ -1,12 +1,13 @@
 """The ordinal check's grammar and counting on hand-made boxes: an ordinal counted from a side, a box that fails
-only where too few of its category lie on that side, each object counted once and never the box itself. On the
+only where too few of its category lie on that side, each object counted once and never the box itself, and an
+object another category of its colour outscores is not counted. On the
 embedded model: test_default_model.py (ordinals beyond the count are not found)."""
 
 from __future__ import annotations
 
 from echogen_ros.domain.clauses import Ordinal, ordinal_clause, relation_clause
 from echogen_ros.model.layout import Detection
-from echogen_ros.model.ordinal_check import counted_phrases, failures
+from echogen_ros.model.ordinal_check import counted_phrases, failures, not_outscored, rival_phrases
 
 THIRD_LEFT = Ordinal("the cup", 2, "left")
 CUPS = [(0, 100, 40, 140), (100, 100, 140, 140), (200, 100, 240, 140)]  # left to right
@@ -53,3 +54,21 @@ def test_each_object_counts_once_and_the_box_never_counts_itself() -> None:
     itself = (198, 100, 240, 141)  # the checked box, answered under another colour too
     assert third([CUPS[0], itself]) != "" and third([CUPS[0], CUPS[1], itself]) == ""
     assert third([]).endswith("has 0 of 'the cup' on its left, not 2 (ordinal check)")
+
+
+def test_an_object_that_a_rival_of_its_colour_outscores_is_not_counted() -> None:
+    counted = [Detection(CUPS[0], 0.6, "the orange cup"), Detection(CUPS[1], 0.7, "the white cup")]
+    rivals = rival_phrases(counted)
+    assert len(rivals) == 14 and "the orange block" in rivals and "the white ball" in rivals
+    assert "the orange cup" not in rivals and "the red block" not in rivals  # its own label; another colour
+    block = Detection((2, 101, 41, 140), 0.95, "the orange block")  # the orange "cup" is an orange block
+    assert not_outscored(counted, [block]) == counted[1:]
+    assert not_outscored(counted, [Detection(block.box, 0.85, block.label)]) == counted  # not 1.5 × the cup's
+    assert not_outscored(counted, [Detection(block.box, 0.95, "the white block")]) == counted  # not its colour
+    assert not_outscored(counted, [Detection(CUPS[2], 0.95, "the orange block")]) == counted  # another object
+    assert third_with_rivals(counted, [block]).endswith("has 1 of 'the cup' on its left, not 2 (ordinal check)")
+    assert third_with_rivals(counted, []) == ""
+
+
+def third_with_rivals(counted: list[Detection], rivals: list[Detection]) -> str:
+    return failures("the third cup from the left", THIRD_LEFT, [CUPS[2]], not_outscored(counted, rivals))[0]
