@@ -124,7 +124,8 @@ def ordinal_failures(model, image: np.ndarray, features: torch.Tensor, letterbox
         return [""] * len(boxes)
     best = [candidates(model, features, letterbox, phrase, 1)[0][0] for phrase in phrases]
     counted = [d for d in best if d.score >= ordinal_check.COUNT_SCORE]
-    rivals = greedy_boxes(model, features, letterbox, ordinal_check.rival_phrases(counted))
+    asked = ordinal_check.in_question(ordinal, boxes, counted)
+    rivals = greedy_boxes(model, features, letterbox, ordinal_check.rival_phrases(asked))
     return ordinal_check.failures(text, ordinal, boxes, ordinal_check.not_outscored(counted, rivals))
 
 

@@ -99,12 +99,36 @@ def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Seque
     ['', "'the third cup from the left' found has 1 of 'the cup' on its left, not 2 (ordinal check)"]
     """
     objects = [d.box for d in distinct(counted, SAME_OBJECT)]
-    sign = -1 if ordinal.side == "left" else 1  # the side's direction along x
     out = []
     for box in boxes:
-        centre = (box[0] + box[2]) / 2
-        before = [o for o in objects if box_iou(o, box) < SAME_OBJECT and sign * ((o[0] + o[2]) / 2 - centre) > 0]
+        before = [o for o in objects if on_side(ordinal, box, o)]
         short = len(before) < ordinal.before
         out.append(f"{phrase!r} found has {len(before)} of {ordinal.head!r} on its {ordinal.side}, not "
                    f"{ordinal.before} (ordinal check)" if short else "")  # fmt: skip
+    return out
+
+
+def on_side(ordinal: Ordinal, box: Box, other: Box) -> bool:
+    """Whether `other` lies on the ordinal's side of `box` (its centre beyond the box's; "from the left": left of
+    it) and is not the box itself (IoU < SAME_OBJECT)."""
+    sign = -1 if ordinal.side == "left" else 1  # the side's direction along x
+    beyond = sign * ((other[0] + other[2]) / 2 - (box[0] + box[2]) / 2) > 0
+    return beyond and box_iou(other, box) < SAME_OBJECT
+
+
+def in_question(ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Detection]) -> list[Detection]:
+    """The counted detections whose rivals can change an answer: those on the ordinal's side of a box that has
+    enough objects there without rivals (a box with too few fails whatever a rival claims; an object elsewhere
+    counts for no box). Only these are asked about (`rival_phrases`): each costs seven groundings.
+
+    >>> ordinal = Ordinal("the cup", 1, "left")
+    >>> cups = [Detection((0, 0, 10, 10), 0.5, "the red cup"), Detection((40, 0, 50, 10), 0.5, "the blue cup")]
+    >>> [d.label for d in in_question(ordinal, [(20, 0, 30, 10)], cups)], in_question(ordinal, [(0, 0, 9, 10)], cups)
+    (['the red cup'], [])
+    """
+    out: list[Detection] = []
+    for box in boxes:
+        near = [d for d in counted if on_side(ordinal, box, d.box)]
+        if len(distinct(near, SAME_OBJECT)) >= ordinal.before:
+            out += [d for d in near if d not in out]
     return out
