@@ -288,7 +288,7 @@ class EchoGen:
             return []
         array, ids, mask, letterbox = self.grounding_inputs(image, expressions)
         tokens, probs, coords, _ = self.decode_grounding(array, ids, mask, decode=decode)
-        scores = probs.clamp_min(1e-30).log().mean(-1).exp()
+        scores = grounding.raw_scores(probs)
         return [self.detection(letterbox, coords[i].tolist(), float(scores[i]), e) for i, e in enumerate(expressions)]
 
     def grounding_inputs(

@@ -131,14 +131,14 @@ def ordinal_failures(model, image: np.ndarray, features: torch.Tensor, letterbox
 
 def greedy_boxes(model, features: torch.Tensor, letterbox, phrases: Sequence[str]) -> list[Detection]:
     """Each phrase's greedy box in image `features` (1, N, D), all in one batch (a check asks many at once;
-    a batch of 56 costs about 4 single groundings on 2 cores), scored by the raw geometric mean of its bin
-    probabilities as `candidates` scores."""
+    a batch of 56 costs about 4 single groundings on 2 cores), with its raw score (`grounding.raw_scores`, as
+    `candidates` scores)."""
     if not phrases:
         return []
     ids, mask = grounding.prompt_batch(model.scheme, [model.expression_ids(p) for p in phrases])
     ids, mask = ids.to(features.device), mask.to(features.device)
     _, probs, coords, _ = grounding.locate(model.model, model.scheme, features.expand(len(phrases), -1, -1), ids, mask)
-    scores = probs.clamp_min(1e-30).log().mean(-1).exp().tolist()
+    scores = grounding.raw_scores(probs).tolist()
     return [model.detection(letterbox, c, s, p) for p, c, s in zip(phrases, coords.tolist(), scores)]
 
 

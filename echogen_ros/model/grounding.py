@@ -34,6 +34,12 @@ def prompt_batch(scheme: TokenScheme, expressions: Sequence[Sequence[int]]) -> t
     return left_padded([scheme.i2l_prompt(e) for e in expressions], scheme.pad)
 
 
+def raw_scores(probs: torch.Tensor) -> torch.Tensor:
+    """A box's raw score from its bin probabilities (B, 4): their geometric mean (B,), as `generation.beam_search`
+    scores its beams."""
+    return probs.clamp_min(1e-30).log().mean(-1).exp()
+
+
 def locate(
     model: JanusForConditionalGeneration,
     scheme: TokenScheme,
