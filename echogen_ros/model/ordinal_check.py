@@ -6,9 +6,9 @@ one) and never the checked box itself, unless another category in its colour cla
 on an orange block when no orange ball is there, and "the orange block" scores RIVAL_RATIO × as much or more on
 that box (`rival_phrases`, grounded in one batch: `finding.greedy_boxes`; `not_outscored`). Where fewer than the
 ordinal's count lie on its side (centre left of the checked box's centre, for "from the left"), the box fails:
-probability 0 and the reason. Only a bare category is
-counted ("the second cup from the right"); a phrase with more ("the second red cup from the right") is not
-checked, since two alike objects answer one colour's question once.
+probability 0 and the reason. Only a bare category is counted ("the second cup from the right"); a phrase with
+more ("the second red cup from the right") is not checked, since two alike objects answer one colour's question
+once.
 
 Why: the grounder answers "the third cup from the left" of two cups with a cup (it learned the no-target answer
 for ordinals least well: 0.80 of them not found on the test split). Chosen on the world's test and val splits
