@@ -234,7 +234,8 @@ def test_model_init_then_bench_json(tmp_path: Path) -> None:
     figures = json.loads(result.stdout)
     assert figures["ground_p50_ms"] > 0 and figures["ground_gflop"] > 0 and figures["imagine_p50_ms"] > 0
     assert figures["ground_top2_p50_ms"] > 0 and figures["find_p50_ms"] > 0 and figures["find_vs_ground"] > 0
-    assert all(figures[f"find_{check}_check_vs_find"] > 0 for check in ("relation", "ordinal", "closer_look"))
+    checks = ("relation", "ordinal", "category", "closer_look")
+    assert all(figures[f"find_{check}_check_vs_find"] > 0 for check in checks)
     # a fraction of a peak measured moments apart on a shared machine: positive and finite, not below 1
     assert 0 < figures["ground_peak_fraction"] < np.inf and np.isfinite(figures["matmul_peak_fp32_gflops"])
 

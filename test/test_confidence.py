@@ -125,9 +125,10 @@ def test_an_answer_that_fails_a_check_is_not_found_whatever_its_score() -> None:
     sure = Signals(0.9, 1.0, 0.0, 0.2)
     rows = [trust.Row(sure, False, False, "ordinal", "ordinal"), trust.Row(sure, True, True, "ordinal", "ordinal"),
             trust.Row(sure, False, False, "relation", "relation"), trust.Row(sure, True, True, "category"),
-            trust.Row(sure, False, False, "category", "closer_look")]  # fmt: skip
+            trust.Row(sure, False, False, "category", "closer_look"),
+            trust.Row(sure, False, False, "category", "category")]  # fmt: skip
     report = trust.report(rows, None, threshold=0.5)
-    assert report["checks_failed"] == {"relation": 1, "ordinal": 1 + 1, "closer_look": 1}
+    assert report["checks_failed"] == {"relation": 1, "ordinal": 1 + 1, "closer_look": 1, "category": 1}
     assert report["no_target_accuracy"] == 1.0  # the no-target answers all failed their check: probability 0
     assert report["found_and_right"] == 0.5 and report["acc@0.5"] == 1.0  # the right box the check failed: not found
 

@@ -13,10 +13,11 @@ import numpy as np
 from echogen_ros.cli.args import bounded_int
 from echogen_ros.perf import matmul_peak, percentile
 
-# phrases whose `find` runs an answer check (`model.finding.CHECKS`), timed against `find` of a phrase without one;
+# phrases whose `find` runs one answer check (`model.finding.CHECKS`), timed against `find` of a phrase without one;
 # the closer look runs on a box below a ninth of the frame's side, so its phrase is asked of a frame of small objects
+# (with a colour: a bare category would add the category check)
 CHECKED_PHRASES = {"the cup left of the plate": "relation", "the second cup from the left": "ordinal",
-                   "the cup": "closer_look"}  # fmt: skip
+                   "the plate": "category", "the yellow cup": "closer_look"}  # fmt: skip
 SMALL_OBJECTS = (0.5, 0.6)  # the scale of the closer look's frame
 
 

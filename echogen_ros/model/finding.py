@@ -6,9 +6,10 @@ A box is returned only when its probability reaches the threshold: a box nobody 
 than no box. A box must also pass the answer checks (`check_failures`): for a phrase with a relation ("the cup
 left of the plate"), the relation check (`relation_check`: the relation is not clearly false with every box its
 anchor may be); for an ordinal counted from a side ("the third cup from the left"), the ordinal check
-(`ordinal_check`: two cups are found left of it); for a small box found for a phrase that names only an object
-("the red cup"), the closer-look check (`closer_look`: grounded again in a crop around it, the phrase is found
-there, on that box). A box that fails one gets probability 0 and the check says why."""
+(`ordinal_check`: two cups are found left of it); for a bare category ("the cup"), the category check
+(`category_check`: no other category, "the bowl", claims the box more); for a small box found for a phrase
+that names only an object ("the red cup"), the closer-look check (`closer_look`: grounded again in a crop around
+it, the phrase is found there, on that box). A box that fails one gets probability 0 and the check says why."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 
 from echogen_ros.domain import words
 from echogen_ros.domain.clauses import ordinal_clause, relation_clause
-from echogen_ros.model import closer_look, generation, grounding, ordinal_check, relation_check
+from echogen_ros.model import category_check, closer_look, generation, grounding, ordinal_check, relation_check
 from echogen_ros.model.confidence import Calibration, Signals
 from echogen_ros.model.layout import Detection, distinct
 
@@ -142,6 +143,17 @@ def greedy_boxes(model, features: torch.Tensor, letterbox, phrases: Sequence[str
     return [model.detection(letterbox, c, s, p) for p, c, s in zip(phrases, coords.tolist(), scores)]
 
 
+def category_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:
+    """`category_check.failures` of `boxes` found for `text` (the vocabulary's words) in `image` (encoded:
+    `features`): the phrase and the other categories grounded greedily in one batch; all "" when `text` is not a
+    bare category. (`image`: unused; the check reads the encoded frame.)"""
+    category = category_check.checked_category(text)
+    if category is None or not boxes:
+        return [""] * len(boxes)
+    own, *rivals = greedy_boxes(model, features, letterbox, [text, *category_check.rival_phrases(category)])
+    return category_check.failures(own, boxes, rivals)
+
+
 def closer_look_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:
     """`closer_look.failure` of each of `boxes` found for `text` (the vocabulary's words) in `image` whose side
     is below closer_look.SMALL of the frame's: `text` grounded again in the crop `closer_look.window` (its best
@@ -165,10 +177,12 @@ def closer_look_failures(model, image: np.ndarray, features: torch.Tensor, lette
     return out
 
 
-# the answer checks, in the order asked. They read raw scores, never the calibration: a check decides the same for
-# a model with or without one, so `echogen-train calibrate` (which measures before any calibration is read) fits
-# on exactly the answers that pass them at run time.
-CHECKS = {"relation": relation_failures, "ordinal": ordinal_failures, "closer_look": closer_look_failures}
+# the answer checks, in the order asked (a box failing several is said to fail the first; the newest comes last, so
+# that leaving it out in `experiments.answer_checks` gives exactly the answers before it). They read raw scores,
+# never the calibration: a check decides the same for a model with or without one, so `echogen-train calibrate`
+# (which measures before any calibration is read) fits on exactly the answers that pass them at run time.
+CHECKS = {"relation": relation_failures, "ordinal": ordinal_failures, "closer_look": closer_look_failures,
+          "category": category_failures}  # fmt: skip
 
 
 def check_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes
@@ -222,8 +236,8 @@ def find_all(
         confidence = scores[0]
         reason = ""
         if not kept:
-            reason = (f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
-                      else failed[0] if failed[0]
+            reason = (failed[0] if failed[0]  # the check that decided (p = 0) says the most
+                      else f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
                       else f"not sure enough: probability {confidence:.2f} < {threshold:g}")  # fmt: skip
         out.append(Finding(phrase, bool(kept), confidence, kept, reason=reason, **heard))
     latency = (time.perf_counter() - start) * 1000

@@ -1,7 +1,8 @@
-"""What the answer checks (echogen_ros.model.relation_check, ordinal_check, closer_look) change, on the same
-answers: every expression of world scenes (with a referent, and no-target) scored by `evaluation.trust` with the
-model's calibration, as `find` answers them (a box failing a check gets probability 0: "all"), with the checks
-added one at a time ("relation", "+ordinal"), and with no check ("none"). Run from the repository root:
+"""What the answer checks (echogen_ros.model.relation_check, ordinal_check, category_check, closer_look) change,
+on the same answers: every expression of world scenes (with a referent, and no-target) scored by
+`evaluation.trust` with the model's calibration, as `find` answers them (a box failing a check gets probability 0:
+"all", the category check last), with the checks added one at a time ("relation", "+ordinal", "+closer_look"),
+and with no check ("none"). Run from the repository root:
 
     PYTHONPATH=training .venv/bin/python -m experiments.answer_checks [--model DIR] [--split test]
         [--seed 0] [--scenes 60] [--fresh-heldout] [--json]
@@ -20,7 +21,13 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.finding import CHECKS
 
 SHOWN = ("no_target_accuracy", "found_and_right", "found_but_wrong", "ece", "auroc", "acc@0.5")
-WAYS = {"none": (), "relation": ("relation",), "+ordinal": ("relation", "ordinal"), "all": tuple(CHECKS)}  # kept
+WAYS = {
+    "none": (),
+    "relation": ("relation",),
+    "+ordinal": ("relation", "ordinal"),
+    "+closer_look": ("relation", "ordinal", "closer_look"),
+    "all": tuple(CHECKS),
+}  # the checks kept
 
 
 def each_way(model: EchoGen, split: str, seed: int, scenes: int, config=None) -> dict:
