@@ -61,8 +61,20 @@ def failures(phrase: Detection, boxes: Sequence[Box], rivals: Sequence[Detection
     """
     out = []
     for box in boxes:
-        on_it = [r for r in rivals if box_iou(r.box, box) >= SAME_OBJECT and r.score >= RIVAL_RATIO * phrase.score]
-        best = max(on_it, key=lambda r: r.score, default=None)
+        best = claimant(box, phrase.score, rivals, RIVAL_RATIO)
         out.append(f"{phrase.label!r} found is more {best.label!r} (raw score {best.score:.2f} against "
                    f"{phrase.score:.2f}; category check)" if best else "")  # fmt: skip
     return out
+
+
+def claimant(box: Box, score: float, rivals: Sequence[Detection], ratio: float) -> Detection | None:
+    """The best-scored of `rivals` that lands on `box` (IoU ≥ SAME_OBJECT) with a raw score `ratio` × `score` (the
+    box's own) or more: whose object the box is first; None where no rival claims it so (the ordinal check's rival
+    rule asks the same, at its own ratio).
+
+    >>> bowl = Detection((0, 0, 10, 10), 0.45, "the bowl")
+    >>> claimant((0, 0, 10, 10), 0.4, [bowl], 1.2), claimant((0, 0, 10, 10), 0.4, [bowl], 1.1).label
+    (None, 'the bowl')
+    """
+    on_it = [r for r in rivals if box_iou(r.box, box) >= SAME_OBJECT and r.score >= ratio * score]
+    return max(on_it, key=lambda r: r.score, default=None)

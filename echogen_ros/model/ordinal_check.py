@@ -34,6 +34,7 @@ from collections.abc import Sequence
 
 from echogen_ros.domain.clauses import Ordinal
 from echogen_ros.domain.vocabulary import CATEGORIES, COLOURS
+from echogen_ros.model.category_check import claimant
 from echogen_ros.model.layout import Detection, box_iou, distinct
 
 Box = Sequence[float]
@@ -72,8 +73,8 @@ def rival_phrases(counted: Sequence[Detection]) -> list[str]:
 
 def not_outscored(counted: Sequence[Detection], rivals: Sequence[Detection]) -> list[Detection]:
     """`counted` without each box that a rival of its colour (`rival_phrases`' groundings, label = phrase)
-    grounds on the same object (IoU ≥ SAME_OBJECT) with a raw score RIVAL_RATIO × its own or more: an orange
-    block that "the orange ball" lands on is "the orange block" first.
+    grounds on the same object with a raw score RIVAL_RATIO × its own or more (`category_check.claimant`): an
+    orange block that "the orange ball" lands on is "the orange block" first.
 
     >>> ball = Detection((0, 0, 10, 10), 0.5, "the orange ball")
     >>> not_outscored([ball], [Detection((1, 0, 10, 10), 0.8, "the orange block")]), not_outscored(
@@ -84,8 +85,10 @@ def not_outscored(counted: Sequence[Detection], rivals: Sequence[Detection]) -> 
     def colour(d: Detection) -> str:
         return d.label.split()[-2]
 
-    return [d for d in counted if not any(colour(r) == colour(d) and r.score >= RIVAL_RATIO * d.score and
-                                          box_iou(r.box, d.box) >= SAME_OBJECT for r in rivals)]  # fmt: skip
+    def claimed(d: Detection) -> bool:
+        return claimant(d.box, d.score, [r for r in rivals if colour(r) == colour(d)], RIVAL_RATIO) is not None
+
+    return [d for d in counted if not claimed(d)]
 
 
 def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Detection]) -> list[str]:
