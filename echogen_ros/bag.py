@@ -6,7 +6,8 @@ metadata versions 4 to 9, with or without stored message definitions and type ha
 Output: a new MCAP bag (metadata version 8, which Humble and Jazzy read) holding every input message
 unchanged, on its topic with its recorded QoS, plus this run's outputs under the namespace (`/echogen`):
 detections, debug images, status, the scene's objects (every label grounded, at most every `scene_every_seconds`
-of bag time) and, when an instruction asks for a move or a pick-up, the imagined goal scene and its goal layout.
+of bag time, made whole before the grounding of its frame) and, when an instruction asks for a move or a pick-up,
+the imagined goal scene and its goal layout.
 With a depth topic (registered to the colour frames), the bag's CameraInfo and its /tf and /tf_static, also
 detections_3d and, for a put-command, goal_pose, as the node publishes them; a frame is then grounded once its
 depth had time to arrive (the bag's time past the frame's by sync_tolerance, or the next frame). Every
@@ -40,7 +41,7 @@ from echogen_ros.interfaces import typestore
 from echogen_ros.outputs import staged
 from echogen_ros.planning.commands import PlanningError, parse_command
 from echogen_ros.runtime import conversions as conv
-from echogen_ros.runtime.core import Runtime, RuntimeConfig
+from echogen_ros.runtime.core import Runtime, RuntimeConfig, SceneStep
 from echogen_ros.runtime.messages import MessageTypes
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -337,14 +338,20 @@ class _BagState:
 
     def ground(self, timestamp: int) -> None:
         """Ground the latest frame (taken in at bag time `timestamp`); write the outputs at that time."""
-        outputs = self.runtime.step(timestamp / 1e9)
+        now = timestamp / 1e9
+        # offline, a listing due is made whole before the grounding: its goal pose keeps clear of this frame's objects
+        listed = self.runtime.list_step(now, whole=True) if self.runtime.grounding_due(now) else SceneStep()
+        outputs = self.runtime.step(now)
+        named = {"scene": listed.scene}
         if outputs is not None:
-            named = {"detections": outputs.detections, "debug_image": outputs.debug_image, "scene": outputs.scene,
-                     "detections_3d": outputs.detections_3d, "goal_pose": outputs.goal_pose}  # fmt: skip
-            for name, message in named.items():
-                if message is not None:  # detections None: the model could not take this frame (see status)
-                    self.write(name, message, timestamp)
-            self.write("status", conv.string(self.msgs, outputs.status), timestamp)
+            named |= {"detections": outputs.detections, "debug_image": outputs.debug_image,
+                      "detections_3d": outputs.detections_3d, "goal_pose": outputs.goal_pose}  # fmt: skip
+        for name, message in named.items():
+            if message is not None:  # detections None: the model could not take this frame (see status)
+                self.write(name, message, timestamp)
+        for said in (listed.status, outputs.status if outputs is not None else None):
+            if said:
+                self.write("status", conv.string(self.msgs, said), timestamp)
         if self.pending_goal:
             self._imagine(self.pending_goal, timestamp)
             self.pending_goal = None

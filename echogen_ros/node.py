@@ -109,7 +109,7 @@ class EchoGenNode(LifecycleNode):
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", reliable)
         self.detections_3d = self.create_lifecycle_publisher(Detection3DArray, "detections_3d", reliable)
         self.goal_pose = self.create_lifecycle_publisher(PoseStamped, "goal_pose", reliable)
-        if self.runtime.lists_scenes:  # every object in the frame, with a grounding every scene_every_seconds
+        if self.runtime.lists_scenes:  # every object in the frame, listed beside the groundings
             self.scene = self.create_lifecycle_publisher(Detection2DArray, "scene", reliable)
         if self.p("instruction"):
             self.runtime.on_instruction(self.p("instruction"))
@@ -227,6 +227,12 @@ class EchoGenNode(LifecycleNode):
             out = self.runtime.step(self._now())
             if out is not None:
                 self._publish(out)
+            listed = self.runtime.list_step(self._now())  # one step of a listing: a due frame waits no longer
+            if listed.scene is not None:
+                self.scene.publish(listed.scene)
+            self._say(listed.status)
+        if listed.under_way:  # the next step after any frame due meanwhile
+            self._wake_inference()
 
     def _publish(self, out) -> None:
         """A grounding's outputs (runtime.core.Outputs) on their topics."""
@@ -234,8 +240,6 @@ class EchoGenNode(LifecycleNode):
             self.detections.publish(out.detections)
         if out.debug_image is not None and self.runtime.config.debug_image:  # turned off mid-grounding: not sent
             self.debug.publish(out.debug_image)
-        if out.scene is not None:
-            self.scene.publish(out.scene)
         if out.detections_3d is not None:
             self.detections_3d.publish(out.detections_3d)
         if out.goal_pose is not None:

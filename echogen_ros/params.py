@@ -33,8 +33,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("grounding_every_seconds", 1.0, "... or every T seconds (0: off)", low=0.0, high=3600.0),
     ParamSpec("score_threshold", 0.5, "the probability a referent must reach to be published, returned by "
               "'ground' or planned on (calibrated when the model carries a calibration)", low=0.0, high=1.0),
-    ParamSpec("scene_every_seconds", 5.0, "publish the whole scene ('scene': every label grounded, about 1 s on "
-              "2 cores) with a grounding at most every T seconds (0: with each); the goal pose avoids the last one",
+    ParamSpec("scene_every_seconds", 5.0, "while grounding, start listing the whole scene ('scene': every label "
+              "grounded, about 1 s on 2 cores, in steps between groundings) at most every T seconds (0: one after "
+              "another); a put-command's goal pose waits for the first and avoids the last one",
               low=0.0, high=3600.0),
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),

@@ -71,7 +71,11 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     _, image, sample = shot
     runtime = _runtime(model, shot, target_frame="table")
     runtime.on_instruction(PUT)
-    out = runtime.step(now=0.0)
+    early = runtime.step(now=0.0)  # before any listing: a goal pose blind to the other objects may land on one
+    assert early.goal_pose is None and "no goal pose yet: the scene is being listed" in early.status, early.status
+    assert runtime.list_step(now=0.0, whole=True).scene is not None
+    runtime.on_image(image, now=0.5)
+    out = runtime.step(now=0.5)
     assert out.status.startswith("grounded 2/2") and "2D only" not in out.status, out.status
     assert "; 3D in 'table'" in out.status and _diagnosed(runtime) == ("paired", "table")
     located, pose = _wire(out.detections_3d, "Detection3DArray"), _wire(out.goal_pose, "PoseStamped")
@@ -120,6 +124,7 @@ def test_the_frames_depth_is_kept_for_it_while_newer_depth_arrives(model, shot) 
     runtime = _runtime(model, shot, target_frame="table")
     runtime.model = _SlowCamera(model, runtime, camera.depth(image.header, "16UC1"))
     runtime.on_instruction(PUT)
+    assert runtime.list_step(now=0.0, whole=True).scene is not None  # the goal pose keeps clear of what is listed
     out = runtime.step(now=0.0)
     assert "2D only" not in out.status and "no goal pose" not in out.status, out.status
     assert len(out.detections_3d.detections) == 2 and out.goal_pose.header.frame_id == "table"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from echogen_ros.model.layout import (
     rescale_box,
 )  # fmt: skip
 from echogen_ros.model.letterbox import Letterbox, check_image
-from echogen_ros.model.listing import DEFAULT_LISTING, LISTING_METHODS
+from echogen_ros.model.listing import DEFAULT_LISTING, LISTING_METHODS, finish
 from echogen_ros.model.pixels import unit_array
 from echogen_ros.model.presets import PRESETS, downsampling, janus_config
 from echogen_ros.model.scheme import I2L_LAYOUT, IMAGE, PAD, TokenLayout, token_layout
@@ -252,11 +252,19 @@ class EchoGen:
         "labels", the grounder asked for every label of the vocabulary (`label_listing`; any model), or
         "sequence", the trained one-pass listing (`inventory`; a model not trained for it raises
         `inventory.InventoryUnsupported`)."""
+        return finish(self.scene_steps(image, threshold, method))
+
+    def scene_steps(
+        self, image: np.ndarray, threshold: float = 0.0, method: str = DEFAULT_LISTING
+    ) -> Generator[None, None, inventory.SceneInventory]:
+        """`parse_scene` in steps: a generator that yields between steps (a few labels each, by label; one step
+        for the trained listing) and returns the inventory, so that a caller sharing the model can ground
+        between them (the node's grounding stream)."""
         if method == "sequence":
             return inventory.parse_scene(self, image, threshold)
         if method != "labels":
             raise ValueError(f"method must be one of {', '.join(LISTING_METHODS)}, got {method!r}")
-        return label_listing.list_by_label(self, image, threshold)
+        return (yield from label_listing.listing_steps(self, image, threshold))
 
     def ground_layout(self, image: np.ndarray, layout: Layout, decode: BoxDecoder | None = None) -> list[Detection]:
         """Where each of the layout's objects is in `image`, in layout order. A label the layout names once is

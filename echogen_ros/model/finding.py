@@ -196,49 +196,72 @@ def check_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, 
     return out
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A frame read once for any number of phrases: its image features (1, N, D), its letterbox, and why it is
+    out of the model's domain ("" when it is not)."""
+
+    image: np.ndarray
+    features: torch.Tensor
+    letterbox: object
+    outside: str
+
+
 @torch.inference_mode()
+def encode(model, image: np.ndarray) -> Encoded:
+    pixels, letterbox = model.pixels(image)
+    features = generation.image_features(model.model, pixels)
+    return Encoded(image, features, letterbox, outside_domain(model, features))
+
+
+@torch.inference_mode()
+def find_encoded(
+    model, frame: Encoded, phrase: str, threshold: float = DEFAULT_THRESHOLD, top_k: int = 1, checked: bool = True
+) -> Finding:
+    """`phrase`'s `Finding` in an encoded frame (latency not set); with `checked` False, the answer checks are
+    left to the caller (`label_listing` checks only the labels that stand)."""
+    reading = words.read(phrase)
+    calibration = model.calibration
+    heard = {"unknown_words": reading.unknown, "nearest": reading.nearest, "calibrated": calibration is not None}
+    if reading.problem:
+        return Finding(phrase, False, 0.0, reason=reading.problem, **heard)
+    if frame.outside:
+        return Finding(phrase, False, 0.0, out_of_domain=True, reason=frame.outside, **heard)
+    found, absent = candidates(model, frame.features, frame.letterbox, reading.text, top_k + 1)
+    scores = [probability(calibration, s) for s in signals(found, absent, frame.image.shape[:2])][:top_k]
+    boxes = [d.box for d in found[:top_k]]
+    failed = ([why for _, why in check_failures(model, frame.image, frame.features, frame.letterbox, reading.text,
+                                                boxes)]
+              if checked else [""] * len(boxes))  # fmt: skip
+    scores = [0.0 if why else p for p, why in zip(scores, failed)]
+    kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
+    confidence = scores[0]
+    reason = ""
+    if not kept:
+        reason = (failed[0] if failed[0]  # the check that decided (p = 0) says the most
+                  else f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
+                  else f"not sure enough: probability {confidence:.2f} < {threshold:g}")  # fmt: skip
+    return Finding(phrase, bool(kept), confidence, kept, reason=reason, **heard)
+
+
+def check_request(threshold: float, top_k: int = 1) -> None:
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+
 def find_all(
     model,
     image: np.ndarray,
     phrases: Sequence[str],
     threshold: float = DEFAULT_THRESHOLD,
     top_k: int = 1,
-    checked: bool = True,
 ) -> list[Finding]:
-    """A `Finding` for each phrase in one frame (encoded once, checked against the training domain once); with
-    `checked` False, the answer checks are left to the caller (`label_listing` checks only the labels that stand)."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    """A `Finding` for each phrase in one frame (encoded once, checked against the training domain once)."""
+    check_request(threshold, top_k)
     start = time.perf_counter()
-    readings = [words.read(p) for p in phrases]
-    pixels, letterbox = model.pixels(image)
-    features = generation.image_features(model.model, pixels)
-    outside = outside_domain(model, features)
-    calibration = model.calibration
-    out = []
-    for phrase, reading in zip(phrases, readings):
-        heard = {"unknown_words": reading.unknown, "nearest": reading.nearest, "calibrated": calibration is not None}
-        if reading.problem:
-            out.append(Finding(phrase, False, 0.0, reason=reading.problem, **heard))
-            continue
-        if outside:
-            out.append(Finding(phrase, False, 0.0, out_of_domain=True, reason=outside, **heard))
-            continue
-        found, absent = candidates(model, features, letterbox, reading.text, top_k + 1)
-        scores = [probability(calibration, s) for s in signals(found, absent, image.shape[:2])][:top_k]
-        boxes = [d.box for d in found[:top_k]]
-        failed = ([why for _, why in check_failures(model, image, features, letterbox, reading.text, boxes)]
-                  if checked else [""] * len(boxes))  # fmt: skip
-        scores = [0.0 if why else p for p, why in zip(scores, failed)]
-        kept = tuple(Detection(d.box, p, d.label) for d, p in zip(found, scores) if p >= threshold)
-        confidence = scores[0]
-        reason = ""
-        if not kept:
-            reason = (failed[0] if failed[0]  # the check that decided (p = 0) says the most
-                      else f"nothing here is {reading.text!r} (no-target probability {absent:.2f})" if absent > ABSENT
-                      else f"not sure enough: probability {confidence:.2f} < {threshold:g}")  # fmt: skip
-        out.append(Finding(phrase, bool(kept), confidence, kept, reason=reason, **heard))
+    frame = encode(model, image)
+    out = [find_encoded(model, frame, phrase, threshold, top_k) for phrase in phrases]
     latency = (time.perf_counter() - start) * 1000
     return [replace(f, latency_ms=latency) for f in out]

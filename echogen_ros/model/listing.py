@@ -4,5 +4,22 @@
 - "sequence": the trained one-pass listing, I2L without an expression (`inventory`); a model trained for it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TypeVar
+
+T = TypeVar("T")
+
 LISTING_METHODS: tuple[str, ...] = ("labels", "sequence")
 DEFAULT_LISTING = "labels"
+
+
+def finish(steps: Generator[None, None, T]) -> T:
+    """What a listing made in steps (a generator that yields between them and returns its answer) returns, all
+    steps run now."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value

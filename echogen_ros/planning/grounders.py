@@ -9,13 +9,14 @@ grounder that cannot list a scene says so with None.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from echogen_ros.domain import words
 from echogen_ros.model.layout import Detection, box_iou
+from echogen_ros.model.listing import finish
 from echogen_ros.planning.commands import PlanningError
 from echogen_ros.planning.phrases import KnownObject, resolve
 
@@ -50,8 +51,8 @@ class Grounder(Protocol):
 
 
 def lists_scenes(model) -> bool:
-    """Whether `model` lists a frame's objects (`EchoGen.parse_scene`: every EchoGen does, by label)."""
-    return callable(getattr(model, "parse_scene", None))
+    """Whether `model` lists a frame's objects (`EchoGen.scene_steps`: every EchoGen does, by label)."""
+    return callable(getattr(model, "scene_steps", None))
 
 
 class ModelGrounder:
@@ -78,9 +79,14 @@ class ModelGrounder:
         """The model's inventory of the frame (`parse_scene`): the objects whose probability reaches the
         threshold (by label, `label_listing`); None when the model cannot list a scene; NotFound when the frame
         is out of its domain."""
+        return finish(self.scene_steps(image))
+
+    def scene_steps(self, image: np.ndarray) -> Generator[None, None, list[Detection] | None]:
+        """`scene` in the model's steps (`EchoGen.scene_steps`: a generator that yields between them), for a
+        caller that grounds in between."""
         if not lists_scenes(self.model):
             return None
-        inventory = self.model.parse_scene(image, self.threshold)
+        inventory = yield from self.model.scene_steps(image, self.threshold)
         if inventory.out_of_domain:
             raise NotFound(inventory.reason, observed=False)
         return list(inventory.objects)

@@ -17,7 +17,7 @@ from echogen_ros.limits import text_problem
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.overlay import draw_boxes
 from echogen_ros.planning.commands import Command, PlanningError, parse_command
-from echogen_ros.planning.grounders import ModelGrounder, NotFound, lists_scenes
+from echogen_ros.planning.grounders import ModelGrounder, lists_scenes
 from echogen_ros.planning.imagination import CYCLE_THRESHOLD, imagine_goal
 from echogen_ros.planning.planner import plan
 from echogen_ros.planning.verify import Verdict, verify_command, verify_layout
@@ -25,6 +25,7 @@ from echogen_ros.runtime import conversions as conv
 from echogen_ros.runtime.images import ImageError, compressed_to_rgb, groundable, to_rgb
 from echogen_ros.runtime.locator import Locator, SpaceConfig
 from echogen_ros.runtime.messages import MessageTypes
+from echogen_ros.runtime.scene_listing import SceneListing
 from echogen_ros.runtime.schedule import Frame, GroundingSchedule, LatestFrame
 
 VERDICT_CODES = {"satisfied": 0, "not_satisfied": 1, "cannot_tell": 2}
@@ -40,7 +41,7 @@ class RuntimeConfig:
     guidance: float | None = None  # None: the model's default
     cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
     decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
-    scene_every_seconds: float = 5.0  # list the whole scene with a grounding at most this often (0: every grounding)
+    scene_every_seconds: float = 5.0  # start a listing of the whole scene at most this often (0: one after another)
     space: SpaceConfig = SpaceConfig()  # depth and frames: the 3D outputs
 
     def changed(self, **changes) -> RuntimeConfig:
@@ -58,9 +59,17 @@ class Outputs:
     debug_image: object | None  # sensor_msgs/Image
     status: str
     findings: tuple = ()  # model.finding.Finding per phrase: found or not, and why
-    scene: object | None = None  # vision_msgs/Detection2DArray of every object listed; None: the model lists none
     detections_3d: object | None = None  # vision_msgs/Detection3DArray of the referents depth places; None: 2D only
     goal_pose: object | None = None  # geometry_msgs/PoseStamped where a put-command's target goes; None: no pose
+
+
+@dataclass(frozen=True)
+class SceneStep:
+    """What a step of the scene listing gives (`Runtime.list_step`)."""
+
+    scene: object | None = None  # vision_msgs/Detection2DArray of the listing made in this step, stamped with its frame
+    under_way: bool = False  # a listing has steps left
+    status: str | None = None  # a problem to say on status
 
 
 @dataclass
@@ -71,6 +80,7 @@ class Counters:
     last_latency_ms: float = 0.0
     last_status: str = "waiting for frames"
     not_found: str = ""  # the phrases the last grounding did not find, and why
+    scenes: int = 0  # scene listings made
     errors: list[str] = field(default_factory=list)
 
 
@@ -90,7 +100,7 @@ class Runtime:
         self.phrases: list[tuple[str, str]] = []  # (phrase as given, id = role)
         self.locator = Locator(msgs, self.config.space)  # camera_info, depth frames, transforms
         self._model_lock = threading.Lock()  # one inference at a time (services and the stream share it)
-        self._listing: tuple[float, list] | None = None  # (when, the objects) of the last scene listed
+        self.listing = SceneListing()  # beside the grounding stream (`list_step`)
 
     @property
     def grounder(self) -> ModelGrounder:
@@ -152,11 +162,15 @@ class Runtime:
         return self._status(said, error=bool(problems))
 
     # ---- the grounding stream ------------------------------------------------------------------
+    def grounding_due(self, now: float) -> bool:
+        """Whether `step` grounds now, given a frame it has not grounded."""
+        return bool(self.phrases) and self.schedule.due(now)
+
     def step(self, now: float) -> Outputs | None:
         """Ground the latest frame when the schedule says so; None when there is nothing to do."""
         phrases = self.phrases  # this grounding's: an instruction arriving meanwhile puts a new list in its place
         command = self.command
-        if not phrases or not self.schedule.due(now):
+        if not phrases or not self.schedule.due(now):  # as `grounding_due`, on this grounding's phrases
             return None
         frame = self.latest.take()
         if frame is None:
@@ -185,33 +199,40 @@ class Runtime:
                 self.msgs, draw_boxes(frame.rgb, [d.box for _, _, d in kept], labels), frame.header
             )
         self.counters.not_found = missing = not_found(findings)
-        listed, fresh = self._listed(frame, now)
-        scene = None if not fresh else conv.detection_array(
-            self.msgs, frame.header, [(d.label, f"object_{i}", d) for i, d in enumerate(listed)])  # fmt: skip
-        located, pose, where = self.locator.grounding(frame.header, frame.rgb.shape[:2], command, kept, listed, seen)
+        last = self.listing.last  # the goal pose keeps clear of the objects of the last scene listed
+        listed = last.objects if last is not None else None
+        unlisted = self.lists_scenes and last is None  # a goal pose waits for the first listing
+        located, pose, where = self.locator.grounding(
+            frame.header, frame.rgb.shape[:2], command, kept, listed, seen, unlisted)  # fmt: skip
         space = f"3D in {located.header.frame_id!r}" if located is not None else ""
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
             f"; {note}" for note in (missing, space, where) if note)  # fmt: skip
-        return Outputs(detections, debug, self._status(said), tuple(findings), scene, located, pose)
+        return Outputs(detections, debug, self._status(said), tuple(findings), located, pose)
 
-    def _listed(self, frame: Frame, now: float) -> tuple[list | None, bool]:
-        """The frame's objects at or above the threshold (every label grounded), and whether they were
-        listed on this frame: a listing costs several groundings' time, so it is made at most every
-        `scene_every_seconds` and the last one stands in between (for the goal pose's obstacles). None where
-        the model lists no scene, or the frame is out of its domain (the grounding says why)."""
-        if not self.lists_scenes:
-            return None, False
-        last = self._listing
-        if last is not None and now - last[0] < self.config.scene_every_seconds:
-            return last[1], False
+    def list_step(self, now: float, whole: bool = False) -> SceneStep:
+        """One step of the scene listing, which runs beside the grounding stream (the node calls this after each
+        wake-up's grounding, so that a frame due to be grounded waits one step at most): while an instruction is
+        grounded, a listing of the latest frame starts at most every `scene_every_seconds`; each call runs one of
+        its steps (`whole`: all of them, as a bag replay does)."""
+        listing = self.listing
+        if not listing.under_way:
+            frame = self.latest.peek()
+            if not (self.phrases and self.lists_scenes and frame is not None
+                    and listing.due(now, self.config.scene_every_seconds)):  # fmt: skip
+                return SceneStep()
+            listing.start(frame, self.grounder.scene_steps(frame.rgb), now)
         try:
             with self._model_lock:
-                listed = self.grounder.scene(frame.rgb)
-        except NotFound:
-            self._listing = None
-            return None, False
-        self._listing = (now, listed)
-        return listed, True
+                made = listing.advance(whole)
+        except (ValueError, RuntimeError) as exc:  # one frame the model cannot take must not stop the stream
+            return SceneStep(status=self._status(f"cannot list the scene: {exc}", error=True))
+        if made is None:
+            return SceneStep(under_way=True)
+        self.counters.scenes += 1
+        if made.objects is None:
+            return SceneStep()
+        kept = [(d.label, f"object_{i}", d) for i, d in enumerate(made.objects)]
+        return SceneStep(conv.detection_array(self.msgs, made.frame.header, kept))
 
     # ---- space: depth, camera model and transforms --------------------------------------------------------
     def on_camera_info(self, msg) -> str | None:
@@ -388,10 +409,11 @@ class Runtime:
         return text
 
     def diagnostics(self, now: float, name: str = "echogen_ros: grounding"):
-        msgs, c = self.msgs, self.counters
+        msgs, c, listed = self.msgs, self.counters, self.listing.last
         level = msgs.byte(1 if c.errors and c.errors[-1] == c.last_status else 0)  # WARN after a bad input
         values = {"frames": c.frames, "skipped_frames": c.skipped, "replaced_frames": self.latest.replaced,
                   "groundings": c.groundings, "last_latency_ms": round(c.last_latency_ms, 2),
+                  "scenes_listed": c.scenes, "last_scene_ms": round(listed.ms, 2) if listed else 0,
                   "instruction": self.instruction or "", "not_found": c.not_found,
                   "depth": self.locator.state.depth, "frame_3d": self.locator.state.frame}  # fmt: skip
         pairs = [msgs.KeyValue(key=k, value=str(v)) for k, v in values.items()]
