@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from echogen_ros.evaluation.calibration import auroc, ece, reliability
-from echogen_ros.model import generation
 from echogen_ros.model.confidence import Calibration, Signals
-from echogen_ros.model.finding import CHECKS, DEFAULT_THRESHOLD, candidates, check_failures, probability, signals
+from echogen_ros.model.finding import CHECKS, DEFAULT_THRESHOLD, check_failures, encode, look, probability, signals
 from echogen_ros.model.layout import box_iou
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig
@@ -50,12 +49,11 @@ def collect(
     for index in range(first, first + scenes):
         sample = world_sample(seed, index, split, config(index) if callable(config) else config)
         image, boxes = sample.image(), sample.boxes()
-        pixels, letterbox = model.pixels(image)
-        features = generation.image_features(model.model, pixels)
+        frame = encode(model, image)
         for e in [*sample.expressions, *sample.absent]:
-            found, absent = candidates(model, features, letterbox, e.text, 2)
+            found, absent = look(model, frame, e.text, 2)
             right = e.target is not None and box_iou(found[0].box, boxes[e.target]) >= 0.5
-            failed = check_failures(model, image, features, letterbox, e.text, [found[0].box])[0][0]
+            failed = check_failures(model, image, frame.features, frame.letterbox, e.text, [found[0].box])[0][0]
             rows.append(Row(signals(found, absent, image.shape[:2])[0], e.target is not None, right, e.kind, failed))
     return rows
 
