@@ -201,7 +201,7 @@ class Runtime:
         self.counters.not_found = missing = not_found(findings)
         last = self.listing.last  # the goal pose keeps clear of the objects of the last scene listed
         listed = last.objects if last is not None else None
-        unlisted = self.lists_scenes and last is None  # a goal pose waits for the first listing
+        unlisted = self.lists_scenes and listed is None  # a goal pose waits for a listing of the frame's objects
         located, pose, where = self.locator.grounding(
             frame.header, frame.rgb.shape[:2], command, kept, listed, seen, unlisted)  # fmt: skip
         space = f"3D in {located.header.frame_id!r}" if located is not None else ""
