@@ -41,7 +41,7 @@ from echogen_ros.interfaces import typestore
 from echogen_ros.outputs import staged
 from echogen_ros.planning.commands import PlanningError, parse_command
 from echogen_ros.runtime import conversions as conv
-from echogen_ros.runtime.core import Runtime, RuntimeConfig, SceneStep
+from echogen_ros.runtime.core import Runtime, RuntimeConfig
 from echogen_ros.runtime.messages import MessageTypes
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -338,10 +338,7 @@ class _BagState:
 
     def ground(self, timestamp: int) -> None:
         """Ground the latest frame (taken in at bag time `timestamp`); write the outputs at that time."""
-        now = timestamp / 1e9
-        # offline, a listing due is made whole before the grounding: its goal pose keeps clear of this frame's objects
-        listed = self.runtime.list_step(now, whole=True) if self.runtime.grounding_due(now) else SceneStep()
-        outputs = self.runtime.step(now)
+        listed, outputs = self.runtime.replay_step(timestamp / 1e9)
         named = {"scene": listed.scene}
         if outputs is not None:
             named |= {"detections": outputs.detections, "debug_image": outputs.debug_image,

@@ -133,10 +133,10 @@ class _Scene:
         self.write("/instruction", conv.string(self.msgs, text), clock)
         self.runtime.on_instruction(text)
         self.runtime.on_image(self.image, clock)
-        outputs = self.runtime.step(clock)
+        listed, outputs = self.runtime.replay_step(clock)
         self.write("/echogen/detections", outputs.detections, clock)
         self.write("/echogen/debug_image", outputs.debug_image, clock)
-        named = {"/echogen/scene": outputs.scene, "/echogen/detections_3d": outputs.detections_3d,
+        named = {"/echogen/scene": listed.scene, "/echogen/detections_3d": outputs.detections_3d,
                  "/echogen/goal_pose": outputs.goal_pose}  # fmt: skip
         for topic, message in named.items():
             if message is not None:

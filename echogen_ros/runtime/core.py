@@ -109,7 +109,7 @@ class Runtime:
 
     @property
     def lists_scenes(self) -> bool:
-        """Whether the model lists every object in a frame (then each grounding also gives `Outputs.scene`)."""
+        """Whether the model lists every object in a frame (`list_step` gives the `scene` message)."""
         return lists_scenes(self.model)
 
     def reconfigure(self, **changes) -> None:
@@ -208,6 +208,12 @@ class Runtime:
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
             f"; {note}" for note in (missing, space, where) if note)  # fmt: skip
         return Outputs(detections, debug, self._status(said), tuple(findings), located, pose)
+
+    def replay_step(self, now: float) -> tuple[SceneStep, Outputs | None]:
+        """`list_step` and `step` as an offline replay makes them (a bag, the demo): a listing due is made whole
+        first, on the frame about to be grounded, so that its goal pose keeps clear of that frame's objects."""
+        listed = self.list_step(now, whole=True) if self.grounding_due(now) else SceneStep()
+        return listed, self.step(now)
 
     def list_step(self, now: float, whole: bool = False) -> SceneStep:
         """One step of the scene listing, which runs beside the grounding stream (the node calls this after each
