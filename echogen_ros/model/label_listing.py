@@ -1,13 +1,14 @@
 """The scene listed by label: the grounder asked, in one encoding of the frame, for every label of the world's
 vocabulary ("the red cup", "the blue plate", ... : each colour with each category), each label's best box kept
-with the probability that it is that label's object (`finding.find_all`: calibrated where the model carries a
+with the probability that it is that label's object (`finding.find_encoded`: calibrated where the model carries a
 calibration, the no-target answer included), then one label per object: where two labels' boxes overlap at IoU
 ≥ OVERLAP the better one stands. The answer checks (`finding.CHECKS`: for a label, the closer look at a small
 box) run only on a label that would stand, at or above LOOKED_AT; one that fails scores 0 and the next label
 may stand (the listing that checking every label first gives, down to LOOKED_AT, at a fraction of the closer
 looks: on 2 cores a listing takes about 1.1 × one without checks, against 2 × with every label checked). Any
 grounding model lists a scene this way; it is `EchoGen.parse_scene`'s default (`listing`); the trained one-pass
-listing (`inventory`, I2L without an expression) is the other.
+listing (`inventory`, I2L without an expression) is the other. `listing_steps` makes it in steps of STEP_LABELS
+labels, so that a caller sharing the model (the node's grounding stream) grounds in between.
 
 A label is asked once, so of two alike objects ("two red cups") one is listed. Chosen on seed 7's held-out split
 (scenes 12–29, 92 objects; this project's validation split for compositions), with the model shipped on
