@@ -15,6 +15,7 @@ from the repository root with this directory's parent on the path,
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;
+- second_look: small best boxes read again in a crop around them, each way with its own calibration;
 - sampling_sweep: imagined-scene metrics by classifier-free guidance and temperature;
 - vision_probe: linear probes of the vision features on seen and held-out colour × category pairs;
 - vq_ceiling: what the image path allows, real frames sent through it without the generator.
