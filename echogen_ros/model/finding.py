@@ -194,7 +194,12 @@ def look(model, frame: Encoded, text: str, k: int) -> tuple[list[Detection], flo
     if again is None:
         return found, absent
     (best,), crop_absent = again
-    return [best, *[d for d in found if box_iou(d.box, best.box) < DISTINCT_IOU]][:k], max(absent, crop_absent)
+    return looked_again(best, found, k), max(absent, crop_absent)
+
+
+def looked_again(best: Detection, found: Sequence[Detection], k: int) -> list[Detection]:
+    """The second look's `best` box first, then the whole frame's boxes `found` that are not it: at most k."""
+    return [best, *[d for d in found if box_iou(d.box, best.box) < DISTINCT_IOU]][:k]
 
 
 def closer_look_failures(model, image: np.ndarray, features: torch.Tensor, letterbox, text: str, boxes) -> list[str]:

@@ -1,6 +1,6 @@
 """The scene listing beside the grounding stream: every object of a frame (`ModelGrounder.scene_steps`), listed
 at most every `scene_every_seconds`, one step (a few labels) at a time. A frame due to be grounded waits for one
-step at most, never for a whole listing (about 2 s on 2 CPU cores)."""
+step at most, never for a whole listing (about 1.1 s on 2 CPU cores)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class SceneListing:
 
     def __init__(self) -> None:
         self.last: Listing | None = None
-        self._job: tuple[Frame, Generator, float] | None = None
+        self._job: tuple[Frame, Generator] | None = None
         self._spent = 0.0
         self._started: float | None = None
 
@@ -42,14 +42,14 @@ class SceneListing:
         return self._started is None or now - self._started >= every_seconds or now < self._started
 
     def start(self, frame: Frame, steps: Generator[None, None, list[Detection] | None], now: float) -> None:
-        self._job, self._spent, self._started = (frame, steps, now), 0.0, now
+        self._job, self._spent, self._started = (frame, steps), 0.0, now
 
     def advance(self, whole: bool = False) -> Listing | None:
         """Run the listing's next step (`whole`: all of them); the listing once it is made, else None. An error
         of the model drops the listing under way and is raised."""
         if self._job is None:
             raise RuntimeError("no listing under way")
-        frame, steps, started = self._job
+        frame, steps = self._job
         start = time.perf_counter()
         try:
             while True:
@@ -65,5 +65,5 @@ class SceneListing:
             self._job = None
             raise
         self._job = None
-        self.last = Listing(frame, objects, started, (self._spent + time.perf_counter() - start) * 1000)
+        self.last = Listing(frame, objects, self._started, (self._spent + time.perf_counter() - start) * 1000)
         return self.last

@@ -11,7 +11,7 @@ object scale of the test split:
 - "crop, frame's absent": the crop's box and score, the whole frame's no-target probability;
 - "crop, larger absent": the crop's box and score, the larger of the two no-target probabilities.
 
-Run from the repository root (about 15 minutes on 2 cores at the defaults):
+Run from the repository root (about 27 minutes on 2 cores with --band-scenes 30):
 
     PYTHONPATH=training .venv/bin/python -m experiments.second_look [--model DIR] [--scenes 150]
         [--test-scenes 100] [--compositions 100] [--band-scenes 0] [--json]
@@ -26,19 +26,19 @@ import sys
 from dataclasses import dataclass, replace
 
 import torch
+from echogen_training.tools.calibrate import COMPOSITIONS_SEED
 
 from echogen_ros.evaluation import trust
+from echogen_ros.evaluation.world_sets import SCALE_BANDS
 from echogen_ros.model import finding
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.echogen import EchoGen
-from echogen_ros.model.layout import DISTINCT_IOU, box_iou
+from echogen_ros.model.layout import box_iou
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig, scene_config
 
-COMPOSITIONS_SEED = 7
 SHOWN = ("acc@0.5", "found_and_right", "found_but_wrong", "no_target_accuracy", "ece", "auroc")
 WAYS = ("one look", "crop", "crop, frame's absent", "crop, larger absent")
-BANDS = ((0.5, 0.7), (0.7, 1.3), (1.3, 1.6))
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ def answer_both(model: EchoGen, split: str, scenes: int, seed: int, first: int =
                 out.append(Answered(dict.fromkeys(WAYS, one), share))
                 continue
             (best,), crop_absent = again
-            moved = [best, *[d for d in found if box_iou(d.box, best.box) < DISTINCT_IOU]][:2]
-            crop = _row(model, frame, e, boxes, moved, crop_absent)
+            crop = _row(model, frame, e, boxes, finding.looked_again(best, found, 2), crop_absent)
             frames = replace(crop, signals=replace(crop.signals, absent=absent))
             larger = replace(crop, signals=replace(crop.signals, absent=max(absent, crop_absent)))
             out.append(Answered({"one look": one, "crop": crop, "crop, frame's absent": frames,
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "test": answer_both(model, "test", args.test_scenes, 0, config=scene_config),
         "compositions": answer_both(model, "heldout", args.compositions, COMPOSITIONS_SEED, args.compositions),
     }
-    for lo, hi in BANDS if args.band_scenes else ():
+    for lo, hi in SCALE_BANDS if args.band_scenes else ():
         band = SceneConfig(scale_range=(lo, hi))
         sets[f"test x{lo:g}-{hi:g}"] = answer_both(model, "test", args.band_scenes, 0, config=band)
     if args.rows:
