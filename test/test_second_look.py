@@ -1,11 +1,12 @@
-"""The second look (`finding.look`; an experiment, switched off in the shipped model until it is refitted and
-measured): a small best box is read again in a crop around it. On test scene 1 (seed 0) with objects at × 0.5–0.7,
-the whole frame puts "the block" on another object and the second look on the block. A look that is off, or a box
-above SECOND_LOOK_BELOW, is the whole frame's answer."""
+"""The second look (`finding.look`, on in the shipped model, whose calibration was fitted with it): a small best box
+is read again in a crop around it. On test scene 1 (seed 0) with objects at × 0.5–0.7, the whole frame puts "the
+block" on another object and the second look on the block. A look that is off, or a box at or above
+SECOND_LOOK_BELOW, is the whole frame's answer."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from echogen_ros.model import finding
 from echogen_ros.model.layout import box_iou
@@ -22,25 +23,32 @@ def model():
     return EchoGen.load()
 
 
+@pytest.fixture(autouse=True)
+def _no_gradients():
+    with torch.inference_mode():  # as `find` looks
+        yield
+
+
 @pytest.fixture(scope="module")
 def shot(model):
     """(the encoded frame, the block's true box, the whole frame's answer and no-target probability)."""
     sample = world_sample(0, 1, "test", SceneConfig(scale_range=(0.5, 0.7)))
     target = next(e.target for e in sample.expressions if e.text == PHRASE)
     frame = finding.encode(model, sample.image())
-    return frame, sample.boxes()[target], finding.candidates(model, frame.features, frame.letterbox, PHRASE, 2)
+    with torch.inference_mode():
+        return frame, sample.boxes()[target], finding.candidates(model, frame.features, frame.letterbox, PHRASE, 2)
 
 
-def test_off_it_is_the_whole_frames_answer(model, shot) -> None:
+def test_off_it_is_the_whole_frames_answer(model, shot, monkeypatch) -> None:
     frame, truth, (found, absent) = shot
-    assert not finding.SECOND_LOOK  # shipped off
+    monkeypatch.setattr(finding, "SECOND_LOOK", False)
     assert box_iou(found[0].box, truth) < 0.5, "the whole frame finds the block: this scene no longer tests the look"
     assert finding.look(model, frame, PHRASE, 2) == (found, absent)
 
 
 def test_the_second_look_puts_a_small_answer_on_its_object(model, shot, monkeypatch) -> None:
     frame, truth, (found, absent) = shot
-    monkeypatch.setattr(finding, "SECOND_LOOK", True)
+    assert finding.SECOND_LOOK  # shipped on
     looked, looked_absent = finding.look(model, frame, PHRASE, 2)
     assert box_iou(looked[0].box, truth) >= 0.5
     assert looked_absent >= absent  # the larger of the two looks' no-target probabilities
@@ -48,3 +56,9 @@ def test_the_second_look_puts_a_small_answer_on_its_object(model, shot, monkeypa
     share = finding.side_share(found[0].box, frame.image.shape[:2])
     monkeypatch.setattr(finding, "SECOND_LOOK_BELOW", share)  # a box at the bound is not looked at again
     assert finding.look(model, frame, PHRASE, 2) == (found, absent)
+
+
+def test_the_shipped_calibration_was_fitted_with_the_shipped_look(model) -> None:
+    # a calibration maps the signals of the answers it was fitted on: those of the second look, at its bound
+    assert model.calibration.fitted_on["second_look_below"] == (finding.SECOND_LOOK_BELOW if finding.SECOND_LOOK
+                                                                else None)  # fmt: skip

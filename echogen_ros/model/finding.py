@@ -2,9 +2,10 @@
 probability, `confidence`), the boxes it may act on, and when it was not found, why: words it did not
 understand, a frame unlike any it was trained on, nothing there that the phrase names, or not sure enough.
 
-With SECOND_LOOK on (an experiment, off in the shipped model), a small best box (its side below
-SECOND_LOOK_BELOW of the frame's) is read again in a crop around it, in which the objects appear at least twice
-as large, and the crop's best box is the answer (`look`; docs/benchmarks.md, "The second look").
+A small best box (its side below SECOND_LOOK_BELOW of the frame's) is read again in a crop around it, in which the
+objects appear at least twice as large, and the crop's best box is the answer (`look`, the second look;
+docs/benchmarks.md, "The second look"). The shipped calibration was fitted with it (its `fitted_on` says at which
+bound); switching it off needs a calibration refitted without it.
 
 A box is returned only when its probability reaches the threshold: a box nobody should act on is worse
 than no box. A box must also pass the answer checks (`check_failures`): for a phrase with a relation ("the cup
@@ -33,11 +34,11 @@ from echogen_ros.model.layout import DISTINCT_IOU, Detection, box_iou, distinct
 
 DEFAULT_THRESHOLD = 0.5  # the probability a box must reach to be returned (the node's `score_threshold`)
 ABSENT = 0.5  # no-target probability above which "nothing here is what you name" is the reason given
-# read a small best box again in a crop around it (`look`)? Off until it is refitted and measured: on the selection
-# splits, boxes below 0.11 of the frame's side raised Acc@0.5 (test, objects × 0.5–0.7: 0.859 → 0.913) but lowered
-# the no-target answers not found (test 0.952 → 0.932); below 0.08, with the larger no-target probability, +0.033
-# there for 0.952 → 0.955 / 0.950 (test / seed 7): experiments.second_look (docs/benchmarks.md, "The second look")
-SECOND_LOOK = False
+# read a small best box again in a crop around it (`look`)? Chosen on the selection splits with a calibration fitted for
+# each way (experiments.second_look; docs/benchmarks.md, "The second look"): below 0.08 of the side, with the larger
+# no-target probability, small objects (test, × 0.5–0.7) Acc@0.5 0.859 → 0.892 with no-target answers not found
+# 0.952 → 0.955 / 0.950 (test / seed 7); below 0.11, 0.913 there but no-target 0.932 on test
+SECOND_LOOK = True
 SECOND_LOOK_BELOW = 0.08  # the best box's side share under which it is looked at again
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from echogen_ros.evaluation import trust
-from echogen_ros.model import checkpoint
+from echogen_ros.model import checkpoint, finding
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.outputs import swapped_in, write_file
@@ -61,7 +61,8 @@ def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int, composit
                **{k: v for k, v in test.items() if k not in ("reliability", "by_kind")}}  # fmt: skip
     fitted_on = {"split": "val", "seed": seed, "scenes": scenes, "world": FITTING_WORLD, "answers": len(fit_rows),
                  "no_target": sum(not r.present for r in fit_rows),
-                 "weights": model.manifest["files"][checkpoint.WEIGHTS]}  # fmt: skip
+                 "weights": model.manifest["files"][checkpoint.WEIGHTS],
+                 "second_look_below": finding.SECOND_LOOK_BELOW if finding.SECOND_LOOK else None}  # fmt: skip
     if compositions:
         scored = trust.collect(model, "heldout", compositions, COMPOSITIONS_SEED, first=compositions)
         fitted_on["compositions"] = {"split": "heldout", "seed": COMPOSITIONS_SEED, "scenes": compositions,
