@@ -1,7 +1,7 @@
 """The category check: a box found for a bare category ("the cup") must not be more another category's object
 than a cup. The other categories ("the plate", "the bowl", ...) are grounded in the same frame, with the phrase
 itself, in one batch (`finding.category_failures`; this module is the rule): where one lands on the box (IoU ≥
-SAME_OBJECT) with a raw score RIVAL_RATIO × the phrase's own or more, the box fails: probability 0 and the reason.
+DISTINCT_IOU) with a raw score RIVAL_RATIO × the phrase's own or more, the box fails: probability 0 and the reason.
 Raw scores, greedy both (`finding.greedy_boxes`), so that the check decides the same whatever the calibration.
 
 Why: with no cup in the frame, "the cup" lands on the object most like one, a bowl, and the grounder's probability
@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from echogen_ros.domain.vocabulary import CATEGORIES
-from echogen_ros.model.layout import Detection, box_iou
+from echogen_ros.model.layout import DISTINCT_IOU, Detection, box_iou
 
 Box = Sequence[float]
 
 RIVAL_RATIO = 1.2  # a rival scoring this × the phrase's own raw score on the box makes it the rival's object
-SAME_OBJECT = 0.5  # IoU at which a rival's box is the checked box
 
 
 def checked_category(text: str) -> str | None:
@@ -68,7 +67,7 @@ def failures(phrase: Detection, boxes: Sequence[Box], rivals: Sequence[Detection
 
 
 def claimant(box: Box, score: float, rivals: Sequence[Detection], ratio: float) -> Detection | None:
-    """The best-scored of `rivals` that lands on `box` (IoU ≥ SAME_OBJECT) with a raw score `ratio` × `score` (the
+    """The best-scored of `rivals` that lands on `box` (IoU ≥ DISTINCT_IOU) with a raw score `ratio` × `score` (the
     box's own) or more: whose object the box is first; None where no rival claims it so (the ordinal check's rival
     rule asks the same, at its own ratio).
 
@@ -76,5 +75,5 @@ def claimant(box: Box, score: float, rivals: Sequence[Detection], ratio: float) 
     >>> claimant((0, 0, 10, 10), 0.4, [bowl], 1.2), claimant((0, 0, 10, 10), 0.4, [bowl], 1.1).label
     (None, 'the bowl')
     """
-    on_it = [r for r in rivals if box_iou(r.box, box) >= SAME_OBJECT and r.score >= ratio * score]
+    on_it = [r for r in rivals if box_iou(r.box, box) >= DISTINCT_IOU and r.score >= ratio * score]
     return max(on_it, key=lambda r: r.score, default=None)

@@ -35,12 +35,11 @@ from collections.abc import Sequence
 from echogen_ros.domain.clauses import Ordinal
 from echogen_ros.domain.vocabulary import CATEGORIES, COLOURS
 from echogen_ros.model.category_check import claimant
-from echogen_ros.model.layout import Detection, box_iou, distinct
+from echogen_ros.model.layout import DISTINCT_IOU, Detection, box_iou, distinct
 
 Box = Sequence[float]
 
 COUNT_SCORE = 0.07  # a colour's best box whose raw score reaches this counts as an object of the category
-SAME_OBJECT = 0.5  # IoU at which two boxes are one object
 RIVAL_RATIO = 1.5  # a counted box is another category's where a rival of its colour scores this × its score there
 
 
@@ -101,7 +100,7 @@ def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Seque
     >>> failures("the third cup from the left", ordinal, [cups[2], cups[1]], [Detection(c, 1.0, "") for c in cups])
     ['', "'the third cup from the left' found has 1 of 'the cup' on its left, not 2 (ordinal check)"]
     """
-    objects = [d.box for d in distinct(counted, SAME_OBJECT)]
+    objects = [d.box for d in distinct(counted)]
     out = []
     for box in boxes:
         before = [o for o in objects if on_side(ordinal, box, o)]
@@ -113,10 +112,10 @@ def failures(phrase: str, ordinal: Ordinal, boxes: Sequence[Box], counted: Seque
 
 def on_side(ordinal: Ordinal, box: Box, other: Box) -> bool:
     """Whether `other` lies on the ordinal's side of `box` (its centre beyond the box's; "from the left": left of
-    it) and is not the box itself (IoU < SAME_OBJECT)."""
+    it) and is not the box itself (IoU < DISTINCT_IOU)."""
     sign = -1 if ordinal.side == "left" else 1  # the side's direction along x
     beyond = sign * ((other[0] + other[2]) / 2 - (box[0] + box[2]) / 2) > 0
-    return beyond and box_iou(other, box) < SAME_OBJECT
+    return beyond and box_iou(other, box) < DISTINCT_IOU
 
 
 def in_question(ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Detection]) -> list[Detection]:
@@ -132,6 +131,6 @@ def in_question(ordinal: Ordinal, boxes: Sequence[Box], counted: Sequence[Detect
     out: list[Detection] = []
     for box in boxes:
         near = [d for d in counted if on_side(ordinal, box, d.box)]
-        if len(distinct(near, SAME_OBJECT)) >= ordinal.before:
+        if len(distinct(near)) >= ordinal.before:
             out += [d for d in near if d not in out]
     return out

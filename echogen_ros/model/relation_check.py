@@ -26,14 +26,13 @@ from collections.abc import Sequence
 
 from echogen_ros.domain.clauses import Clause
 from echogen_ros.domain.relations import relation_margin
-from echogen_ros.model.layout import box_iou
+from echogen_ros.model.layout import DISTINCT_IOU, box_iou
 
 Box = Sequence[float]
 
 CLEARLY_FALSE = -1.0  # `domain.relations`: a margin at or below it is clearly false
 ANCHOR_CANDIDATES = 3  # boxes asked of each anchor phrase (`finding.relation_failures`)
 ANCHOR_RATIO = 0.5  # an anchor candidate whose raw score is below this fraction of the best's is not the anchor
-SAME_OBJECT = 0.5  # IoU at which an anchor candidate is the checked box itself
 
 
 def failures(clause: Clause, boxes: Sequence[Box], anchors: Sequence[Sequence[Box]], height: float) -> list[str]:
@@ -50,7 +49,7 @@ def failures(clause: Clause, boxes: Sequence[Box], anchors: Sequence[Sequence[Bo
     for box in boxes:
         margins = [relation_margin(clause.relation, box, list(combo), height)
                    for combo in itertools.product(*anchors)
-                   if all(box_iou(box, anchor) < SAME_OBJECT for anchor in combo)]  # fmt: skip
+                   if all(box_iou(box, anchor) < DISTINCT_IOU for anchor in combo)]  # fmt: skip
         clear = not margins or max(margins) <= CLEARLY_FALSE
         out.append(f"{clause.head!r} found is not {clause.relation} {named} (relation check)" if clear else "")
     return out
