@@ -37,6 +37,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "grounded, about 1 s on 2 cores, in steps between groundings) at most every T seconds (0: one after "
               "another); a put-command's goal pose waits for the first and avoids the last one",
               low=0.0, high=3600.0),
+    ParamSpec("scene_max_age_seconds", 15.0, "a put-command's goal pose keeps clear of the objects of a listing "
+              "started at most T seconds ago, and waits for a new one when the last is older (a camera or objects "
+              "may have moved since; 0: a listing of any age)", low=0.0, high=86400.0),
     ParamSpec("debug_image", True, "publish 'debug_image' with boxes and labels drawn"),
     ParamSpec("instruction", "", "an instruction to start with (as if published on 'instruction')"),
     ParamSpec("guidance", 3.0, "classifier-free guidance scale for imagining", low=0.0, high=20.0),
@@ -64,6 +67,7 @@ RUNTIME_FIELDS = {
     "grounding_every_seconds": "every_seconds",
     "score_threshold": "score_threshold",
     "scene_every_seconds": "scene_every_seconds",
+    "scene_max_age_seconds": "scene_max_age_seconds",
     "debug_image": "debug_image",
     "guidance": "guidance",
     "cycle_threshold": "cycle_threshold",

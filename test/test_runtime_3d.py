@@ -94,6 +94,13 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     assert p.z == pytest.approx(0.0, abs=0.002)  # on the table plane
     assert p.x > plate.center[0] + plate.size[0] / 2  # right of the plate in 3D: past its right edge
     assert abs(p.y - plate.center[1]) < plate.size[1] / 2 + 0.1  # beside it, not far above or below
+    runtime.on_image(image, now=15.5)  # the listing started at 0 s: 15.5 s old, over scene_max_age_seconds (15)
+    stale = runtime.step(now=15.5)
+    assert stale.goal_pose is None and stale.detections_3d is not None
+    assert "no goal pose: the scene was last listed 15.5 s ago (scene_max_age_seconds 15)" in stale.status, stale.status
+    runtime.reconfigure(scene_max_age_seconds=0.0)  # 0: a listing of any age
+    runtime.on_image(image, now=16.0)
+    assert runtime.step(now=16.0).goal_pose is not None
 
 
 def _diagnosed(runtime: Runtime) -> tuple[str, str]:

@@ -42,6 +42,7 @@ class RuntimeConfig:
     cycle_threshold: float = CYCLE_THRESHOLD  # the imagined scene's mean cycle IoU under which it is not the goal
     decoder_map: bool = False  # show the layout-reading decoder's drawing (the cycle check grades the generator's)
     scene_every_seconds: float = 5.0  # start a listing of the whole scene at most this often (0: one after another)
+    scene_max_age_seconds: float = 15.0  # a goal pose keeps clear of a listing started at most this long ago (0: any)
     space: SpaceConfig = SpaceConfig()  # depth and frames: the 3D outputs
 
     def changed(self, **changes) -> RuntimeConfig:
@@ -201,13 +202,27 @@ class Runtime:
         self.counters.not_found = missing = not_found(findings)
         last = self.listing.last  # the goal pose keeps clear of the objects of the last scene listed
         listed = last.objects if last is not None else None
-        unlisted = self.lists_scenes and listed is None  # a goal pose waits for a listing of the frame's objects
         located, pose, where = self.locator.grounding(
-            frame.header, frame.rgb.shape[:2], command, kept, listed, seen, unlisted)  # fmt: skip
+            frame.header, frame.rgb.shape[:2], command, kept, listed, seen, self._no_goal_pose(now))  # fmt: skip
         space = f"3D in {located.header.frame_id!r}" if located is not None else ""
         said = f"grounded {len(kept)}/{len(findings)} in {latency:.1f} ms" + "".join(
             f"; {note}" for note in (missing, space, where) if note)  # fmt: skip
         return Outputs(detections, debug, self._status(said), tuple(findings), located, pose)
+
+    def _no_goal_pose(self, now: float) -> str:
+        """Why a put-command's goal pose may not be placed now ("" when it may): it keeps clear of the objects of the
+        last listing, so it waits for a listing of the frame's objects, and a listing older than
+        `scene_max_age_seconds` (a camera or objects that moved since) is not one to keep clear of."""
+        if not self.lists_scenes:
+            return ""
+        last = self.listing.last
+        if last is None or last.objects is None:
+            return "no goal pose yet: the scene is being listed"
+        age, most = now - last.started, self.config.scene_max_age_seconds
+        if most > 0 and not 0 <= age <= most:  # a clock that went back: a listing from another run of the bag
+            return (f"no goal pose: the scene was last listed {age:.1f} s ago (scene_max_age_seconds {most:g}); "
+                    "a new listing is due")  # fmt: skip
+        return ""
 
     def replay_step(self, now: float) -> tuple[SceneStep, Outputs | None]:
         """`list_step` and `step` as an offline replay makes them (a bag, the demo): a listing due is made whole

@@ -141,13 +141,14 @@ class Locator:
         return conv.pose_stamped(self.msgs, view.header, point), note
 
     def grounding(
-        self, header, size: tuple[int, int], command: Command | None, kept, listed, seen=None, unlisted=False
+        self, header, size: tuple[int, int], command: Command | None, kept, listed, seen=None, no_goal: str = ""
     ):
         """(detections_3d, goal_pose, why depth placed less than asked) for a grounding of a (height, width)
         frame: `kept` its (class_id, role, Detection) found, `listed` the scene's objects (None: not listed),
         `seen` as for `goal_pose`. The goal pose is a put-command's whose referents were all found, and none
-        while `unlisted` (the scene is still being listed: a goal pose blind to the other objects may land on
-        one). Nothing and no note before any depth frame arrives: a camera without depth stays 2D and quiet."""
+        where `no_goal` says why not (the scene is still being listed, or was listed too long ago: a goal pose
+        blind to the other objects may land on one). Nothing and no note before any depth frame arrives: a camera
+        without depth stays 2D and quiet."""
         if not self.active:
             return None, None, ""
         seen = seen or self.view(header)
@@ -155,8 +156,8 @@ class Locator:
         roles = {role: d for _, role, d in kept}
         if command is None or command.action != "put" or len(roles) < 1 + len(command.anchors):
             return located, None, note  # a referent not found: the grounding says why
-        if unlisted:
-            return located, None, "; ".join(filter(None, [note, "no goal pose yet: the scene is being listed"]))
+        if no_goal:
+            return located, None, "; ".join(filter(None, [note, no_goal]))
         grounded = [roles["target"], *(roles[f"anchor_{i}"] for i in range(len(command.anchors)))]
         height, width = size
         try:
