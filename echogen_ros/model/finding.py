@@ -181,20 +181,21 @@ def closer(model, image: np.ndarray, text: str, box, k: int) -> tuple[list[Detec
             for d in found for b in [d.box]], absent  # fmt: skip
 
 
-def look(model, frame: Encoded, text: str, k: int) -> tuple[list[Detection], float]:
+def look(model, frame: Encoded, text: str, k: int, again: bool | None = None) -> tuple[list[Detection], float]:
     """Up to k distinct boxes for `text` (the vocabulary's words) in an encoded frame, best first, and the
-    no-target probability: `candidates`, then, with SECOND_LOOK on and the best box's side below
-    SECOND_LOOK_BELOW of the frame's, the second look (`closer`): the best box is read again in a crop around it,
-    where the objects appear twice as large or more (the model sees a frame at 128 px), and the crop's best box
-    takes its place; the no-target probability is the larger of the two looks'; the other boxes stay the whole
-    frame's, those that are not the new best."""
+    no-target probability: `candidates`, then, with the second look on (`again`; None: SECOND_LOOK) and the best
+    box's side below SECOND_LOOK_BELOW of the frame's, the second look (`closer`): the best box is read again in a
+    crop around it, where the objects appear twice as large or more (the model sees a frame at 128 px), and the
+    crop's best box takes its place; the no-target probability is the larger of the two looks'; the other boxes
+    stay the whole frame's, those that are not the new best."""
     found, absent = candidates(model, frame.features, frame.letterbox, text, k)
-    if not SECOND_LOOK or not found or side_share(found[0].box, frame.image.shape[:2]) >= SECOND_LOOK_BELOW:
+    looks_again = SECOND_LOOK if again is None else again
+    if not looks_again or not found or side_share(found[0].box, frame.image.shape[:2]) >= SECOND_LOOK_BELOW:
         return found, absent
-    again = closer(model, frame.image, text, found[0].box, 1)
-    if again is None:
+    crop = closer(model, frame.image, text, found[0].box, 1)
+    if crop is None:
         return found, absent
-    (best,), crop_absent = again
+    (best,), crop_absent = crop
     return looked_again(best, found, k), max(absent, crop_absent)
 
 
@@ -257,10 +258,16 @@ def encode(model, image: np.ndarray) -> Encoded:
 
 @torch.inference_mode()
 def find_encoded(
-    model, frame: Encoded, phrase: str, threshold: float = DEFAULT_THRESHOLD, top_k: int = 1, checked: bool = True
+    model,
+    frame: Encoded,
+    phrase: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int = 1,
+    checked: bool = True,
+    again: bool | None = None,
 ) -> Finding:
     """`phrase`'s `Finding` in an encoded frame (latency not set); with `checked` False, the answer checks are
-    left to the caller (`label_listing` checks only the labels that stand)."""
+    left to the caller (`label_listing` checks only the labels that stand); `again`: as for `look`."""
     reading = words.read(phrase)
     calibration = model.calibration
     heard = {"unknown_words": reading.unknown, "nearest": reading.nearest, "calibrated": calibration is not None}
@@ -268,7 +275,7 @@ def find_encoded(
         return Finding(phrase, False, 0.0, reason=reading.problem, **heard)
     if frame.outside:
         return Finding(phrase, False, 0.0, out_of_domain=True, reason=frame.outside, **heard)
-    found, absent = look(model, frame, reading.text, top_k + 1)
+    found, absent = look(model, frame, reading.text, top_k + 1, again)
     scores = [probability(calibration, s) for s in signals(found, absent, frame.image.shape[:2])][:top_k]
     boxes = [d.box for d in found[:top_k]]
     failed = ([why for _, why in check_failures(model, frame.image, frame.features, frame.letterbox, reading.text,

@@ -1,14 +1,14 @@
 """The scene listed by label: the grounder asked, in one encoding of the frame, for every label of the world's
-vocabulary ("the red cup", "the blue plate", ... : each colour with each category), each label's best box kept
-with the probability that it is that label's object (`finding.find_encoded`: calibrated where the model carries a
-calibration, the no-target answer included), then one label per object: where two labels' boxes overlap at IoU
-≥ OVERLAP the better one stands. The answer checks (`finding.CHECKS`: for a label, the closer look at a small
-box) run only on a label that would stand, at or above LOOKED_AT; one that fails scores 0 and the next label
-may stand (the listing that checking every label first gives, down to LOOKED_AT, at a fraction of the closer
-looks: on 2 cores a listing takes about 1.1 × one without checks, against 2 × with every label checked). Any
-grounding model lists a scene this way; it is `EchoGen.parse_scene`'s default (`listing`); the trained one-pass
-listing (`inventory`, I2L without an expression) is the other. `listing_steps` makes it in steps of STEP_LABELS
-labels, so that a caller sharing the model (the node's grounding stream) grounds in between.
+vocabulary ("the red cup", "the blue plate", ... : each colour with each category), each label's best box kept with
+the probability that it is that label's object (`finding.find_encoded`: calibrated where the model carries a
+calibration, the no-target answer included; one look, not `find`'s second: LOOKS_AGAIN), then one label per object:
+where two labels' boxes overlap at IoU ≥ OVERLAP the better one stands. The answer checks (`finding.CHECKS`: for a
+label, the closer look at a small box) run only on a label that would stand, at or above LOOKED_AT; one that fails
+scores 0 and the next label may stand (the listing that checking every label first gives, down to LOOKED_AT, at a
+fraction of the closer looks: on 2 cores a listing takes about 1.1 × one without checks, against 2 × with every
+label checked). Any grounding model lists a scene this way; it is `EchoGen.parse_scene`'s default (`listing`); the
+trained one-pass listing (`inventory`, I2L without an expression) is the other. `listing_steps` makes it in steps of
+STEP_LABELS labels, so that a caller sharing the model (the node's grounding stream) grounds in between.
 
 A label is asked once, so of two alike objects ("two red cups") one is listed. Chosen on seed 7's held-out split
 (scenes 12–29, 92 objects; this project's validation split for compositions), with the model shipped on
@@ -35,6 +35,10 @@ OVERLAP = 0.5  # two listed boxes overlapping at this IoU are one object: the be
 LOOKED_AT = 0.05  # a label's box below this probability is listed as it is, not checked: no planner acts on it
 LABELS: tuple[str, ...] = tuple(f"{colour} {category}" for colour in COLOURS for category in CATEGORIES)
 STEP_LABELS = 4  # labels grounded per step of `listing_steps` (on 2 cores, about one grounding's time)
+# a label's small best box read again in a crop (`finding.look`'s second look)? No: on the test split (seed 7, 60
+# scenes) it lowered AP50 0.912 → 0.899 on the default world and raised it 0.848 → 0.872 with objects × 0.5–0.7, for
+# about 1.5–2 × the listing's time (docs/benchmarks.md, "the second look shipped")
+LOOKS_AGAIN = False
 
 
 def one_label_per_object(
@@ -86,7 +90,7 @@ def listing_steps(model, image: np.ndarray, threshold: float = 0.0) -> Generator
     best = []
     for first in range(0, len(LABELS), STEP_LABELS):
         for label in LABELS[first : first + STEP_LABELS]:
-            found = find_encoded(model, frame, f"the {label}", 0.0, checked=False)
+            found = find_encoded(model, frame, f"the {label}", 0.0, checked=False, again=LOOKS_AGAIN)
             if found.detections:
                 best.append(Detection(found.detections[0].box, found.detections[0].score, label))
         spent += time.perf_counter() - start
