@@ -277,7 +277,7 @@ def test_the_default_model_grounds_small_objects_no_worse(default: EchoGen, monk
             with torch.inference_mode():
                 looked.append(box_iou(boxes[e.target], finding.look(default, frame, text, 2)[0][0].box) >= 0.5)
             with monkeypatch.context() as off, torch.inference_mode():
-                off.setattr(finding, "SECOND_LOOK", False)
+                off.setattr(default, "second_look_below", None)
                 one_look.append(box_iou(boxes[e.target], finding.look(default, frame, text, 2)[0][0].box) >= 0.5)
     assert len(right) >= 80
     assert np.mean(right) >= FLOOR_SMALL_OBJECTS_ACC50

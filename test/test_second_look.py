@@ -1,7 +1,7 @@
-"""The second look (`finding.look`, on in the shipped model, whose calibration was fitted with it): a small best box
-is read again in a crop around it. On test scene 1 (seed 0) with objects at × 0.5–0.7, the whole frame puts "the
-block" on another object and the second look on the block. A look that is off, or a box at or above
-SECOND_LOOK_BELOW, is the whole frame's answer."""
+"""The second look (`finding.look`; the shipped model's calibration was fitted with it, and a model looks again where
+its calibration says so): a small best box is read again in a crop around it. On test scene 1 (seed 0) with objects
+at × 0.5–0.7, the whole frame puts "the block" on another object and the second look on the block. A look that is
+off, or a box at or above SECOND_LOOK_BELOW, is the whole frame's answer."""
 
 from __future__ import annotations
 
@@ -41,24 +41,25 @@ def shot(model):
 
 def test_off_it_is_the_whole_frames_answer(model, shot, monkeypatch) -> None:
     frame, truth, (found, absent) = shot
-    monkeypatch.setattr(finding, "SECOND_LOOK", False)
+    monkeypatch.setattr(model, "second_look_below", None)  # as a model calibrated without it
     assert box_iou(found[0].box, truth) < 0.5, "the whole frame finds the block: this scene no longer tests the look"
     assert finding.look(model, frame, PHRASE, 2) == (found, absent)
 
 
 def test_the_second_look_puts_a_small_answer_on_its_object(model, shot, monkeypatch) -> None:
     frame, truth, (found, absent) = shot
-    assert finding.SECOND_LOOK  # shipped on
+    assert model.second_look_below == finding.SECOND_LOOK_BELOW  # shipped on, at the bound calibrate fits with
     looked, looked_absent = finding.look(model, frame, PHRASE, 2)
     assert box_iou(looked[0].box, truth) >= 0.5
     assert looked_absent >= absent  # the larger of the two looks' no-target probabilities
     assert all(box_iou(d.box, looked[0].box) < 0.5 for d in looked[1:])  # the rest: distinct from the new best
     share = finding.side_share(found[0].box, frame.image.shape[:2])
-    monkeypatch.setattr(finding, "SECOND_LOOK_BELOW", share)  # a box at the bound is not looked at again
+    assert finding.look(model, frame, PHRASE, 2, again=False) == (found, absent)  # as the scene listing looks
+    monkeypatch.setattr(model, "second_look_below", share)  # a box at the bound is not looked at again
     assert finding.look(model, frame, PHRASE, 2) == (found, absent)
 
 
-def test_the_shipped_calibration_was_fitted_with_the_shipped_look(model) -> None:
-    # a calibration maps the signals of the answers it was fitted on: those of the second look, at its bound
-    assert model.calibration.fitted_on["second_look_below"] == (finding.SECOND_LOOK_BELOW if finding.SECOND_LOOK
-                                                                else None)  # fmt: skip
+def test_a_model_looks_again_as_its_calibration_was_fitted(model, tiny_model) -> None:
+    # a calibration maps the signals of the answers it was fitted on: the model reads its bound from there
+    assert model.second_look_below == model.calibration.fitted_on["second_look_below"] == 0.08
+    assert tiny_model.calibration is None and tiny_model.second_look_below is None  # uncalibrated: one look

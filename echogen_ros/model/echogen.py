@@ -100,6 +100,9 @@ class EchoGen:
             self.inventory_calibration = inventory.InventoryCalibration.from_manifest(
                 manifest.get(inventory.MANIFEST_KEY), weights
             )
+            # `find`'s second look (finding.look) where the calibration was fitted with it, at the bound it records
+            below = self.calibration.fitted_on.get("second_look_below") if self.calibration is not None else None
+            self.second_look_below: float | None = float(below) if below is not None else None
         except (ValueError, KeyError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"the manifest's calibration is unusable: {exc}") from None
         self.domain: DomainCheck | None = None  # `load` reads the directory's (echogen_ros.model.domain)

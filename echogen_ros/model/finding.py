@@ -2,10 +2,11 @@
 probability, `confidence`), the boxes it may act on, and when it was not found, why: words it did not
 understand, a frame unlike any it was trained on, nothing there that the phrase names, or not sure enough.
 
-A small best box (its side below SECOND_LOOK_BELOW of the frame's) is read again in a crop around it, in which the
-objects appear at least twice as large, and the crop's best box is the answer (`look`, the second look;
-docs/benchmarks.md, "The second look"). The shipped calibration was fitted with it (its `fitted_on` says at which
-bound); switching it off needs a calibration refitted without it.
+A small best box (its side below the model's `second_look_below` of the frame's) is read again in a crop around it,
+in which the objects appear at least twice as large, and the crop's best box is the answer (`look`, the second look;
+docs/benchmarks.md, "the second look shipped"). A model looks again where its calibration was fitted so (the bound
+is in its `fitted_on`: `echogen-train calibrate --second-look-below`); one calibrated without it, or not at all,
+looks once.
 
 A box is returned only when its probability reaches the threshold: a box nobody should act on is worse
 than no box. A box must also pass the answer checks (`check_failures`): for a phrase with a relation ("the cup
@@ -34,11 +35,10 @@ from echogen_ros.model.layout import DISTINCT_IOU, Detection, box_iou, distinct
 
 DEFAULT_THRESHOLD = 0.5  # the probability a box must reach to be returned (the node's `score_threshold`)
 ABSENT = 0.5  # no-target probability above which "nothing here is what you name" is the reason given
-# read a small best box again in a crop around it (`look`)? Chosen on the selection splits with a calibration fitted for
-# each way (experiments.second_look; docs/benchmarks.md, "The second look"): below 0.08 of the side, with the larger
-# no-target probability, small objects (test, × 0.5–0.7) Acc@0.5 0.859 → 0.892 with no-target answers not found
-# 0.952 → 0.955 / 0.950 (test / seed 7); below 0.11, 0.913 there but no-target 0.932 on test
-SECOND_LOOK = True
+# the bound of the second look that `echogen-train calibrate` fits with, unless told otherwise. Chosen on the selection
+# splits with a calibration fitted for each way (experiments.second_look; docs/benchmarks.md, "The second look"): below
+# 0.08 of the side, with the larger no-target probability, small objects (test, × 0.5–0.7) Acc@0.5 0.859 → 0.892 with
+# no-target answers not found 0.952 → 0.955 / 0.950 (test / seed 7); below 0.11, 0.913 there but no-target 0.932
 SECOND_LOOK_BELOW = 0.08  # the best box's side share under which it is looked at again
 
 
@@ -181,16 +181,16 @@ def closer(model, image: np.ndarray, text: str, box, k: int) -> tuple[list[Detec
             for d in found for b in [d.box]], absent  # fmt: skip
 
 
-def look(model, frame: Encoded, text: str, k: int, again: bool | None = None) -> tuple[list[Detection], float]:
+def look(model, frame: Encoded, text: str, k: int, again: bool = True) -> tuple[list[Detection], float]:
     """Up to k distinct boxes for `text` (the vocabulary's words) in an encoded frame, best first, and the
-    no-target probability: `candidates`, then, with the second look on (`again`; None: SECOND_LOOK) and the best
-    box's side below SECOND_LOOK_BELOW of the frame's, the second look (`closer`): the best box is read again in a
-    crop around it, where the objects appear twice as large or more (the model sees a frame at 128 px), and the
-    crop's best box takes its place; the no-target probability is the larger of the two looks'; the other boxes
-    stay the whole frame's, those that are not the new best."""
+    no-target probability: `candidates`, then, where the model looks again (`second_look_below`, unless `again` is
+    False) and the best box's side is below that share of the frame's, the second look (`closer`): the best box is
+    read again in a crop around it, where the objects appear twice as large or more (the model sees a frame at
+    128 px), and the crop's best box takes its place; the no-target probability is the larger of the two looks';
+    the other boxes stay the whole frame's, those that are not the new best."""
     found, absent = candidates(model, frame.features, frame.letterbox, text, k)
-    looks_again = SECOND_LOOK if again is None else again
-    if not looks_again or not found or side_share(found[0].box, frame.image.shape[:2]) >= SECOND_LOOK_BELOW:
+    below = getattr(model, "second_look_below", None) if again else None
+    if below is None or not found or side_share(found[0].box, frame.image.shape[:2]) >= below:
         return found, absent
     crop = closer(model, frame.image, text, found[0].box, 1)
     if crop is None:
@@ -264,7 +264,7 @@ def find_encoded(
     threshold: float = DEFAULT_THRESHOLD,
     top_k: int = 1,
     checked: bool = True,
-    again: bool | None = None,
+    again: bool = True,
 ) -> Finding:
     """`phrase`'s `Finding` in an encoded frame (latency not set); with `checked` False, the answer checks are
     left to the caller (`label_listing` checks only the labels that stand); `again`: as for `look`."""

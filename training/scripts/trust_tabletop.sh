@@ -13,7 +13,7 @@
 #   4. calibrate  fit the confidence calibration on val and on seed 7's held-out split (new compositions; this
 #                 project's validation split for them), scored on test and on more of seed 7 (echogen-train calibrate);
 #                 fitted on the answers that pass the answer checks (model/relation_check.py, ordinal_check.py;
-#                 the rest get 0)
+#                 the rest get 0), answered with find's second look below 0.08 of the side (--second-look-below)
 #
 # The scene inventory's run (configs/tabletop_inventory.yaml, issue 35) continues runs/scale/final; it is not
 # part of this recipe until a model from it is chosen (docs/benchmarks.md).

@@ -32,6 +32,7 @@ def test_calibrate_records_a_fit_on_val_scored_on_test(tiny_model_dir: Path, tmp
     assert entry["fitted_on"]["no_target"] > 0 and printed["weights"] == entry["weights"]
     assert 0 <= entry["metrics"]["ece"] <= 1 and "raw_score" in entry["metrics"]
     model = EchoGen.load(model_dir)  # the manifest's hashes still hold
+    assert entry["fitted_on"]["second_look_below"] == model.second_look_below == 0.08  # it looks as it was fitted
     answer = model.find(world_sample(0, 0, "test").image(160, 120), "the cup", threshold=0.0)
     assert answer.calibrated and answer.confidence == answer.detections[0].score
     assert entry["fitted_on"]["weights"] == manifest["files"]["model.safetensors"]
