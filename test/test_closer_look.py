@@ -76,13 +76,19 @@ def asked(monkeypatch) -> list[str]:
     return phrases
 
 
-def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, asked) -> None:
+def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, asked, monkeypatch) -> None:
     """On a frame of small objects (× 0.5–0.6) the box for "the cup" is small and is looked at closer: the phrase
-    is grounded twice (the frame, then the crop); a phrase with a relation is grounded once (and its anchor)."""
+    is grounded twice (the frame, then the crop), and once more before, where `find`'s second look reads the best
+    box again (below 0.08 of the side); a phrase with a relation is grounded once (and its anchor)."""
     from echogen_ros.world.dataset import world_sample
     from echogen_ros.world.scene import SceneConfig
 
     small = world_sample(0, 0, "test", SceneConfig(scale_range=(0.5, 0.6))).image(640, 480)
+    answer = default_model.find(small, "the cup", threshold=0.0, top_k=1)
+    share = side_share(answer.detections[0].box, FRAME)
+    assert share < default_model.second_look_below and asked == ["the cup"] * 3  # the frame, the second look, the check
+    asked.clear()
+    monkeypatch.setattr(default_model, "second_look_below", None)  # one look: the closer-look check alone
     answer = default_model.find(small, "the cup", threshold=0.0, top_k=1)
     assert side_share(answer.detections[0].box, FRAME) < closer_look.SMALL and asked == ["the cup", "the cup"]
     asked.clear()
@@ -90,7 +96,7 @@ def test_the_embedded_model_looks_closer_only_at_small_boxes(default_model, aske
     assert asked == ["the cup left of the plate", "the plate"]
 
 
-def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model, asked) -> None:
+def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model, asked, monkeypatch) -> None:
     """The scene listed by label on a frame of small objects: the same labels, boxes and probabilities (those a
     listing checks, from LOOKED_AT) as when every label's box is checked first, for fewer closer looks."""
     from echogen_ros.model import finding, label_listing
@@ -98,6 +104,8 @@ def test_the_listing_looks_closer_only_at_labels_that_would_stand(default_model,
     from echogen_ros.world.dataset import world_sample
     from echogen_ros.world.scene import SceneConfig
 
+    assert not label_listing.LOOKS_AGAIN  # the listing takes one look: `find` compared with one look too
+    monkeypatch.setattr(default_model, "second_look_below", None)
     small = world_sample(0, 1, "test", SceneConfig(scale_range=(0.5, 0.6))).image(640, 480)
     phrases = [f"the {label}" for label in label_listing.LABELS]
     every = finding.find_all(default_model, small, phrases, 0.0)
