@@ -98,6 +98,9 @@ def test_a_put_command_gives_3d_boxes_near_the_truth_and_a_goal_pose_on_the_tabl
     stale = runtime.step(now=15.5)
     assert stale.goal_pose is None and stale.detections_3d is not None
     assert "no goal pose: the scene was last listed 15.5 s ago (scene_max_age_seconds 15)" in stale.status, stale.status
+    runtime.on_image(image, now=-2.5)  # the clock went back (a bag played again): a listing of another run
+    back = runtime.step(now=-2.5)
+    assert back.goal_pose is None and "stamped 2.5 s after this frame (the clock went back)" in back.status, back.status
     runtime.reconfigure(scene_max_age_seconds=0.0)  # 0: a listing of any age
     runtime.on_image(image, now=16.0)
     assert runtime.step(now=16.0).goal_pose is not None

@@ -219,10 +219,13 @@ class Runtime:
         if last is None or last.objects is None:
             return "no goal pose yet: the scene is being listed"
         age, most = now - last.started, self.config.scene_max_age_seconds
-        if most > 0 and not 0 <= age <= most:  # a clock that went back: a listing from another run of the bag
-            return (f"no goal pose: the scene was last listed {age:.1f} s ago (scene_max_age_seconds {most:g}); "
+        if most <= 0 or 0 <= age <= most:
+            return ""
+        if age < 0:  # the clock went back (a bag played again): the listing is of another run
+            return (f"no goal pose: the last listing is stamped {-age:.1f} s after this frame (the clock went back); "
                     "a new listing is due")  # fmt: skip
-        return ""
+        return (f"no goal pose: the scene was last listed {age:.1f} s ago (scene_max_age_seconds {most:g}); "
+                "a new listing is due")  # fmt: skip
 
     def replay_step(self, now: float) -> tuple[SceneStep, Outputs | None]:
         """`list_step` and `step` as an offline replay makes them (a bag, the demo): a listing due is made whole
