@@ -29,6 +29,7 @@ $(STAMP): $(PY) setup.py pyproject.toml training/pyproject.toml
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: lint
 	$(PY) -m pytest -q

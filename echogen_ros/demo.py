@@ -150,8 +150,12 @@ class _Scene:
         ms = (time.perf_counter() - start) * 1000
         truth = self.sample.boxes()[expr.target] if expr.target is not None else None
         shown = draw_boxes(self.sample.image(), [truth], ["ground truth"]) if truth else self.sample.image()
-        step = Step(self.index, expr.text, "ground", [("grounded", to_rgb(outputs.debug_image)),
-                                                      ("ground truth" if truth else "not in the scene", shown)])
+        step = Step(
+            self.index,
+            expr.text,
+            "ground",
+            [("grounded", to_rgb(outputs.debug_image)), ("ground truth" if truth else "not in the scene", shown)],
+        )
         step.facts = [*_answer(outputs.findings[0], truth), *self.placed(outputs, {"target": expr.target}),
                       ("latency", f"{ms:.1f} ms")]  # fmt: skip
         return step
@@ -221,7 +225,6 @@ class _Scene:
             ("latency (plan, imagine, check)", f"{ms:.0f} ms"),
         ]
         return step
-
 
     def pose(self, outputs, order) -> str:
         """The goal pose published for a put-command, and whether the target's true 3D box standing there

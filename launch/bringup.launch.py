@@ -20,8 +20,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "camera_topic", default_value="image", description="sensor_msgs/Image topic to ground in"
         ),
-        DeclareLaunchArgument("depth_topic", default_value="depth",
-                              description="depth Image registered to the colour frame (32FC1 m, 16UC1 mm)"),
+        DeclareLaunchArgument(
+            "depth_topic",
+            default_value="depth",
+            description="depth Image registered to the colour frame (32FC1 m, 16UC1 mm)",
+        ),
         DeclareLaunchArgument("camera_info_topic", default_value="camera_info", description="the camera's CameraInfo"),
         DeclareLaunchArgument("model", default_value="", description="model directory (empty: embedded default)"),
         DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),

@@ -33,8 +33,14 @@ def _write(path: Path, frames: int = 2, with_depth: bool = True, scene: int = 0)
     camera = SimCamera(MSGS, seed=0, split="test", frames_per_scene=1000)
     camera.count = scene * camera.frames_per_scene
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
-        topics = {name: writer.add_connection(topic, TYPES[name], typestore=STORE) for name, topic in
-                  (("Image", COLOUR), ("CameraInfo", "/camera/color/camera_info"), ("TFMessage", "/tf_static"))}
+        topics = {
+            name: writer.add_connection(topic, TYPES[name], typestore=STORE)
+            for name, topic in (
+                ("Image", COLOUR),
+                ("CameraInfo", "/camera/color/camera_info"),
+                ("TFMessage", "/tf_static"),
+            )
+        }
         depth = writer.add_connection(DEPTH, TYPES["Image"], typestore=STORE) if with_depth else None
 
         def put(connection, message, name: str, at: int) -> None:

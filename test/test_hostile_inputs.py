@@ -205,18 +205,28 @@ CASES = [
     (_imagine("layout", "{out}/x.png", "--temperature", "-1"), ">= 0"),
     # plan and verify
     (["plan", "--image", "{image}", "--instruction", "dance", "--out", "{out}/p", "--model", "{model}"], "supported"),
-    (["plan", "--image", "{bomb}", "--instruction", "find the cup", "--out", "{out}/p", "--model", "{model}"],
-     "would decode"),
-    (["plan", "--image", "{image}", "--instruction", "find the cup", "--out", "{foreign}", "--model", "{model}"],
-     "echogen did not write it"),
-    (["plan", "--image", "{image}", "--instruction", "find the cup", "--out", "{file}", "--model", "{model}"],
-     "not a directory"),
+    (
+        ["plan", "--image", "{bomb}", "--instruction", "find the cup", "--out", "{out}/p", "--model", "{model}"],
+        "would decode",
+    ),
+    (
+        ["plan", "--image", "{image}", "--instruction", "find the cup", "--out", "{foreign}", "--model", "{model}"],
+        "echogen did not write it",
+    ),
+    (
+        ["plan", "--image", "{image}", "--instruction", "find the cup", "--out", "{file}", "--model", "{model}"],
+        "not a directory",
+    ),
     (["verify", "--image", "{image}", "--instruction", "throw the ball", "--model", "{model}"], "supported"),
     (["verify", "--image", "{tiny}", "--instruction", "find the cup", "--model", "{model}"], "too small"),
-    (["verify", "--image", "{image}", "--instruction", "find the cup", "--model", "{model}", "--threshold", "-1"],
-     "outside [0, 1]"),
-    (["plan", "--image", "{image}", "--instruction", "find the xyzzy", "--out", "{out}/p", "--model", "{model}"],
-     "names no object I know"),  # refused before anything is written
+    (
+        ["verify", "--image", "{image}", "--instruction", "find the cup", "--model", "{model}", "--threshold", "-1"],
+        "outside [0, 1]",
+    ),
+    (
+        ["plan", "--image", "{image}", "--instruction", "find the xyzzy", "--out", "{out}/p", "--model", "{model}"],
+        "names no object I know",
+    ),  # refused before anything is written
     # bag
     (_bagrun("not_a_bag"), "cannot read input bag"),
     (_bagrun("ros1"), "ROS 1 bag"),

@@ -77,6 +77,7 @@ def test_no_small_input_costs_memory_by_the_size_it_declares(files: dict[str, Pa
     """Peak memory of whole processes, each against a twin that differs only in what the input declares: a
     100-byte layout of 4096 x 4096 costs what one of 1280 x 1280 does (once 50 MB of image, its resize and
     PNG), and a valid 50 KB one-colour PNG of 4096 x 4096 what a garbage file does (once 50 MB decoded)."""
+
     def layout(side: int) -> Path:
         path = tmp_path / f"layout{side}.json"
         path.write_text(json.dumps({"width": side, "height": side, "objects": [{"label": "red cup", "box": [

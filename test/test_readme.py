@@ -73,7 +73,8 @@ def test_every_block_is_run_or_listed() -> None:
         needs_ros = any(word in block.text for word in ("ros2 ", "colcon ", "/opt/ros/"))
         if block.language in RUN_LANGUAGES and needs_ros:
             assert entry(ROS_BLOCKS, block) is not None or entry(EXCEPTIONS, block) is not None, (
-                f"README.md:{block.line} needs ROS 2: add it to readme_blocks.ROS_BLOCKS (run by make ros-test)")
+                f"README.md:{block.line} needs ROS 2: add it to readme_blocks.ROS_BLOCKS (run by make ros-test)"
+            )
     assert all(reason.strip() for reason in EXCEPTIONS.values())
 
 
@@ -101,4 +102,5 @@ def test_readme_block_runs(block: Block, workdir: Path) -> None:
     result = _run(block, text, workdir)
     assert result.returncode == 0, (
         f"README.md:{block.line} exited {result.returncode}\n--- ran:\n{text}\n"
-        f"--- stdout:\n{result.stdout[-3000:]}\n--- stderr:\n{result.stderr[-3000:]}")
+        f"--- stdout:\n{result.stdout[-3000:]}\n--- stderr:\n{result.stderr[-3000:]}"
+    )

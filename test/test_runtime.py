@@ -252,10 +252,16 @@ def _bad_cases():
         ("image", image(width=640, height=1, step=1920, data=b"\0" * 1920), "too small to ground"),
         ("compressed", compressed("jpeg", b"\xff\xd8\xff\xe0broken"), "size in the header"),
         ("compressed", compressed("png", png_claiming(20000, 20000)), "would decode to 20000x20000"),
-        ("compressed", compressed("png", cv2.imencode(".png", np.full((4096, 4096, 3), 9, np.uint8))[1].tobytes()),
-         "times its size"),  # a valid one-colour PNG: 50 MB from 60 KB
-        ("compressed", compressed("png", cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()),
-         "too small to ground"),
+        (
+            "compressed",
+            compressed("png", cv2.imencode(".png", np.full((4096, 4096, 3), 9, np.uint8))[1].tobytes()),
+            "times its size",
+        ),  # a valid one-colour PNG: 50 MB from 60 KB
+        (
+            "compressed",
+            compressed("png", cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()),
+            "too small to ground",
+        ),
         ("compressed", compressed("png", png_claiming(64, 64)[:40]), "cannot decode"),
         ("compressed", compressed("png", b""), "no data"),
         ("compressed", compressed("h264", b"123"), "unsupported compressed"),

@@ -83,7 +83,8 @@ def test_no_usable_depth_leaves_2d_only_with_the_reason() -> None:
     found, note = locator.locate(image.header, item)
     assert found.detections == [] and "'cup' 2D only: 0% of the box has depth" in note
     assert locator.on_depth(conv.image_message(MSGS, np.zeros((4, 4, 3), np.uint8), image.header)).startswith(
-        "skipped depth frame: depth encoding 'rgb8' is not depth")
+        "skipped depth frame: depth encoding 'rgb8' is not depth"
+    )
     assert Locator(MSGS).view(image.header) == (None, "no camera_info received")
 
 

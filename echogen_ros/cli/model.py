@@ -120,8 +120,14 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
 
 def add_threshold(parser: argparse.ArgumentParser, *aliases: str) -> None:
     """--threshold (and `aliases`): the probability a box must reach; None when not given (the model's default)."""
-    parser.add_argument("--threshold", *aliases, dest="threshold", type=probability, default=None,
-                        help="the probability a box must reach to count as found (default: the model's, 0.5)")
+    parser.add_argument(
+        "--threshold",
+        *aliases,
+        dest="threshold",
+        type=probability,
+        default=None,
+        help="the probability a box must reach to count as found (default: the model's, 0.5)",
+    )
 
 
 def run_ground(args: argparse.Namespace) -> int:

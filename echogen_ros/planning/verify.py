@@ -81,9 +81,7 @@ def judge(
     )
 
 
-def detections_of(
-    grounder: Grounder, image: np.ndarray, phrase: str, top_k: int
-) -> tuple[list[Detection], str, float]:
+def detections_of(grounder: Grounder, image: np.ndarray, phrase: str, top_k: int) -> tuple[list[Detection], str, float]:
     """The grounder's boxes for `phrase` and, when there are none it saw, why and the probability that it is
     there all the same; a phrase or frame it could not read at all (unknown words, out of domain) raises
     NotFound: nothing can be said about the scene then."""

@@ -53,6 +53,7 @@ class DepthFrames:
         """(the depth frame nearest `stamp` within `tolerance` seconds, "") or (None, why there is none). With
         `wait`, up to that many seconds for one within the tolerance to arrive (a driver publishes a frame's
         depth just after its colour image), but only once some depth has arrived."""
+
         def within() -> bool:
             return any(abs(seconds(f.header) - stamp) <= tolerance for f in self._frames)
 

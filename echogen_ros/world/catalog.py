@@ -111,5 +111,6 @@ HELDOUT_RELATIONS: frozenset[tuple[str, str]] = frozenset(
 SPLITS: tuple[str, ...] = ("train", "val", "test", "heldout")
 EXPRESSION_TYPES: tuple[str, ...] = ("category", "attribute", "size", "ordinal", "relation")
 
+
 def is_heldout_pair(colour: str, category: str) -> bool:
     return (colour, category) in HELDOUT_PAIRS

@@ -66,6 +66,13 @@ def test_readme_ros2_blocks(tmp_path: Path) -> None:
     tail = output[-6000:]
     assert process.returncode == 0, f"the README's ROS blocks exited {process.returncode}:\n{tail}"
     assert (home / "ros2_ws" / "install" / "echogen_ros").is_dir(), tail
-    for expected in ("detections:", "frame_id: sim_camera_optical", "success=True", "Goal accepted",
-                     "Goal finished with status: ", "Set parameter successful", "/echogen/detections"):
+    for expected in (
+        "detections:",
+        "frame_id: sim_camera_optical",
+        "success=True",
+        "Goal accepted",
+        "Goal finished with status: ",
+        "Set parameter successful",
+        "/echogen/detections",
+    ):
         assert expected in output, f"{expected!r} not in the output:\n{tail}"

@@ -265,7 +265,6 @@ class Trainer:
             distributed.teardown(self.context)
 
 
-
 class _Draws(torch.utils.data.Dataset):
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer

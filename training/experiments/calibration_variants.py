@@ -40,8 +40,9 @@ def shipped_rows(path: str, below: float) -> dict[str, list[dict]]:
     where the whole frame's best box is below `below` of the side and a crop was looked at, else the frame's;
     `looked` says which."""
     sets: dict[str, list[dict]] = {}
-    for line in open(path):
-        record = json.loads(line)
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    for record in records:
         one, crop = record["rows"]["one look"], record["rows"]["crop, larger absent"]
         looked = record["share"] < below and crop != one
         score, margin, absent, size, present, right, kind, failed = crop if looked else one
@@ -93,7 +94,8 @@ def scored(rows: list[dict], p: np.ndarray, threshold: float = DEFAULT_THRESHOLD
     right = np.array([r["right"] for r in rows], dtype=bool)
     present = np.array([r["present"] for r in rows], dtype=bool)
     found = p >= threshold
-    return {"found_and_right": float((found & right)[present].mean()), "found_but_wrong": float((found & ~right).mean()),
+    return {"found_and_right": float((found & right)[present].mean()),
+            "found_but_wrong": float((found & ~right).mean()),
             "no_target_accuracy": float((~found[~present]).mean()) if (~present).any() else float("nan"),
             "ece": ece(p, right), "auroc": auroc(p, right), "answers": len(rows)}  # fmt: skip
 

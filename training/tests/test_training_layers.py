@@ -22,12 +22,19 @@ ABOVE = {  # part of the package → what it must never import at module level
 @pytest.mark.parametrize("part", sorted(ABOVE))
 def test_training_imports_point_down(part: str) -> None:
     paths = [PACKAGE / part] if part.endswith(".py") else sorted((PACKAGE / part).rglob("*.py"))
-    wrong = [f"{p.relative_to(ROOT)} imports echogen_training.{target}"
-             for p in paths for target in TOP_LEVEL.findall(p.read_text(encoding="utf-8")) if target in ABOVE[part]]
+    wrong = [
+        f"{p.relative_to(ROOT)} imports echogen_training.{target}"
+        for p in paths
+        for target in TOP_LEVEL.findall(p.read_text(encoding="utf-8"))
+        if target in ABOVE[part]
+    ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_product_never_imports_training() -> None:
-    wrong = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "echogen_ros").rglob("*.py"))
-             if re.search(r"^\s*(?:from|import)\s+echogen_training\b", p.read_text(encoding="utf-8"), re.MULTILINE)]
+    wrong = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "echogen_ros").rglob("*.py"))
+        if re.search(r"^\s*(?:from|import)\s+echogen_training\b", p.read_text(encoding="utf-8"), re.MULTILINE)
+    ]
     assert not wrong, wrong

@@ -23,8 +23,11 @@ from vision_msgs.msg import Detection2DArray
 
 TRANSITIONS = {name: getattr(Transition, f"TRANSITION_{name.upper()}")
                for name in ("configure", "activate", "deactivate", "cleanup")}  # fmt: skip
-SHUTDOWN = {"unconfigured": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
-            "inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN, "active": Transition.TRANSITION_ACTIVE_SHUTDOWN}
+SHUTDOWN = {
+    "unconfigured": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+    "inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN,
+    "active": Transition.TRANSITION_ACTIVE_SHUTDOWN,
+}
 
 
 def stamp_key(header) -> tuple[int, int]:
@@ -33,6 +36,7 @@ def stamp_key(header) -> tuple[int, int]:
 
 def iou(a, b) -> float:
     """IoU of two vision_msgs/BoundingBox2D."""
+
     def corners(box):
         cx, cy, w, h = box.center.position.x, box.center.position.y, box.size_x, box.size_y
         return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
@@ -144,5 +148,3 @@ def unique_label(layout) -> str | None:
 def camera_publisher(node, topic: str, kind=Image):
     """A best-effort, depth-1 publisher, as camera drivers publish."""
     return node.create_publisher(kind, topic, qos_profile_sensor_data)
-
-

@@ -47,7 +47,7 @@ def generate_test_description():
     shadow = tempfile.mkdtemp(prefix="no_torch_")
     os.makedirs(os.path.join(shadow, "torch"))
     with open(os.path.join(shadow, "torch", "__init__.py"), "w") as module:
-        module.write('raise ImportError("No module named \'torch\'")\n')
+        module.write("raise ImportError(\"No module named 'torch'\")\n")
     no_torch = launch_ros.actions.Node(
         package="echogen_ros", executable="echogen_node", name="echogen", namespace="no_torch", output="screen",
         additional_env={"PYTHONPATH": os.pathsep.join([shadow, os.environ.get("PYTHONPATH", "")])},
@@ -66,6 +66,7 @@ def jpeg_frame(rgb: np.ndarray, stamp_sec: int) -> CompressedImage:
 
 def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
     """A real PNG of width x height black RGB pixels: 1.2 GB decoded, about a megabyte encoded."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
@@ -102,8 +103,12 @@ class TestCompressedAndBroken(unittest.TestCase):
             self.probe.spin_until(lambda p=phrase: any(repr(p) in s for s in self.probe.status), 20,
                                   every=lambda p=phrase: self.probe.instruction.publish(String(data=p)))  # fmt: skip
             frame = jpeg_frame(sample.image(WIDTH, HEIGHT), stamp_sec=100 + index)
-            found = self.stream_until(frame, lambda s=100 + index: next(
-                (a for a in self.probe.detections if a.header.stamp.sec == s and a.detections), None))
+            found = self.stream_until(
+                frame,
+                lambda s=100 + index: next(
+                    (a for a in self.probe.detections if a.header.stamp.sec == s and a.detections), None
+                ),
+            )
             self.assertIsNotNone(found, f"no detections for frame {index}")
             self.assertEqual(found.header.frame_id, "jpeg_camera")
             x1, y1, x2, y2 = sample.boxes(WIDTH, HEIGHT)[target]

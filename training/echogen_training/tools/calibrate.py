@@ -42,12 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", type=int, default=150, help="val-split scenes to fit on (≥ 10)")
     parser.add_argument("--test-scenes", type=int, default=100, help="test-split scenes to score the fit on (≥ 10)")
     parser.add_argument("--seed", type=int, default=0, help="the world seed of the scenes")
-    parser.add_argument("--compositions", type=int, default=0,
-                        help=("also fit on this many held-out scenes of seed 7 (new compositions); "
-                              "scored on as many more"))
-    parser.add_argument("--second-look-below", type=float, default=finding.SECOND_LOOK_BELOW,
-                        help=("find's second look: a best box whose side is below this share of the frame's is "
-                              "grounded again in a crop around it (0: one look); the calibrated model does the same"))
+    parser.add_argument(
+        "--compositions",
+        type=int,
+        default=0,
+        help=("also fit on this many held-out scenes of seed 7 (new compositions); scored on as many more"),
+    )
+    parser.add_argument(
+        "--second-look-below",
+        type=float,
+        default=finding.SECOND_LOOK_BELOW,
+        help=(
+            "find's second look: a best box whose side is below this share of the frame's is "
+            "grounded again in a crop around it (0: one look); the calibrated model does the same"
+        ),
+    )
 
 
 def calibrate(model: EchoGen, seed: int, scenes: int, test_scenes: int, compositions: int = 0,
@@ -89,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
     with swapped_in(args.model) as partial, torch.inference_mode():  # tools run in one process with others
         shutil.copytree(args.model, partial)
         _write_manifest(partial, None)  # measured raw: an old calibration is refitted, never read
-        calibration, test = calibrate(EchoGen.load(partial), args.seed, args.scenes, args.test_scenes,
-                                      args.compositions, args.second_look_below or None)
+        calibration, test = calibrate(
+            EchoGen.load(partial),
+            args.seed,
+            args.scenes,
+            args.test_scenes,
+            args.compositions,
+            args.second_look_below or None,
+        )
         _write_manifest(partial, calibration)
         EchoGen.load(partial)  # reads back as every user will
     print(json.dumps({**calibration.to_manifest(), "reliability": test["reliability"],
