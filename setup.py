@@ -56,7 +56,15 @@ setup(
     ],
     extras_require={
         # scikit-image: its bundled photos are the out-of-domain frames of test/test_domain_check.py
-        "test": ["pytest>=8", "hypothesis>=6", "ruff==0.17.6", "catkin_pkg>=1.0", "cmakelint>=1.4", "scikit-image>=0.21"],
+        # ruff pinned: `make lint` checks the format, which another ruff release may change
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "ruff==0.17.6",
+            "catkin_pkg>=1.0",
+            "cmakelint>=1.4",
+            "scikit-image>=0.21",
+        ],
         # ONNX export and the onnxruntime backend (TensorRT comes with JetPack / NVIDIA's wheels)
         "accel": ["onnx>=1.16", "onnxscript>=0.1", "onnxruntime>=1.18"],
     },
