@@ -67,6 +67,11 @@ def compared(rows: list[Row], calibration: Calibration | None, threshold: float 
 
 def report(rows: list[Row], calibration: Calibration | None, threshold: float = DEFAULT_THRESHOLD) -> dict:
     p = np.array([0.0 if r.failed_check else probability(calibration, r.signals) for r in rows])
+    return {**measured(rows, p, threshold), "calibrated": calibration is not None}
+
+
+def measured(rows: list[Row], p: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """`report`'s figures of `rows` answered with probabilities `p` (one per row; a failed check's 0 included)."""
     right = np.array([r.right for r in rows])
     present = np.array([r.present for r in rows])
     found = p >= threshold
@@ -75,7 +80,6 @@ def report(rows: list[Row], calibration: Calibration | None, threshold: float = 
         "present": int(present.sum()),
         "no_target": int((~present).sum()),
         "threshold": threshold,
-        "calibrated": calibration is not None,
         "ece": ece(p, right),
         "auroc": auroc(p, right),
         "present_ece": ece(p[present], right[present]),

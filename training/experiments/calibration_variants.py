@@ -27,56 +27,57 @@ from collections.abc import Callable
 
 import numpy as np
 
-from echogen_ros.evaluation.calibration import auroc, ece
+from echogen_ros.evaluation import trust
 from echogen_ros.model import confidence
-from echogen_ros.model.finding import DEFAULT_THRESHOLD, SECOND_LOOK_BELOW
+from echogen_ros.model.finding import SECOND_LOOK_BELOW
 
 SHOWN = ("found_and_right", "found_but_wrong", "no_target_accuracy", "ece", "auroc", "answers")
+Answer = dict  # {"row": trust.Row as the shipped model answers, "looked": whether the crop's answer it is}
 GATES = (0.9, 0.95, 0.97, 0.99)
 
 
-def shipped_rows(path: str, below: float) -> dict[str, list[dict]]:
+def shipped_rows(path: str, below: float) -> dict[str, list[Answer]]:
     """Per set, each expression's answer as the shipped model gives it: the crop's ("crop, larger absent")
     where the whole frame's best box is below `below` of the side and a crop was looked at, else the frame's;
     `looked` says which."""
-    sets: dict[str, list[dict]] = {}
+    sets: dict[str, list[Answer]] = {}
     with open(path) as lines:
         records = [json.loads(line) for line in lines]
     for record in records:
         one, crop = record["rows"]["one look"], record["rows"]["crop, larger absent"]
         looked = record["share"] < below and crop != one
         score, margin, absent, size, present, right, kind, failed = crop if looked else one
-        sets.setdefault(record["set"], []).append(
-            {"signals": confidence.Signals(score, margin, absent, size), "present": present, "right": right,
-             "kind": kind, "failed": failed, "looked": looked})  # fmt: skip
+        row = trust.Row(confidence.Signals(score, margin, absent, size), present, right, kind, failed)
+        sets.setdefault(record["set"], []).append({"row": row, "looked": looked})
     return sets
 
 
-def shipped_features(row: dict) -> list[float]:
-    return confidence.features(row["signals"])
+def shipped_features(answer: Answer) -> list[float]:
+    return confidence.features(answer["row"].signals)
 
 
-def looked_features(row: dict) -> list[float]:
-    s, looked = row["signals"], float(row["looked"])
+def looked_features(answer: Answer) -> list[float]:
+    s, looked = answer["row"].signals, float(answer["looked"])
     return [*confidence.features(s), looked, looked * confidence.logit(s.score), looked * confidence.logit(s.absent)]
 
 
-def size_squared_features(row: dict) -> list[float]:
-    size = math.log(min(max(row["signals"].size, confidence.SMALLEST), confidence.LARGEST))
-    return [*confidence.features(row["signals"]), size * size]
+def size_squared_features(answer: Answer) -> list[float]:
+    s = answer["row"].signals
+    size = math.log(min(max(s.size, confidence.SMALLEST), confidence.LARGEST))
+    return [*confidence.features(s), size * size]
 
 
-def variant(features: Callable[[dict], list[float]], gate: float = 1.01) -> Callable:
-    """A fitting function: rows to fit on → a function of rows to probabilities."""
+def variant(features: Callable[[Answer], list[float]], gate: float = 1.01) -> Callable:
+    """A fitting function: answers to fit on → a function of answers to probabilities."""
 
-    def gated(row: dict) -> bool:
-        return bool(row["failed"]) or row["signals"].absent >= gate
+    def gated(answer: Answer) -> bool:
+        return bool(answer["row"].failed_check) or answer["row"].signals.absent >= gate
 
-    def fit(rows: list[dict]) -> Callable[[list[dict]], np.ndarray]:
-        usable = [r for r in rows if not gated(r)]
-        w = confidence.fit_logistic(np.array([features(r) for r in usable]), np.array([r["right"] for r in usable]))
+    def fit(answers: list[Answer]) -> Callable[[list[Answer]], np.ndarray]:
+        usable = [a for a in answers if not gated(a)]
+        w = confidence.fit_logistic(np.array([features(a) for a in usable]), np.array([a["row"].right for a in usable]))
 
-        def probabilities(scored: list[dict]) -> np.ndarray:
+        def probabilities(scored: list[Answer]) -> np.ndarray:
             p = 1 / (1 + np.exp(-(np.array([features(r) for r in scored]) @ w)))
             return np.where([gated(r) for r in scored], 0.0, p)
 
@@ -90,14 +91,10 @@ VARIANTS = {"shipped": variant(shipped_features), "+ looked again": variant(look
             **{f"gate absent ≥ {g:g}": variant(shipped_features, g) for g in GATES}}  # fmt: skip
 
 
-def scored(rows: list[dict], p: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict:
-    right = np.array([r["right"] for r in rows], dtype=bool)
-    present = np.array([r["present"] for r in rows], dtype=bool)
-    found = p >= threshold
-    return {"found_and_right": float((found & right)[present].mean()),
-            "found_but_wrong": float((found & ~right).mean()),
-            "no_target_accuracy": float((~found[~present]).mean()) if (~present).any() else float("nan"),
-            "ece": ece(p, right), "auroc": auroc(p, right), "answers": len(rows)}  # fmt: skip
+def scored(answers: list[Answer], p: np.ndarray) -> dict:
+    """`trust.measured`'s figures of `answers` with probabilities `p` (those of SHOWN)."""
+    figures = trust.measured([a["row"] for a in answers], p)
+    return {k: figures[k] for k in SHOWN}
 
 
 def main(argv: list[str] | None = None) -> int:
