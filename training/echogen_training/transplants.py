@@ -1,6 +1,7 @@
 """Provenance of transplanted models: a trained model given another run's part (`echogen-train
 transplant-vision`: an encoder; `echogen-train transplant-tokenizer`: an image tokenizer; `echogen-train
-separate-decoder`: a decoder that reads codes only).
+separate-decoder`: a decoder that reads codes only; `echogen-train grow-vision`: its own encoder reading more
+pixels, the model its own donor).
 
 A transplant writes its record into the new model's manifest (`training.<stage>`) and into a file beside it.
 The file is what `echogen-train ship --continuation` recognises a transplant by: a run continued from the
@@ -17,7 +18,12 @@ from echogen_ros.outputs import OutputError, check_target, staged
 
 # stage name (the key in the manifest's training record; the record file beside the model is <stage>.json) →
 # the pipeline stage whose run the donor part comes from
-STAGES = {"vision_transplant": "vision", "tokenizer_transplant": "vq", "decoder_separation": "vq"}
+STAGES = {
+    "vision_transplant": "vision",
+    "tokenizer_transplant": "vq",
+    "decoder_separation": "vq",
+    "vision_growth": "vision",
+}
 
 
 def check_out(out: Path, overwrite: bool, *inputs: Path) -> None:

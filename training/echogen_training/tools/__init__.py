@@ -12,6 +12,7 @@ from echogen_ros.exits import OneLineParser, UsageError, run_reported
 TOOLS = {
     "transplant-tokenizer": "echogen_training.tools.transplant_tokenizer",
     "transplant-vision": "echogen_training.tools.transplant_vision",
+    "grow-vision": "echogen_training.tools.grow_vision",
     "separate-decoder": "echogen_training.tools.separate_decoder",
     "ship": "echogen_training.tools.ship",
     "fit-domain": "echogen_training.tools.fit_domain",

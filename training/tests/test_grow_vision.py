@@ -1,0 +1,78 @@
+"""`echogen-train grow-vision` (echogen_training.tools.grow_vision): the encoder reads factor × the pixels on the
+same patch grid and, on a frame's factor × factor block averages, computes what it computed before; everything
+else is kept, and a bad factor or output is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from echogen_training.cli import main as echogen_train
+from echogen_training.tools import grow_vision
+
+from echogen_ros.model import generation
+from echogen_ros.model.echogen import EchoGen
+
+
+def run(args: list[str]) -> int:
+    return echogen_train(["grow-vision", *args])
+
+
+def _features(model: EchoGen, pixels: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return generation.image_features(model.model, pixels).float()
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_the_grown_encoder_reads_block_averages_as_the_old_one_read_the_frame(capsys, tmp_path: Path, factor) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    assert run([str(model_dir), "--out", str(tmp_path / "out"), "--factor", str(factor)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    model, out = EchoGen.load(model_dir), EchoGen.load(tmp_path / "out")
+    size = model.vision_size
+    assert out.vision_size == size * factor and out.manifest["vision_size"] == size * factor
+    assert out.model.config.vision_config.image_size == size * factor
+    assert record["vision_size"] == [size, size * factor] and record["model"] == str(model_dir.resolve())
+    assert out.manifest["training"]["vision_growth"] == record
+    big = torch.rand(2, 3, size * factor, size * factor, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    small = F.avg_pool2d(big, factor)  # each old pixel: the mean of the factor × factor block it stands for
+    before, after = _features(model, small), _features(out, big)
+    assert (after - before).norm() <= 1e-4 * before.norm()
+    flipped = _features(out, big.flip(-1))  # the features do read the pixels: another frame, other features
+    assert (flipped - after).norm() >= 0.05 * after.norm()
+    for part in ("language_model", "aligner"):
+        kept = getattr(out.model.model, part).state_dict()
+        for name, weight in getattr(model.model.model, part).state_dict().items():
+            assert torch.equal(kept[name], weight), f"{part}.{name} changed"
+    image = np.zeros((48, 80, 3), dtype=np.uint8)
+    assert len(out.ground(image, "the red cup")) == 1  # the model runs at its new input size
+
+
+def test_the_grown_model_carries_no_calibration_or_domain_check_of_the_old_inputs(tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", seed=0)
+    model.manifest = {**model.manifest, "domain": {"threshold": 1.0}}
+    grow_vision.grow(model, 2)
+    out = EchoGen.load(model.save(tmp_path / "out"))
+    assert "domain" not in out.manifest and "calibration" not in out.manifest
+    assert out.calibration is None and out.domain is None
+
+
+@pytest.mark.parametrize("factor", ["1", "5"])
+def test_a_factor_out_of_range_is_one_line_and_exit_2(capsys, tmp_path: Path, factor: str) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    assert run([str(model_dir), "--out", str(tmp_path / "out"), "--factor", factor]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--factor must be 2 to 4" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_model_itself_is_refused_as_the_output(capsys, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    files = sorted(p.name for p in model_dir.iterdir())
+    assert run([str(model_dir), "--out", str(model_dir)]) == 2
+    assert "one of the input models" in capsys.readouterr().err
+    assert sorted(p.name for p in model_dir.iterdir()) == files
