@@ -30,10 +30,14 @@ from echogen_training import transplants
 MAX_FACTOR = 4  # 128 px → 512 px: beyond it a patch is a 64 px convolution
 
 
-def grow(model: EchoGen, factor: int) -> dict:
-    """Replace `model`'s patch embedding by its `factor` × larger equivalent (in place); returns the record."""
+def check_factor(factor: int) -> None:
     if not 2 <= factor <= MAX_FACTOR:
         raise ValueError(f"--factor must be 2 to {MAX_FACTOR}, got {factor}")
+
+
+def grow(model: EchoGen, factor: int) -> dict:
+    """Replace `model`'s patch embedding by its `factor` × larger equivalent (in place); returns the record."""
+    check_factor(factor)
     embeddings = model.model.model.vision_model.embeddings
     old = embeddings.patch_embedding
     patch = old.kernel_size[0]
@@ -48,10 +52,8 @@ def grow(model: EchoGen, factor: int) -> dict:
     embeddings.patch_embedding = new.to(old.weight.dtype)
     vision = model.model.config.vision_config
     sizes = (vision.image_size, vision.image_size * factor)
-    vision.image_size, vision.patch_size = sizes[1], patch * factor
-    for name, value in (("image_size", sizes[1]), ("patch_size", patch * factor)):
-        if hasattr(embeddings, name):
-            setattr(embeddings, name, value)
+    vision.image_size = embeddings.image_size = sizes[1]
+    vision.patch_size = embeddings.patch_size = patch * factor
     model.vision_size = sizes[1]
     model.manifest = {**model.manifest, "vision_size": sizes[1]}  # `save` drops the domain check and calibration
     return {"factor": factor, "vision_size": list(sizes), "patch": [patch, patch * factor]}
@@ -65,8 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 2 <= args.factor <= MAX_FACTOR:
-        raise ValueError(f"--factor must be 2 to {MAX_FACTOR}, got {args.factor}")
+    check_factor(args.factor)  # before the model is loaded
     transplants.check_out(args.out, args.overwrite, args.model)
     model = EchoGen.load(args.model)
     record = grow(model, args.factor)
