@@ -8,6 +8,7 @@ from the repository root with this directory's parent on the path,
 - ablation_table: the ablation table (markdown) from runs/ablation/<row>/ (training/scripts/ablation_eval.sh);
 - alike_objects: how the grounder tells alike objects apart, and how often the ambiguity flag is raised;
 - calibration_variants: other inputs for the calibration, and gates on the no-target probability (second_look's rows);
+- calibration_sizes: the calibration fitted on new compositions at any object size too (second_look's rows and more);
 - answer_checks: trust figures of the same answers with the answer checks added one at a time, and none;
 - detector_controls: what the classical detector gives world renders and flat shapes painted into their boxes;
 - depth_3d: how far grounded referents' 3D centres (and goal poses) land from the truth, from depth and K;

@@ -81,6 +81,17 @@ def _row(model: EchoGen, frame: finding.Encoded, e, boxes, found, absent: float)
     return trust.Row(signals, e.target is not None, right, e.kind, failed[0][0])
 
 
+def write_rows(path: str, sets: dict[str, list[Answered]]) -> None:
+    """Every set's answers, each way, as JSON lines ({"set", "share", "rows": {way: [signals..., present, right,
+    kind, failed_check]}}): what `experiments.calibration_variants` and `calibration_sizes` read."""
+    with open(path, "w") as out:
+        for name, answered in sets.items():
+            for a in answered:
+                rows = {way: [*dataclasses.astuple(r.signals), r.present, r.right, r.kind, r.failed_check]
+                        for way, r in a.rows.items()}  # fmt: skip
+                out.write(json.dumps({"set": name, "share": a.share, "rows": rows}) + "\n")
+
+
 def scored(rows: list[trust.Row], calibration: Calibration) -> dict:
     report = trust.report(rows, calibration)
     return {k: round(report[k], 4) for k in SHOWN}
@@ -107,12 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         band = SceneConfig(scale_range=(lo, hi))
         sets[f"test x{lo:g}-{hi:g}"] = answer_both(model, "test", args.band_scenes, 0, config=band)
     if args.rows:
-        with open(args.rows, "w") as out:
-            for name, answered in [("fit", fit), *sets.items()]:
-                for a in answered:
-                    rows = {way: [*dataclasses.astuple(r.signals), r.present, r.right, r.kind, r.failed_check]
-                            for way, r in a.rows.items()}  # fmt: skip
-                    out.write(json.dumps({"set": name, "share": a.share, "rows": rows}) + "\n")
+        write_rows(args.rows, {"fit": fit, **sets})
     report = {}
     for way in WAYS:
         usable = [a.rows[way] for a in fit if not a.rows[way].failed_check]
