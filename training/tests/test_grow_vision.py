@@ -1,6 +1,7 @@
 """`echogen-train grow-vision` (echogen_training.tools.grow_vision): the encoder reads factor × the pixels on the
-same patch grid and, on a frame's factor × factor block averages, computes what it computed before; everything
-else is kept, and a bad factor or output is refused."""
+same patch grid and, on a frame's factor × factor block averages, computes what it computed before; layers added
+to it start as the identity and can learn; everything else is kept, and a bad factor, depth or output is
+refused."""
 
 from __future__ import annotations
 
@@ -61,12 +62,41 @@ def test_the_grown_model_carries_no_calibration_or_domain_check_of_the_old_input
     assert out.calibration is None and out.domain is None
 
 
-@pytest.mark.parametrize("factor", ["1", "5"])
-def test_a_factor_out_of_range_is_one_line_and_exit_2(capsys, tmp_path: Path, factor: str) -> None:
+def test_added_layers_start_as_the_identity_and_can_learn(capsys, tmp_path: Path) -> None:
     model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
-    assert run([str(model_dir), "--out", str(tmp_path / "out"), "--factor", factor]) == 2
+    assert run([str(model_dir), "--out", str(tmp_path / "out"), "--factor", "1", "--layers", "2"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    model, out = EchoGen.load(model_dir), EchoGen.load(tmp_path / "out")
+    depth = model.model.config.vision_config.num_hidden_layers
+    assert record["layers"] == [depth, depth + 2] and record["factor"] == 1
+    assert out.model.config.vision_config.num_hidden_layers == depth + 2 and out.vision_size == model.vision_size
+    layers = out.model.model.vision_model.encoder.layers
+    assert len(layers) == depth + 2
+    pixels = torch.rand(2, 3, model.vision_size, model.vision_size, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    before, after = _features(model, pixels), _features(out, pixels)
+    assert (after - before).norm() <= 1e-5 * before.norm()  # the new layers add nothing yet
+    new = layers[depth]
+    assert torch.equal(new.mlp.fc1.weight, layers[depth - 1].mlp.fc1.weight)  # the last layer's reading, copied
+    out.model.train()
+    generation.image_features(out.model, pixels).float().square().mean().backward()
+    assert new.mlp.fc2.weight.grad.abs().sum() > 0 and new.self_attn.projection_layer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--factor", "5"], "--factor must be 1 to 4"),
+        (["--factor", "0"], "--factor must be 1 to 4"),
+        (["--factor", "1"], "nothing to grow"),
+        (["--factor", "1", "--layers", "9"], "--layers must be 0 to 8"),
+        (["--layers", "-1"], "--layers must be 0 to 8"),
+    ],
+)
+def test_a_factor_or_depth_out_of_range_is_one_line_and_exit_2(capsys, tmp_path: Path, args, said) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    assert run([str(model_dir), "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--factor must be 2 to 4" in err and len(err.splitlines()) == 1
+    assert said in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

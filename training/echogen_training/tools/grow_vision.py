@@ -1,16 +1,18 @@
-"""Give a trained model's vision encoder `factor` × the input pixels on the same patch grid: each patch reads
-`factor` × `factor` as many pixels, and the language model still reads as many image tokens.
+"""Grow a trained model's vision encoder without changing what the language model reads: `--factor` × the input
+pixels on the same patch grid, and/or `--layers` more encoder layers that start as the identity.
 
 The patch embedding (a convolution of kernel = stride = the patch) becomes one of `factor` × the kernel whose
 every weight is the old weight it covers divided by factor²: on a frame letterboxed to the new size it computes
-exactly what the old one computed on that frame averaged over factor × factor pixel blocks. So the grown model
-grounds as before (up to the difference between block averages and the letterbox's own resampling), and training
-on (`model.vision_only=true`) lets its encoder use the detail small objects had lost: at 128 px a small object
-is about half a 16 px patch (docs/benchmarks.md, 2026-12-07). The position embeddings, the encoder's layers and
-everything after them are unchanged; the out-of-domain check and the calibration belong to the old inputs, so
-the output has neither (run `fit-domain` and `calibrate` after training).
+exactly what the old one computed on that frame averaged over factor × factor pixel blocks. A new layer is a copy
+of the last one with its attention's output projection and its MLP's second linear map zeroed: each adds nothing
+to the residual stream until training moves it, so the encoder computes what it did. So the grown model grounds
+as before (up to the difference between block averages and the letterbox's own resampling), and training on
+(`model.vision_only=true`) lets its encoder use the detail small objects had lost (at 128 px a small object is
+about half a 16 px patch) or the capacity to tell them apart (docs/benchmarks.md, 2026-12-07). The position
+embeddings, the old layers and everything after the encoder are unchanged; the out-of-domain check and the
+calibration belong to the old encoder, so the output has neither (run `fit-domain` and `calibrate` after training).
 
-    echogen-train grow-vision MODEL --out DIR [--factor 2] [--overwrite]
+    echogen-train grow-vision MODEL --out DIR [--factor 2] [--layers 0] [--overwrite]
 
 The output is a full model directory, written all at once; the manifest records the growth under
 `training.vision_growth` (also vision_growth.json beside it); MODEL is not modified.
@@ -19,6 +21,7 @@ The output is a full model directory, written all at once; the manifest records 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -28,16 +31,27 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_training import transplants
 
 MAX_FACTOR = 4  # 128 px → 512 px: beyond it a patch is a 64 px convolution
+MAX_LAYERS = 8  # three times the tabletop encoder's depth
 
 
-def check_factor(factor: int) -> None:
-    if not 2 <= factor <= MAX_FACTOR:
-        raise ValueError(f"--factor must be 2 to {MAX_FACTOR}, got {factor}")
+def check_growth(factor: int, layers: int = 0) -> None:
+    if not 1 <= factor <= MAX_FACTOR:
+        raise ValueError(f"--factor must be 1 to {MAX_FACTOR}, got {factor}")
+    if not 0 <= layers <= MAX_LAYERS:
+        raise ValueError(f"--layers must be 0 to {MAX_LAYERS}, got {layers}")
+    if factor == 1 and layers == 0:
+        raise ValueError(f"nothing to grow: give --factor 2 to {MAX_FACTOR} or --layers 1 to {MAX_LAYERS}")
 
 
-def grow(model: EchoGen, factor: int) -> dict:
-    """Replace `model`'s patch embedding by its `factor` × larger equivalent (in place); returns the record."""
-    check_factor(factor)
+def grow(model: EchoGen, factor: int, layers: int = 0) -> dict:
+    """`model`'s encoder grown in place (`factor` × the input's side, `layers` more layers); returns the record."""
+    check_growth(factor, layers)
+    record = widen(model, factor) if factor > 1 else {"factor": 1}
+    return {**record, **deepen(model, layers)} if layers else record
+
+
+def widen(model: EchoGen, factor: int) -> dict:
+    """Replace `model`'s patch embedding by its `factor` × larger equivalent (in place)."""
     embeddings = model.model.model.vision_model.embeddings
     old = embeddings.patch_embedding
     patch = old.kernel_size[0]
@@ -59,18 +73,37 @@ def grow(model: EchoGen, factor: int) -> dict:
     return {"factor": factor, "vision_size": list(sizes), "patch": [patch, patch * factor]}
 
 
+def deepen(model: EchoGen, layers: int) -> dict:
+    """Append `layers` encoder layers to `model` (in place), each the last layer with its two residual outputs
+    (the attention's output projection, the MLP's second map) zeroed: the identity until trained."""
+    encoder = model.model.model.vision_model.encoder
+    vision = model.model.config.vision_config
+    depth = len(encoder.layers)
+    for _ in range(layers):
+        layer = copy.deepcopy(encoder.layers[depth - 1])
+        with torch.no_grad():
+            for output in (layer.self_attn.projection_layer, layer.mlp.fc2):
+                output.weight.zero_()
+                if output.bias is not None:
+                    output.bias.zero_()
+        encoder.layers.append(layer)
+    vision.num_hidden_layers = depth + layers
+    return {"layers": [depth, depth + layers]}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="the trained model whose encoder reads more pixels")
     parser.add_argument("--out", type=Path, required=True, help="the new model directory")
-    parser.add_argument("--factor", type=int, default=2, help=f"how many times the input's side (2 to {MAX_FACTOR})")
+    parser.add_argument("--factor", type=int, default=2, help=f"how many times the input's side (1 to {MAX_FACTOR})")
+    parser.add_argument("--layers", type=int, default=0, help=f"encoder layers to add (0 to {MAX_LAYERS})")
     parser.add_argument("--overwrite", action="store_true", help="replace an --out this tool wrote before")
 
 
 def run(args: argparse.Namespace) -> int:
-    check_factor(args.factor)  # before the model is loaded
+    check_growth(args.factor, args.layers)  # before the model is loaded
     transplants.check_out(args.out, args.overwrite, args.model)
     model = EchoGen.load(args.model)
-    record = grow(model, args.factor)
+    record = grow(model, args.factor, args.layers)
     record = transplants.save(model, args.model, model, args.model, args.out, "vision_growth", record, args.overwrite)
     print(json.dumps(record))
     return 0
