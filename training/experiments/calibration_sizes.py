@@ -14,7 +14,7 @@ scored on the selection splits: test (half any size) and its scale bands, seed 7
 size, and seed 7's scenes N..N+M-1 drawn at each scale band (new compositions and sizes: the fresh set's kind,
 never the fresh set).
 
-`collect` grounds the sets `experiments.second_look --rows` does not write (held-out scenes 0..N-1 half at any
+`collect` grounds the sets `experiments.second_look --rows` does not write (the odd held-out scenes 0..N-1 at any
 size, and held-out scenes at each band); `compare` reads both files. Run from the repository root:
 
     PYTHONPATH=training .venv/bin/python -m experiments.second_look --band-scenes 40 --rows ROWS   # 26 min
