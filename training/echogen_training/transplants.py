@@ -1,7 +1,7 @@
 """Provenance of transplanted models: a trained model given another run's part (`echogen-train
 transplant-vision`: an encoder; `echogen-train transplant-tokenizer`: an image tokenizer; `echogen-train
 separate-decoder`: a decoder that reads codes only; `echogen-train grow-vision`: its own encoder reading more
-pixels, the model its own donor).
+pixels or deeper, the model its own donor).
 
 A transplant writes its record into the new model's manifest (`training.<stage>`) and into a file beside it.
 The file is what `echogen-train ship --continuation` recognises a transplant by: a run continued from the

@@ -88,8 +88,8 @@ def compare(rows_path: str, more_path: str, compositions: int, below: float) -> 
     report = {}
     for name, answers in fits.items():
         probabilities = fitting(answers)
-        report[name] = {s: scored(rows, probabilities(rows)) for s, rows in {**sets, **more}.items()}
-        report[name]["fitted answers"] = {"answers": len(answers)}
+        scores = {s: scored(rows, probabilities(rows)) for s, rows in {**sets, **more}.items()}
+        report[name] = {"fitted_answers": len(answers), "scores": scores}
     return report
 
 
@@ -115,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    for name, figures in report.items():
-        print(f"{name}: fitted on {figures.pop('fitted answers')['answers']} answers")
-    for s in next(iter(report.values())):
+    for name, way in report.items():
+        print(f"{name}: fitted on {way['fitted_answers']} answers")
+    for s in next(iter(report.values()))["scores"]:
         print(f"{s}: " + " / ".join(SHOWN))
-        for name, figures in report.items():
-            print(f"  {name:28s} " + "  ".join(f"{figures[s][k]:.3f}" for k in SHOWN))
+        for name, way in report.items():
+            print(f"  {name:28s} " + "  ".join(f"{way['scores'][s][k]:.3f}" for k in SHOWN))
     return 0
 
 

@@ -31,7 +31,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_training import transplants
 
 MAX_FACTOR = 4  # 128 px → 512 px: beyond it a patch is a 64 px convolution
-MAX_LAYERS = 8  # three times the tabletop encoder's depth
+MAX_LAYERS = 8  # the tabletop encoder's 4 layers grown to at most 12
 
 
 def check_growth(factor: int, layers: int = 0) -> None:
@@ -92,7 +92,7 @@ def deepen(model: EchoGen, layers: int) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="the trained model whose encoder reads more pixels")
+    parser.add_argument("model", type=Path, help="the trained model whose encoder grows")
     parser.add_argument("--out", type=Path, required=True, help="the new model directory")
     parser.add_argument("--factor", type=int, default=2, help=f"how many times the input's side (1 to {MAX_FACTOR})")
     parser.add_argument("--layers", type=int, default=0, help=f"encoder layers to add (0 to {MAX_LAYERS})")
