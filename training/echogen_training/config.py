@@ -63,6 +63,10 @@ class OptimConfig:
     grad_accum: int = 1
     grad_clip: float = 1.0
     min_lr_ratio: float = 0.1
+    # the language model's learning rate (its transformer, text embeddings and head) as this × lr; the vision
+    # encoder, the generation path and the objective's own heads keep lr. Below 1 a continuation trains the
+    # encoder at full rate while the language model, whose reading of new compositions is easily lost, moves less
+    language_lr_scale: float = 1.0
 
 
 @dataclass
@@ -284,6 +288,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
     if config.data.workers < 0 or config.data.prefetch < 1:
         raise ConfigError(f"data.workers must be ≥ 0 and data.prefetch ≥ 1, got {config.data.workers}, "
                           f"{config.data.prefetch}")  # fmt: skip
+    if not 0 < config.optim.language_lr_scale <= 10:
+        raise ConfigError(f"optim.language_lr_scale must be in (0, 10], got {config.optim.language_lr_scale}")
     if config.run.time_budget_s < 0:
         raise ConfigError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
     chances = ("recolour", "desaturate", "tokenized", "no_target", "no_target_relation")

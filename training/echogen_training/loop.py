@@ -25,6 +25,7 @@ from echogen_training.data.sources import build_stream
 from echogen_training.evaluate import evaluate
 from echogen_training.logger import Logger
 from echogen_training.stages import stage_type
+from echogen_training.stages.base import language_ids
 
 NON_FINITE_EXIT = 3
 
@@ -57,6 +58,17 @@ def build_model(config: TrainConfig) -> EchoGen:
     return model
 
 
+def param_groups(objective: torch.nn.Module, language: set[str], lr: float, scale: float) -> list[dict]:
+    """The objective's trainable parameters: those named in `language` at lr × `scale`, the rest at lr. One
+    group when `scale` is 1 (every run before optim.language_lr_scale had one); no empty group."""
+    trainable = [(name, p) for name, p in objective.named_parameters() if p.requires_grad]
+    if scale == 1.0:
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    rest = [p for name, p in trainable if name not in language]
+    slow = [p for name, p in trainable if name in language]
+    return [group for group in ({"params": rest, "lr": lr}, {"params": slow, "lr": lr * scale}) if group["params"]]
+
+
 def lr_factor(step: int, config) -> float:
     """Linear warm-up, then cosine decay to min_lr_ratio."""
     if step < config.warmup_steps:
@@ -87,10 +99,11 @@ class Trainer:
         checkpoint = state.latest(self.out, report=print if self.context.is_main else lambda text: None)
         if checkpoint is not None:  # weights before sharding; optimizer state after
             self.model.load_state_dict(EchoGen.load(checkpoint / "model").model.state_dict())
+        language = {name for name, p in self.objective.named_parameters() if id(p) in language_ids(self.model)}
         self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self.stage.shard_units())
-        params = [p for p in self.objective.parameters() if p.requires_grad]
-        o = config.optim
-        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        o = config.optim  # names, not ids: FSDP2 shards in place and keeps the names, not the parameter objects
+        groups = param_groups(self.objective, language, o.lr, o.language_lr_scale)
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, o))
         self.stream = build_stream(config.data, self.context.rank, self.context.world)
         self.step = 0

@@ -186,6 +186,23 @@ def test_vision_only_trains_the_encoder_alone(tiny_config) -> None:
     assert _trained_modules(config) == {"vision_model", "aligner"}
 
 
+def test_the_language_model_trains_at_its_own_learning_rate(tiny_config) -> None:
+    """optim.language_lr_scale: Adam's first step moves a weight by its group's rate (g / |g|), so the language
+    model's weights move a quarter as far as the encoder's; at 1 the optimizer has one group, as before."""
+    rates = ("optim.lr=1e-3", "optim.weight_decay=0", "optim.warmup_steps=1")
+    trainer = Trainer(tiny_config("pmtp", "pmtp.tasks=[i2l]", "optim.language_lr_scale=0.25", *rates))
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == pytest.approx([1e-3, 2.5e-4])
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train_step()
+    moved = {name: float((p.detach() - before[name]).abs().max()) for name, p in trainer.model.named_parameters()}
+    language = max(step for name, step in moved.items() if ".language_model." in name)
+    encoder = max(step for name, step in moved.items() if ".vision_model." in name or ".aligner." in name)
+    assert language == pytest.approx(2.5e-4, rel=0.02) and encoder == pytest.approx(1e-3, rel=0.02)
+    assert len(Trainer(tiny_config("pmtp", "run.out=" + str(trainer.out) + "_one")).optimizer.param_groups) == 1
+    with pytest.raises(ValueError, match="language_lr_scale must be in"):
+        tiny_config("pmtp", "optim.language_lr_scale=0")
+
+
 @pytest.mark.parametrize(
     ("stage", "extra", "message"),
     [

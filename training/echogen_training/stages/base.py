@@ -27,6 +27,11 @@ def vision_ids(janus) -> set[int]:
     return parameter_ids(janus.model.vision_model, janus.model.aligner)
 
 
+def language_ids(janus) -> set[int]:
+    """The language model: its transformer and the text head (tied to its token embeddings in the tabletop preset)."""
+    return parameter_ids(janus.model.language_model, janus.lm_head)
+
+
 def refuse_vision_only(config: TrainConfig) -> None:
     """model.vision_only is the pmtp stage's (grounding loss alone); every other stage refuses it."""
     if config.model.vision_only:
