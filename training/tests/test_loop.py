@@ -87,7 +87,13 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stage", "extra"), [("pmtp", ()), ("pmtp", ("pmtp.pointer_weight=1.0",)), ("vq", ("vq.restart_every=3",))]
+    ("stage", "extra"),
+    [
+        ("pmtp", ()),
+        ("pmtp", ("pmtp.pointer_weight=1.0",)),
+        ("pmtp", ("optim.language_lr_scale=0.25",)),  # two optimizer groups
+        ("vq", ("vq.restart_every=3",)),
+    ],
 )
 def test_resume_is_exact(tiny_config, tmp_path: Path, stage: str, extra: tuple[str, ...]) -> None:
     """Also for VQ with dead-code restarts: the code-hit window spans the interruption (restart at step 3)."""
