@@ -65,7 +65,8 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
     # the language model's learning rate (its transformer, text embeddings and head) as this × lr; the vision
     # encoder, the generation path and the objective's own heads keep lr. Below 1 a continuation trains the
-    # encoder at full rate while the language model, whose reading of new compositions is easily lost, moves less
+    # encoder at full rate and the language model slower (at 0.25 × it still lost held-out compositions as at
+    # 1 ×: docs/benchmarks.md, 2026-12-07 session 17)
     language_lr_scale: float = 1.0
 
 
