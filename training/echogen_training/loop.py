@@ -99,7 +99,8 @@ class Trainer:
         checkpoint = state.latest(self.out, report=print if self.context.is_main else lambda text: None)
         if checkpoint is not None:  # weights before sharding; optimizer state after
             self.model.load_state_dict(EchoGen.load(checkpoint / "model").model.state_dict())
-        language = {name for name, p in self.objective.named_parameters() if id(p) in language_ids(self.model)}
+        language_model = language_ids(self.model)
+        language = {name for name, p in self.objective.named_parameters() if id(p) in language_model}
         self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self.stage.shard_units())
         o = config.optim  # names, not ids: FSDP2 shards in place and keeps the names, not the parameter objects
         groups = param_groups(self.objective, language, o.lr, o.language_lr_scale)
