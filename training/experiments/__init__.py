@@ -13,13 +13,14 @@ from the repository root with this directory's parent on the path,
 - detector_controls: what the classical detector gives world renders and flat shapes painted into their boxes;
 - depth_3d: how far grounded referents' 3D centres (and goal poses) land from the truth, from depth and K;
 - domain_check: how the domain check separates world renders (by split, size, JPEG) from photos and non-scenes;
+- pixel_ceiling: how well a small classifier tells objects' categories from the pixels a model reads, by scale band;
 - plan_share: how many of the world's instructions plan (truth listing, no listing, the model), refusals checked;
 - l2i_nll: teacher-forced layout→image token cross-entropy on held-out scenes (right, shuffled or no layout);
 - refine_sweep: grounding accuracy by sub-bin refinement window;
 - sample_grids: the grounding and imagined-scene sample grids of docs/img;
 - second_look: small best boxes read again in a crop around them, each way with its own calibration;
 - sampling_sweep: imagined-scene metrics by classifier-free guidance and temperature;
-- vision_probe: linear probes of the vision features on seen and held-out colour × category pairs;
+- vision_probe: linear probes of the vision features on seen and held-out colour × category pairs (any object size);
 - vq_ceiling: what the image path allows, real frames sent through it without the generator.
 
 Those that read an `echogen world` export read it through world_export.read_scenes.

@@ -10,6 +10,10 @@ means the features bind shape to colour: no grounding head on top of them can fi
 cup is blue.
 
     python -m experiments.vision_probe [MODEL] [--train-scenes 400] [--test-scenes 200] [--seed 7]
+        [--train-scale 0.5 1.6] [--test-scale 0.5 0.7]
+
+`--train-scale` / `--test-scale` draw every object's size from that range (world.scene.SceneConfig.scale_range;
+default × 1): the probe then asks whether the encoder still tells categories apart on small objects.
 """
 
 from __future__ import annotations
@@ -26,17 +30,22 @@ from echogen_ros.model import generation
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
+from echogen_ros.world.scene import SceneConfig
 
 ATTRIBUTES = {"category": catalog.CATEGORIES, "colour": tuple(catalog.COLOURS)}
 
 
 @torch.no_grad()
-def features(model: EchoGen, split: str, scenes: int, seed: int) -> tuple[torch.Tensor, dict, torch.Tensor]:
-    """(objects, D) centre-patch features, attribute → (objects,) class ids, (objects,) held-out pair."""
+def features(
+    model: EchoGen, split: str, scenes: int, seed: int, scale: tuple[float, float] = (1.0, 1.0)
+) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """(objects, D) centre-patch features, attribute → (objects,) class ids, (objects,) held-out pair; every
+    object's size × a draw from `scale`."""
+    config = SceneConfig(scale_range=scale)
     grid = round(model.scheme.image_tokens**0.5)
     rows, labels, heldout = [], {name: [] for name in ATTRIBUTES}, []
     for index in range(scenes):
-        sample = world_sample(seed, index, split)
+        sample = world_sample(seed, index, split, config)
         pixels, letterbox = model.pixels(sample.image())
         patch_features = generation.image_features(model.model, pixels)[0].float()
         for obj, box in zip(sample.scene.objects, sample.boxes()):
@@ -64,16 +73,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-scenes", type=int, default=400)
     parser.add_argument("--test-scenes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7, help="seed of the held-out scenes (train scenes use 0)")
+    for name in ("train", "test"):
+        parser.add_argument(
+            f"--{name}-scale",
+            type=float,
+            nargs=2,
+            default=(1.0, 1.0),
+            metavar=("LO", "HI"),
+            help=f"the {name} scenes' objects at × a draw from [LO, HI] of their size (default 1 1)",
+        )
     args = parser.parse_args(argv)
     if args.train_scenes < 1 or args.test_scenes < 1:
         parser.error("--train-scenes and --test-scenes must be >= 1")
+    try:
+        scales = [SceneConfig(scale_range=scale).scale_range for scale in (args.train_scale, args.test_scale)]
+    except ValueError as error:
+        parser.error(str(error))
     model = EchoGen.load(args.model)
-    x_train, y_train, _ = features(model, "train", args.train_scenes, 0)
-    x_test, y_test, heldout = features(model, "heldout", args.test_scenes, args.seed)
+    x_train, y_train, _ = features(model, "train", args.train_scenes, 0, scales[0])
+    x_test, y_test, heldout = features(model, "heldout", args.test_scenes, args.seed, scales[1])
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     report = {"model": str(args.model or "embedded"), "objects": {"train": len(x_train), "test": len(x_test),
-              "test_heldout_pairs": int(heldout.sum())}}  # fmt: skip
+              "test_heldout_pairs": int(heldout.sum())},
+              "scale": {"train": list(scales[0]), "test": list(scales[1])}}  # fmt: skip
     for name, classes in ATTRIBUTES.items():
         probe = fit_probe(x_train, y_train[name], len(classes))
         with torch.no_grad():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import experiments
 import pytest
+import torch
 from experiments import ablation_table
 
 SCRIPTS = sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if m.name != "world_export")
@@ -54,3 +55,25 @@ def test_the_ablation_table_has_a_row_per_run_with_the_seeds_spread(tmp_path: Pa
     (tmp_path / "seed1" / "plan.json").write_text(json.dumps({**plan, "steps": 1400}))  # seeds that disagree
     assert ablation_table.main([str(tmp_path)]) == 2
     assert "plan.json" in capsys.readouterr().err
+
+
+def test_the_pixel_ceiling_windows_hold_their_object_and_the_report_has_every_band(capsys) -> None:
+    from experiments import pixel_ceiling
+
+    from echogen_ros.world import catalog
+    from echogen_ros.world.dataset import world_sample
+    from echogen_ros.world.scene import SceneConfig
+
+    x, y, heldout = pixel_ceiling.windows(128, "heldout", 7, 2, (1.0, 1.0))
+    objects = [o for i in range(2) for o in world_sample(7, i, "heldout", SceneConfig()).scene.objects]
+    assert x.shape == (len(objects), 3, 32, 32) and len(y) == len(heldout) == len(objects)
+    assert [catalog.CATEGORIES[int(c)] for c in y] == [o.category for o in objects]
+    centre = x[:, :, 15:17, 15:17]  # the object's box centre: its colour, not the table's grey
+    assert (centre.amax(dim=(1, 2, 3)) - centre.amin(dim=(1, 2, 3))).gt(0.2).any()
+    assert pixel_ceiling.classifier(10, 256)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+    argv = ["--sizes", "64", "--train-scenes", "4", "--test-scenes", "2", "--epochs", "1"]
+    assert pixel_ceiling.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["sizes"]["64"]) == {"objects", "0.5-0.7", "0.7-1.3", "1.3-1.6"}
+    with pytest.raises(SystemExit):
+        pixel_ceiling.main(["--sizes", "16"])
