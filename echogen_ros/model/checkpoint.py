@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from transformers.utils import logging as hf_logging
 
 MANIFEST = "echogen.json"
 FORMAT_VERSION = 1
@@ -25,6 +32,9 @@ OPTIONAL = {
 }  # fmt: skip
 SCHEME_REQUIRED = {"bins": (int,), "image_tokens": (int,)}
 SCHEME_OPTIONAL = {"generation_tokens": (int,), "i2l_layout": (str,)}
+# config.json keys of EchoGen's modules that are not Janus' (layout_decoder's decoder map, vision_stem's stem):
+# transformers does not build them, so their weights are read after it has loaded the rest
+EXTRA_MODULES = ("decoder_map", "vision_stem")
 
 
 class CheckpointError(ValueError):
@@ -101,3 +111,36 @@ def _check_fields(record: dict, required: dict, optional: dict, where: str) -> N
         if key in record and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind)):
             names = " or ".join(k.__name__ for k in kind)
             raise CheckpointError(f"{where}: {key!r} must be {names}, not {type(value).__name__}")
+
+
+@contextmanager
+def quiet_extra_weights(config_file: Path) -> Iterator[None]:
+    """While transformers loads a model whose config asks for one of `EXTRA_MODULES`: their weights are not
+    Janus', so transformers would report them as unexpected keys (their modules read them next)."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        wanted = isinstance(config, dict) and any(config.get(key) for key in EXTRA_MODULES)
+    except (OSError, ValueError):
+        wanted = False  # transformers reports a missing or broken config itself
+    if not wanted:
+        yield
+        return
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def load_module_weights(module: nn.Module, prefix: str, weights: Path, what: str) -> None:
+    """Copy `module`'s tensors from the safetensors file `weights`, stored under `prefix` + their names
+    (ValueError naming the missing keys of `what` the config asks for)."""
+    wanted = {prefix + name: tensor for name, tensor in module.state_dict().items()}
+    with safe_open(str(weights), framework="pt") as stored:
+        missing = sorted(set(wanted) - set(stored.keys()))
+        if missing:
+            raise ValueError(f"config.json asks for {what} but the weights lack {', '.join(missing)}")
+        with torch.no_grad():
+            for key, tensor in wanted.items():
+                tensor.copy_(stored.get_tensor(key))

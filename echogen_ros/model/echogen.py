@@ -24,6 +24,7 @@ from echogen_ros.model import (
     inventory,
     label_listing,
     layout_decoder,
+    vision_stem,
 )
 from echogen_ros.model.confidence import Calibration
 from echogen_ros.model.domain import DomainCheck, read_domain_check
@@ -146,9 +147,10 @@ class EchoGen:
         manifest = checkpoint.read_manifest(directory)
         dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
         try:
-            with layout_decoder.quiet_extra_weights(directory / checkpoint.CONFIG):
+            with checkpoint.quiet_extra_weights(directory / checkpoint.CONFIG):
                 model = JanusForConditionalGeneration.from_pretrained(directory, dtype=dtype, use_safetensors=True)
             layout_decoder.load(model, directory / checkpoint.WEIGHTS)
+            vision_stem.load(model, directory / checkpoint.WEIGHTS)
         except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             raise checkpoint.CheckpointError(f"cannot load weights from {directory}: {exc}") from None
         try:

@@ -28,17 +28,15 @@ codebook's decoder from before the map was trained).
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 from transformers import JanusForConditionalGeneration
 from transformers.models.janus.modeling_janus import JanusVQVAE
-from transformers.utils import logging as hf_logging
+
+from echogen_ros.model import checkpoint
 
 
 def box_cover(boxes: torch.Tensor, grid: int) -> torch.Tensor:
@@ -119,40 +117,12 @@ def separate(model: JanusForConditionalGeneration, plain: JanusVQVAE) -> None:
     model.config.decoder_map = {**model.config.decoder_map, "decoder": True}
 
 
-@contextmanager
-def quiet_extra_weights(config_file: Path) -> Iterator[None]:
-    """While transformers loads a model whose config asks for a decoder map: its weights are not Janus', so
-    transformers would report them as unexpected keys (they are loaded next, by `load`)."""
-    try:
-        wanted = bool(json.loads(config_file.read_text(encoding="utf-8")).get("decoder_map"))
-    except (OSError, ValueError):
-        wanted = False  # transformers reports a missing or broken config itself
-    if not wanted:
-        yield
-        return
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-
 def load(model: JanusForConditionalGeneration, weights: Path) -> None:
     """Build the decoder map a loaded model's config asks for and read its weights from the safetensors file
     (ValueError naming what is missing)."""
     condition = attach(model)
-    if condition is None:
-        return
-    prefix = "model.vqmodel.decoder_map."
-    wanted = {prefix + name: tensor for name, tensor in condition.state_dict().items()}
-    with safe_open(str(weights), framework="pt") as stored:
-        missing = sorted(set(wanted) - set(stored.keys()))
-        if missing:
-            raise ValueError(f"config.json asks for a decoder map but the weights lack {', '.join(missing)}")
-        for key, tensor in wanted.items():
-            with torch.no_grad():
-                tensor.copy_(stored.get_tensor(key))
+    if condition is not None:
+        checkpoint.load_module_weights(condition, "model.vqmodel.decoder_map.", weights, "a decoder map")
 
 
 def enable(model: JanusForConditionalGeneration) -> DecoderMap:

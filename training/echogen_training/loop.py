@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import JanusForConditionalGeneration
 
-from echogen_ros.model import generation, layout_decoder
+from echogen_ros.model import generation, layout_decoder, vision_stem
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.presets import PRESETS
 from echogen_training import distributed, fsdp_state, state
@@ -224,7 +224,8 @@ class Trainer:
         if not self.context.is_main:
             return None
         whole = EchoGen(JanusForConditionalGeneration(self.model.config), self.echogen.tokenizer, self.echogen.manifest)
-        layout_decoder.attach(whole.model)  # the config's decoder map is not a Janus module: built here, filled next
+        layout_decoder.attach(whole.model)  # the config's decoder map and stem are not Janus modules: built here,
+        vision_stem.attach(whole.model)  # filled next
         whole.model.load_state_dict(model_state)
         return whole
 

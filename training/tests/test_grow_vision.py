@@ -1,10 +1,11 @@
 """`echogen-train grow-vision` (echogen_training.tools.grow_vision): the encoder reads factor × the pixels on the
 same patch grid and, on a frame's factor × factor block averages, computes what it computed before; layers added
 to it start as the identity and can learn; everything else is kept, and a bad factor, depth or output is
-refused."""
+refused; a convolutional stem beside the patch embedding starts at zero, is saved, loaded and trained."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from echogen_training.cli import main as echogen_train
 from echogen_training.tools import grow_vision
 
-from echogen_ros.model import generation
+from echogen_ros.model import generation, vision_stem
 from echogen_ros.model.echogen import EchoGen
 
 
@@ -106,3 +107,58 @@ def test_the_model_itself_is_refused_as_the_output(capsys, tmp_path: Path) -> No
     assert run([str(model_dir), "--out", str(model_dir)]) == 2
     assert "one of the input models" in capsys.readouterr().err
     assert sorted(p.name for p in model_dir.iterdir()) == files
+
+
+def test_a_stem_starts_at_zero_is_saved_and_loaded_and_learns(capsys, tmp_path: Path) -> None:
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    assert run([str(model_dir), "--out", str(tmp_path / "out"), "--factor", "1", "--stem"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["stem"] == {"channels": vision_stem.default_channels(8)} == {"channels": [32, 64]}
+    model, out = EchoGen.load(model_dir), EchoGen.load(tmp_path / "out")
+    stem = vision_stem.stem_of(out.model)
+    assert stem is not None and vision_stem.stem_of(model.model) is None
+    assert out.model.config.vision_stem == record["stem"]
+    size = model.vision_size
+    pixels = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    assert torch.equal(_features(out, pixels), _features(model, pixels))  # zero until trained
+    out.model.train()
+    generation.image_features(out.model, pixels).float().square().mean().backward()
+    last = stem.net[-1]
+    assert last.weight.grad.abs().sum() > 0  # the grounding loss reaches the stem through the hook
+    with torch.no_grad():  # a trained stem changes the features, and the change survives save and load
+        last.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(6))
+    moved = _features(out, pixels)
+    assert (moved - _features(model, pixels)).norm() >= 0.01 * moved.norm()
+    again = EchoGen.load(out.save(tmp_path / "again"))
+    assert torch.equal(_features(again, pixels), moved)
+    copied = copy.deepcopy(again.model)  # a copied encoder reads its own stem, hooked once
+    with torch.no_grad():
+        vision_stem.stem_of(copied).net[-1].weight.zero_()
+    assert torch.equal(generation.image_features(copied, pixels).float(), _features(model, pixels))
+    assert torch.equal(_features(again, pixels), moved)
+    assert len(vision_stem.stem_of(again.model).net) == 5  # 8 px patch: two halvings with GELU, then the last
+
+
+def test_a_stem_is_refused_twice_and_before_widening(tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", seed=0)
+    grow_vision.grow(model, 1, stem=True)
+    with pytest.raises(ValueError, match="has a vision stem already"):
+        grow_vision.grow(model, 1, stem=True)
+    with pytest.raises(ValueError, match="widen a model before giving it one"):
+        grow_vision.grow(model, 2)
+    grown = EchoGen.create("tiny", seed=0)
+    record = grow_vision.grow(grown, 2, stem=True)  # widened first, then the stem for the wider patch
+    assert record["patch"] == [8, 16] and record["stem"] == {"channels": [32, 64, 128]}
+    with pytest.raises(ValueError, match="power of two"):
+        vision_stem.VisionStem(12, 32, [8])
+    with pytest.raises(ValueError, match="needs 2 positive hidden widths"):
+        vision_stem.VisionStem(8, 32, [8])
+
+
+def test_weights_without_the_stem_the_config_asks_for_are_refused(tmp_path: Path) -> None:
+    model = EchoGen.create("tiny", seed=0)
+    model.save(tmp_path / "plain")
+    model.model.config.vision_stem = {"channels": [32, 64]}  # the config says so, the weights lack it
+    directory = model.save(tmp_path / "broken")
+    with pytest.raises(ValueError, match="asks for a vision stem but the weights lack"):
+        EchoGen.load(directory)

@@ -1,5 +1,6 @@
 """Grow a trained model's vision encoder without changing what the language model reads: `--factor` × the input
-pixels on the same patch grid, and/or `--layers` more encoder layers that start as the identity.
+pixels on the same patch grid, `--layers` more encoder layers that start as the identity, and/or `--stem`, a
+convolutional stem beside the patch embedding that starts at zero (`echogen_ros.model.vision_stem`).
 
 The patch embedding (a convolution of kernel = stride = the patch) becomes one of `factor` × the kernel whose
 every weight is the old weight it covers divided by factor²: on a frame letterboxed to the new size it computes
@@ -12,7 +13,7 @@ about half a 16 px patch) or the capacity to tell them apart (docs/benchmarks.md
 embeddings, the old layers and everything after the encoder are unchanged; the out-of-domain check and the
 calibration belong to the old encoder, so the output has neither (run `fit-domain` and `calibrate` after training).
 
-    echogen-train grow-vision MODEL --out DIR [--factor 2] [--layers 0] [--overwrite]
+    echogen-train grow-vision MODEL --out DIR [--factor 2] [--layers 0] [--stem] [--overwrite]
 
 The output is a full model directory, written all at once; the manifest records the growth under
 `training.vision_growth` (also vision_growth.json beside it); MODEL is not modified.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from echogen_ros.model import vision_stem
 from echogen_ros.model.echogen import EchoGen
 from echogen_training import transplants
 
@@ -34,20 +36,28 @@ MAX_FACTOR = 4  # 128 px → 512 px: beyond it a patch is a 64 px convolution
 MAX_LAYERS = 8  # the tabletop encoder's 4 layers grown to at most 12
 
 
-def check_growth(factor: int, layers: int = 0) -> None:
+def check_growth(factor: int, layers: int = 0, stem: bool = False) -> None:
     if not 1 <= factor <= MAX_FACTOR:
         raise ValueError(f"--factor must be 1 to {MAX_FACTOR}, got {factor}")
     if not 0 <= layers <= MAX_LAYERS:
         raise ValueError(f"--layers must be 0 to {MAX_LAYERS}, got {layers}")
-    if factor == 1 and layers == 0:
-        raise ValueError(f"nothing to grow: give --factor 2 to {MAX_FACTOR} or --layers 1 to {MAX_LAYERS}")
+    if factor == 1 and layers == 0 and not stem:
+        raise ValueError(f"nothing to grow: give --factor 2 to {MAX_FACTOR}, --layers 1 to {MAX_LAYERS} or --stem")
 
 
-def grow(model: EchoGen, factor: int, layers: int = 0) -> dict:
-    """`model`'s encoder grown in place (`factor` × the input's side, `layers` more layers); returns the record."""
-    check_growth(factor, layers)
+def grow(model: EchoGen, factor: int, layers: int = 0, stem: bool = False) -> dict:
+    """`model`'s encoder grown in place (`factor` × the input's side, `layers` more layers, a stem beside the
+    patch embedding, in that order); returns the record."""
+    check_growth(factor, layers, stem)
+    if factor > 1 and vision_stem.stem_of(model.model) is not None:
+        raise ValueError("the model has a vision stem: widen a model before giving it one")
     record = widen(model, factor) if factor > 1 else {"factor": 1}
-    return {**record, **deepen(model, layers)} if layers else record
+    if layers:
+        record = {**record, **deepen(model, layers)}
+    if stem:
+        vision_stem.enable(model.model)
+        record["stem"] = model.model.config.vision_stem
+    return record
 
 
 def widen(model: EchoGen, factor: int) -> dict:
@@ -96,14 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the new model directory")
     parser.add_argument("--factor", type=int, default=2, help=f"how many times the input's side (1 to {MAX_FACTOR})")
     parser.add_argument("--layers", type=int, default=0, help=f"encoder layers to add (0 to {MAX_LAYERS})")
+    parser.add_argument("--stem", action="store_true", help="add a convolutional stem beside the patch embedding")
     parser.add_argument("--overwrite", action="store_true", help="replace an --out this tool wrote before")
 
 
 def run(args: argparse.Namespace) -> int:
-    check_growth(args.factor, args.layers)  # before the model is loaded
+    check_growth(args.factor, args.layers, args.stem)  # before the model is loaded
     transplants.check_out(args.out, args.overwrite, args.model)
     model = EchoGen.load(args.model)
-    record = grow(model, args.factor, args.layers)
+    record = grow(model, args.factor, args.layers, args.stem)
     record = transplants.save(model, args.model, model, args.model, args.out, "vision_growth", record, args.overwrite)
     print(json.dumps(record))
     return 0
