@@ -10,10 +10,13 @@ means the features bind shape to colour: no grounding head on top of them can fi
 cup is blue.
 
     python -m experiments.vision_probe [MODEL] [--train-scenes 400] [--test-scenes 200] [--seed 7]
-        [--train-scale 0.5 1.6] [--test-scale 0.5 0.7]
+        [--train-scale 0.5 1.6] [--test-scale 0.5 0.7] [--train-split heldout]
 
 `--train-scale` / `--test-scale` draw every object's size from that range (world.scene.SceneConfig.scale_range;
 default × 1): the probe then asks whether the encoder still tells categories apart on small objects.
+`--train-split heldout` fits the probes on held-out split scenes of seed 101 (every pair, seen and held out)
+instead of train's: the probe is then not taught that a colour means a category, and asks only how much of an
+object's category the feature holds.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from echogen_ros.model.echogen import EchoGen
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig
+from experiments import pixel_ceiling
 
 ATTRIBUTES = {"category": catalog.CATEGORIES, "colour": tuple(catalog.COLOURS)}
 
@@ -73,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-scenes", type=int, default=400)
     parser.add_argument("--test-scenes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7, help="seed of the held-out scenes (train scenes use 0)")
+    parser.add_argument(
+        "--train-split",
+        choices=("train", "heldout"),
+        default="train",
+        help="fit the probes on train scenes (seed 0) or on held-out split scenes of seed 101",
+    )
     for name in ("train", "test"):
         parser.add_argument(
             f"--{name}-scale",
@@ -90,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     model = EchoGen.load(args.model)
-    x_train, y_train, _ = features(model, "train", args.train_scenes, 0, scales[0])
+    train_seed = 0 if args.train_split == "train" else pixel_ceiling.TRAIN_SEED
+    x_train, y_train, _ = features(model, args.train_split, args.train_scenes, train_seed, scales[0])
     x_test, y_test, heldout = features(model, "heldout", args.test_scenes, args.seed, scales[1])
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     report = {"model": str(args.model or "embedded"), "objects": {"train": len(x_train), "test": len(x_test),
               "test_heldout_pairs": int(heldout.sum())},
-              "scale": {"train": list(scales[0]), "test": list(scales[1])}}  # fmt: skip
+              "scale": {"train": list(scales[0]), "test": list(scales[1])},
+              "train_scenes": {"split": args.train_split, "seed": train_seed}}  # fmt: skip
     for name, classes in ATTRIBUTES.items():
         probe = fit_probe(x_train, y_train[name], len(classes))
         with torch.no_grad():
