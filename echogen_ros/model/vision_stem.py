@@ -102,6 +102,15 @@ def enable(model: JanusForConditionalGeneration, channels: Sequence[int] | None 
     return attach(model)
 
 
+def copy_spec(donor: JanusForConditionalGeneration, model: JanusForConditionalGeneration) -> None:
+    """Record in `model`'s config whether `donor`'s encoder, copied into `model`, has a stem (and which)."""
+    spec = getattr(donor.config, CONFIG_KEY, None)
+    if spec:
+        setattr(model.config, CONFIG_KEY, {"channels": list(spec["channels"])})
+    elif hasattr(model.config, CONFIG_KEY):
+        delattr(model.config, CONFIG_KEY)
+
+
 def load(model: JanusForConditionalGeneration, weights: Path) -> None:
     """Build the stem a loaded model's config asks for and read its weights (ValueError naming what is missing)."""
     stem = attach(model)

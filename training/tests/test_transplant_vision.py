@@ -14,7 +14,7 @@ from echogen_training.cli import main as echogen_train
 from echogen_training.tools import transplant_vision
 from transformers import JanusForConditionalGeneration
 
-from echogen_ros.model import generation
+from echogen_ros.model import generation, vision_stem
 from echogen_ros.model.echogen import EchoGen
 
 
@@ -100,3 +100,22 @@ def test_bad_arguments_exit_2_and_write_nothing(capsys, tmp_path: Path, bad: lis
     assert line.startswith("echogen-train: error: ")
     assert not (tmp_path / "out").exists()
     assert before == {d: sorted((p.name, p.stat().st_mtime_ns) for p in d.iterdir()) for d in (model_dir, donor_dir)}
+
+
+def test_a_donor_with_a_stem_brings_it_and_one_without_takes_it_away(tmp_path: Path) -> None:
+    donor = EchoGen.create("tiny", seed=1)
+    vision_stem.enable(donor.model)
+    with torch.no_grad():
+        vision_stem.stem_of(donor.model).net[-1].weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(2))
+    donor_dir = donor.save(tmp_path / "donor")
+    out = tmp_path / "out"
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "model")
+    assert run([str(model_dir), str(donor_dir), "--out", str(out), "--steps", "2", "--batch", "2"]) == 0
+    loaded = EchoGen.load(out)
+    assert loaded.model.config.vision_stem == donor.model.config.vision_stem
+    for name, weight in vision_stem.stem_of(loaded.model).state_dict().items():
+        assert torch.equal(weight, vision_stem.stem_of(donor.model).state_dict()[name])
+    back = tmp_path / "back"  # the stem model's encoder replaced by a plain one: no stem left in config or weights
+    assert run([str(out), str(model_dir), "--out", str(back), "--steps", "2", "--batch", "2"]) == 0
+    plain = EchoGen.load(back)
+    assert vision_stem.stem_of(plain.model) is None and not getattr(plain.model.config, "vision_stem", None)

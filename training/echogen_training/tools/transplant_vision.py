@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from echogen_ros.model import vision_stem
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.letterbox import Letterbox
 from echogen_training import transplants
@@ -70,6 +71,7 @@ def transplant(model: EchoGen, donor: EchoGen, steps: int, batch: int, lr: float
     janus.vision_model = copy.deepcopy(donor.model.model.vision_model).to(model.dtype)
     janus.aligner = copy.deepcopy(donor.model.model.aligner).float()
     model.model.config.vision_config = copy.deepcopy(donor.model.config.vision_config)
+    vision_stem.copy_spec(donor.model, model.model)  # a stem on the donor's encoder came with it
     sizes = (model.vision_size, donor.vision_size)
     model.vision_size = donor.vision_size
     model.manifest = {**model.manifest, "vision_size": donor.vision_size}
