@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from echogen_ros.cli import main
 from echogen_ros.engines.base import BackendUnavailable, EngineGrounded
@@ -16,6 +17,7 @@ from echogen_ros.engines.export import export_grounding, read_sidecar
 from echogen_ros.engines.onnxruntime_engine import OnnxRuntimeGrounder, providers_for
 from echogen_ros.engines.parity import parity
 from echogen_ros.engines.select import load_grounding_model
+from echogen_ros.model import vision_stem
 from echogen_ros.model.echogen import EchoGen
 from echogen_ros.model.layout import Layout, LayoutObject
 from echogen_ros.params import validate
@@ -195,3 +197,19 @@ def test_export_cli_and_ground_with_backend(tiny_model_dir: Path, tmp_path: Path
     assert json.loads(capsys.readouterr().out)["detections"][0]["box"] == ort_box
     assert validate("backend", "tensorrt") is None and "choose from" in validate("backend", "openvino")
     assert np.isfinite(ort_box).all()
+
+
+def test_a_model_with_a_vision_stem_exports_it(tmp_path: Path) -> None:
+    """The stem is a forward hook on the patch embedding: the exported graph must run it, or the engine's boxes
+    would be those of the model without it."""
+    model = EchoGen.create("tiny", seed=0)
+    vision_stem.enable(model.model)
+    with torch.no_grad():  # a stem that changes what the encoder computes
+        vision_stem.stem_of(model.model).net[-1].weight.normal_(0, 2.0, generator=torch.Generator().manual_seed(1))
+    model = EchoGen.load(model.save(tmp_path / "model"))
+    export_grounding(model, tmp_path / "onnx")
+    engine = OnnxRuntimeGrounder(tmp_path / "onnx" / "grounding.onnx", ["CPUExecutionProvider"])
+    report = parity(model, engine, scenes=3)
+    assert report["expressions"] > 10 and report["token_mismatches"] == 0 and report["max_score_error"] < 1e-5
+    without = parity(EchoGen.create("tiny", seed=0), engine, scenes=3)  # the same model without its stem differs
+    assert without["max_score_error"] > 1e-4
