@@ -68,6 +68,9 @@ class OptimConfig:
     # encoder at full rate and the language model slower (at 0.25 × it still lost held-out compositions as at
     # 1 ×: docs/benchmarks.md, 2026-12-07 session 17)
     language_lr_scale: float = 1.0
+    # a vision stem's learning rate (echogen_ros.model.vision_stem, added by grow-vision --stem) as this × lr: it
+    # starts at zero, and at lr 1e-4 it had reached 0.4 % of the patch embedding's size after 500 steps (session 18)
+    stem_lr_scale: float = 1.0
 
 
 @dataclass
@@ -289,8 +292,9 @@ def load_config(path: str | Path | None, overrides: list[str] = (), stage: str |
     if config.data.workers < 0 or config.data.prefetch < 1:
         raise ConfigError(f"data.workers must be ≥ 0 and data.prefetch ≥ 1, got {config.data.workers}, "
                           f"{config.data.prefetch}")  # fmt: skip
-    if not 0 < config.optim.language_lr_scale <= 10:
-        raise ConfigError(f"optim.language_lr_scale must be in (0, 10], got {config.optim.language_lr_scale}")
+    for name, most in (("language_lr_scale", 10), ("stem_lr_scale", 100)):
+        if not 0 < (scale := getattr(config.optim, name)) <= most:
+            raise ConfigError(f"optim.{name} must be in (0, {most}], got {scale}")
     if config.run.time_budget_s < 0:
         raise ConfigError(f"run.time_budget_s must be ≥ 0 (0: no budget), got {config.run.time_budget_s}")
     chances = ("recolour", "desaturate", "tokenized", "no_target", "no_target_relation")

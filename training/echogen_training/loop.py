@@ -25,7 +25,7 @@ from echogen_training.data.sources import build_stream
 from echogen_training.evaluate import evaluate
 from echogen_training.logger import Logger
 from echogen_training.stages import stage_type
-from echogen_training.stages.base import language_ids
+from echogen_training.stages.base import language_ids, stem_ids
 
 NON_FINITE_EXIT = 3
 
@@ -58,15 +58,17 @@ def build_model(config: TrainConfig) -> EchoGen:
     return model
 
 
-def param_groups(objective: torch.nn.Module, language: set[str], lr: float, scale: float) -> list[dict]:
-    """The objective's trainable parameters: those named in `language` at lr × `scale`, the rest at lr. One
-    group when `scale` is 1 (every run before optim.language_lr_scale had one); no empty group."""
+def param_groups(objective: torch.nn.Module, scaled: list[tuple[set[str], float]], lr: float) -> list[dict]:
+    """The objective's trainable parameters: those named in a (names, scale) of `scaled` at lr × scale, the rest
+    at lr. One group when every scale is 1 (every run before optim.language_lr_scale had one); no empty group."""
     trainable = [(name, p) for name, p in objective.named_parameters() if p.requires_grad]
-    if scale == 1.0:
+    scaled = [(names, scale) for names, scale in scaled if scale != 1.0]
+    if not scaled:
         return [{"params": [p for _, p in trainable], "lr": lr}]
-    rest = [p for name, p in trainable if name not in language]
-    slow = [p for name, p in trainable if name in language]
-    return [group for group in ({"params": rest, "lr": lr}, {"params": slow, "lr": lr * scale}) if group["params"]]
+    taken = set().union(*(names for names, _ in scaled))
+    groups = [{"params": [p for name, p in trainable if name not in taken], "lr": lr}]
+    groups += [{"params": [p for name, p in trainable if name in names], "lr": lr * scale} for names, scale in scaled]
+    return [group for group in groups if group["params"]]
 
 
 def lr_factor(step: int, config) -> float:
@@ -99,11 +101,11 @@ class Trainer:
         checkpoint = state.latest(self.out, report=print if self.context.is_main else lambda text: None)
         if checkpoint is not None:  # weights before sharding; optimizer state after
             self.model.load_state_dict(EchoGen.load(checkpoint / "model").model.state_dict())
-        language_model = language_ids(self.model)
-        language = {name for name, p in self.objective.named_parameters() if id(p) in language_model}
-        self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self.stage.shard_units())
         o = config.optim  # names, not ids: FSDP2 shards in place and keeps the names, not the parameter objects
-        groups = param_groups(self.objective, language, o.lr, o.language_lr_scale)
+        scaled = [(self._names(language_ids(self.model)), o.language_lr_scale),
+                  (self._names(stem_ids(self.model)), o.stem_lr_scale)]  # fmt: skip
+        self.wrapped = distributed.wrap(self.objective, self.context, config.run.distributed, self.stage.shard_units())
+        groups = param_groups(self.objective, scaled, o.lr)
         self.optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, o))
         self.stream = build_stream(config.data, self.context.rank, self.context.world)
@@ -130,6 +132,10 @@ class Trainer:
             prefetch_factor=self.config.data.prefetch, multiprocessing_context="fork",
             generator=torch.Generator(),  # its worker seeds must not come from (and shift) the global RNG
         )  # fmt: skip
+
+    def _names(self, ids: set[int]) -> set[str]:
+        """The objective's names of the parameters with these ids."""
+        return {name for name, p in self.objective.named_parameters() if id(p) in ids}
 
     def _resume(self, path: Path) -> int:
         """Load the trainer state at `path`; the max_steps a time budget fitted there (0: none)."""

@@ -14,7 +14,7 @@ from echogen_training.loop import Trainer
 from echogen_training.stages.djo import gumbel_tau
 from echogen_training.stages.vq import CodeUsage
 
-from echogen_ros.model import layout_decoder, vq
+from echogen_ros.model import layout_decoder, vision_stem, vq
 from echogen_ros.model.echogen import EchoGen
 
 
@@ -201,6 +201,30 @@ def test_the_language_model_trains_at_its_own_learning_rate(tiny_config) -> None
     assert len(Trainer(tiny_config("pmtp", "run.out=" + str(trainer.out) + "_one")).optimizer.param_groups) == 1
     with pytest.raises(ValueError, match="language_lr_scale must be in"):
         tiny_config("pmtp", "optim.language_lr_scale=0")
+
+
+def test_a_vision_stem_trains_at_its_own_learning_rate_and_is_kept(tiny_config, tmp_path: Path) -> None:
+    """optim.stem_lr_scale: a stem (zero at first, so only its last convolution has a gradient on the first step)
+    moves at lr × the scale, the rest of the encoder at lr; its weights are saved with the run's model."""
+    model = EchoGen.create("tiny", seed=0)
+    vision_stem.enable(model.model)
+    init = model.save(tmp_path / "stemmed")
+    rates = ("optim.lr=1e-3", "optim.weight_decay=0", "optim.warmup_steps=1", "optim.stem_lr_scale=10")
+    config = tiny_config("pmtp", f"model.init={init}", "model.vision_only=true", "pmtp.tasks=[i2l]", *rates)
+    trainer = Trainer(config)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == pytest.approx([1e-3, 1e-2])
+    stem = vision_stem.stem_of(trainer.model)
+    before = stem.net[-1].weight.detach().clone()
+    conv = trainer.model.model.vision_model.embeddings.patch_embedding.weight.detach().clone()
+    trainer.train_step()
+    assert float((stem.net[-1].weight.detach() - before).abs().max()) == pytest.approx(1e-2, rel=0.02)
+    patch = trainer.model.model.vision_model.embeddings.patch_embedding.weight.detach()
+    assert float((patch - conv).abs().max()) == pytest.approx(1e-3, rel=0.02)
+    assert trainer.run() == 0
+    final = EchoGen.load(config.run.out + "/final")
+    assert vision_stem.stem_of(final.model).net[-1].weight.abs().max() > 0
+    with pytest.raises(ValueError, match="stem_lr_scale must be in"):
+        tiny_config("pmtp", "optim.stem_lr_scale=101")
 
 
 @pytest.mark.parametrize(

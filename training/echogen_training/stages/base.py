@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from echogen_ros.model import vision_stem
 from echogen_ros.model.echogen import EchoGen
 from echogen_training import evaluate
 from echogen_training.config import ConfigError, TrainConfig
@@ -25,6 +26,11 @@ def parameter_ids(*modules: nn.Module) -> set[int]:
 def vision_ids(janus) -> set[int]:
     """The vision encoder and its aligner (what the language model reads images through)."""
     return parameter_ids(janus.model.vision_model, janus.model.aligner)
+
+
+def stem_ids(janus) -> set[int]:
+    """The vision stem beside the patch embedding, where the model has one (echogen_ros.model.vision_stem)."""
+    return parameter_ids(vision_stem.stem_of(janus))
 
 
 def language_ids(janus) -> set[int]:
