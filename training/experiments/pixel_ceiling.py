@@ -3,9 +3,9 @@ trained on windows around the objects of frames letterboxed to `--sizes` pixels 
 scored on held-out scenes by object scale band.
 
 A grounder cannot name a category its input no longer shows. The world renders 640 × 480 frames; at 128 px
-a ball drawn × 0.5 is about 3 pixels wide. This measures, with no EchoGen weights, how well any learner
-could tell the categories apart from those pixels, so a grounding figure on small objects can be read
-against what its input allows (a ceiling, as the tokenizer's is for imagined scenes).
+a ball drawn × 0.5–0.7 is 4–5 pixels wide. This measures, with no EchoGen weights, how well a small learner
+tells the categories apart from those pixels when it is told where each object is (what they hold, at least), so
+a grounding figure on small objects can be read against what its input allows.
 
 Training scenes come from the held-out split of another seed (every colour × category pair, objects at any
 size × 0.5–1.6), so the classifier is not taught that a colour means a category; scored on seed 7's

@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             train_hit = (probe(x_train).argmax(-1) == y_train[name]).float().mean()
             hit = (probe(x_test).argmax(-1) == y_test[name]).float()
-        report[name] = {"train": round(float(train_hit), 4), "seen_pairs": round(float(hit[~heldout].mean()), 4),
+        report[name] = {"train": round(float(train_hit), 4), "all": round(float(hit.mean()), 4),
+                        "seen_pairs": round(float(hit[~heldout].mean()), 4),
                         "heldout_pairs": round(float(hit[heldout].mean()), 4)}  # fmt: skip
     print(json.dumps(report))
     return 0
