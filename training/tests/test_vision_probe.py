@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from experiments import vision_probe
 
@@ -32,5 +33,23 @@ def test_script_reports_both_attributes_on_seen_and_heldout_pairs(capsys, tmp_pa
     assert report["objects"]["train"] > 6 and report["objects"]["test"] > 6
     assert 0 < report["objects"]["test_heldout_pairs"] <= report["objects"]["test"]  # the split holds them
     for name in ("category", "colour"):
-        assert set(report[name]) == {"train", "seen_pairs", "heldout_pairs"}
+        assert set(report[name]) == {"train", "all", "seen_pairs", "heldout_pairs"}
         assert all(0.0 <= v <= 1.0 for v in report[name].values())
+        shares = report[name]
+        assert min(shares["seen_pairs"], shares["heldout_pairs"]) <= shares["all"]
+        assert shares["all"] <= max(shares["seen_pairs"], shares["heldout_pairs"])  # every object: between the two
+    assert report["scale"] == {"train": [1.0, 1.0], "test": [1.0, 1.0]}
+    assert report["train_scenes"] == {"split": "train", "seed": 0}
+
+
+def test_the_probe_fits_on_every_pair_and_objects_at_any_size(capsys, tmp_path: Path) -> None:
+    from echogen_ros.model.echogen import EchoGen
+
+    model_dir = EchoGen.create("tiny", seed=0).save(tmp_path / "tiny")
+    args = ["--train-scenes", "4", "--test-scenes", "4", "--train-split", "heldout", "--test-scale", "0.5", "0.7"]
+    assert vision_probe.main([str(model_dir), *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["train_scenes"] == {"split": "heldout", "seed": 101}
+    assert report["scale"]["test"] == [0.5, 0.7] and report["scale"]["train"] == [1.0, 1.0]
+    with pytest.raises(SystemExit):  # a scale the world cannot draw: one line from argparse, exit 2
+        vision_probe.main([str(model_dir), "--test-scale", "0.1", "0.2"])
