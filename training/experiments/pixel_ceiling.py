@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from echogen_ros.evaluation.world_sets import SCALE_BANDS
 from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.world import catalog
 from echogen_ros.world.dataset import world_sample
 from echogen_ros.world.scene import SceneConfig
 
-BANDS = ((0.5, 0.7), (0.7, 1.3), (1.3, 1.6))
 TRAIN_SCALE = (0.5, 1.6)
 TRAIN_SEED = 101  # held-out split scenes no evaluation reads (evaluations use 7, 20261205, 20261206)
 WINDOW = 0.25  # of the letterboxed frame's side
@@ -105,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.sizes) < 32 or args.train_scenes < 1 or args.test_scenes < 1 or args.epochs < 1:
         parser.error("--sizes must be >= 32, --train-scenes, --test-scenes and --epochs >= 1")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     report = {"train": {"split": "heldout", "seed": TRAIN_SEED, "scenes": args.train_scenes, "scale": TRAIN_SCALE},
               "test": {"split": "heldout", "seed": args.seed, "scenes": args.test_scenes}, "sizes": {}}  # fmt: skip
     classes = len(catalog.CATEGORIES)
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         x, y, _ = windows(size, "heldout", TRAIN_SEED, args.train_scenes, TRAIN_SCALE)
         net = train(x, y, classes, size, args.epochs)
         row = {"objects": len(x)}
-        for lo, hi in BANDS:
+        for lo, hi in SCALE_BANDS:
             xt, yt, held = windows(size, "heldout", args.seed, args.test_scenes, (lo, hi))
             with torch.no_grad():
                 hit = (net(xt).argmax(-1) == yt).float()
