@@ -64,8 +64,10 @@ class TestBringup(unittest.TestCase):
                                      every=lambda: self.probe.instruction.publish(String(data=text)))  # fmt: skip
         self.assertTrue(seen, f"the node never confirmed the instruction {text!r}")
 
-    def scored(self, phrase: str, label: str, want: int, timeout: float = 120.0) -> list[float]:
-        """IoU with the ground truth of the next `want` detections of `phrase` on frames showing one `label`."""
+    def scored(self, phrase: str, label: str, want: int, timeout: float = 120.0, required: bool = True):
+        """IoU with the ground truth of the next `want` detections of `phrase` on frames showing one `label`; None
+        when `required` is false and the node grounded fewer such frames in `timeout` s (the sim camera moved on to
+        scenes without the object before the instruction took effect)."""
         start = len(self.probe.detections)
 
         def ious():
@@ -79,17 +81,28 @@ class TestBringup(unittest.TestCase):
             return out if len(out) >= want else None
 
         result = self.probe.spin_until(ious, timeout)
-        self.assertIsNotNone(result, f"fewer than {want} scored detections of {phrase!r} in {timeout} s")
+        if required:
+            self.assertIsNotNone(result, f"fewer than {want} scored detections of {phrase!r} in {timeout} s")
         return result
 
-    def grounds_a_fresh_target(self, tries: int = 3) -> bool:
+    def scores_a_fresh_target(self, tries: int = 6) -> list[float] | None:
+        """The IoU of one grounding of a uniquely named object of the sim scene, instructed, trying up to `tries`
+        scenes' objects (a loaded machine may confirm an instruction only after its scene has gone); None if none."""
+        for _ in range(tries):
+            phrase, label = self.fresh_target()
+            self.instruct(phrase)
+            got = self.scored(phrase, label, want=1, timeout=30.0, required=False)
+            if got is not None:
+                return got
+        return None
+
+    def grounds_a_fresh_target(self, tries: int = 6) -> bool:
         """Whether a uniquely named object of the sim scene, instructed, is grounded at IoU ≥ 0.5 with the ground
         truth, trying up to `tries` scenes' objects, one grounding each (a loaded machine grounds a scene only a few
         times before the sim camera moves on)."""
         for _ in range(tries):
-            phrase, label = self.fresh_target()
-            self.instruct(phrase)
-            if self.scored(phrase, label, want=1)[0] >= 0.5:
+            got = self.scores_a_fresh_target(tries=1)
+            if got is not None and got[0] >= 0.5:
                 return True
         return False
 
@@ -102,10 +115,8 @@ class TestBringup(unittest.TestCase):
     # ---- the stream ----------------------------------------------------------------------------------------
     def test_01_grounds_the_named_object_where_the_ground_truth_has_it(self):
         ious = []
-        for _ in range(5):  # a loaded machine grounds a scene only a few times before the sim camera moves on
-            phrase, label = self.fresh_target()
-            self.instruct(phrase)
-            ious += self.scored(phrase, label, want=1)
+        for _ in range(8):  # a loaded machine grounds a scene only a few times before the sim camera moves on
+            ious += self.scores_a_fresh_target(tries=1) or []
             if len(ious) >= 3:
                 break
         self.assertGreaterEqual(sum(v >= 0.5 for v in ious), 2, f"IoUs with the ground truth: {ious}")
@@ -336,9 +347,7 @@ class TestBringup(unittest.TestCase):
         probe.spin_for(1.0)
         self.assertEqual(self.count_detections(2.5), 0, "detections while inactive")
         self.assertTrue(probe.transition("activate"))
-        phrase, label = self.fresh_target()
-        self.instruct(phrase)
-        self.assertGreaterEqual(len(self.scored(phrase, label, want=1)), 1)
+        self.assertTrue(self.scores_a_fresh_target(), "no scored detection after activate")
         self.assertTrue(probe.transition("deactivate"))
         self.assertTrue(probe.transition("cleanup"))
         self.assertEqual(probe.lifecycle_state(), "unconfigured")
