@@ -118,6 +118,10 @@ class PMTPConfig:
     tasks: tuple[str, ...] = ("l2i", "i2l")
     inventory_weight: float = 1.0  # the inventory task's (every object of a frame listed: scheme.inventory_prompt)
     pointer_weight: float = 0.0  # > 0: auxiliary pointer loss (which image token holds the referred object)
+    # > 0: auxiliary category loss on the grounding frames' image features: a linear head on each patch that holds
+    # an object's centre names its world category (`forward.category_loss`). The grounding loss alone leaves small
+    # objects' categories out of the features the language model reads (docs/benchmarks.md, 2026-12-07)
+    category_weight: float = 0.0
     schedule: str = "parallel"  # parallel: both tasks every step (PMTP); alternate: one task per step (naive joint)
     # probability that an I2L frame whose expression names no colour has its hues turned by a random angle
     # (30..330°): the referent is unchanged, so grounding learns every category in every hue

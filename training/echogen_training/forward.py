@@ -79,6 +79,20 @@ def i2l_loss(
     return loss, accuracy.detach(), pointer_loss, pointer_acc.detach()
 
 
+def category_loss(head: nn.Module, features: torch.Tensor, categories: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Cross-entropy and accuracy of a linear `head` naming, from each patch's image feature (I, N, D; layer-normed
+    as the vision stage's heads read them), the category of the object centred there (`categories` (I, N), IGNORE
+    where none is: `batches.patch_categories`). It asks the features the language model reads to say what every
+    object is, small ones too, which the grounding loss alone does not (docs/benchmarks.md, 2026-12-07)."""
+    named = categories != IGNORE
+    logits = head(F.layer_norm(features.float(), features.shape[-1:])).float()
+    if not bool(named.any()):
+        return logits.sum() * 0.0, logits.new_tensor(0.0)
+    loss = F.cross_entropy(logits[named], categories[named])
+    return loss, (logits[named].argmax(-1) == categories[named]).float().mean().detach()
+
+
 def token_loss(
     model: JanusForConditionalGeneration, seq: Sequences, features: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

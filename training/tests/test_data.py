@@ -16,6 +16,7 @@ from echogen_training.data.batches import (
     Batcher,
     fade,
     names_colour,
+    patch_categories,
     rotate_hue,
     to_pixels,
     without_colours,
@@ -340,6 +341,57 @@ def test_the_pointer_loss_skips_rows_without_a_target() -> None:
         loss, _, pointer_loss, _ = i2l_loss(model.model, batch, pointer=pointer)
         assert torch.isfinite(loss) and torch.isfinite(pointer_loss)
     assert float(i2l_loss(model.model, Batcher(model, seed=1).i2l(records, no_target=1.0), pointer=pointer)[2]) == 0
+
+
+def test_patch_categories_name_the_object_centred_in_each_patch() -> None:
+    letterbox = Letterbox(200, 100, 100)  # the frame is scaled by 0.5 and padded 25 px above and below
+    objects = [
+        ("the red cup", (0.0, 0.0, 40.0, 40.0)),  # centre (10, 35) in the letterboxed square: patch (0, 1) of 4 × 4
+        ("blue plate", (100.0, 40.0, 200.0, 100.0)),  # centre (75, 60): patch (3, 2), shared with the ball
+        ("green ball", (140.0, 60.0, 160.0, 80.0)),  # centre (75, 60) too, smaller: it wins the patch
+        ("a person", (0.0, 60.0, 40.0, 100.0)),  # no world category: left out
+    ]
+    cells = patch_categories(objects, letterbox, 4)
+    assert len(cells) == 16
+    assert cells[1 * 4 + 0] == CATEGORIES.index("cup")
+    assert cells[2 * 4 + 3] == CATEGORIES.index("ball")
+    assert sum(c != IGNORE for c in cells) == 2  # the plate lost its patch, the person never had one
+    assert patch_categories([], letterbox, 4) == [IGNORE] * 16
+
+
+def test_grounding_batches_carry_the_patch_categories_only_when_asked() -> None:
+    model = EchoGen.create("tiny")
+    records = build_stream(DataConfig(source="world", count=4, render_scales=(0.25,))).take(4)
+    plain = Batcher(model, seed=1).i2l(records, recolour=0.5, desaturate=0.5)
+    named = Batcher(model, seed=1).i2l(records, recolour=0.5, desaturate=0.5, categories=True)
+    assert plain.categories is None
+    assert torch.equal(plain.pixels, named.pixels) and torch.equal(plain.seq.ids, named.seq.ids)  # nothing else drawn
+    grid = round(model.scheme.image_tokens**0.5)
+    assert named.categories.shape == (len(named.pixels), grid * grid)
+    for row, record in enumerate(records):  # hue turns and fading keep every object's category
+        letterbox = Letterbox(record.width, record.height, model.vision_size)
+        assert named.categories[row].tolist() == patch_categories(record.objects, letterbox, grid)
+        assert (named.categories[row] != IGNORE).sum() >= 1
+
+
+def test_the_category_loss_on_hand_made_numbers() -> None:
+    from echogen_training.forward import category_loss
+
+    head = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+    # layer-normed, each feature (a, b) is (1, -1) or (-1, 1) times one: the logits (1, -1, 0) and (-1, 1, 0)
+    features = torch.tensor([[[3.0, 1.0], [0.0, 2.0], [5.0, 5.0001]]])
+    categories = torch.tensor([[0, 0, IGNORE]])
+    loss, accuracy = category_loss(head, features, categories)
+    sure, wrong = (
+        torch.log_softmax(torch.tensor([1.0, -1.0, 0.0]), 0),
+        torch.log_softmax(torch.tensor([-1.0, 1.0, 0.0]), 0),
+    )
+    torch.testing.assert_close(loss, -(sure[0] + wrong[0]) / 2, atol=1e-4, rtol=1e-4)
+    assert float(accuracy) == 0.5
+    none, _ = category_loss(head, features, torch.full((1, 3), IGNORE))
+    assert float(none.detach()) == 0.0 and none.requires_grad
 
 
 def test_world_stream_draws_the_configured_object_sizes_and_border_cuts() -> None:

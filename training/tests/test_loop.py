@@ -91,6 +91,7 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_config) -> None:
     [
         ("pmtp", ()),
         ("pmtp", ("pmtp.pointer_weight=1.0",)),
+        ("pmtp", ("pmtp.category_weight=0.5",)),  # a training-only head, saved and restored
         ("pmtp", ("optim.language_lr_scale=0.25",)),  # two optimizer groups
         ("vq", ("vq.restart_every=3",)),
     ],

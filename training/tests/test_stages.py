@@ -62,6 +62,19 @@ def test_pointer_loss_picks_the_target_patch(tiny_config) -> None:
     assert centre_patch((0.25, 0.5, 0.5, 0.75), 4) == 2 * 4 + 1
 
 
+def test_the_category_head_trains_on_the_grounding_frames(tiny_config) -> None:
+    trainer = Trainer(tiny_config("pmtp", "pmtp.category_weight=0.5", "pmtp.tasks=[i2l]", "model.vision_only=true"))
+    before = trainer.objective.categories.weight.detach().clone()
+    assert not before.any()  # it starts at zero: no gradient reaches the encoder until it names something
+    metrics = trainer.train_step()
+    assert {"category_ce", "category_acc", "i2l_ce"} <= set(metrics) and metrics["category_ce"] > 0
+    assert not torch.equal(before, trainer.objective.categories.weight)
+    assert "categories" in trainer.extra_modules()
+    assert Trainer(tiny_config("pmtp", "pmtp.tasks=[i2l]")).objective.categories is None  # off by default
+    with pytest.raises(ValueError, match="category_weight"):
+        Trainer(tiny_config("pmtp", "pmtp.category_weight=0.5", "pmtp.tasks=[l2i]"))
+
+
 def test_a_frozen_vision_tower_stays_fixed(tiny_config) -> None:
     trainer = Trainer(tiny_config("pmtp", "model.freeze_vision=true"))
     before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}

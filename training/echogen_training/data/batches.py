@@ -18,7 +18,7 @@ from echogen_ros.model.letterbox import Letterbox
 from echogen_ros.model.pixels import unit_tensor
 from echogen_ros.model.scheme import TokenLayout, token_layout
 from echogen_ros.model.tokenizer import encode_text
-from echogen_ros.world.catalog import COLOURS
+from echogen_ros.world.catalog import CATEGORIES, COLOURS
 from echogen_training.data.records import Record
 
 IGNORE = -100
@@ -43,6 +43,9 @@ class I2LBatch:
     # record index → its frame, for the frames shown as recorded (colours kept, not marked `tokenized`): the
     # frames an inventory batch may share (`Batcher.inventory`)
     as_recorded: dict[int, int] | None = None
+    # (I, N): the world category (index into catalog.CATEGORIES) of the object centred in each patch of each frame,
+    # IGNORE where none is (or its label names no world category); only when asked (`pmtp.category_weight`)
+    categories: torch.Tensor | None = None
 
 
 @dataclass
@@ -87,6 +90,18 @@ def listed_label(label: str) -> str:
     """A layout label as an inventory lists it, without a leading article: "the red cup" → "red cup"."""
     first, _, rest = label.strip().partition(" ")
     return rest if first.lower() in ("the", "a", "an") and rest else label.strip()
+
+
+def patch_categories(objects: list[tuple[str, tuple]], letterbox: Letterbox, grid: int) -> list[int]:
+    """Per patch of a grid × grid frame (raster order): the index in catalog.CATEGORIES of the world category
+    whose object's box centre it holds, IGNORE where no object's is; a label's last word names its category
+    ("the red cup" → cup), one naming none is left out. Smaller objects win a shared patch (they are in front)."""
+    out = [IGNORE] * (grid * grid)
+    for label, box in sorted(objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1])):
+        words = label.split()
+        if words and words[-1].lower() in CATEGORIES:
+            out[centre_patch(letterbox.normalised(box), grid)] = CATEGORIES.index(words[-1].lower())
+    return out
 
 
 def centre_patch(box: tuple[float, ...], grid: int) -> int:
@@ -173,6 +188,7 @@ class Batcher:
         tokenized: float = 0.0,
         no_target: float = 0.0,
         no_target_relation: float = 0.0,
+        categories: bool = False,
     ) -> I2LBatch | None:
         """One random referring expression per record (records without any are skipped); with probability
         `no_target` one of the record's no-target expressions instead (when it has any), answered by the
@@ -185,14 +201,16 @@ class Batcher:
         toward grey (`fade`), which shows categories in the pale colours no hue turn makes. Expressions naming
         a colour keep their colours. With probability `tokenized` a frame (any expression) is marked for the
         objective to show as the image tokenizer writes it (`forward.through_tokenizer`); the batch then
-        carries every frame's layout, which a decoder map reads there as it does for imagined scenes."""
+        carries every frame's layout, which a decoder map reads there as it does for imagined scenes. With
+        `categories`, the batch carries each frame's `patch_categories` (hue turns and fading keep them)."""
         for name, value in (("tokenized", tokenized), ("no_target", no_target),
                             ("no_target_relation", no_target_relation)):  # fmt: skip
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
         if recolour < 0 or desaturate < 0 or recolour + desaturate > 1:
             raise ValueError(f"recolour {recolour} and desaturate {desaturate} must be ≥ 0 and sum to at most 1")
-        rows, frames, marked, layouts, as_recorded = [], [], [], [], {}
+        rows, frames, marked, layouts, as_recorded, named = [], [], [], [], {}, []
+        grid = round(self.scheme.image_tokens**0.5)
         for index, record in enumerate(records):
             if not record.refs:
                 continue
@@ -204,6 +222,8 @@ class Batcher:
                 text, box = self.absent_expression(record, no_target_relation), None
             letterbox = Letterbox(record.width, record.height, self.vision_size)
             rows.append((self.text(text), letterbox.normalised(box) if box is not None else None))
+            if categories:
+                named.append(patch_categories(record.objects, letterbox, grid))
             frame = shown = letterbox.apply(record.load_image())
             # Its own generator, drawn for every row: the expressions drawn do not depend on these draws, and
             # a run without desaturate draws exactly what it drew before desaturate existed.
@@ -225,6 +245,7 @@ class Batcher:
         batch.tokenized = torch.tensor(marked, dtype=torch.bool) if marked else None
         batch.layouts = layouts or None
         batch.as_recorded = as_recorded
+        batch.categories = torch.tensor(named, dtype=torch.long) if categories else None
         return batch
 
     def i2l_rows(

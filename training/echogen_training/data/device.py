@@ -28,7 +28,7 @@ def batch_to(batch, device):
     if batch is None:
         return None
     batch.seq = seq_to(batch.seq, device)
-    for name in ("image_index", "patch", "tokenized"):
+    for name in ("image_index", "patch", "tokenized", "categories"):
         if getattr(batch, name, None) is not None:
             setattr(batch, name, getattr(batch, name).to(device))
     for name in PIXEL_FIELDS:

@@ -11,10 +11,11 @@ from transformers import JanusForConditionalGeneration
 
 from echogen_ros.model import inventory, vq
 from echogen_ros.model.generation import image_features
+from echogen_ros.world.catalog import CATEGORIES
 from echogen_training.config import PMTP_TASKS, ConfigError, PMTPConfig, TrainConfig
 from echogen_training.data.batches import I2LBatch, InventoryBatch, L2IBatch
 from echogen_training.data.device import batch_to
-from echogen_training.forward import i2l_loss, l2i_logits, l2i_loss, through_tokenizer, token_loss
+from echogen_training.forward import category_loss, i2l_loss, l2i_logits, l2i_loss, through_tokenizer, token_loss
 from echogen_training.stages.base import Metrics, Stage, refuse_vision_only, vision_ids
 
 
@@ -27,6 +28,12 @@ class PMTPObjective(nn.Module):
         self.image_size = image_size  # the generation size, to which pmtp.tokenized scales grounding frames
         hidden = model.config.text_config.hidden_size
         self.pointer = nn.Linear(hidden, 1) if config.pointer_weight > 0 and "i2l" in config.tasks else None
+        self.categories = None  # training-only, as the pointer
+        if config.category_weight > 0 and "i2l" in config.tasks:
+            # at zero, the head learns before its gradient reaches the encoder: a random head's would be noise there
+            self.categories = nn.Linear(hidden, len(CATEGORIES))
+            nn.init.zeros_(self.categories.weight)
+            nn.init.zeros_(self.categories.bias)
 
     def forward(
         self, l2i: L2IBatch | None, i2l: I2LBatch | None, inventory: InventoryBatch | None = None
@@ -48,6 +55,12 @@ class PMTPObjective(nn.Module):
             loss = loss + self.config.inventory_weight * listing_ce
             metrics.update(inventory_ce=listing_ce.item(), inventory_acc=listing_acc.item())
             features = features[: len(i2l.pixels)] if grounding else None
+        if grounding and self.categories is not None and i2l.categories is not None:
+            if features is None:  # computed once, for the category head and the grounding loss both
+                features = image_features(self.model, i2l.pixels)
+            category_ce, category_acc = category_loss(self.categories, features, i2l.categories)
+            loss = loss + self.config.category_weight * category_ce
+            metrics.update(category_ce=category_ce.item(), category_acc=category_acc.item())
         if grounding:
             if self.pointer is not None:
                 i2l_ce, i2l_acc, pointer_ce, pointer_acc = i2l_loss(self.model, i2l, features, self.pointer)
@@ -73,6 +86,8 @@ class PMTPStage(Stage):
         unknown = [task for task in config.pmtp.tasks if task not in PMTP_TASKS]
         if unknown or not config.pmtp.tasks:
             raise ConfigError(f"pmtp.tasks must be some of {', '.join(PMTP_TASKS)}, got {list(config.pmtp.tasks)}")
+        if config.pmtp.category_weight > 0 and "i2l" not in config.pmtp.tasks:
+            raise ConfigError("pmtp.category_weight names objects in the grounding frames: it needs the i2l task")
         c = config.model
         if c.generation_only and "l2i" not in config.pmtp.tasks:
             raise ConfigError("model.generation_only with pmtp needs the l2i task (pmtp.tasks=[l2i])")
@@ -95,12 +110,14 @@ class PMTPStage(Stage):
         return PMTPObjective(self.model, self.config.pmtp, self.echogen.image_size)
 
     def extra_modules(self, objective: nn.Module) -> dict[str, nn.Module]:
-        return {"pointer": objective.pointer} if objective.pointer is not None else {}
+        heads = {"pointer": objective.pointer, "categories": objective.categories}
+        return {name: head for name, head in heads.items() if head is not None}
 
     def cpu_inputs(self, records, step: int) -> dict:
         c = self.config.pmtp
         l2i = self.batcher.l2i(records, c.condition_dropout)
-        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized, c.no_target, c.no_target_relation)
+        i2l = self.batcher.i2l(records, c.recolour, c.desaturate, c.tokenized, c.no_target, c.no_target_relation,
+                               categories=c.category_weight > 0)  # fmt: skip
         listing = None
         if "inventory" in c.tasks:
             listing = self.batcher.inventory(records, i2l if "i2l" in c.tasks else None)
