@@ -85,6 +85,9 @@ def category_loss(head: nn.Module, features: torch.Tensor, categories: torch.Ten
     as the vision stage's heads read them), the category of the object centred there (`categories` (I, N), IGNORE
     where none is: `batches.patch_categories`). It asks the features the language model reads to say what every
     object is, small ones too, which the grounding loss alone does not (docs/benchmarks.md, 2026-12-07)."""
+    if categories.shape != features.shape[:2]:
+        wanted = tuple(features.shape[:2])
+        raise ValueError(f"categories {tuple(categories.shape)} must name each of the features' {wanted} patches")
     named = categories != IGNORE
     logits = head(F.layer_norm(features.float(), features.shape[-1:])).float()
     if not bool(named.any()):

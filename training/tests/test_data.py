@@ -392,6 +392,8 @@ def test_the_category_loss_on_hand_made_numbers() -> None:
     assert float(accuracy) == 0.5
     none, _ = category_loss(head, features, torch.full((1, 3), IGNORE))
     assert float(none.detach()) == 0.0 and none.requires_grad
+    with pytest.raises(ValueError, match="patches"):
+        category_loss(head, features, torch.zeros((1, 4), dtype=torch.long))  # a grid other than the features'
 
 
 def test_world_stream_draws_the_configured_object_sizes_and_border_cuts() -> None:
