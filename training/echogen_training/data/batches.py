@@ -92,15 +92,25 @@ def listed_label(label: str) -> str:
     return rest if first.lower() in ("the", "a", "an") and rest else label.strip()
 
 
-def patch_categories(objects: list[tuple[str, tuple]], letterbox: Letterbox, grid: int) -> list[int]:
-    """Per patch of a grid × grid frame (raster order): the index in catalog.CATEGORIES of the world category
-    whose object's box centre it holds, IGNORE where no object's is; a label's last word names its category
-    ("the red cup" → cup), one naming none is left out. Smaller objects win a shared patch (they are in front)."""
-    out = [IGNORE] * (grid * grid)
+def centred_objects(objects: list[tuple[str, tuple]], letterbox: Letterbox, grid: int) -> dict[int, tuple[str, tuple]]:
+    """The object whose box centre each patch of a grid × grid frame holds (raster index → its label and its box
+    normalised to the letterboxed frame); smaller objects win a shared patch (they are in front)."""
+    out = {}
     for label, box in sorted(objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1])):
-        words = label.split()
-        if words and words[-1].lower() in CATEGORIES:
-            out[centre_patch(letterbox.normalised(box), grid)] = CATEGORIES.index(words[-1].lower())
+        normalised = letterbox.normalised(box)
+        out[centre_patch(normalised, grid)] = (label, normalised)
+    return out
+
+
+def patch_categories(objects: list[tuple[str, tuple]], letterbox: Letterbox, grid: int) -> list[int]:
+    """Per patch of a grid × grid frame (raster order): the index in catalog.CATEGORIES of the world category of
+    the object `centred_objects` puts there, IGNORE where none is; a label's last word names its category ("the red
+    cup" → cup), one naming none is left out."""
+    out = [IGNORE] * (grid * grid)
+    for cell, (label, _) in centred_objects(objects, letterbox, grid).items():
+        words = label.lower().split()
+        if words and words[-1] in CATEGORIES:
+            out[cell] = CATEGORIES.index(words[-1])
     return out
 
 
@@ -309,13 +319,9 @@ class Batcher:
             elif turned:
                 frame = rotate_hue(frame, float(self.rng.uniform(30.0, 330.0)))
             frames.append(frame)
-            by_area = sorted(record.objects, key=lambda o: -(o[1][2] - o[1][0]) * (o[1][3] - o[1][1]))
-            for label, box in by_area:  # largest first, so smaller ones overwrite
-                x1, y1, x2, y2 = letterbox.normalised(box)
-                cell = centre_patch((x1, y1, x2, y2), grid)
-                words[row, cell] = 0
+            for cell, (label, box) in centred_objects(record.objects, letterbox, grid).items():
                 words[row, cell, self.text(without_colours(label) if grey or turned else label)] = 1
-                boxes[row, cell] = torch.tensor((x1, y1, x2, y2))
+                boxes[row, cell] = torch.tensor(box)
                 present[row, cell] = True
         return PatchBatch(to_pixels(frames), words, boxes, present)
 
